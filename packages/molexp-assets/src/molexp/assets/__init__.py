@@ -1,0 +1,1 @@
+"""MolExp assets layer (being built)."""

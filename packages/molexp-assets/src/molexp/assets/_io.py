@@ -1,0 +1,210 @@
+"""Durable record I/O shared by the persistent layers.
+
+Owns atomic writes (temp file + fsync + ``os.replace``), per-record file locks,
+validation of user-supplied names, and versioned record loading with errors
+that name the file and the field.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from filelock import FileLock
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = [
+    "RecordError",
+    "UnsupportedVersionError",
+    "VersionedRecord",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "dump_json",
+    "load_record",
+    "locked",
+    "slugify",
+    "validate_name",
+]
+
+MAX_NAME_BYTES = 200
+LOCK_TIMEOUT_SECONDS = 60.0
+
+
+class RecordError(ValueError):
+    """A persisted record could not be read: names the file and, when known, the field."""
+
+    def __init__(self, path: Path | str, message: str, *, field: str | None = None) -> None:
+        self.path = Path(path)
+        self.field = field
+        where = f"{self.path}" + (f" (field {field!r})" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+class UnsupportedVersionError(RecordError):
+    """A record was written by a newer MolExp than the one reading it."""
+
+
+def validate_name(value: object, what: str = "name") -> str:
+    """Return ``value`` if it is safe to use as one path component, else raise ``ValueError``.
+
+    Rejects empty names, ``.``/``..``, path separators, absolute paths, NUL and other
+    control characters, surrounding whitespace, and names longer than
+    ``MAX_NAME_BYTES`` bytes of UTF-8.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}: {value!r}")
+    if value == "":
+        raise ValueError(f"{what} must not be empty")
+    if value in {".", ".."}:
+        raise ValueError(f"{what} {value!r} is not allowed: it would leave its directory")
+    if "/" in value or "\\" in value:
+        raise ValueError(f"{what} {value!r} must not contain a path separator")
+    if "\x00" in value or any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError(f"{what} {value!r} must not contain NUL or control characters")
+    if value != value.strip():
+        raise ValueError(f"{what} {value!r} must not start or end with whitespace")
+    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"{what} is too long ({len(value.encode('utf-8'))} bytes > {MAX_NAME_BYTES})")
+    return value
+
+
+_SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
+
+
+def slugify(name: str) -> str:
+    """A stable, filesystem-safe id for a human name: ``"QM9 Baseline"`` -> ``"qm9-baseline"``."""
+    validate_name(name)
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = _SLUG_STRIP.sub("-", ascii_name.lower()).strip("-.")
+    if not slug:
+        raise ValueError(f"name {name!r} has no characters usable in an id; pass an explicit id")
+    return validate_name(slug, "slug")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new content, never a mix.
+
+    The bytes go to a temp file in the same directory, are fsynced, then renamed over
+    ``path``. On any error the temp file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def dump_json(obj: Any) -> str:
+    """Canonical, human-readable JSON used for every record MolExp writes."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
+    if isinstance(obj, BaseModel):
+        text = obj.model_dump_json(indent=2) + "\n"
+    else:
+        text = dump_json(obj)
+    atomic_write_text(path, text, durable=durable)
+
+
+def lock_path_for(path: Path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
+    """Hold an inter-process lock for a read-modify-write of the record at ``path``.
+
+    The lock file is ``.<name>.lock`` beside the record. Locks are re-entrant within
+    one thread of one process.
+    """
+    lock_file = lock_path_for(path)
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock_file), timeout=timeout):
+        yield
+
+
+class VersionedRecord(BaseModel):
+    """Base for every persisted record: carries a schema ``version``.
+
+    Subclasses set ``SCHEMA_VERSION``; reading a record whose version is newer is an
+    ``UnsupportedVersionError`` rather than a silent misread.
+    """
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    version: int = 1
+
+
+M = TypeVar("M", bound=VersionedRecord)
+
+
+def load_record(path: Path, model: type[M]) -> M:
+    """Read and validate a JSON record, raising ``RecordError`` naming file and field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(path, "record file is missing") from None
+    except OSError as exc:
+        raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(path, f"not valid JSON ({exc})") from None
+    return parse_record(path, data, model)
+
+
+def parse_record(path: Path, data: Any, model: type[M]) -> M:
+    """Validate already-decoded JSON ``data`` as ``model``; errors name ``path`` and the field."""
+    if not isinstance(data, dict):
+        raise RecordError(path, f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise RecordError(path, f"version must be an integer, got {version!r}", field="version")
+    if version > model.SCHEMA_VERSION:
+        raise UnsupportedVersionError(
+            path,
+            f"schema version {version} is newer than this MolExp understands "
+            f"({model.SCHEMA_VERSION}); upgrade MolExp to read it",
+            field="version",
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise RecordError(path, first["msg"], field=field) from None

@@ -1,0 +1,1 @@
+"""MolExp workflow layer (placeholder)."""

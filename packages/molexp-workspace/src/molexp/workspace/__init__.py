@@ -1,0 +1,1 @@
+"""MolExp workspace layer (being built)."""
