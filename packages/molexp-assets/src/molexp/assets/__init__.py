@@ -1,1 +1,82 @@
-"""MolExp assets layer (being built)."""
+"""MolExp assets layer: typed assets with producer attribution, indexed by a SQLite catalog.
+
+Public surface: the asset models (``Asset`` and its per-kind subclasses, scopes,
+producers), the ``Catalog`` and read-only ``AssetView``, and the durable record
+helpers shared with the workspace layer.
+"""
+
+from molexp.assets._catalog import (
+    AssetView,
+    BrokenRecord,
+    Catalog,
+    RebuildReport,
+    load_asset_record,
+)
+from molexp.assets._io import (
+    RecordError,
+    UnsupportedVersionError,
+    VersionedRecord,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    load_record,
+    locked,
+    parse_record,
+    slugify,
+    validate_name,
+)
+from molexp.assets._models import (
+    AnyAsset,
+    ArtifactAsset,
+    Asset,
+    AssetKind,
+    AssetScope,
+    AssetUse,
+    CheckpointAsset,
+    DataAsset,
+    ErrorTraceAsset,
+    ExecutionStateAsset,
+    ImportAction,
+    Lineage,
+    LogAsset,
+    Producer,
+    ScopeLevel,
+    asset_id_for,
+    parse_asset,
+)
+
+__all__ = [
+    "AnyAsset",
+    "ArtifactAsset",
+    "Asset",
+    "AssetKind",
+    "AssetScope",
+    "AssetUse",
+    "AssetView",
+    "BrokenRecord",
+    "Catalog",
+    "CheckpointAsset",
+    "DataAsset",
+    "ErrorTraceAsset",
+    "ExecutionStateAsset",
+    "ImportAction",
+    "Lineage",
+    "LogAsset",
+    "Producer",
+    "RebuildReport",
+    "RecordError",
+    "ScopeLevel",
+    "UnsupportedVersionError",
+    "VersionedRecord",
+    "asset_id_for",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "load_asset_record",
+    "load_record",
+    "locked",
+    "parse_asset",
+    "parse_record",
+    "slugify",
+    "validate_name",
+]

@@ -30,6 +30,8 @@ __all__ = [
     "dump_json",
     "load_record",
     "locked",
+    "parse_record",
+    "read_json",
     "slugify",
     "validate_name",
 ]
@@ -72,7 +74,8 @@ def validate_name(value: object, what: str = "name") -> str:
     if value != value.strip():
         raise ValueError(f"{what} {value!r} must not start or end with whitespace")
     if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-        raise ValueError(f"{what} is too long ({len(value.encode('utf-8'))} bytes > {MAX_NAME_BYTES})")
+        size = len(value.encode("utf-8"))
+        raise ValueError(f"{what} is too long ({size} bytes > {MAX_NAME_BYTES})")
     return value
 
 
@@ -87,6 +90,16 @@ def slugify(name: str) -> str:
     if not slug:
         raise ValueError(f"name {name!r} has no characters usable in an id; pass an explicit id")
     return validate_name(slug, "slug")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; atomically written files get the usual umask-based mode.
+_FILE_MODE = 0o666 & ~_current_umask()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -106,22 +119,24 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp_path = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), _FILE_MODE)
             handle.write(data)
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        tmp_path.replace(path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+        tmp_path.unlink(missing_ok=True)
         raise
     if durable:
         _fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    """``atomic_write_bytes`` of ``text`` encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
@@ -131,10 +146,8 @@ def dump_json(obj: Any) -> str:
 
 
 def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
-    if isinstance(obj, BaseModel):
-        text = obj.model_dump_json(indent=2) + "\n"
-    else:
-        text = dump_json(obj)
+    """Atomically write a pydantic model (its JSON) or a plain object (``dump_json``)."""
+    text = obj.model_dump_json(indent=2) + "\n" if isinstance(obj, BaseModel) else dump_json(obj)
     atomic_write_text(path, text, durable=durable)
 
 
@@ -172,8 +185,8 @@ class VersionedRecord(BaseModel):
 M = TypeVar("M", bound=VersionedRecord)
 
 
-def load_record(path: Path, model: type[M]) -> M:
-    """Read and validate a JSON record, raising ``RecordError`` naming file and field."""
+def read_json(path: Path) -> Any:
+    """Read and decode a JSON record file, raising ``RecordError`` naming the file."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -182,10 +195,15 @@ def load_record(path: Path, model: type[M]) -> M:
     except OSError as exc:
         raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecordError(path, f"not valid JSON ({exc})") from None
-    return parse_record(path, data, model)
+
+
+def load_record(path: Path, model: type[M]) -> M:
+    """Read and validate a JSON record, raising ``RecordError`` naming file and field."""
+    path = Path(path)
+    return parse_record(path, read_json(path), model)
 
 
 def parse_record(path: Path, data: Any, model: type[M]) -> M:

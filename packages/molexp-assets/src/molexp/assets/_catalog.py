@@ -1,0 +1,653 @@
+"""The workspace asset catalog: JSON asset records indexed by an embedded SQLite file.
+
+Every asset has one JSON record file (normally ``<scope_dir>/.assets/<id>.json``);
+those files are the source of truth. ``<root>/.molexp/index.sqlite`` is an index
+over them that can always be rebuilt from the files (``Catalog.rebuild``); it is
+rebuilt automatically the first time a catalog opens an index without an asset
+table (for example after the file was deleted). Other layers keep their own tables
+in the same index file through ``Catalog.connect``.
+
+Concurrency: record writes happen under a per-record file lock (``locked``) and
+index writes in ``BEGIN IMMEDIATE`` transactions on a WAL database with a 30 s busy
+timeout, retried when SQLite still reports the database as locked.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from molexp.assets._io import RecordError, atomic_write_json, locked, read_json, validate_name
+from molexp.assets._models import (
+    Asset,
+    AssetKind,
+    AssetScope,
+    AssetUse,
+    Lineage,
+    parse_asset,
+)
+
+__all__ = [
+    "INDEX_DIR_NAME",
+    "INDEX_FILE_NAME",
+    "RECORD_DIR_NAME",
+    "AssetView",
+    "BrokenRecord",
+    "Catalog",
+    "RebuildReport",
+    "load_asset_record",
+]
+
+INDEX_DIR_NAME = ".molexp"
+INDEX_FILE_NAME = "index.sqlite"
+RECORD_DIR_NAME = ".assets"
+BUSY_TIMEOUT_SECONDS = 30.0
+LOCKED_RETRIES = 8
+# Directories the stores fill with payloads. Inside a scope directory (one holding
+# ``.assets``) rebuild never descends into them: payloads may be large trees and may
+# even contain another workspace's ``.assets`` folders.
+PAYLOAD_DIR_NAMES = frozenset({"artifacts", "logs", "data_assets", "execution"})
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS assets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        scope_level TEXT NOT NULL,
+        workspace_id TEXT NOT NULL,
+        project_id TEXT,
+        experiment_id TEXT,
+        run_id TEXT,
+        producer_run TEXT,
+        path TEXT NOT NULL,
+        record_path TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        record TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS assets_by_name ON assets (name)",
+    "CREATE INDEX IF NOT EXISTS assets_by_kind ON assets (kind)",
+    "CREATE INDEX IF NOT EXISTS assets_by_producer ON assets (producer_run)",
+    """
+    CREATE INDEX IF NOT EXISTS assets_by_scope
+        ON assets (workspace_id, project_id, experiment_id, run_id)
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS asset_tags (
+        asset_id TEXT NOT NULL,
+        tag TEXT NOT NULL,
+        PRIMARY KEY (asset_id, tag)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS asset_tags_by_tag ON asset_tags (tag)",
+)
+_COLUMNS = (
+    "id",
+    "name",
+    "kind",
+    "scope_level",
+    "workspace_id",
+    "project_id",
+    "experiment_id",
+    "run_id",
+    "producer_run",
+    "path",
+    "record_path",
+    "created_at",
+    "updated_at",
+    "record",
+)
+_INSERT = (
+    f"INSERT OR REPLACE INTO assets ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_SCOPE_ID_COLUMNS = ("workspace_id", "project_id", "experiment_id", "run_id")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BrokenRecord:
+    """An asset record file ``rebuild`` could not index, and why."""
+
+    path: Path
+    error: str
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    """What ``Catalog.rebuild`` found: record files seen, assets indexed, broken files."""
+
+    scanned: int
+    indexed: int
+    broken: tuple[BrokenRecord, ...]
+
+
+def load_asset_record(path: Path) -> Asset:
+    """Read one asset record file; ``RecordError`` names the file (and field) on failure."""
+    return parse_asset(read_json(path), path=path)
+
+
+def _timestamp_key(asset: Asset, field: str) -> str:
+    # Fixed-width UTC text so SQLite orders it chronologically.
+    value = asset.created_at if field == "created_at" else asset.updated_at
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message
+
+
+def _retry_locked(operation: Callable[[], T]) -> T:
+    delay = 0.01
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            return operation()
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or attempt == LOCKED_RETRIES - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable: the last attempt either returns or raises")
+
+
+def _open_index(db_path: Path, *, autocommit: bool) -> sqlite3.Connection:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    if autocommit:
+        conn = sqlite3.connect(
+            db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_SECONDS)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _coerce_kind(kind: AssetKind | str) -> AssetKind:
+    try:
+        return AssetKind(kind)
+    except ValueError:
+        valid = ", ".join(member.value for member in AssetKind)
+        raise ValueError(f"unknown asset kind {kind!r}; expected one of: {valid}") from None
+
+
+class Catalog:
+    """Registers asset records and answers queries over them for one workspace.
+
+    Nothing is written until the first operation that needs the index. A catalog may
+    be shared between threads; after ``fork`` a child process opens its own
+    connection automatically.
+    """
+
+    def __init__(self, workspace_root: Path, workspace_id: str) -> None:
+        self._root = Path(workspace_root).resolve()
+        self._workspace_id = validate_name(workspace_id, "workspace_id")
+        self._conn: sqlite3.Connection | None = None
+        self._conn_pid: int | None = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Catalog(root={str(self._root)!r}, workspace_id={self._workspace_id!r})"
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def workspace_id(self) -> str:
+        return self._workspace_id
+
+    @property
+    def db_path(self) -> Path:
+        return self._root / INDEX_DIR_NAME / INDEX_FILE_NAME
+
+    # -- connections -------------------------------------------------------------
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the index file (WAL, 30 s busy timeout, synchronous=NORMAL).
+
+        The caller owns and closes it. It uses Python's default transaction handling.
+        """
+        return _retry_locked(lambda: _open_index(self.db_path, autocommit=False))
+
+    def _connection(self, *, populate_new_index: bool = True) -> sqlite3.Connection:
+        pid = os.getpid()
+        if self._conn is not None and (self._conn_pid != pid or not self.db_path.exists()):
+            if self._conn_pid == pid:
+                self._conn.close()
+            # A connection inherited through fork must not be used (or closed) here.
+            self._conn = None
+        if self._conn is None:
+            conn = _retry_locked(lambda: _open_index(self.db_path, autocommit=True))
+            try:
+                self._ensure_schema(conn, populate=populate_new_index)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn, self._conn_pid = conn, pid
+        return self._conn
+
+    def _ensure_schema(self, conn: sqlite3.Connection, *, populate: bool) -> None:
+        def has_assets_table() -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'assets'"
+            ).fetchone()
+            return row is not None
+
+        if _retry_locked(has_assets_table):
+            return
+
+        def create(conn: sqlite3.Connection) -> None:
+            if has_assets_table():
+                return
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            if populate:
+                self._reindex(conn)
+
+        self._transaction(conn, create)
+
+    def _transaction(self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        def attempt() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        return _retry_locked(attempt)
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            conn = self._connection()
+            return _retry_locked(lambda: conn.execute(sql, params).fetchall())
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return self._transaction(self._connection(), work)
+
+    def close(self) -> None:
+        """Close this process's index connection (reopened on next use)."""
+        with self._lock:
+            if self._conn is not None and self._conn_pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------
+
+    def _relative(self, path: Path, what: str) -> str:
+        resolved = Path(path).resolve()
+        try:
+            return resolved.relative_to(self._root).as_posix()
+        except ValueError:
+            raise ValueError(f"{what} {path} is outside the workspace root {self._root}") from None
+
+    def _check_scope(self, scope: AssetScope, what: str) -> None:
+        if scope.workspace_id != self._workspace_id:
+            raise ValueError(
+                f"{what} belongs to workspace {scope.workspace_id!r}, "
+                f"but this catalog indexes workspace {self._workspace_id!r}"
+            )
+
+    @staticmethod
+    def _index_row(conn: sqlite3.Connection, asset: Asset, record_rel: str) -> None:
+        scope = asset.scope
+        conn.execute(
+            _INSERT,
+            (
+                asset.id,
+                asset.name,
+                asset.kind.value,
+                scope.level.value,
+                scope.workspace_id,
+                scope.project_id,
+                scope.experiment_id,
+                scope.run_id,
+                asset.producer.run_id if asset.producer else None,
+                asset.path,
+                record_rel,
+                _timestamp_key(asset, "created_at"),
+                _timestamp_key(asset, "updated_at"),
+                asset.model_dump_json(),
+            ),
+        )
+        conn.execute("DELETE FROM asset_tags WHERE asset_id = ?", (asset.id,))
+        conn.executemany(
+            "INSERT INTO asset_tags (asset_id, tag) VALUES (?, ?)",
+            [(asset.id, tag) for tag in asset.tags],
+        )
+
+    def register(self, asset: Asset, record_dir: Path) -> Asset:
+        """Write ``asset``'s record to ``<record_dir>/<id>.json`` and index it.
+
+        Re-registering an existing id keeps the stored ``created_at`` and usage
+        history; everything else is replaced. Returns the asset as written.
+        """
+        self._check_scope(asset.scope, f"asset {asset.name!r}")
+        record_path = Path(record_dir) / f"{asset.id}.json"
+        record_rel = self._relative(record_path, "record_dir")
+        with locked(record_path):
+            existing = self._existing_record(record_path)
+            if existing is not None:
+                asset = asset.model_copy(
+                    update={
+                        "created_at": existing.created_at,
+                        "uses": _merge_uses(existing.uses, asset.uses),
+                    }
+                )
+            atomic_write_json(record_path, asset)
+            self._write(lambda conn: self._index_row(conn, asset, record_rel))
+        return asset
+
+    @staticmethod
+    def _existing_record(record_path: Path) -> Asset | None:
+        if not record_path.exists():
+            return None
+        try:
+            return load_asset_record(record_path)
+        except RecordError:
+            # An unreadable record is being replaced; nothing in it can be kept.
+            return None
+
+    def record_use(
+        self,
+        asset_id: str,
+        *,
+        run_id: str,
+        execution_id: str | None = None,
+        task_name: str | None = None,
+    ) -> AssetUse:
+        """Persist that a run used ``asset_id`` (once per run/execution/task)."""
+        record_path = self._record_path(asset_id)
+        use = AssetUse(run_id=run_id, execution_id=execution_id, task_name=task_name)
+        with locked(record_path):
+            asset = load_asset_record(record_path)
+            for known in asset.uses:
+                if (known.run_id, known.execution_id, known.task_name) == (
+                    run_id,
+                    execution_id,
+                    task_name,
+                ):
+                    return known
+            asset.uses.append(use)
+            atomic_write_json(record_path, asset)
+            record_rel = self._relative(record_path, "record")
+            self._write(lambda conn: self._index_row(conn, asset, record_rel))
+        return use
+
+    def delete(self, asset_id: str) -> None:
+        """Remove an asset's record file and index row (payload files are left alone)."""
+        record_path = self._record_path(asset_id)
+        with locked(record_path):
+            record_path.unlink(missing_ok=True)
+            self._write(lambda conn: _delete_rows(conn, [asset_id]))
+
+    def delete_within(self, scope: AssetScope) -> int:
+        """Forget every asset in ``scope`` or beneath it; returns how many were removed."""
+        self._check_scope(scope, "scope")
+        where, params = self._where(within=scope)
+        rows = self._read(f"SELECT id, record_path FROM assets WHERE {where}", params)
+        for _asset_id, record_rel in rows:
+            (self._root / record_rel).unlink(missing_ok=True)
+        self._write(lambda conn: _delete_rows(conn, [row[0] for row in rows]))
+        return len(rows)
+
+    # -- reading -----------------------------------------------------------------
+
+    def _record_path(self, asset_id: str) -> Path:
+        rows = self._read("SELECT record_path FROM assets WHERE id = ?", (asset_id,))
+        if not rows:
+            raise KeyError(f"no asset with id {asset_id!r} in workspace {self._workspace_id!r}")
+        return self._root / str(rows[0][0])
+
+    def _to_asset(self, record: str, record_rel: str) -> Asset:
+        return parse_asset(json.loads(record), path=self._root / record_rel)
+
+    def get(self, asset_id: str) -> Asset | None:
+        rows = self._read("SELECT record, record_path FROM assets WHERE id = ?", (asset_id,))
+        return self._to_asset(*rows[0]) if rows else None
+
+    def _where(
+        self,
+        *,
+        kind: AssetKind | str | None = None,
+        producer_run: str | None = None,
+        scope: AssetScope | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        within: AssetScope | None = None,
+    ) -> tuple[str, list[object]]:
+        clauses: list[str] = []
+        params: list[object] = []
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(_coerce_kind(kind).value)
+        if producer_run is not None:
+            clauses.append("producer_run = ?")
+            params.append(producer_run)
+        if name is not None:
+            clauses.append("name = ?")
+            params.append(name)
+        if tag is not None:
+            clauses.append("id IN (SELECT asset_id FROM asset_tags WHERE tag = ?)")
+            params.append(tag)
+        if scope is not None:
+            clauses.append("scope_level = ?")
+            params.append(scope.level.value)
+            for column, value in zip(_SCOPE_ID_COLUMNS, scope.ids, strict=True):
+                clauses.append(f"{column} IS ?")
+                params.append(value)
+        if within is not None:
+            for column, value in zip(_SCOPE_ID_COLUMNS, within.ids, strict=True):
+                if value is not None:
+                    clauses.append(f"{column} = ?")
+                    params.append(value)
+        return (" AND ".join(clauses) or "1"), params
+
+    def query_assets(
+        self,
+        *,
+        kind: AssetKind | str | None = None,
+        producer_run: str | None = None,
+        scope: AssetScope | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        within: AssetScope | None = None,
+    ) -> list[Asset]:
+        """Assets matching every given filter, oldest first.
+
+        ``scope`` matches exactly that scope; ``within`` matches that scope and
+        everything beneath it.
+        """
+        where, params = self._where(
+            kind=kind, producer_run=producer_run, scope=scope, name=name, tag=tag, within=within
+        )
+        rows = self._read(
+            f"SELECT record, record_path FROM assets WHERE {where} ORDER BY created_at, id",
+            params,
+        )
+        return [self._to_asset(record, record_rel) for record, record_rel in rows]
+
+    def count(
+        self,
+        *,
+        kind: AssetKind | str | None = None,
+        scope: AssetScope | None = None,
+        within: AssetScope | None = None,
+    ) -> int:
+        """How many assets match (same filter meaning as ``query_assets``)."""
+        where, params = self._where(kind=kind, scope=scope, within=within)
+        return int(self._read(f"SELECT COUNT(*) FROM assets WHERE {where}", params)[0][0])
+
+    def find(
+        self, name: str, scopes: Sequence[AssetScope], *, kind: AssetKind | str | None = None
+    ) -> Asset | None:
+        """The asset called ``name`` in the first of ``scopes`` that has one.
+
+        Within one scope the most recently updated match wins (e.g. the latest
+        checkpoint of that name).
+        """
+        for scope in scopes:
+            where, params = self._where(kind=kind, scope=scope, name=name)
+            rows = self._read(
+                f"SELECT record, record_path FROM assets WHERE {where} "
+                "ORDER BY updated_at DESC, id LIMIT 1",
+                params,
+            )
+            if rows:
+                return self._to_asset(*rows[0])
+        return None
+
+    def lineage(self, asset_id: str) -> Lineage:
+        """The producer of ``asset_id`` and every recorded use of it."""
+        asset = self.get(asset_id)
+        if asset is None:
+            raise KeyError(f"no asset with id {asset_id!r} in workspace {self._workspace_id!r}")
+        return Lineage(asset_id=asset.id, produced_by=asset.producer, consumed_by=asset.uses)
+
+    # -- rebuilding --------------------------------------------------------------
+
+    def rebuild(self) -> RebuildReport:
+        """Drop the asset index and re-create it from every record file under the root.
+
+        Broken records are reported (file + error), never raised.
+        """
+        with self._lock:
+            conn = self._connection(populate_new_index=False)
+            return self._transaction(conn, self._reindex)
+
+    def _reindex(self, conn: sqlite3.Connection) -> RebuildReport:
+        conn.execute("DELETE FROM asset_tags")
+        conn.execute("DELETE FROM assets")
+        scanned = 0
+        broken: list[BrokenRecord] = []
+        seen: dict[str, Path] = {}
+        for record_path in self._record_files():
+            scanned += 1
+            try:
+                asset = self._checked_record(record_path, seen)
+            except RecordError as exc:
+                broken.append(BrokenRecord(record_path, str(exc)))
+                continue
+            seen[asset.id] = record_path
+            self._index_row(conn, asset, record_path.relative_to(self._root).as_posix())
+        return RebuildReport(scanned=scanned, indexed=len(seen), broken=tuple(broken))
+
+    def _checked_record(self, record_path: Path, seen: dict[str, Path]) -> Asset:
+        asset = load_asset_record(record_path)
+        if asset.id != record_path.stem:
+            raise RecordError(
+                record_path, f"asset id {asset.id!r} does not match the file name", field="id"
+            )
+        if asset.scope.workspace_id != self._workspace_id:
+            raise RecordError(
+                record_path,
+                f"belongs to workspace {asset.scope.workspace_id!r}, not {self._workspace_id!r}",
+                field="scope.workspace_id",
+            )
+        if asset.id in seen:
+            raise RecordError(
+                record_path, f"duplicate asset id {asset.id!r} (also in {seen[asset.id]})"
+            )
+        return asset
+
+    def _record_files(self) -> Iterator[Path]:
+        for current, dirnames, _filenames in os.walk(self._root):
+            here = Path(current)
+            is_scope_dir = RECORD_DIR_NAME in dirnames
+            dirnames[:] = sorted(
+                name
+                for name in dirnames
+                if not name.startswith(".") and not (is_scope_dir and name in PAYLOAD_DIR_NAMES)
+            )
+            if is_scope_dir:
+                record_dir = here / RECORD_DIR_NAME
+                for entry in sorted(os.scandir(record_dir), key=lambda e: e.name):
+                    if (
+                        entry.name.endswith(".json")
+                        and not entry.name.startswith(".")
+                        and entry.is_file()
+                    ):
+                        yield record_dir / entry.name
+
+
+def _merge_uses(old: list[AssetUse], new: list[AssetUse]) -> list[AssetUse]:
+    merged = list(old)
+    merged.extend(use for use in new if use not in merged)
+    return merged
+
+
+def _delete_rows(conn: sqlite3.Connection, asset_ids: Sequence[str]) -> None:
+    params = [(asset_id,) for asset_id in asset_ids]
+    conn.executemany("DELETE FROM asset_tags WHERE asset_id = ?", params)
+    conn.executemany("DELETE FROM assets WHERE id = ?", params)
+
+
+class AssetView:
+    """A read-only view of the catalog for one scope and everything beneath it."""
+
+    def __init__(self, catalog: Catalog, scope: AssetScope) -> None:
+        if scope.workspace_id != catalog.workspace_id:
+            raise ValueError(
+                f"view scope belongs to workspace {scope.workspace_id!r}, "
+                f"but the catalog indexes workspace {catalog.workspace_id!r}"
+            )
+        self._catalog = catalog
+        self._scope = scope
+
+    def __repr__(self) -> str:
+        return f"AssetView({self._scope.describe()})"
+
+    @property
+    def scope(self) -> AssetScope:
+        return self._scope
+
+    def list(self, kind: AssetKind | str | None = None) -> builtins.list[Asset]:
+        """Assets in this scope and beneath it, oldest first."""
+        return self._catalog.query_assets(within=self._scope, kind=kind)
+
+    def get(self, name: str, kind: AssetKind | str | None = None) -> Asset | None:
+        """The asset called ``name``: the one closest to this scope, then the newest."""
+        matches = self._catalog.query_assets(within=self._scope, name=name, kind=kind)
+        if not matches:
+            return None
+        return min(matches, key=lambda a: (a.scope.depth, -a.updated_at.timestamp(), a.id))
+
+    def __iter__(self) -> Iterator[Asset]:
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return self._catalog.count(within=self._scope)
