@@ -1,0 +1,1 @@
+"""MolExp command line (placeholder during setup)."""

@@ -1,0 +1,5 @@
+"""Entry point of the ``molexp`` executable."""
+
+
+def main() -> None:
+    raise SystemExit(0)
