@@ -1,10 +1,13 @@
 """MolExp assets layer: typed assets with producer attribution, indexed by a SQLite catalog.
 
 Public surface: the asset models (``Asset`` and its per-kind subclasses, scopes,
-producers), the ``Catalog`` and read-only ``AssetView``, and the durable record
-helpers shared with the workspace layer.
+producers), the ``Catalog`` and read-only ``AssetView``, the per-scope stores that
+write payloads and register assets (data assets, artifacts, logs, checkpoints,
+error traces, execution state), and the durable record helpers shared with the
+workspace layer.
 """
 
+from molexp.assets._artifacts import ArtifactStore
 from molexp.assets._catalog import (
     AssetView,
     BrokenRecord,
@@ -12,6 +15,9 @@ from molexp.assets._catalog import (
     RebuildReport,
     load_asset_record,
 )
+from molexp.assets._checkpoints import CheckpointStore
+from molexp.assets._data import IMPORT_ACTIONS, DataAssetLibrary
+from molexp.assets._execution import write_error_trace, write_execution_state
 from molexp.assets._io import (
     RecordError,
     UnsupportedVersionError,
@@ -25,6 +31,7 @@ from molexp.assets._io import (
     slugify,
     validate_name,
 )
+from molexp.assets._logs import LogHandle
 from molexp.assets._models import (
     AnyAsset,
     ArtifactAsset,
@@ -46,8 +53,10 @@ from molexp.assets._models import (
 )
 
 __all__ = [
+    "IMPORT_ACTIONS",
     "AnyAsset",
     "ArtifactAsset",
+    "ArtifactStore",
     "Asset",
     "AssetKind",
     "AssetScope",
@@ -56,12 +65,15 @@ __all__ = [
     "BrokenRecord",
     "Catalog",
     "CheckpointAsset",
+    "CheckpointStore",
     "DataAsset",
+    "DataAssetLibrary",
     "ErrorTraceAsset",
     "ExecutionStateAsset",
     "ImportAction",
     "Lineage",
     "LogAsset",
+    "LogHandle",
     "Producer",
     "RebuildReport",
     "RecordError",
@@ -79,4 +91,6 @@ __all__ = [
     "parse_record",
     "slugify",
     "validate_name",
+    "write_error_trace",
+    "write_execution_state",
 ]

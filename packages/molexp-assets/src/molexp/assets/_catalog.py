@@ -115,6 +115,7 @@ _INSERT = (
 _SCOPE_ID_COLUMNS = ("workspace_id", "project_id", "experiment_id", "run_id")
 
 T = TypeVar("T")
+A = TypeVar("A", bound=Asset)
 
 
 @dataclass(frozen=True)
@@ -308,8 +309,13 @@ class Catalog:
 
     # -- writing -----------------------------------------------------------------
 
-    def _relative(self, path: Path, what: str) -> str:
-        resolved = Path(path).resolve()
+    def relative_path(self, path: Path, what: str = "path") -> str:
+        """``path`` as a POSIX path relative to the workspace root (``ValueError`` if outside).
+
+        Only the parent directory is resolved, so a symlinked payload keeps its own name.
+        """
+        path = Path(path)
+        resolved = path.parent.resolve() / path.name
         try:
             return resolved.relative_to(self._root).as_posix()
         except ValueError:
@@ -350,7 +356,7 @@ class Catalog:
             [(asset.id, tag) for tag in asset.tags],
         )
 
-    def register(self, asset: Asset, record_dir: Path) -> Asset:
+    def register(self, asset: A, record_dir: Path) -> A:
         """Write ``asset``'s record to ``<record_dir>/<id>.json`` and index it.
 
         Re-registering an existing id keeps the stored ``created_at`` and usage
@@ -358,7 +364,7 @@ class Catalog:
         """
         self._check_scope(asset.scope, f"asset {asset.name!r}")
         record_path = Path(record_dir) / f"{asset.id}.json"
-        record_rel = self._relative(record_path, "record_dir")
+        record_rel = self.relative_path(record_path, "record_dir")
         with locked(record_path):
             existing = self._existing_record(record_path)
             if existing is not None:
@@ -404,7 +410,7 @@ class Catalog:
                     return known
             asset.uses.append(use)
             atomic_write_json(record_path, asset)
-            record_rel = self._relative(record_path, "record")
+            record_rel = self.relative_path(record_path, "record")
             self._write(lambda conn: self._index_row(conn, asset, record_rel))
         return use
 

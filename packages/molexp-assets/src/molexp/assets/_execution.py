@@ -1,0 +1,117 @@
+"""Per-execution records of a run: the error trace and the execution-state snapshot.
+
+Both live under ``<scope_dir>/execution/<execution_id>/`` (``error.txt`` and
+``state.json``) and are registered as ``ErrorTraceAsset`` / ``ExecutionStateAsset``
+named ``error-<execution_id>`` / ``state-<execution_id>``; writing again for the
+same execution replaces the payload and updates the same asset.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from molexp.assets._catalog import RECORD_DIR_NAME, Catalog
+from molexp.assets._hashing import digest_payload
+from molexp.assets._io import atomic_write_text, validate_name
+from molexp.assets._models import (
+    AssetKind,
+    AssetScope,
+    ErrorTraceAsset,
+    ExecutionStateAsset,
+    Producer,
+    asset_id_for,
+    utc_now,
+)
+
+__all__ = [
+    "ERROR_TRACE_FILE_NAME",
+    "EXECUTION_DIR_NAME",
+    "EXECUTION_STATE_FILE_NAME",
+    "write_error_trace",
+    "write_execution_state",
+]
+
+EXECUTION_DIR_NAME = "execution"
+ERROR_TRACE_FILE_NAME = "error.txt"
+EXECUTION_STATE_FILE_NAME = "state.json"
+
+
+def _attributed(producer: Producer | None, execution_id: str) -> Producer | None:
+    if producer is None or producer.execution_id is not None:
+        return producer
+    return producer.model_copy(update={"execution_id": execution_id})
+
+
+def _execution_dir(scope_dir: Path, execution_id: str) -> Path:
+    return Path(scope_dir) / EXECUTION_DIR_NAME / validate_name(execution_id, "execution_id")
+
+
+def write_error_trace(
+    catalog: Catalog,
+    scope: AssetScope,
+    scope_dir: Path,
+    *,
+    execution_id: str,
+    error_type: str,
+    text: str,
+    producer: Producer | None,
+) -> ErrorTraceAsset:
+    """Write ``execution/<execution_id>/error.txt`` and register its ``ErrorTraceAsset``."""
+    path = _execution_dir(scope_dir, execution_id) / ERROR_TRACE_FILE_NAME
+    atomic_write_text(path, text)
+    name = f"error-{execution_id}"
+    digest = digest_payload(path)
+    now = utc_now()
+    asset = ErrorTraceAsset(
+        id=asset_id_for(scope, AssetKind.ERROR_TRACE, name),
+        name=name,
+        scope=scope,
+        path=catalog.relative_path(path, "error trace"),
+        created_at=now,
+        updated_at=now,
+        producer=_attributed(producer, execution_id),
+        content_hash=digest.content_hash,
+        size=digest.size,
+        execution_id=execution_id,
+        error_type=error_type,
+    )
+    return catalog.register(asset, Path(scope_dir) / RECORD_DIR_NAME)
+
+
+def write_execution_state(
+    catalog: Catalog,
+    scope: AssetScope,
+    scope_dir: Path,
+    *,
+    execution_id: str,
+    state: Mapping[str, Any],
+    producer: Producer | None,
+) -> ExecutionStateAsset:
+    """Write ``execution/<execution_id>/state.json`` and register its ``ExecutionStateAsset``."""
+    path = _execution_dir(scope_dir, execution_id) / EXECUTION_STATE_FILE_NAME
+    try:
+        text = json.dumps(dict(state), indent=2, ensure_ascii=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"execution state of execution {execution_id!r} is not JSON-serializable: {exc}"
+        ) from None
+    atomic_write_text(path, text)
+    name = f"state-{execution_id}"
+    digest = digest_payload(path)
+    now = utc_now()
+    asset = ExecutionStateAsset(
+        id=asset_id_for(scope, AssetKind.EXECUTION_STATE, name),
+        name=name,
+        scope=scope,
+        path=catalog.relative_path(path, "execution state"),
+        created_at=now,
+        updated_at=now,
+        producer=_attributed(producer, execution_id),
+        content_hash=digest.content_hash,
+        size=digest.size,
+        execution_id=execution_id,
+    )
+    return catalog.register(asset, Path(scope_dir) / RECORD_DIR_NAME)
