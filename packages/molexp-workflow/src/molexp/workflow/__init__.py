@@ -1,1 +1,114 @@
-"""MolExp workflow layer (placeholder)."""
+"""MolExp workflow layer: author, compile and execute typed DAGs of async tasks.
+
+Public surface (httpx style): everything users need is importable from ``molexp.workflow``.
+Caching and snapshot names are resolved lazily on first access so ``import molexp.workflow``
+stays cheap (no pydantic, pydantic-graph or asyncio import until a workflow executes).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from molexp.workflow.context import ActorContext, TaskContext
+from molexp.workflow.errors import (
+    ChannelClosedError,
+    NoRunContextError,
+    ParallelMapError,
+    WorkflowFailed,
+    WorkflowValidationError,
+)
+from molexp.workflow.protocols import RunContextProtocol, Runnable, RunProtocol, Streamable
+from molexp.workflow.runtime import (
+    TaskError,
+    TaskStatus,
+    TaskTiming,
+    WorkflowExecution,
+    WorkflowResult,
+    WorkflowRuntime,
+    WorkflowStatus,
+    create_default_runtime,
+)
+from molexp.workflow.spec import (
+    TaskRegistration,
+    Workflow,
+    WorkflowBuilder,
+    WorkflowDSL,
+    join,
+    parallel_map,
+    workflow,
+)
+from molexp.workflow.task import Actor, Task
+
+if TYPE_CHECKING:
+    from molexp.workflow.cache import (
+        CACHE_FORMAT_VERSION,
+        Caching,
+        FileCacheStore,
+        MemoryCacheStore,
+        WorkspaceCacheStore,
+    )
+    from molexp.workflow.snapshot import TaskSnapshot
+    from molexp.workflow.snapshot_ref import WorkflowSnapshotRef
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "Actor",
+    "ActorContext",
+    "Caching",
+    "ChannelClosedError",
+    "FileCacheStore",
+    "MemoryCacheStore",
+    "NoRunContextError",
+    "ParallelMapError",
+    "RunContextProtocol",
+    "RunProtocol",
+    "Runnable",
+    "Streamable",
+    "Task",
+    "TaskContext",
+    "TaskError",
+    "TaskRegistration",
+    "TaskSnapshot",
+    "TaskStatus",
+    "TaskTiming",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowDSL",
+    "WorkflowExecution",
+    "WorkflowFailed",
+    "WorkflowResult",
+    "WorkflowRuntime",
+    "WorkflowSnapshotRef",
+    "WorkflowStatus",
+    "WorkflowValidationError",
+    "WorkspaceCacheStore",
+    "create_default_runtime",
+    "join",
+    "parallel_map",
+    "workflow",
+]
+
+_LAZY: dict[str, str] = {
+    "TaskSnapshot": "molexp.workflow.snapshot",
+    "Caching": "molexp.workflow.cache",
+    "FileCacheStore": "molexp.workflow.cache",
+    "MemoryCacheStore": "molexp.workflow.cache",
+    "WorkspaceCacheStore": "molexp.workflow.cache",
+    "CACHE_FORMAT_VERSION": "molexp.workflow.cache",
+    "WorkflowSnapshotRef": "molexp.workflow.snapshot_ref",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'molexp.workflow' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

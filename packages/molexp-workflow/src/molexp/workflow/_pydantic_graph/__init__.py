@@ -1,0 +1,1 @@
+"""Private pydantic-graph backed runtime of the workflow layer (import nothing from here)."""

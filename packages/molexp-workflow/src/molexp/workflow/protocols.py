@@ -1,0 +1,107 @@
+"""Structural interfaces of the workflow layer.
+
+``Runnable`` and ``Streamable`` describe what can be registered as a task. ``RunContextProtocol``
+and ``RunProtocol`` describe, structurally, what the workspace layer's ``Run`` / ``RunContext``
+provide, so the workflow layer can execute under a tracked run without importing the workspace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    from molexp.workflow.context import TaskContext
+    from molexp.workflow.spec import TaskRegistration
+
+__all__ = [
+    "ArtifactSaverProtocol",
+    "LogHandleProtocol",
+    "RemoteExecutor",
+    "RunContextProtocol",
+    "RunProtocol",
+    "Runnable",
+    "Streamable",
+    "WorkspaceProtocol",
+]
+
+
+@runtime_checkable
+class Runnable(Protocol):
+    """Anything with ``execute(ctx)``; the method may be ``async def`` or a plain function."""
+
+    def execute(self, ctx: Any) -> Any: ...
+
+
+@runtime_checkable
+class Streamable(Protocol):
+    """Anything with ``stream(ctx) -> AsyncIterator``; as a task its output is the list of items."""
+
+    def stream(self, ctx: Any) -> AsyncIterator[Any]: ...
+
+
+@runtime_checkable
+class LogHandleProtocol(Protocol):
+    """A named log that accepts lines (``ctx.log(name).append(line)``)."""
+
+    def append(self, line: str) -> None: ...
+
+
+@runtime_checkable
+class ArtifactSaverProtocol(Protocol):
+    """Saves a named artifact of a run (``ctx.artifact.save(name, data)``)."""
+
+    def save(self, name: str, data: Any) -> Any: ...
+
+
+class WorkspaceProtocol(Protocol):
+    """The part of a workspace the workflow layer uses: its root directory."""
+
+    @property
+    def root(self) -> Path: ...
+
+
+@runtime_checkable
+class RunContextProtocol(Protocol):
+    """What a live run context (the workspace's ``RunContext``) offers to executing tasks."""
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+    @property
+    def run_dir(self) -> Path: ...
+    @property
+    def execution_id(self) -> str: ...
+    @property
+    def execution_dir(self) -> Path: ...
+    @property
+    def artifact(self) -> ArtifactSaverProtocol: ...
+    @property
+    def workspace(self) -> Any: ...
+
+    def set_result(self, key: str, value: Any) -> None: ...
+    def get_result(self, key: str, default: Any = None) -> Any: ...
+    def log(self, name: str) -> LogHandleProtocol: ...
+    def find_asset(self, name: str) -> Any: ...
+    def checkpoint(self, name: str, data: Any = None) -> Any: ...
+    def record_execution_state(self, state: Mapping[str, Any]) -> Any: ...
+    def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None: ...
+
+
+@runtime_checkable
+class RunProtocol(Protocol):
+    """A tracked run (the workspace's ``Run``) that a workflow can execute under."""
+
+    @property
+    def id(self) -> str: ...
+
+    def start(self, profile_config: Any = None) -> AbstractContextManager[RunContextProtocol]: ...
+
+    def set_workflow(self, payload: Mapping[str, Any]) -> None: ...
+
+
+RemoteExecutor: TypeAlias = "Callable[[TaskRegistration, TaskContext], Awaitable[Any]]"
+"""Hook that runs a task carrying a ``remote=`` hint: ``await executor(registration, ctx)``."""

@@ -1,0 +1,344 @@
+"""Runtime contract and execution results.
+
+``WorkflowRuntime`` is the small abstract interface a runtime implements (the shipped one is the
+pydantic-graph driven ``GraphWorkflowRuntime``; a Dask runtime could be added beside it).
+``WorkflowResult`` / ``TaskStatus`` / ``TaskTiming`` / ``TaskError`` describe what happened, and
+``WorkflowExecution`` is the live handle returned by ``spec.start()``.
+"""
+
+from __future__ import annotations
+
+import enum
+import traceback as traceback_module
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from molexp.workflow.protocols import RemoteExecutor, RunContextProtocol, RunProtocol
+    from molexp.workflow.spec import Workflow
+
+__all__ = [
+    "ExecutionOptions",
+    "TaskError",
+    "TaskStatus",
+    "TaskTiming",
+    "WorkflowExecution",
+    "WorkflowResult",
+    "WorkflowRuntime",
+    "WorkflowStatus",
+    "create_default_runtime",
+]
+
+
+class TaskStatus(enum.StrEnum):
+    """Lifecycle of one task within one execution."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CACHED = "cached"
+    CANCELLED = "cancelled"
+
+
+class WorkflowStatus(enum.StrEnum):
+    """Outcome of a whole execution."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskTiming:
+    """When a task ran, as epoch-second floats (``time.time()``) plus datetime views."""
+
+    started_at: float
+    finished_at: float
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+    @property
+    def started_datetime(self) -> datetime:
+        return _utc(self.started_at)
+
+    @property
+    def finished_datetime(self) -> datetime:
+        return _utc(self.finished_at)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """A task failure: exception type name, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> TaskError:
+        return cls(
+            type=type(exc).__qualname__,
+            message=str(exc),
+            traceback="".join(traceback_module.format_exception(exc)),
+            exception=exc,
+        )
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+
+@dataclass(slots=True)
+class WorkflowResult:
+    """Everything one execution produced.
+
+    ``outputs`` only holds tasks that succeeded or were served from the cache. ``failed`` lists
+    the failed tasks in the order they failed; ``skipped`` the tasks never run because a
+    dependency failed. ``result[task]`` is the output of ``task`` and ``result.output`` the output
+    of the workflow's single sink task.
+    """
+
+    workflow_name: str
+    workflow_id: str
+    status: WorkflowStatus
+    outputs: dict[str, Any]
+    statuses: dict[str, TaskStatus]
+    timings: dict[str, TaskTiming]
+    errors: dict[str, TaskError]
+    failed: list[str]
+    skipped: list[str]
+    sinks: tuple[str, ...]
+    started_at: datetime
+    finished_at: datetime
+
+    @property
+    def duration(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is WorkflowStatus.SUCCEEDED
+
+    def __getitem__(self, task: str) -> Any:
+        try:
+            return self.outputs[task]
+        except KeyError:
+            pass
+        status = self.statuses.get(task)
+        if status is None:
+            known = ", ".join(map(repr, self.statuses)) or "none"
+            raise KeyError(f"workflow {self.workflow_name!r} has no task {task!r} (tasks: {known})")
+        reason = f"its status is {status}"
+        if task in self.errors:
+            error = self.errors[task]
+            reason += f" ({error.type}: {error.message})"
+        raise KeyError(f"task {task!r} of workflow {self.workflow_name!r} has no output: {reason}")
+
+    @property
+    def output(self) -> Any:
+        """Output of the single sink task (a task nothing depends on)."""
+        if len(self.sinks) != 1:
+            raise ValueError(
+                f"workflow {self.workflow_name!r} has {len(self.sinks)} sink tasks "
+                f"({', '.join(map(repr, self.sinks))}); use result[task] to pick one"
+            )
+        return self[self.sinks[0]]
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain-JSON execution state (what ``record_execution_state`` receives under a run)."""
+        tasks: dict[str, Any] = {}
+        for name, status in self.statuses.items():
+            timing = self.timings.get(name)
+            error = self.errors.get(name)
+            tasks[name] = {
+                "status": str(status),
+                "started_at": timing.started_datetime.isoformat() if timing else None,
+                "finished_at": timing.finished_datetime.isoformat() if timing else None,
+                "duration": timing.duration if timing else None,
+                "error": error.to_dict() if error else None,
+            }
+        return {
+            "workflow_id": self.workflow_id,
+            "workflow_name": self.workflow_name,
+            "status": str(self.status),
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "duration": self.duration,
+            "failed": list(self.failed),
+            "skipped": list(self.skipped),
+            "tasks": tasks,
+        }
+
+
+class StatusView(Mapping[str, TaskStatus]):
+    """Live read-only ``task name -> TaskStatus`` view over a runtime's status list."""
+
+    __slots__ = ("_index", "_statuses")
+
+    def __init__(self, names: Sequence[str], statuses: list[TaskStatus]) -> None:
+        self._index = {name: i for i, name in enumerate(names)}
+        self._statuses = statuses
+
+    def __getitem__(self, task: str) -> TaskStatus:
+        return self._statuses[self._index[task]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return f"StatusView({dict(self)!r})"
+
+
+class WorkflowExecution:
+    """Handle on a running execution (from ``await spec.start(...)``).
+
+    Await it for the :class:`WorkflowResult`; ``statuses`` is live; ``cancel()`` cancels the running
+    tasks and lets nothing new start (tasks not started end ``cancelled``).
+    """
+
+    def __init__(
+        self,
+        workflow_name: str,
+        future: asyncio.Future[WorkflowResult],
+        statuses: Mapping[str, TaskStatus],
+        cancel: Callable[[], None],
+    ) -> None:
+        self.workflow_name = workflow_name
+        self._future = future
+        self._statuses = statuses
+        self._cancel = cancel
+
+    @property
+    def statuses(self) -> Mapping[str, TaskStatus]:
+        return self._statuses
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self) -> None:
+        """Request cancellation; awaiting the handle then returns a ``cancelled`` result."""
+        if not self._future.done():
+            self._cancel()
+
+    def __await__(self) -> Generator[Any, None, WorkflowResult]:
+        return self._future.__await__()
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "running"
+        return f"WorkflowExecution({self.workflow_name!r}, {state})"
+
+
+_OPTION_NAMES = (
+    "inputs",
+    "config",
+    "cache",
+    "max_concurrency",
+    "raise_on_failure",
+    "remote_executor",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionOptions:
+    """The keyword options every runtime's ``execute``/``start`` accept, validated."""
+
+    inputs: Any = None
+    config: Mapping[str, Any] | None = None
+    cache: Any = None
+    max_concurrency: int | None = None
+    raise_on_failure: bool = True
+    remote_executor: RemoteExecutor | None = None
+
+    @classmethod
+    def from_kwargs(cls, workflow_name: str, kwargs: Mapping[str, Any]) -> ExecutionOptions:
+        unknown = sorted(set(kwargs) - set(_OPTION_NAMES))
+        if unknown:
+            raise TypeError(
+                f"workflow {workflow_name!r}: unknown execution option(s) {', '.join(unknown)} "
+                f"(valid: {', '.join(_OPTION_NAMES)})"
+            )
+        options = cls(**kwargs)
+        options._check(workflow_name)
+        return options
+
+    def _check(self, workflow_name: str) -> None:
+        limit = self.max_concurrency
+        if limit is not None and not _is_positive_int(limit):
+            raise ValueError(
+                f"workflow {workflow_name!r}: max_concurrency must be a positive int, got {limit!r}"
+            )
+        if self.config is not None and not isinstance(self.config, Mapping):
+            raise TypeError(
+                f"workflow {workflow_name!r}: config must be a mapping, "
+                f"got {type(self.config).__name__}"
+            )
+        if self.remote_executor is not None and not callable(self.remote_executor):
+            raise TypeError(
+                f"workflow {workflow_name!r}: remote_executor must be an async callable"
+            )
+        for method in ("lookup", "put"):
+            if self.cache is not None and not callable(getattr(self.cache, method, None)):
+                raise TypeError(
+                    f"workflow {workflow_name!r}: cache must be a Caching instance "
+                    f"(with lookup/put), got {type(self.cache).__name__}"
+                )
+
+
+def _is_positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+class WorkflowRuntime(ABC):
+    """What a runtime implements to execute a compiled :class:`~molexp.workflow.Workflow`.
+
+    ``kwargs`` are the :class:`ExecutionOptions` fields (inputs, config, cache, max_concurrency,
+    raise_on_failure, remote_executor). ``run`` opens a tracked run around the execution;
+    ``run_context`` executes under an already open one.
+    """
+
+    @abstractmethod
+    async def execute(
+        self,
+        spec: Workflow,
+        run: RunProtocol | None = None,
+        run_context: RunContextProtocol | None = None,
+        *,
+        profile_config: Any = None,
+        **kwargs: Any,
+    ) -> WorkflowResult:
+        """Execute ``spec`` to completion."""
+
+    @abstractmethod
+    async def start(
+        self,
+        spec: Workflow,
+        run: RunProtocol | None = None,
+        run_context: RunContextProtocol | None = None,
+        *,
+        profile_config: Any = None,
+        **kwargs: Any,
+    ) -> WorkflowExecution:
+        """Start executing ``spec`` in the background and return its handle."""
+
+
+def create_default_runtime() -> WorkflowRuntime:
+    """The runtime used when none is given: the pydantic-graph driven ``GraphWorkflowRuntime``."""
+    from molexp.workflow._pydantic_graph.runtime import GraphWorkflowRuntime
+
+    return GraphWorkflowRuntime()
