@@ -1,0 +1,278 @@
+// Typed client for the /api/v1 routes; the types mirror the server's pydantic response models.
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+export interface BrokenRecord {
+  path: string;
+  error: string;
+  broken: true;
+}
+
+export interface WorkspaceInfo {
+  id: string;
+  name: string;
+  root: string;
+  counts: { projects: number; experiments: number; runs: number; by_status: Record<string, number> };
+  broken: BrokenRecord[];
+}
+
+export interface ProjectInfo {
+  id: string;
+  name: string;
+  description: string | null;
+  tags: string[];
+  created_at: string;
+  experiment_count: number;
+  run_count: number;
+}
+
+export interface ExperimentInfo {
+  id: string;
+  name: string;
+  project_id: string;
+  description: string | null;
+  tags: string[];
+  params: Record<string, Json>;
+  n_replicas: number;
+  workflow_source: string | null;
+  git_commit: string | null;
+  created_at: string;
+  run_count: number;
+  by_status: Record<string, number>;
+  param_keys: string[];
+  result_keys: string[];
+}
+
+export interface ErrorDetail {
+  type: string;
+  message: string;
+  task_name: string | null;
+  traceback_path: string | null;
+  occurred_at: string | null;
+}
+
+export interface RunSummary {
+  id: string;
+  project_id: string;
+  experiment_id: string;
+  status: string;
+  created_at: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  params: Record<string, Json>;
+  results: Record<string, Json>;
+  profile: string | null;
+  config_hash: string | null;
+  workflow_id: string | null;
+  replica_index: number | null;
+}
+
+export interface RunPage {
+  items: RunSummary[];
+  total: number;
+  offset: number;
+  limit: number;
+  broken: BrokenRecord[];
+}
+
+export interface AttemptInfo {
+  execution_id: string;
+  attempt: number;
+  status: string;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_seconds: number | null;
+  host: string | null;
+  pid: number | null;
+  profile_name: string | null;
+  config_hash: string | null;
+  error: ErrorDetail | null;
+  scheduler: Record<string, Json> | null;
+}
+
+export interface TaskState {
+  name: string;
+  status: string | null;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_seconds: number | null;
+  error: string | null;
+  extra: Record<string, Json>;
+}
+
+export interface RunDetail {
+  id: string;
+  project_id: string;
+  experiment_id: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  params: Record<string, Json>;
+  results: Record<string, Json>;
+  config: Record<string, Json>;
+  config_hash: string | null;
+  profile: { name: string; config: Record<string, Json>; config_hash: string } | null;
+  workflow_id: string | null;
+  workflow_snapshot: Record<string, Json> | null;
+  replica_index: number | null;
+  seed: number | null;
+  tags: string[];
+  error: ErrorDetail | null;
+  attempts: AttemptInfo[];
+  tasks: TaskState[];
+  execution_state_id: string | null;
+  cancellable: boolean;
+}
+
+export interface LogInfo {
+  name: string;
+  size: number;
+  updated_at: string;
+}
+
+export interface LogChunk {
+  text: string;
+  offset: number;
+  next_offset: number;
+  size: number;
+}
+
+export interface ArtifactInfo {
+  name: string;
+  media_type: string;
+  size: number;
+  updated_at: string;
+  asset_id: string | null;
+}
+
+export interface CompareRow {
+  key: string;
+  section: "param" | "result";
+  values: Json[];
+  differs: boolean;
+}
+
+export interface CompareTable {
+  runs: RunSummary[];
+  rows: CompareRow[];
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const BASE = "/api/v1";
+
+async function request<T>(path: string, init?: RequestInit): Promise<T> {
+  const response = await fetch(BASE + path, { credentials: "same-origin", ...init });
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const body = (await response.json()) as { detail?: unknown };
+      if (typeof body.detail === "string") message = body.detail;
+      else if (body.detail !== undefined) message = JSON.stringify(body.detail);
+    } catch {
+      // The body was not JSON; the status line is the best message we have.
+    }
+    throw new ApiError(response.status, message);
+  }
+  return (await response.json()) as T;
+}
+
+function query(params: Record<string, string | number | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+const seg = encodeURIComponent;
+
+export interface RunQuery {
+  where?: string;
+  status?: string;
+  order_by?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export const api = {
+  workspace: () => request<WorkspaceInfo>("/workspace"),
+  projects: () => request<ProjectInfo[]>("/projects"),
+  experiments: (project: string) => request<ExperimentInfo[]>(`/projects/${seg(project)}/experiments`),
+  experiment: (project: string, experiment: string) =>
+    request<ExperimentInfo>(`/projects/${seg(project)}/experiments/${seg(experiment)}`),
+  experimentRuns: (project: string, experiment: string, q: RunQuery) =>
+    request<RunPage>(
+      `/projects/${seg(project)}/experiments/${seg(experiment)}/runs${query({ ...q })}`,
+    ),
+  runs: (q: RunQuery) => request<RunPage>(`/runs${query({ ...q })}`),
+  run: (runId: string) => request<RunDetail>(`/runs/${seg(runId)}`),
+  cancel: (runId: string) => request<RunDetail>(`/runs/${seg(runId)}/cancel`, { method: "POST" }),
+  logs: (runId: string) => request<LogInfo[]>(`/runs/${seg(runId)}/logs`),
+  log: (runId: string, name: string, since: number) =>
+    request<LogChunk>(`/runs/${seg(runId)}/logs/${seg(name)}${query({ since })}`),
+  logStreamUrl: (runId: string, name: string, since: number) =>
+    `${BASE}/runs/${seg(runId)}/logs/${seg(name)}/stream${query({ since })}`,
+  artifacts: (runId: string) => request<ArtifactInfo[]>(`/runs/${seg(runId)}/artifacts`),
+  artifactUrl: (runId: string, name: string) =>
+    `${BASE}/runs/${seg(runId)}/artifacts/${name.split("/").map(seg).join("/")}`,
+  compare: (project: string, experiment: string, runs: string[]) =>
+    request<CompareTable>(
+      `/projects/${seg(project)}/experiments/${seg(experiment)}/compare${query({ runs: runs.join(",") })}`,
+    ),
+};
+
+export const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+export const STATUSES = ["pending", "queued", "running", "succeeded", "failed", "cancelled"];
+
+/** A value at a dotted path of a nested object (params.model.depth). */
+export function pick(source: Record<string, Json>, dotted: string): Json | undefined {
+  let current: Json | undefined = source;
+  for (const part of dotted.split(".")) {
+    if (current === null || typeof current !== "object" || Array.isArray(current)) return undefined;
+    current = (current as Record<string, Json>)[part];
+  }
+  return current;
+}
+
+export function formatValue(value: Json | undefined): string {
+  if (value === undefined) return "";
+  if (value === null) return "null";
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return String(value);
+    const abs = Math.abs(value);
+    return abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? value.toExponential(3) : String(+value.toPrecision(6));
+  }
+  if (typeof value === "string") return value;
+  return JSON.stringify(value);
+}
+
+export function formatTime(iso: string | null): string {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return date.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null) return "";
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 120) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 120) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+export function durationBetween(start: string | null, end: string | null): number | null {
+  if (!start || !end) return null;
+  return (new Date(end).getTime() - new Date(start).getTime()) / 1000;
+}

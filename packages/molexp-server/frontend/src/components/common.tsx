@@ -1,0 +1,92 @@
+// Small shared pieces: status badges, status chips, error and loading notes, key/value tables.
+import type { ReactNode } from "react";
+import { formatValue, STATUSES, type Json } from "../api";
+
+export function StatusBadge({ status }: { status: string }) {
+  return (
+    <span className={`badge status-${status}`} data-testid="status-badge">
+      {status}
+    </span>
+  );
+}
+
+export function StatusCounts({ counts }: { counts: Record<string, number> }) {
+  const entries = STATUSES.filter((status) => (counts[status] ?? 0) > 0);
+  if (entries.length === 0) return <span className="muted">no runs</span>;
+  return (
+    <span className="counts">
+      {entries.map((status) => (
+        <span key={status} className={`badge status-${status}`} data-testid={`count-${status}`}>
+          {status} {counts[status]}
+        </span>
+      ))}
+    </span>
+  );
+}
+
+export function StatusChips({
+  selected,
+  counts,
+  onToggle,
+}: {
+  selected: Set<string>;
+  counts: Record<string, number>;
+  onToggle: (status: string) => void;
+}) {
+  return (
+    <div className="chips" role="group" aria-label="Filter by status">
+      {STATUSES.map((status) => (
+        <button
+          key={status}
+          type="button"
+          className={`chip status-${status}${selected.has(status) ? " active" : ""}`}
+          aria-pressed={selected.has(status)}
+          data-testid={`status-chip-${status}`}
+          onClick={() => onToggle(status)}
+        >
+          {status} <span className="chip-count">{counts[status] ?? 0}</span>
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function ErrorNote({ message }: { message: string }) {
+  return (
+    <div className="error-note" role="alert" data-testid="error">
+      {message}
+    </div>
+  );
+}
+
+export function Loading() {
+  return <div className="muted">Loading…</div>;
+}
+
+export function Section({ title, children, testId }: { title: ReactNode; children: ReactNode; testId?: string }) {
+  return (
+    <section className="card" data-testid={testId}>
+      <h2>{title}</h2>
+      {children}
+    </section>
+  );
+}
+
+export function KeyValues({ values, testId }: { values: Record<string, Json>; testId?: string }) {
+  const keys = Object.keys(values).sort();
+  if (keys.length === 0) return <div className="muted">none</div>;
+  return (
+    <table className="kv" data-testid={testId}>
+      <tbody>
+        {keys.map((key) => (
+          <tr key={key}>
+            <th>{key}</th>
+            <td>
+              <code>{formatValue(values[key])}</code>
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
