@@ -1,0 +1,261 @@
+"""Deterministic, process- and machine-independent hashing of task inputs and configs.
+
+Owns the canonical encoding used for cache keys and config hashes. A value is first turned into
+a *canonical tree*: plain JSON (``null``, booleans, ints, finite floats, strings, lists and objects
+with string keys) in which every other type is a single-key object whose key starts with ``$``
+(``{"$tuple": [...]}``, ``{"$path": "a/b"}``, ...). A plain dict that has a non-string key or a key
+starting with ``$`` is itself wrapped as ``{"$dict": [[key, value], ...]}``, so the encoding is
+injective: two values have the same tree only if they are the same value of the same kind.
+The canonical JSON text is that tree dumped with sorted keys and no whitespace; the hash is its
+sha256. Neither ``pickle`` nor the built-in ``hash()`` is involved.
+
+Kinds that stay distinct: ``1`` / ``1.0`` / ``True`` / ``"1"`` / ``Path("1")``; ``str`` / ``bytes``;
+``list`` / ``tuple`` / named tuples; ``-0.0`` / ``0.0``; every NaN is one value. Equal by design:
+dicts in any key order (any mapping type), sets and frozensets in any order, ``bytes`` and
+``bytearray``. Also supported: dataclasses, Enum members, date/time/datetime/timedelta, Decimal,
+UUID, complex, pydantic models (class ``module.qualname`` + ``model_dump(mode="python")``) and, when
+numpy has been imported, arrays (dtype + shape + C-order bytes) and numpy scalars. Anything else
+raises :class:`UnhashableInputError` naming the type and where it sits inside the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import json
+import math
+import sys
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any, TypeAlias
+
+from pydantic import BaseModel
+
+__all__ = [
+    "CanonicalTree",
+    "UnhashableInputError",
+    "canonical_json",
+    "dumps_canonical",
+    "hash_value",
+    "sha256_hex",
+    "to_canonical",
+]
+
+CanonicalTree: TypeAlias = Any
+"""A JSON-compatible value produced by :func:`to_canonical`."""
+
+_BinaryEncoder: TypeAlias = Callable[[bytes], CanonicalTree]
+_MAX_SHOWN_PATH_PARTS = 20
+
+
+class UnhashableInputError(TypeError):
+    """A value (or something nested in it) has no canonical encoding.
+
+    ``path`` says where the offending object sits (``"inputs['a'][2]"``) and ``type_name`` names
+    its type.
+    """
+
+    def __init__(self, path: str, type_name: str, detail: str | None = None) -> None:
+        self.path = path
+        self.type_name = type_name
+        self.detail = detail or f"cannot hash object of type {type_name}"
+        super().__init__(f"{path}: {self.detail}")
+
+    def with_prefix(self, prefix: str) -> UnhashableInputError:
+        """The same error with ``prefix`` (e.g. ``"task 'train': "``) put before the path."""
+        return UnhashableInputError(prefix + self.path, self.type_name, self.detail)
+
+
+def sha256_hex(data: bytes | str) -> str:
+    """The sha256 hex digest of ``data`` (strings are UTF-8 encoded)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def _base64(data: bytes) -> CanonicalTree:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _digest(data: bytes) -> CanonicalTree:
+    return {"sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _dumps(tree: CanonicalTree) -> str:
+    return json.dumps(tree, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _float(value: float) -> CanonicalTree:
+    if math.isfinite(value):
+        return value
+    return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+
+
+class _Canonicalizer:
+    """One walk over a value; keeps the path (for errors) and the containers being visited."""
+
+    __slots__ = ("_active", "_binary", "_path", "_root")
+
+    def __init__(self, root: str, binary: _BinaryEncoder) -> None:
+        self._root = root
+        self._binary = binary
+        self._path: list[str] = []
+        self._active: set[int] = set()
+
+    def where(self) -> str:
+        parts = self._path
+        if len(parts) > _MAX_SHOWN_PATH_PARTS:
+            parts = [*parts[:8], "...", *parts[-8:]]
+        return self._root + "".join(parts)
+
+    def fail(self, value: object, detail: str | None = None) -> UnhashableInputError:
+        return UnhashableInputError(self.where(), type(value).__name__, detail)
+
+    def child(self, part: str, value: object) -> CanonicalTree:
+        self._path.append(part)
+        try:
+            return self.encode(value)
+        finally:
+            self._path.pop()
+
+    def encode(self, value: object) -> CanonicalTree:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            return value
+        if kind is float:
+            return _float(value)  # type: ignore[arg-type]
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(value, numpy.ndarray | numpy.generic):
+            return self._numpy(value, numpy)
+        if isinstance(value, enum.Enum):
+            return {"$enum": [_type_name(kind), value.name]}
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            return int(value)
+        if isinstance(value, float):
+            return _float(float(value))
+        if isinstance(value, str):
+            return str(value)
+        return self._container(value)
+
+    def _container(self, value: object) -> CanonicalTree:
+        marker = id(value)
+        if marker in self._active:
+            raise self.fail(value, f"cyclic reference to a {type(value).__name__} inside itself")
+        self._active.add(marker)
+        try:
+            return self._compound(value)
+        except RecursionError:
+            raise self.fail(value, "value is nested too deeply to hash") from None
+        finally:
+            self._active.discard(marker)
+
+    def _compound(self, value: object) -> CanonicalTree:
+        if isinstance(value, list):
+            return [self.child(f"[{index}]", item) for index, item in enumerate(value)]
+        if isinstance(value, Mapping):
+            return self._mapping(value)
+        if isinstance(value, tuple):
+            fields = getattr(value, "_fields", None)
+            if isinstance(fields, tuple):
+                named = {name: self.child(f".{name}", getattr(value, name)) for name in fields}
+                return {"$namedtuple": [_type_name(type(value)), named]}
+            return {"$tuple": [self.child(f"[{index}]", item) for index, item in enumerate(value)]}
+        if isinstance(value, set | frozenset):
+            return {"$set": self._unordered(value)}
+        if isinstance(value, bytes | bytearray | memoryview):
+            return {"$bytes": self._binary(bytes(value))}
+        if isinstance(value, PurePath):
+            return {"$path": value.as_posix()}
+        if isinstance(value, BaseModel):
+            dumped = value.model_dump(mode="python")
+            return {"$model": [_type_name(type(value)), self._mapping(dumped)]}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {
+                field.name: self.child(f".{field.name}", getattr(value, field.name))
+                for field in dataclasses.fields(value)
+            }
+            return {"$dataclass": [_type_name(type(value)), fields]}
+        return self._scalar(value)
+
+    def _scalar(self, value: object) -> CanonicalTree:
+        if isinstance(value, dt.datetime):
+            return {"$datetime": value.isoformat()}
+        if isinstance(value, dt.date):
+            return {"$date": value.isoformat()}
+        if isinstance(value, dt.time):
+            return {"$time": value.isoformat()}
+        if isinstance(value, dt.timedelta):
+            return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+        if isinstance(value, Decimal):
+            return {"$decimal": str(value)}
+        if isinstance(value, uuid.UUID):
+            return {"$uuid": str(value)}
+        if isinstance(value, complex):
+            return {"$complex": [_float(value.real), _float(value.imag)]}
+        raise self.fail(value)
+
+    def _mapping(self, value: Mapping[Any, Any]) -> CanonicalTree:
+        if all(type(key) is str and not key.startswith("$") for key in value):
+            return {key: self.child(f"[{key!r}]", item) for key, item in value.items()}
+        pairs = []
+        for key, item in value.items():
+            encoded_key = self.child(f"<key {key!r}>", key)
+            pairs.append((_dumps(encoded_key), [encoded_key, self.child(f"[{key!r}]", item)]))
+        pairs.sort(key=lambda pair: pair[0])
+        return {"$dict": [pair for _, pair in pairs]}
+
+    def _unordered(self, value: set[Any] | frozenset[Any]) -> list[CanonicalTree]:
+        encoded = [self.child("{...}", item) for item in value]
+        return [tree for _, tree in sorted((_dumps(tree), tree) for tree in encoded)]
+
+    def _numpy(self, value: Any, numpy: Any) -> CanonicalTree:
+        dtype = value.dtype
+        dtype_name = dtype.str if dtype.fields is None else repr(dtype.descr)
+        if isinstance(value, numpy.generic):
+            if dtype.hasobject:
+                return {"$npscalar": [dtype_name, self.child(".item()", value.item())]}
+            return {"$npscalar": [dtype_name, self._binary(value.tobytes())]}
+        shape = list(value.shape)
+        if dtype.hasobject:
+            return {"$ndarray": [dtype_name, shape, self.child(".tolist()", value.tolist())]}
+        data = numpy.ascontiguousarray(value).tobytes()
+        return {"$ndarray": [dtype_name, shape, self._binary(data)]}
+
+
+def to_canonical(value: object, *, label: str = "value") -> CanonicalTree:
+    """The canonical, JSON-compatible tree of ``value`` (binary data as base64).
+
+    Raises :class:`UnhashableInputError` whose message starts with ``label`` plus the path to the
+    offending object.
+    """
+    return _Canonicalizer(label, _base64).encode(value)
+
+
+def dumps_canonical(tree: CanonicalTree) -> str:
+    """Compact JSON text of an already canonical tree (sorted keys, ASCII only)."""
+    return _dumps(tree)
+
+
+def canonical_json(value: object, *, label: str = "value") -> str:
+    """Compact canonical JSON of ``value``: equal values give byte-identical text."""
+    return _dumps(to_canonical(value, label=label))
+
+
+def hash_value(value: object, *, label: str = "value") -> str:
+    """sha256 hex digest of the canonical encoding of ``value``.
+
+    Stable across processes, machines and Python runs. Binary payloads (bytes, array buffers) are
+    folded in by their own sha256, so large arrays are hashed in one pass without base64 copies.
+    """
+    return sha256_hex(_dumps(_Canonicalizer(label, _digest).encode(value)))
