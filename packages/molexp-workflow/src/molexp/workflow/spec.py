@@ -128,25 +128,37 @@ def validate_graph(name: str, registrations: Sequence[TaskRegistration]) -> None
 
 
 def _topological_levels(registrations: Sequence[TaskRegistration]) -> list[list[str]]:
-    """Tasks grouped by longest distance from a root, registration order within a level."""
-    level: dict[str, int] = {}
-    by_name = {reg.name: reg for reg in registrations}
-    remaining = list(registrations)
-    while remaining:
-        progressed: list[TaskRegistration] = []
-        for reg in remaining:
-            if all(dep in level for dep in reg.depends_on):
-                level[reg.name] = 1 + max((level[dep] for dep in reg.depends_on), default=-1)
-                progressed.append(reg)
-        remaining = [reg for reg in remaining if reg.name not in level]
-        if not progressed:
-            raise WorkflowValidationError(
-                f"cannot order tasks {', '.join(repr(reg.name) for reg in remaining)}: "
-                "the graph is not a valid DAG"
-            )
-    levels: list[list[str]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for name in by_name:
-        levels[level[name]].append(name)
+    """Tasks grouped by longest distance from a root, registration order within a level.
+
+    Kahn's algorithm, O(tasks + edges); expects a validated graph (raises on a cycle).
+    """
+    position = {reg.name: i for i, reg in enumerate(registrations)}
+    dependents: list[list[int]] = [[] for _ in registrations]
+    remaining = [len(reg.depends_on) for reg in registrations]
+    for i, reg in enumerate(registrations):
+        for dep in reg.depends_on:
+            dependents[position[dep]].append(i)
+    level = [0] * len(registrations)
+    frontier = [i for i, count in enumerate(remaining) if count == 0]
+    ordered = 0
+    while frontier:
+        ordered += len(frontier)
+        following: list[int] = []
+        for i in frontier:
+            for dependent in dependents[i]:
+                level[dependent] = max(level[dependent], level[i] + 1)
+                remaining[dependent] -= 1
+                if remaining[dependent] == 0:
+                    following.append(dependent)
+        frontier = following
+    if ordered != len(registrations):
+        stuck = [reg.name for reg, count in zip(registrations, remaining, strict=True) if count]
+        raise WorkflowValidationError(
+            f"cannot order tasks {', '.join(map(repr, stuck))}: the graph has a cycle"
+        )
+    levels: list[list[str]] = [[] for _ in range(max(level, default=-1) + 1)]
+    for i, reg in enumerate(registrations):
+        levels[level[i]].append(reg.name)
     return levels
 
 
