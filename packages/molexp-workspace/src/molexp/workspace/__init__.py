@@ -1,1 +1,71 @@
-"""MolExp workspace layer (being built)."""
+"""MolExp workspace layer: the persistent Workspace -> Project -> Experiment -> Run hierarchy.
+
+Records live as JSON files under the workspace root (``workspace.json``,
+``projects/<id>/project.json``, ``.../experiments/<id>/experiment.json``,
+``.../runs/run-<id>/run.json``); runs are also indexed in ``.molexp/index.sqlite``
+for queries (``ws.runs(where="lr < 1e-3")``). ``run.start()`` gives the
+``RunContext`` that executes one attempt and records its outcome, results,
+artifacts, logs, checkpoints and errors. This package never imports the workflow
+layer.
+"""
+
+from molexp.workspace._context import RunContext
+from molexp.workspace._errors import AmbiguousRunIdError, BrokenRecordWarning, RunStateError
+from molexp.workspace._experiment import Experiment
+from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
+from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
+from molexp.workspace._project import Project
+from molexp.workspace._query import QuerySyntaxError
+from molexp.workspace._records import (
+    ErrorInfo,
+    ExecutionRecord,
+    ExperimentMetadata,
+    OwnerInfo,
+    ProfileInfo,
+    ProjectMetadata,
+    RunMetadata,
+    RunStatus,
+    WorkspaceMetadata,
+)
+from molexp.workspace._records_io import StaleRecordError
+from molexp.workspace._registry import clear_registry, entry, registered_workspaces
+from molexp.workspace._results import RunQueryResult, RunSummary
+from molexp.workspace._run import Run
+from molexp.workspace._stale import find_stale_runs, reap_stale_runs
+from molexp.workspace._workspace import IndexRebuildReport, Workspace
+
+__all__ = [
+    "AmbiguousRunIdError",
+    "BrokenRecordWarning",
+    "ErrorInfo",
+    "ExecutionRecord",
+    "Experiment",
+    "ExperimentMetadata",
+    "GridSpace",
+    "IndexRebuildReport",
+    "OwnerInfo",
+    "ParamSpace",
+    "ProfileConfig",
+    "ProfileInfo",
+    "Project",
+    "ProjectMetadata",
+    "QuerySyntaxError",
+    "Run",
+    "RunContext",
+    "RunMetadata",
+    "RunQueryResult",
+    "RunStateError",
+    "RunStatus",
+    "RunSummary",
+    "StaleRecordError",
+    "UniformSpace",
+    "Workspace",
+    "WorkspaceMetadata",
+    "clear_registry",
+    "config_hash",
+    "derive_run_id",
+    "entry",
+    "find_stale_runs",
+    "reap_stale_runs",
+    "registered_workspaces",
+]

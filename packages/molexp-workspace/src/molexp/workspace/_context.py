@@ -1,0 +1,542 @@
+"""``RunContext``: the live side of one execution attempt of a run.
+
+Entering the context (``with run.start(profile_config=cfg) as ctx:``) refuses a run
+that is already ``running``, then stamps the run as ``running`` with the profile
+(name, config, config_hash), the owner (host, pid, heartbeat) and a fresh
+``ExecutionRecord``; it creates ``artifacts/``, ``logs/`` and
+``execution/<execution_id>/``. Leaving it marks the run ``succeeded``, or ``failed``
+when an exception escaped or ``mark_failed`` was called: the traceback goes to
+``execution/<execution_id>/error.txt`` (an ``ErrorTraceAsset``) and an ``ErrorInfo``
+onto the run and the execution record. Exceptions always propagate. A run cancelled
+by someone else meanwhile stays ``cancelled``.
+
+Channels (``emit``/``receive``) are named, unbounded, thread-safe FIFO queues that
+live in this context object only (one process): actor-style tasks running under the
+same context use them to pass messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import traceback
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any
+
+from molexp.assets import (
+    ArtifactStore,
+    Asset,
+    AssetKind,
+    AssetScope,
+    CheckpointAsset,
+    CheckpointStore,
+    DataAssetLibrary,
+    ExecutionStateAsset,
+    LogHandle,
+    Producer,
+    validate_name,
+    write_error_trace,
+    write_execution_state,
+)
+
+from ._errors import RunStateError
+from ._hashing import ProfileConfig, plain_json
+from ._records import (
+    ErrorInfo,
+    ExecutionRecord,
+    OwnerInfo,
+    ProfileInfo,
+    RunMetadata,
+    RunStatus,
+    utc_now,
+)
+from ._stale import this_host
+
+if TYPE_CHECKING:
+    from ._experiment import Experiment
+    from ._project import Project
+    from ._run import Run
+    from ._workspace import Workspace
+
+__all__ = ["RunContext", "new_execution_id"]
+
+logger = logging.getLogger("molexp.workspace")
+
+ARTIFACTS_DIR = "artifacts"
+LOGS_DIR = "logs"
+EXECUTION_DIR = "execution"
+ERROR_FILE = "error.txt"
+
+
+def new_execution_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    type: str
+    message: str
+    task_name: str | None
+    text: str
+
+
+def _failure_from(error: BaseException | str, task_name: str | None) -> _Failure:
+    if isinstance(error, BaseException):
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return _Failure(
+            type=type(error).__name__,
+            message=str(error) or type(error).__name__,
+            task_name=task_name if task_name is not None else getattr(error, "task_name", None),
+            text=text,
+        )
+    if not isinstance(error, str):
+        raise TypeError(f"mark_failed takes an exception or a message, got {type(error).__name__}")
+    return _Failure(type="Error", message=error, task_name=task_name, text=error + "\n")
+
+
+class RunContext:
+    """One execution attempt of a run (create it with ``run.start(...)``)."""
+
+    def __init__(
+        self,
+        run: Run,
+        profile: ProfileConfig,
+        *,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        if heartbeat_interval is not None and not heartbeat_interval > 0:
+            raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval!r}")
+        config = plain_json(dict(profile.config), f"profile {profile.name!r} config")
+        self._run = run
+        self._profile = ProfileInfo(
+            name=profile.name, config=config, config_hash=profile.config_hash
+        )
+        self._config = MappingProxyType(config)
+        self._execution_id = new_execution_id()
+        self._heartbeat_interval = heartbeat_interval
+        self._state = "new"
+        self._failure: _Failure | None = None
+        self._logs: dict[str, LogHandle] = {}
+        self._channels: dict[str, queue.Queue[Any]] = {}
+        self._lock = threading.Lock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat_thread: threading.Thread | None = None
+        self._artifact: ArtifactStore | None = None
+        self._checkpoints: CheckpointStore | None = None
+
+    @classmethod
+    def open(cls, run_dir: str | os.PathLike[str]) -> Run:
+        """The ``Run`` stored in ``run_dir``, with its workspace, project and experiment.
+
+        Walks up from ``run_dir`` to the nearest ``workspace.json``. Returns the run
+        (not an entered context) so the caller can pick the profile: for example
+        ``RunContext.open(d).start(profile_config=cfg)``.
+        """
+        from ._workspace import Workspace
+
+        directory = Path(run_dir).expanduser().resolve()
+        record = directory / "run.json"
+        if not record.is_file():
+            raise FileNotFoundError(f"{directory} is not a run directory: {record} is missing")
+        root = next(
+            (parent for parent in directory.parents if (parent / "workspace.json").is_file()),
+            None,
+        )
+        if root is None:
+            raise FileNotFoundError(f"no workspace.json in any parent directory of {directory}")
+        relative = directory.relative_to(root).parts
+        if (
+            len(relative) != 6
+            or relative[0] != "projects"
+            or relative[2] != "experiments"
+            or relative[4] != "runs"
+            or not relative[5].startswith("run-")
+        ):
+            raise ValueError(
+                f"{directory} is not laid out as "
+                "<workspace>/projects/<project>/experiments/<experiment>/runs/run-<id>"
+            )
+        workspace = Workspace.load(root)
+        experiment = workspace.project(relative[1]).experiment(relative[3])
+        return experiment.get_run(relative[5].removeprefix("run-"))
+
+    def __repr__(self) -> str:
+        return f"RunContext(run={self._run.id!r}, execution={self._execution_id!r}, {self._state})"
+
+    # -- hierarchy -----------------------------------------------------------------
+
+    @property
+    def run(self) -> Run:
+        return self._run
+
+    @property
+    def experiment(self) -> Experiment:
+        return self._run.experiment
+
+    @property
+    def project(self) -> Project:
+        return self._run.project
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._run.workspace
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The run's parameters (read-only)."""
+        return MappingProxyType(self._run.parameters)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The profile's merged config (read-only)."""
+        return self._config
+
+    @property
+    def profile(self) -> ProfileInfo:
+        """Profile name, config and config_hash stored on the run."""
+        return self._profile
+
+    @property
+    def run_dir(self) -> Path:
+        return self._run.run_dir
+
+    @property
+    def execution_id(self) -> str:
+        """Id of this attempt (a run queued with ``mark_queued`` keeps its queued id on entry)."""
+        return self._execution_id
+
+    @property
+    def execution_dir(self) -> Path:
+        return self._run.run_dir / EXECUTION_DIR / self._execution_id
+
+    @property
+    def active(self) -> bool:
+        """Whether the context has been entered and not yet left."""
+        return self._state == "active"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> RunContext:
+        if self._state != "new":
+            raise RuntimeError(
+                "a RunContext can be entered only once; call run.start() for a new attempt"
+            )
+        host, pid = this_host(), os.getpid()
+
+        def begin(metadata: RunMetadata) -> None:
+            if metadata.status is RunStatus.running:
+                owner = metadata.owner
+                where = f" by process {owner.pid} on host {owner.host}" if owner else ""
+                raise RunStateError(
+                    f"run {metadata.id!r} of experiment {metadata.experiment_id!r} is already "
+                    f"running{where}; reap it with reap_stale_runs() if that process is gone"
+                )
+            now = utc_now()
+            history = metadata.execution_history
+            queued = history[-1] if history and history[-1].status is RunStatus.pending else None
+            if queued is not None:
+                self._execution_id = queued.execution_id
+                record = queued
+            else:
+                record = ExecutionRecord(
+                    execution_id=self._execution_id,
+                    attempt=len(history) + 1,
+                    status=RunStatus.running,
+                )
+                history.append(record)
+            record.status = RunStatus.running
+            record.started_at = now
+            record.host = host
+            record.pid = pid
+            record.profile_name = self._profile.name
+            record.config_hash = self._profile.config_hash
+            metadata.status = RunStatus.running
+            metadata.started_at = now
+            metadata.finished_at = None
+            metadata.error = None
+            metadata.profile = self._profile
+            metadata.owner = OwnerInfo(host=host, pid=pid, started_at=now, heartbeat_at=now)
+
+        self._run._update(begin)
+        for directory in (
+            self.run_dir / ARTIFACTS_DIR,
+            self.run_dir / LOGS_DIR,
+            self.execution_dir,
+        ):
+            directory.mkdir(parents=True, exist_ok=True)
+        self._state = "active"
+        if self._heartbeat_interval is not None:
+            self._heartbeat_thread = threading.Thread(
+                target=self._heartbeat_loop,
+                args=(self._heartbeat_interval,),
+                name=f"molexp-heartbeat-{self._run.id}",
+                daemon=True,
+            )
+            self._heartbeat_thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state != "active":
+            return
+        self._stop_heartbeat.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join()
+        cleanup_error: BaseException | None = None
+        for handle in self._logs.values():
+            try:
+                handle.close()
+            except Exception as error:  # finalize the run even if a log cannot be closed
+                cleanup_error = cleanup_error or error
+        failure = _failure_from(exc, None) if exc is not None else self._failure
+        error_info = None
+        if failure is not None:
+            error_info = ErrorInfo(
+                type=failure.type, message=failure.message, task_name=failure.task_name
+            )
+            try:
+                write_error_trace(
+                    self.workspace.catalog,
+                    self._run.scope,
+                    self.run_dir,
+                    execution_id=self._execution_id,
+                    error_type=failure.type,
+                    text=failure.text,
+                    producer=self._producer(),
+                )
+                error_info.traceback_path = str(
+                    PurePosixPath(EXECUTION_DIR, self._execution_id, ERROR_FILE)
+                )
+            except Exception as error:  # the run must still end failed
+                cleanup_error = cleanup_error or error
+        final = RunStatus.failed if failure is not None else RunStatus.succeeded
+        execution_id = self._execution_id
+
+        def finish(metadata: RunMetadata) -> None:
+            now = utc_now()
+            record = next(
+                (r for r in metadata.execution_history if r.execution_id == execution_id), None
+            )
+            if metadata.status is RunStatus.cancelled:
+                if record is not None:
+                    record.status = RunStatus.cancelled
+                    record.finished_at = record.finished_at or now
+                return
+            metadata.status = final
+            metadata.finished_at = now
+            metadata.error = error_info
+            metadata.owner = None
+            if record is not None:
+                record.status = final
+                record.finished_at = now
+                record.error = error_info
+
+        try:
+            self._run._update(finish)
+        finally:
+            self._state = "closed"
+        if cleanup_error is not None and exc is None:
+            raise cleanup_error
+
+    def _require_active(self, action: str) -> None:
+        if self._state != "active":
+            state = "has not been entered" if self._state == "new" else "has already finished"
+            raise RuntimeError(
+                f"cannot {action}: the run context of run {self._run.id!r} {state} "
+                "(use it as `with run.start() as ctx:`)"
+            )
+
+    def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None:
+        """End this attempt as failed even if the ``with`` block exits normally.
+
+        The first call wins; its exception traceback (or message) becomes error.txt.
+        """
+        self._require_active("mark the run failed")
+        failure = _failure_from(error, task_name)
+        with self._lock:
+            if self._failure is None:
+                self._failure = failure
+
+    # -- heartbeat -------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Refresh ``owner.heartbeat_at`` (no-op if this process no longer owns the run)."""
+        self._require_active("send a heartbeat")
+        pid = os.getpid()
+
+        def beat(metadata: RunMetadata) -> bool:
+            owner = metadata.owner
+            if metadata.status is not RunStatus.running or owner is None or owner.pid != pid:
+                return False
+            owner.heartbeat_at = utc_now()
+            return True
+
+        self._run._update(beat)
+
+    def _heartbeat_loop(self, interval: float) -> None:
+        while not self._stop_heartbeat.wait(interval):
+            try:
+                self.heartbeat()
+            except Exception:
+                logger.exception("heartbeat of run %s failed", self._run.id)
+
+    # -- results -----------------------------------------------------------------------
+
+    def set_result(self, key: str, value: Any) -> None:
+        """Store ``value`` (plain JSON data) under ``key`` in the run's results (run.json)."""
+        self._require_active("set a result")
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"result keys must be non-empty strings, got {key!r}")
+        plain = plain_json(value, f"result {key!r}")
+
+        def store(metadata: RunMetadata) -> None:
+            metadata.results[key] = plain
+
+        self._run._update(store)
+
+    def get_result(self, key: str, default: Any = None) -> Any:
+        """A stored result (including ones saved by earlier attempts), else ``default``."""
+        return self._run.results.get(key, default)
+
+    # -- files -------------------------------------------------------------------------
+
+    def _producer(self, task_name: str | None = None) -> Producer:
+        return Producer(run_id=self._run.id, execution_id=self._execution_id, task_name=task_name)
+
+    @property
+    def artifact(self) -> ArtifactStore:
+        """Artifacts of this run: ``ctx.artifact.save(name, data)`` -> ``artifacts/<name>``."""
+        self._require_active("save artifacts")
+        with self._lock:
+            if self._artifact is None:
+                self._artifact = ArtifactStore(
+                    self.workspace.catalog, self._run.scope, self.run_dir, self._producer()
+                )
+            return self._artifact
+
+    def log(self, name: str) -> LogHandle:
+        """The log ``logs/<name>.log`` (one handle per name; closed when the context exits)."""
+        self._require_active("open a log")
+        validate_name(name, "log name")
+        with self._lock:
+            handle = self._logs.get(name)
+            if handle is None:
+                handle = LogHandle(
+                    self.workspace.catalog, self._run.scope, self.run_dir, name, self._producer()
+                )
+                self._logs[name] = handle
+            return handle
+
+    def checkpoint(self, name: str, data: Any = None) -> CheckpointAsset:
+        """Append a checkpoint to this run's linear chain (``data=None`` records a marker)."""
+        self._require_active("save a checkpoint")
+        with self._lock:
+            if self._checkpoints is None:
+                self._checkpoints = CheckpointStore(
+                    self.workspace.catalog, self._run.scope, self.run_dir, self._producer()
+                )
+            store = self._checkpoints
+        return store.save(name, data)
+
+    def record_execution_state(self, state: Mapping[str, Any]) -> ExecutionStateAsset:
+        """Write ``execution/<execution_id>/state.json`` and register it."""
+        self._require_active("record the execution state")
+        return write_execution_state(
+            self.workspace.catalog,
+            self._run.scope,
+            self.run_dir,
+            execution_id=self._execution_id,
+            state=state,
+            producer=self._producer(),
+        )
+
+    # -- assets --------------------------------------------------------------------------
+
+    @property
+    def data_assets(self) -> DataAssetLibrary:
+        """The experiment's data-asset library (promote run outputs into it)."""
+        return self._run.experiment.data_assets
+
+    def _lookup_scopes(self) -> list[AssetScope]:
+        return [
+            self._run.scope,
+            self._run.experiment.scope,
+            self._run.project.scope,
+            self.workspace.scope,
+        ]
+
+    def find_asset(self, name: str, kind: AssetKind | str | None = None) -> Asset | None:
+        """The asset ``name`` from the run, else experiment, project, workspace scope.
+
+        A match produced elsewhere is recorded as used by this execution (lineage).
+        """
+        validate_name(name, "asset name")
+        asset = self.workspace.catalog.find(name, self._lookup_scopes(), kind=kind)
+        if asset is not None and self.active:
+            producer = asset.producer
+            if producer is None or producer.run_id != self._run.id:
+                self.workspace.catalog.record_use(
+                    asset.id, run_id=self._run.id, execution_id=self._execution_id
+                )
+        return asset
+
+    def get_data_dir(self, asset_name: str, fallback: str | os.PathLike[str] | None = None) -> Path:
+        """Absolute path of the asset ``asset_name`` (looked up like ``find_asset``).
+
+        If there is no such asset and ``fallback`` is given, the directory
+        ``<workspace root>/<fallback>`` is created and returned; ``fallback`` must be a
+        relative path staying inside the workspace.
+        """
+        asset = self.find_asset(asset_name)
+        if asset is not None:
+            return self.workspace.root / asset.path
+        if fallback is None:
+            raise FileNotFoundError(
+                f"no asset {asset_name!r} visible from run {self._run.id!r} "
+                "(searched run, experiment, project and workspace) and no fallback given"
+            )
+        relative = Path(fallback)
+        if relative.is_absolute() or ".." in relative.parts:
+            raise ValueError(
+                f"fallback {str(fallback)!r} for asset {asset_name!r} must be a relative path "
+                "inside the workspace"
+            )
+        directory = self.workspace.root / relative
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+
+    # -- channels ------------------------------------------------------------------------
+
+    def _channel(self, channel: str) -> queue.Queue[Any]:
+        if not isinstance(channel, str) or not channel:
+            raise ValueError(f"channel names must be non-empty strings, got {channel!r}")
+        with self._lock:
+            found = self._channels.get(channel)
+            if found is None:
+                found = self._channels[channel] = queue.Queue()
+            return found
+
+    def emit(self, channel: str, message: Any) -> None:
+        """Put ``message`` on the named in-process channel (created on first use)."""
+        self._channel(channel).put(message)
+
+    def receive(self, channel: str, timeout: float | None = None) -> Any:
+        """Take the oldest message from the channel, waiting up to ``timeout`` seconds.
+
+        ``timeout=None`` waits indefinitely; ``TimeoutError`` names the channel when
+        nothing arrives in time.
+        """
+        try:
+            return self._channel(channel).get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no message on channel {channel!r} within {timeout} s") from None

@@ -1,0 +1,395 @@
+"""The ``Experiment``: a repeatable definition (parameters, replicas, workflow source).
+
+Owns get-or-create of experiments, git commit capture for the workflow source, the
+replica seed policy, and creation, lookup and listing of the experiment's runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molexp.assets import AssetScope, AssetView, DataAssetLibrary, RecordError, locked
+
+from ._hashing import new_run_id, plain_json
+from ._layout import (
+    EXPERIMENT_FILE,
+    EXPERIMENTS_DIR,
+    RUN_DIR_PREFIX,
+    RUN_FILE,
+    RUNS_DIR,
+    check_experiment,
+    child_dirs,
+    run_dir_name,
+)
+from ._records import ExperimentMetadata, RunMetadata, RunStatus, check_tags, utc_now
+from ._records_io import RecordFile, StaleRecordError
+from ._run import Run
+
+if TYPE_CHECKING:
+    from ._project import Project
+    from ._workspace import Workspace
+
+_Run = Run  # the factory method below shadows the class name
+
+__all__ = ["Experiment", "git_commit_of"]
+
+GIT_TIMEOUT_SECONDS = 10.0
+
+
+def git_commit_of(source: Path) -> str | None:
+    """The commit checked out where ``source`` lives (``git rev-parse HEAD``), else None."""
+    directory = source if source.is_dir() else source.parent
+    if not directory.is_dir():
+        return None
+    try:
+        completed = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = completed.stdout.strip()
+    return commit if completed.returncode == 0 and commit else None
+
+
+def _check_replicas(
+    experiment_id: str, n_replicas: int, seeds: Sequence[int] | None
+) -> list[int] | None:
+    if isinstance(n_replicas, bool) or not isinstance(n_replicas, int) or n_replicas < 1:
+        raise ValueError(
+            f"experiment {experiment_id!r}: n_replicas must be an integer >= 1, got {n_replicas!r}"
+        )
+    if seeds is None:
+        return None
+    seed_list = list(seeds)
+    if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seed_list):
+        raise ValueError(f"experiment {experiment_id!r}: seeds must be integers, got {seeds!r}")
+    if len(seed_list) != n_replicas:
+        raise ValueError(
+            f"experiment {experiment_id!r}: {len(seed_list)} seeds given for "
+            f"n_replicas={n_replicas}; pass one seed per replica"
+        )
+    return seed_list
+
+
+def _check_optional_int(value: int | None, what: str, minimum: int | None = None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
+    return value
+
+
+class Experiment:
+    """An experiment of a project; create it with ``project.Experiment(name, ...)``."""
+
+    def __init__(
+        self,
+        project: Project,
+        metadata: ExperimentMetadata,
+        record: RecordFile[ExperimentMetadata],
+    ) -> None:
+        self._project = project
+        self._metadata = metadata
+        self._record = record
+        self._lock = threading.RLock()
+        self._runs: dict[str, Run] = {}
+
+    @staticmethod
+    def _record_for(project: Project, experiment_id: str) -> RecordFile[ExperimentMetadata]:
+        path = project.project_dir / EXPERIMENTS_DIR / experiment_id / EXPERIMENT_FILE
+        return RecordFile(path, ExperimentMetadata)
+
+    def _check(self, metadata: ExperimentMetadata) -> ExperimentMetadata:
+        return check_experiment(
+            self._record.path, metadata, self._project.workspace.id, self._project.id
+        )
+
+    @classmethod
+    def _load(cls, project: Project, experiment_id: str) -> Experiment:
+        record = cls._record_for(project, experiment_id)
+        metadata = check_experiment(record.path, record.load(), project.workspace.id, project.id)
+        return cls(project, metadata, record)
+
+    @classmethod
+    def _open_or_create(
+        cls,
+        project: Project,
+        experiment_id: str,
+        *,
+        name: str,
+        params: Mapping[str, Any] | None,
+        n_replicas: int,
+        seeds: Sequence[int] | None,
+        workflow_source: str | None,
+        workflow_type: str | None,
+        git_commit: str | None,
+        description: str | None,
+        tags: Sequence[str] | None,
+    ) -> Experiment:
+        record = cls._record_for(project, experiment_id)
+        what = f"experiment {experiment_id!r}"
+        with locked(record.path):
+            if record.exists():
+                metadata = check_experiment(
+                    record.path, record.load(), project.workspace.id, project.id
+                )
+            else:
+                source_path: str | None = None
+                if workflow_source is not None:
+                    if not isinstance(workflow_source, str) or not workflow_source:
+                        raise ValueError(
+                            f"{what}: workflow_source must be a non-empty path string, "
+                            f"got {workflow_source!r}"
+                        )
+                    resolved = Path(workflow_source).expanduser().resolve()
+                    source_path = str(resolved)
+                    if git_commit is None:
+                        git_commit = git_commit_of(resolved)
+                metadata = ExperimentMetadata(
+                    id=experiment_id,
+                    name=name,
+                    project_id=project.id,
+                    workspace_id=project.workspace.id,
+                    description=description,
+                    tags=check_tags(tags, what),
+                    parameters=plain_json(dict(params or {}), f"{what} params"),
+                    n_replicas=n_replicas,
+                    seeds=_check_replicas(experiment_id, n_replicas, seeds),
+                    workflow_source=workflow_source,
+                    workflow_source_path=source_path,
+                    workflow_type=workflow_type,
+                    git_commit=git_commit,
+                )
+                record.write(metadata)
+        (record.path.parent / RUNS_DIR).mkdir(exist_ok=True)
+        return cls(project, metadata, record)
+
+    def __repr__(self) -> str:
+        return f"Experiment({self.id!r}, project={self._project.id!r})"
+
+    # -- record ------------------------------------------------------------------
+
+    @property
+    def project(self) -> Project:
+        return self._project
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._project.workspace
+
+    @property
+    def metadata(self) -> ExperimentMetadata:
+        """The experiment record; edit it and call ``save()`` to persist the change."""
+        return self._metadata
+
+    @property
+    def id(self) -> str:
+        return self._metadata.id
+
+    @property
+    def name(self) -> str:
+        return self._metadata.name
+
+    @property
+    def description(self) -> str | None:
+        return self._metadata.description
+
+    @property
+    def tags(self) -> list[str]:
+        return self._metadata.tags
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The experiment's parameter dictionary (the same object as ``parameter_space``)."""
+        return self._metadata.parameters
+
+    @property
+    def parameter_space(self) -> dict[str, Any]:
+        """Alias of ``params``: the concrete parameters bound to this experiment."""
+        return self._metadata.parameters
+
+    @property
+    def n_replicas(self) -> int:
+        return self._metadata.n_replicas
+
+    @property
+    def seeds(self) -> list[int] | None:
+        return self._metadata.seeds
+
+    @property
+    def workflow_source(self) -> str | None:
+        return self._metadata.workflow_source
+
+    @property
+    def workflow_type(self) -> str | None:
+        return self._metadata.workflow_type
+
+    @property
+    def git_commit(self) -> str | None:
+        return self._metadata.git_commit
+
+    @property
+    def experiment_dir(self) -> Path:
+        return self._record.path.parent
+
+    @property
+    def record_path(self) -> Path:
+        return self._record.path
+
+    def get_seeds(self) -> list[int]:
+        """One seed per replica: the stored ``seeds``, else ``0, 1, ..., n_replicas - 1``.
+
+        The default sequence is the non-negative integers truncated to ``n_replicas``,
+        so replica ``i`` gets seed ``i``.
+        """
+        if self._metadata.seeds is not None:
+            return list(self._metadata.seeds)
+        return list(range(self._metadata.n_replicas))
+
+    def save(self) -> None:
+        """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
+        with self._lock, locked(self._record.path):
+            if self._record.changed_since_seen():
+                raise StaleRecordError(self._record.path)
+            self._metadata.parameters = plain_json(
+                self._metadata.parameters, f"experiment {self.id!r} params"
+            )
+            self._metadata.updated_at = utc_now()
+            self._record.write(self._metadata)
+
+    def reload(self) -> Experiment:
+        """Re-read ``experiment.json`` (discarding unsaved edits)."""
+        with self._lock:
+            self._metadata = self._check(self._record.load())
+        return self
+
+    # -- assets ------------------------------------------------------------------
+
+    @property
+    def scope(self) -> AssetScope:
+        return AssetScope.for_experiment(self.workspace.id, self._project.id, self.id)
+
+    @property
+    def assets(self) -> AssetView:
+        """Read-only view of the assets of this experiment and its runs."""
+        return AssetView(self.workspace.catalog, self.scope)
+
+    @property
+    def data_assets(self) -> DataAssetLibrary:
+        """Experiment-level data assets (stored under ``<experiment_dir>/data_assets/``)."""
+        return DataAssetLibrary(self.workspace.catalog, self.scope, self.experiment_dir)
+
+    # -- runs --------------------------------------------------------------------
+
+    def Run(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        replica_index: int | None = None,
+        seed: int | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> _Run:
+        """Create a run (fresh id unless ``id`` is given; an existing ``id`` is loaded).
+
+        The run's parameters are the experiment's ``params`` updated with
+        ``parameters``. A loaded run keeps its stored parameters.
+        """
+        if id is not None:
+            run_dir_name(id)
+        merged = plain_json({**self._metadata.parameters, **(parameters or {})}, "parameters")
+        replica = _check_optional_int(replica_index, "replica_index", minimum=0)
+        run_seed = _check_optional_int(seed, "seed")
+        run_tags = check_tags(tags, "run")
+        snapshot = None
+        if self._metadata.workflow_source is not None:
+            snapshot = {
+                "source": self._metadata.workflow_source,
+                "git_commit": self._metadata.git_commit,
+            }
+
+        def new_metadata(run_id: str) -> RunMetadata:
+            return RunMetadata(
+                id=run_id,
+                experiment_id=self.id,
+                project_id=self._project.id,
+                workspace_id=self.workspace.id,
+                parameters=merged,
+                replica_index=replica,
+                seed=run_seed,
+                tags=run_tags,
+                workflow_snapshot=snapshot,
+            )
+
+        with self._lock:
+            if id is not None and id in self._runs:
+                return self._runs[id]
+            runs_dir = self.experiment_dir / RUNS_DIR
+            if id is None:
+                run = Run._create_fresh(self, runs_dir, new_run_id, new_metadata)
+            else:
+                run = Run._open_or_create(self, runs_dir / run_dir_name(id), id, new_metadata)
+            self._runs[run.id] = run
+            return run
+
+    def run(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        replica_index: int | None = None,
+        seed: int | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> _Run:
+        """Same as ``Run(...)``."""
+        return self.Run(parameters, id=id, replica_index=replica_index, seed=seed, tags=tags)
+
+    def get_run(self, run_id: str) -> _Run:
+        """The run with this id, refreshed from disk; ``KeyError`` naming it if absent."""
+        directory = self.experiment_dir / RUNS_DIR / run_dir_name(run_id)
+        with self._lock:
+            cached = self._runs.get(run_id)
+            if cached is not None:
+                return cached.refresh()
+            if not (directory / RUN_FILE).is_file():
+                raise KeyError(
+                    f"no run {run_id!r} in experiment {self.id!r} of project {self._project.id!r}"
+                )
+            run = Run._load(self, directory)
+            self._runs[run_id] = run
+            return run
+
+    def list_runs(self, status: RunStatus | str | None = None) -> list[_Run]:
+        """Runs of this experiment (optionally with one status), oldest first.
+
+        Unreadable ``run.json`` files are skipped with a ``BrokenRecordWarning``.
+        """
+        wanted = RunStatus(status) if status is not None else None
+        runs: list[_Run] = []
+        with self._lock:
+            for run_dir in child_dirs(self.experiment_dir / RUNS_DIR, RUN_DIR_PREFIX):
+                run_id = run_dir.name.removeprefix(RUN_DIR_PREFIX)
+                if not (run_dir / RUN_FILE).is_file():
+                    continue
+                try:
+                    cached = self._runs.get(run_id)
+                    if cached is not None:
+                        run = cached.refresh()
+                    else:
+                        run = Run._load(self, run_dir)
+                        self._runs[run_id] = run
+                except RecordError as exc:
+                    self.workspace._report_broken(run_dir / RUN_FILE, exc)
+                    continue
+                if wanted is None or run.status == wanted:
+                    runs.append(run)
+        runs.sort(key=lambda run: (run.metadata.created_at, run.id))
+        return runs

@@ -1,0 +1,212 @@
+"""The run index: one row per run in the ``runs`` table of ``<root>/.molexp/index.sqlite``.
+
+Owns the table layout, the upsert done on every run write, deletion of a project's
+rows, the full rebuild from ``run.json`` files and the SELECT behind ``ws.runs()``.
+The JSON records stay the source of truth; this table is a rebuildable cache of them
+(a missing or outdated table is recreated and refilled from disk on first use).
+Columns carry no declared type, so values keep their own type and the query
+language's comparisons never meet SQLite type affinity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from ._records import RunMetadata
+
+__all__ = ["INDEX_VERSION", "IndexRow", "RunIndex", "format_time"]
+
+INDEX_VERSION = 1
+
+_COLUMNS = (
+    "workspace_id",
+    "project_id",
+    "experiment_id",
+    "id",
+    "status",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "params",
+    "results",
+    "profile_name",
+    "config_hash",
+    "workflow_id",
+    "replica_index",
+    "seed",
+    "tags",
+    "run_dir",
+)
+SELECT_COLUMNS = ", ".join(_COLUMNS)
+_UPSERT = (
+    f"INSERT OR REPLACE INTO runs ({SELECT_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+_SCHEMA = (
+    f"CREATE TABLE runs ({', '.join(_COLUMNS)}, PRIMARY KEY (project_id, experiment_id, id))",
+    "CREATE INDEX runs_by_id ON runs (id)",
+    "CREATE INDEX runs_by_status ON runs (status)",
+    "CREATE INDEX runs_by_created ON runs (created_at)",
+)
+
+IndexRow = tuple[Any, ...]
+
+
+def format_time(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO text, so text order is time order in the index."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def row_for(metadata: RunMetadata, run_dir: str) -> IndexRow:
+    """The index row of one run; ``run_dir`` is POSIX and relative to the workspace root."""
+    profile = metadata.profile
+    return (
+        metadata.workspace_id,
+        metadata.project_id,
+        metadata.experiment_id,
+        metadata.id,
+        metadata.status.value,
+        format_time(metadata.created_at),
+        format_time(metadata.updated_at),
+        format_time(metadata.started_at),
+        format_time(metadata.finished_at),
+        json.dumps(metadata.parameters, ensure_ascii=False),
+        json.dumps(metadata.results, ensure_ascii=False),
+        profile.name if profile else None,
+        profile.config_hash if profile else None,
+        metadata.workflow_id,
+        metadata.replica_index,
+        metadata.seed,
+        json.dumps(metadata.tags, ensure_ascii=False),
+        run_dir,
+    )
+
+
+class _Local(threading.local):
+    def __init__(self) -> None:
+        self.connection: sqlite3.Connection | None = None
+        self.pid = -1
+
+
+class RunIndex:
+    """Access to the ``runs`` table; one SQLite connection per thread and process."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        scan: Callable[[], Iterable[IndexRow]],
+    ) -> None:
+        """``scan`` yields the rows of every run on disk; it fills a newly created table."""
+        self._connect = connect
+        self._scan = scan
+        self._local = _Local()
+        self._schema_lock = threading.Lock()
+        self._schema_ready_pid = -1
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (a forked child opens its own)."""
+        local = self._local
+        pid = os.getpid()
+        if local.connection is None or local.pid != pid:
+            local.connection = self._connect()
+            local.pid = pid
+        if self._schema_ready_pid != pid:
+            self._ensure_schema(local.connection, pid)
+        return local.connection
+
+    def _ensure_schema(self, connection: sqlite3.Connection, pid: int) -> None:
+        with self._schema_lock:
+            if self._schema_ready_pid == pid:
+                return
+            with self._transaction(connection):
+                connection.execute(
+                    "CREATE TABLE IF NOT EXISTS workspace_index_versions "
+                    "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+                )
+                row = connection.execute(
+                    "SELECT version FROM workspace_index_versions WHERE component = 'runs'"
+                ).fetchone()
+                if row is None or row[0] != INDEX_VERSION:
+                    connection.execute("DROP TABLE IF EXISTS runs")
+                    for statement in _SCHEMA:
+                        connection.execute(statement)
+                    connection.execute(
+                        "INSERT OR REPLACE INTO workspace_index_versions VALUES ('runs', ?)",
+                        (INDEX_VERSION,),
+                    )
+                    connection.executemany(_UPSERT, self._scan())
+            self._schema_ready_pid = pid
+
+    @staticmethod
+    @contextmanager
+    def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def upsert(self, metadata: RunMetadata, run_dir: str) -> None:
+        connection = self.connection()
+        with self._transaction(connection):
+            connection.execute(_UPSERT, row_for(metadata, run_dir))
+
+    def rebuild(self) -> int:
+        """Replace every row by a fresh scan; returns how many rows were written.
+
+        The scan runs inside the write transaction, so a run written meanwhile either
+        is already on disk when scanned or upserts its row after the rebuild commits.
+        """
+        connection = self.connection()
+        with self._transaction(connection):
+            connection.execute("DELETE FROM runs")
+            rows = list(self._scan())
+            connection.executemany(_UPSERT, rows)
+        return len(rows)
+
+    def delete_project(self, project_id: str) -> None:
+        connection = self.connection()
+        with self._transaction(connection):
+            connection.execute("DELETE FROM runs WHERE project_id = ?", (project_id,))
+
+    def delete_run(self, project_id: str, experiment_id: str, run_id: str) -> None:
+        connection = self.connection()
+        with self._transaction(connection):
+            connection.execute(
+                "DELETE FROM runs WHERE project_id = ? AND experiment_id = ? AND id = ?",
+                (project_id, experiment_id, run_id),
+            )
+
+    def select(
+        self,
+        conditions: Sequence[tuple[str, Sequence[Any]]],
+        order: tuple[str, Sequence[Any]] | None,
+        limit: int | None,
+    ) -> list[IndexRow]:
+        """Rows matching every ``(sql, args)`` condition, in ``order`` then creation order."""
+        sql = f"SELECT {SELECT_COLUMNS} FROM runs"
+        args: list[Any] = []
+        if conditions:
+            sql += " WHERE " + " AND ".join(condition for condition, _ in conditions)
+            for _, condition_args in conditions:
+                args.extend(condition_args)
+        order_sql = "created_at ASC, project_id ASC, experiment_id ASC, id ASC"
+        if order is not None:
+            order_sql = f"{order[0]}, {order_sql}"
+            args.extend(order[1])
+        sql += f" ORDER BY {order_sql}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return self.connection().execute(sql, args).fetchall()

@@ -1,0 +1,255 @@
+"""The ``Project``: a group of experiments under ``<root>/projects/<project_id>/``.
+
+Owns get-or-create of projects and of their experiments, experiment lookup and
+listing, and the project-scoped asset views.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molexp.assets import (
+    AssetScope,
+    AssetView,
+    DataAssetLibrary,
+    RecordError,
+    locked,
+    slugify,
+    validate_name,
+)
+
+from ._experiment import Experiment
+from ._hashing import plain_json
+from ._layout import (
+    EXPERIMENT_FILE,
+    EXPERIMENTS_DIR,
+    PROJECT_FILE,
+    PROJECTS_DIR,
+    check_project,
+    child_dirs,
+    safe_id,
+)
+from ._records import ProjectMetadata, check_tags, utc_now
+from ._records_io import RecordFile, StaleRecordError
+
+if TYPE_CHECKING:
+    from ._workspace import Workspace
+
+_Experiment = Experiment  # the factory method below shadows the class name
+
+__all__ = ["Project"]
+
+
+class Project:
+    """A project of a workspace; create it with ``ws.Project(name)``."""
+
+    def __init__(
+        self, workspace: Workspace, metadata: ProjectMetadata, record: RecordFile[ProjectMetadata]
+    ) -> None:
+        self._workspace = workspace
+        self._metadata = metadata
+        self._record = record
+        self._lock = threading.RLock()
+        self._experiments: dict[str, Experiment] = {}
+
+    @staticmethod
+    def _record_for(workspace: Workspace, project_id: str) -> RecordFile[ProjectMetadata]:
+        path = workspace.root / PROJECTS_DIR / project_id / PROJECT_FILE
+        return RecordFile(path, ProjectMetadata)
+
+    @classmethod
+    def _load(cls, workspace: Workspace, project_id: str) -> Project:
+        record = cls._record_for(workspace, project_id)
+        metadata = check_project(record.path, record.load(), workspace.id)
+        return cls(workspace, metadata, record)
+
+    @classmethod
+    def _open_or_create(
+        cls,
+        workspace: Workspace,
+        project_id: str,
+        *,
+        name: str,
+        description: str | None,
+        owner: str | None,
+        tags: Sequence[str] | None,
+        config: Mapping[str, Any] | None,
+    ) -> Project:
+        record = cls._record_for(workspace, project_id)
+        with locked(record.path):
+            if record.exists():
+                metadata = check_project(record.path, record.load(), workspace.id)
+            else:
+                metadata = ProjectMetadata(
+                    id=project_id,
+                    name=name,
+                    workspace_id=workspace.id,
+                    description=description,
+                    owner=owner,
+                    tags=check_tags(tags, f"project {project_id!r}"),
+                    config=plain_json(dict(config or {}), f"project {project_id!r} config"),
+                )
+                record.write(metadata)
+        (record.path.parent / EXPERIMENTS_DIR).mkdir(exist_ok=True)
+        return cls(workspace, metadata, record)
+
+    def __repr__(self) -> str:
+        return f"Project({self.id!r}, name={self.name!r})"
+
+    # -- record ------------------------------------------------------------------
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._workspace
+
+    @property
+    def metadata(self) -> ProjectMetadata:
+        """The project record; edit it and call ``save()`` to persist the change."""
+        return self._metadata
+
+    @property
+    def id(self) -> str:
+        return self._metadata.id
+
+    @property
+    def name(self) -> str:
+        return self._metadata.name
+
+    @property
+    def description(self) -> str | None:
+        return self._metadata.description
+
+    @property
+    def owner(self) -> str | None:
+        return self._metadata.owner
+
+    @property
+    def tags(self) -> list[str]:
+        return self._metadata.tags
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self._metadata.config
+
+    @property
+    def project_dir(self) -> Path:
+        return self._record.path.parent
+
+    @property
+    def record_path(self) -> Path:
+        return self._record.path
+
+    def save(self) -> None:
+        """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
+        with self._lock, locked(self._record.path):
+            if self._record.changed_since_seen():
+                raise StaleRecordError(self._record.path)
+            self._metadata.updated_at = utc_now()
+            self._record.write(self._metadata)
+
+    def reload(self) -> Project:
+        """Re-read ``project.json`` (discarding unsaved edits)."""
+        with self._lock:
+            self._metadata = check_project(
+                self._record.path, self._record.load(), self._workspace.id
+            )
+        return self
+
+    # -- assets ------------------------------------------------------------------
+
+    @property
+    def scope(self) -> AssetScope:
+        return AssetScope.for_project(self._workspace.id, self.id)
+
+    @property
+    def assets(self) -> AssetView:
+        """Read-only view of the assets of this project and everything beneath it."""
+        return AssetView(self._workspace.catalog, self.scope)
+
+    @property
+    def data_assets(self) -> DataAssetLibrary:
+        """Project-level data assets (stored under ``<project_dir>/data_assets/``)."""
+        return DataAssetLibrary(self._workspace.catalog, self.scope, self.project_dir)
+
+    # -- experiments ---------------------------------------------------------------
+
+    def Experiment(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        n_replicas: int = 1,
+        seeds: Sequence[int] | None = None,
+        workflow_source: str | None = None,
+        workflow_type: str | None = None,
+        git_commit: str | None = None,
+        id: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> _Experiment:
+        """Get or create the experiment ``id`` (default: the slug of ``name``).
+
+        An existing experiment is returned as stored: the other arguments only apply
+        when it is created. Repeated calls return the same object. When
+        ``workflow_source`` is given without ``git_commit``, the commit checked out in
+        the source's directory is recorded (None outside a git repository).
+        """
+        experiment_id = validate_name(id, "experiment id") if id is not None else slugify(name)
+        validate_name(name, "experiment name")
+        with self._lock:
+            cached = self._experiments.get(experiment_id)
+            if cached is not None:
+                return cached
+            experiment = Experiment._open_or_create(
+                self,
+                experiment_id,
+                name=name,
+                params=params,
+                n_replicas=n_replicas,
+                seeds=seeds,
+                workflow_source=workflow_source,
+                workflow_type=workflow_type,
+                git_commit=git_commit,
+                description=description,
+                tags=tags,
+            )
+            self._experiments[experiment_id] = experiment
+            return experiment
+
+    def experiment(self, experiment_id: str) -> _Experiment:
+        """The experiment with this id (or slugified name); ``KeyError`` naming it if absent."""
+        candidates = [experiment_id]
+        with contextlib.suppress(ValueError):
+            candidates.append(slugify(experiment_id))
+        with self._lock:
+            for candidate in candidates:
+                safe = safe_id(candidate)
+                if safe is None:
+                    continue
+                if safe in self._experiments:
+                    return self._experiments[safe]
+                if (self.project_dir / EXPERIMENTS_DIR / safe / EXPERIMENT_FILE).is_file():
+                    experiment = Experiment._load(self, safe)
+                    self._experiments[safe] = experiment
+                    return experiment
+        known = ", ".join(item.id for item in self.list_experiments()) or "none"
+        raise KeyError(
+            f"no experiment {experiment_id!r} in project {self.id!r} (experiments: {known})"
+        )
+
+    def list_experiments(self) -> list[_Experiment]:
+        """Every readable experiment of this project, by id (broken ones are warned about)."""
+        with self._lock:
+            for experiment_dir in child_dirs(self.project_dir / EXPERIMENTS_DIR):
+                experiment_id = experiment_dir.name
+                path = experiment_dir / EXPERIMENT_FILE
+                if experiment_id in self._experiments or not path.is_file():
+                    continue
+                try:
+                    self._experiments[experiment_id] = Experiment._load(self, experiment_id)
+                except RecordError as exc:
+                    self._workspace._report_broken(path, exc)
+            return [self._experiments[key] for key in sorted(self._experiments)]

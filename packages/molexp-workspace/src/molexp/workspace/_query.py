@@ -1,0 +1,464 @@
+"""The run query language: parser, syntax tree, renderer and SQL compiler.
+
+Grammar (keywords are lowercase)::
+
+    query      := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := not_expr ("and" not_expr)*
+    not_expr   := "not" not_expr | "(" query ")" | comparison
+    comparison := FIELD OP literal | FIELD ["not"] "in" "[" [literal ("," literal)*] "]"
+    OP         := "==" | "!=" | "<" | "<=" | ">" | ">="
+    literal    := STRING | NUMBER | "true" | "false" | "null"
+
+``FIELD`` is a dotted identifier path. Strings use single or double quotes with
+backslash escapes (``\\\\ \\" \\' \\n \\r \\t \\uXXXX``). Fields resolve as follows:
+``id status experiment project created_at updated_at started_at finished_at profile
+config_hash workflow_id replica_index`` are run columns; ``params.<path>`` and
+``results.<path>`` reach into the run's parameters and results; ``run.<column>``
+names a run column explicitly (also ``run.seed``, the run's replica seed); any other
+name is a parameter, so ``lr`` means ``params.lr`` and ``model.depth`` means
+``params.model.depth``.
+
+Semantics are two-valued: a comparison is false when the field is missing or holds
+a value of another type (numbers, booleans and strings never equal each other;
+``true`` equals ``1`` as in JSON-in-SQLite), ``x != v`` is exactly ``not (x == v)``,
+``x == null`` matches a missing or null field, and ``<``/``<=``/``>``/``>=`` only
+hold between two numbers or two strings. Every value is bound as an SQL parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal, TypeAlias
+
+__all__ = [
+    "And",
+    "Comparison",
+    "Membership",
+    "Not",
+    "Or",
+    "QuerySyntaxError",
+    "compile_order",
+    "compile_where",
+    "parse_query",
+    "render_query",
+    "resolve_field",
+    "where_from_mapping",
+]
+
+Scalar: TypeAlias = str | int | float | bool | None
+ComparisonOp = Literal["==", "!=", "<", "<=", ">", ">="]
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# Run columns addressable in queries: query name -> column of the ``runs`` table.
+RUN_COLUMNS: dict[str, str] = {
+    "id": "id",
+    "status": "status",
+    "experiment": "experiment_id",
+    "project": "project_id",
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "started_at": "started_at",
+    "finished_at": "finished_at",
+    "profile": "profile_name",
+    "config_hash": "config_hash",
+    "workflow_id": "workflow_id",
+    "replica_index": "replica_index",
+}
+# Only reachable as ``run.<name>`` (a bare ``seed`` is the parameter ``params.seed``).
+RUN_ONLY_COLUMNS: dict[str, str] = {"seed": "seed"}
+JSON_COLUMNS = ("params", "results")
+
+
+class QuerySyntaxError(ValueError):
+    """A malformed run query; ``column`` (1-based) points at the offending text."""
+
+    def __init__(self, message: str, query: str, column: int) -> None:
+        self.reason = message
+        self.query = query
+        self.column = column
+        pointer = " " * (column - 1) + "^"
+        super().__init__(f"{message} at column {column}\n  {query}\n  {pointer}")
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    field: str
+    op: ComparisonOp
+    value: Scalar
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    field: str
+    values: tuple[Scalar, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Node
+
+
+Node: TypeAlias = Comparison | Membership | And | Or | Not
+
+
+# ---------------------------------------------------------------------------- lexer
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<op>==|!=|<=|>=|<|>)
+  | (?P<punct>[()\[\],])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_KEYWORDS = {"and", "or", "not", "in", "true", "false", "null"}
+_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n", "r": "\r", "t": "\t"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # number | name | keyword | string | op | punct | end
+    text: str
+    column: int
+
+
+def _unescape(body: str, query: str, column: int) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(body):
+        char = body[index]
+        if char != "\\":
+            out.append(char)
+            index += 1
+            continue
+        code = body[index + 1]
+        if code in _ESCAPES:
+            out.append(_ESCAPES[code])
+            index += 2
+        elif code == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[index + 2 : index + 6]):
+            out.append(chr(int(body[index + 2 : index + 6], 16)))
+            index += 6
+        else:
+            raise QuerySyntaxError(f"unknown escape \\{code} in string", query, column + 1 + index)
+    return "".join(out)
+
+
+def _tokenize(query: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    position = 0
+    while position < len(query):
+        match = _TOKEN.match(query, position)
+        if match is None:
+            char = query[position]
+            if char in "\"'":
+                raise QuerySyntaxError("unterminated string", query, position + 1)
+            raise QuerySyntaxError(f"unexpected character {char!r}", query, position + 1)
+        kind = match.lastgroup
+        assert kind is not None
+        text = match.group()
+        if kind == "name" and text in _KEYWORDS:
+            kind = "keyword"
+        if kind != "space":
+            tokens.append(_Token(kind, text, position + 1))
+        position = match.end()
+    tokens.append(_Token("end", "", len(query) + 1))
+    return tokens
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+class _Parser:
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.tokens = _tokenize(query)
+        self.index = 0
+
+    @property
+    def current(self) -> _Token:
+        return self.tokens[self.index]
+
+    def error(self, message: str, token: _Token | None = None) -> QuerySyntaxError:
+        return QuerySyntaxError(message, self.query, (token or self.current).column)
+
+    def describe(self, token: _Token) -> str:
+        return "end of query" if token.kind == "end" else repr(token.text)
+
+    def accept(self, kind: str, text: str | None = None) -> _Token | None:
+        token = self.current
+        if token.kind == kind and (text is None or token.text == text):
+            self.index += 1
+            return token
+        return None
+
+    def expect(self, kind: str, text: str, what: str) -> _Token:
+        token = self.accept(kind, text)
+        if token is None:
+            raise self.error(f"expected {what}, found {self.describe(self.current)}")
+        return token
+
+    def parse(self) -> Node:
+        if self.current.kind == "end":
+            raise self.error("empty query")
+        node = self.or_expr()
+        if self.current.kind != "end":
+            raise self.error(
+                f"unexpected {self.describe(self.current)}; expected 'and', 'or' or the end"
+            )
+        return node
+
+    def or_expr(self) -> Node:
+        items = [self.and_expr()]
+        while self.accept("keyword", "or"):
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def and_expr(self) -> Node:
+        items = [self.not_expr()]
+        while self.accept("keyword", "and"):
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def not_expr(self) -> Node:
+        if self.accept("keyword", "not"):
+            return Not(self.not_expr())
+        if self.accept("punct", "("):
+            node = self.or_expr()
+            self.expect("punct", ")", "')'")
+            return node
+        return self.comparison()
+
+    def comparison(self) -> Node:
+        token = self.current
+        if token.kind != "name":
+            raise self.error(f"expected a field name, found {self.describe(token)}")
+        self.index += 1
+        field = token.text
+        try:
+            resolve_field(field)
+        except ValueError as exc:
+            raise self.error(str(exc), token) from None
+        if self.accept("keyword", "not"):
+            self.expect("keyword", "in", "'in' after 'not'")
+            return Membership(field, self.literal_list(), negated=True)
+        if self.accept("keyword", "in"):
+            return Membership(field, self.literal_list())
+        op_token = self.accept("op")
+        if op_token is None:
+            raise self.error(
+                f"expected a comparison operator or 'in' after {field!r}, "
+                f"found {self.describe(self.current)}"
+            )
+        value_token = self.current
+        value = self.literal()
+        op: ComparisonOp = op_token.text  # type: ignore[assignment]
+        if value is None and op not in ("==", "!="):
+            raise self.error(f"cannot compare {field!r} with null using {op}", value_token)
+        return Comparison(field, op, value)
+
+    def literal_list(self) -> tuple[Scalar, ...]:
+        self.expect("punct", "[", "'[' to start the list")
+        values: list[Scalar] = []
+        if self.accept("punct", "]"):
+            return ()
+        values.append(self.literal())
+        while self.accept("punct", ","):
+            values.append(self.literal())
+        self.expect("punct", "]", "',' or ']'")
+        return tuple(values)
+
+    def literal(self) -> Scalar:
+        token = self.current
+        self.index += 1
+        if token.kind == "string":
+            return _unescape(token.text[1:-1], self.query, token.column)
+        if token.kind == "number":
+            if re.fullmatch(r"-?\d+", token.text):
+                number = int(token.text)
+                if not INT64_MIN <= number <= INT64_MAX:
+                    raise self.error("integer literal out of the 64-bit range", token)
+                return number
+            value = float(token.text)
+            if value in (float("inf"), float("-inf")):
+                raise self.error("number literal out of range", token)
+            return value
+        if token.kind == "keyword" and token.text in ("true", "false", "null"):
+            return {"true": True, "false": False, "null": None}[token.text]
+        self.index -= 1
+        raise self.error(f"expected a value, found {self.describe(token)}", token)
+
+
+@lru_cache(maxsize=256)
+def parse_query(query: str) -> Node:
+    """Parse ``query`` into a syntax tree, raising ``QuerySyntaxError`` on malformed input."""
+    return _Parser(query).parse()
+
+
+# ---------------------------------------------------------------------------- renderer
+
+
+def _render_literal(value: Scalar) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    escaped = (
+        value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    )
+    escaped = escaped.replace("\t", "\\t")
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
+    return f'"{escaped}"'
+
+
+def render_query(node: Node) -> str:
+    """Text that parses back to exactly ``node`` (nested and/or are parenthesised)."""
+
+    def child(item: Node) -> str:
+        text = render_query(item)
+        return f"({text})" if isinstance(item, And | Or) else text
+
+    if isinstance(node, Comparison):
+        return f"{node.field} {node.op} {_render_literal(node.value)}"
+    if isinstance(node, Membership):
+        values = ", ".join(_render_literal(value) for value in node.values)
+        return f"{node.field} {'not in' if node.negated else 'in'} [{values}]"
+    if isinstance(node, Not):
+        return f"not {child(node.item)}"
+    keyword = " and " if isinstance(node, And) else " or "
+    return keyword.join(child(item) for item in node.items)
+
+
+# ---------------------------------------------------------------------------- compiler
+
+
+def resolve_field(field: str) -> tuple[str, str | None]:
+    """Map a query field to ``(column, json_path)``; ``json_path`` is None for plain columns."""
+    head, _, rest = field.partition(".")
+    if not rest:
+        if field in RUN_COLUMNS:
+            return RUN_COLUMNS[field], None
+        if field in JSON_COLUMNS or field == "run":
+            raise ValueError(f"{field!r} needs a key, e.g. {field}.<name>")
+        return "params", f"$.{field}"
+    if head in JSON_COLUMNS:
+        return head, f"$.{rest}"
+    if head == "run":
+        if rest in RUN_COLUMNS:
+            return RUN_COLUMNS[rest], None
+        if rest in RUN_ONLY_COLUMNS:
+            return RUN_ONLY_COLUMNS[rest], None
+        known = ", ".join(sorted({*RUN_COLUMNS, *RUN_ONLY_COLUMNS}))
+        raise ValueError(f"unknown run field {rest!r}; run fields are: {known}")
+    return "params", f"$.{field}"
+
+
+def _field_sql(field: str, args: list[Any]) -> str:
+    column, path = resolve_field(field)
+    if path is None:
+        return column
+    args.append(path)
+    return f"json_extract({column}, ?)"
+
+
+def _compile(node: Node, args: list[Any]) -> str:
+    if isinstance(node, Comparison):
+        if node.value is None:
+            expr = _field_sql(node.field, args)
+            return f"({expr} IS {'NOT ' if node.op == '!=' else ''}NULL)"
+        if node.op in ("==", "!="):
+            expr = _field_sql(node.field, args)
+            args.append(node.value)
+            return f"({expr} IS {'NOT ' if node.op == '!=' else ''}?)"
+        types = "('text')" if isinstance(node.value, str) else "('integer', 'real')"
+        type_expr = _field_sql(node.field, args)
+        expr = _field_sql(node.field, args)
+        args.append(node.value)
+        return f"(typeof({type_expr}) IN {types} AND {expr} {node.op} ?)"
+    if isinstance(node, Membership):
+        if not node.values:
+            return "(1)" if node.negated else "(0)"
+        tests = []
+        for value in node.values:
+            expr = _field_sql(node.field, args)
+            if value is None:
+                tests.append(f"{expr} IS NULL")
+            else:
+                args.append(value)
+                tests.append(f"{expr} IS ?")
+        joined = " OR ".join(tests)
+        return f"(NOT ({joined}))" if node.negated else f"({joined})"
+    if isinstance(node, Not):
+        return f"(NOT {_compile(node.item, args)})"
+    keyword = " AND " if isinstance(node, And) else " OR "
+    return "(" + keyword.join(_compile(item, args) for item in node.items) + ")"
+
+
+def compile_where(node: Node) -> tuple[str, list[Any]]:
+    """SQL boolean expression over the ``runs`` table plus its bound arguments."""
+    args: list[Any] = []
+    return _compile(node, args), args
+
+
+def where_from_mapping(where: Mapping[str, Any]) -> Node | None:
+    """Equalities ``{field: value}`` (a list/tuple value means ``field in [...]``) as a tree."""
+    items: list[Node] = []
+    for field, value in where.items():
+        if not isinstance(field, str):
+            raise ValueError(f"query field names must be strings, got {field!r}")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", field):
+            raise ValueError(f"query field {field!r} is not a dotted identifier path")
+        resolve_field(field)
+        if isinstance(value, list | tuple):
+            for item in value:
+                _check_scalar(field, item)
+            items.append(Membership(field, tuple(value)))
+        else:
+            _check_scalar(field, value)
+            items.append(Comparison(field, "==", value))
+    if not items:
+        return None
+    return items[0] if len(items) == 1 else And(tuple(items))
+
+
+def _check_scalar(field: str, value: object) -> None:
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise ValueError(
+            f"query value for {field!r} must be a string, number, bool or None, got {value!r}"
+        )
+
+
+def compile_order(order_by: str | Sequence[str]) -> tuple[str, list[Any]]:
+    """``"field"`` / ``"-field"`` (or a list of them) as an SQL ORDER BY list plus arguments."""
+    specs = [order_by] if isinstance(order_by, str) else list(order_by)
+    args: list[Any] = []
+    parts: list[str] = []
+    for spec in specs:
+        descending = spec.startswith("-")
+        field = spec[1:] if descending else spec
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", field):
+            raise ValueError(f"order_by field {spec!r} is not a dotted identifier path")
+        parts.append(f"{_field_sql(field, args)} {'DESC' if descending else 'ASC'}")
+    return ", ".join(parts), args

@@ -1,0 +1,97 @@
+"""One JSON record file on disk, read and written with optimistic change detection.
+
+Owns ``RecordFile``: it remembers the exact bytes it last read or wrote, so code holding
+the record's lock can tell in one small read whether anybody else changed the file
+(and skip re-parsing when nobody did), and ``StaleRecordError`` for saves that would
+overwrite somebody else's change.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from molexp.assets._io import RecordError, VersionedRecord, atomic_write_text, parse_record
+
+__all__ = ["RecordFile", "StaleRecordError", "read_record"]
+
+M = TypeVar("M", bound=VersionedRecord)
+
+
+class StaleRecordError(RuntimeError):
+    """A record changed on disk after it was loaded; reload it and apply the change again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} was changed by someone else since it was loaded; "
+            "call reload() and apply your change again"
+        )
+
+
+def _decode(path: Path, raw: bytes, model: type[M]) -> M:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecordError(path, f"not valid JSON ({exc})") from None
+    return parse_record(path, data, model)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RecordError(path, "record file is missing") from None
+    except OSError as exc:
+        raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
+
+
+def read_record(path: Path, model: type[M]) -> M:
+    """Load and validate one record; ``RecordError`` names the file and the field."""
+    return _decode(path, _read_bytes(path), model)
+
+
+class RecordFile(Generic[M]):
+    """A record file plus the bytes this process last saw in it."""
+
+    def __init__(self, path: Path, model: type[M]) -> None:
+        self.path = path
+        self.model = model
+        self._seen: bytes | None = None
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> M:
+        """Read and validate the record, remembering its bytes."""
+        raw = _read_bytes(self.path)
+        record = _decode(self.path, raw, self.model)
+        self._seen = raw
+        return record
+
+    def refresh(self, current: M) -> M:
+        """``current`` if the file still holds what this process last saw, else the new record."""
+        raw = _read_bytes(self.path)
+        if raw == self._seen:
+            return current
+        record = _decode(self.path, raw, self.model)
+        self._seen = raw
+        return record
+
+    def changed_since_seen(self) -> bool:
+        """Whether the file differs from what this process last read or wrote."""
+        try:
+            return self.path.read_bytes() != self._seen
+        except FileNotFoundError:
+            return self._seen is not None
+
+    def write(self, record: M, *, durable: bool = True) -> None:
+        """Atomically replace the file with ``record`` (call with the record's lock held)."""
+        text = record.model_dump_json(indent=2) + "\n"
+        atomic_write_text(self.path, text, durable=durable)
+        self._seen = text.encode("utf-8")
+
+    def forget(self) -> None:
+        """Drop the remembered bytes so the next ``refresh`` re-parses the file."""
+        self._seen = None

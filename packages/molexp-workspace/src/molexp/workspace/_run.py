@@ -1,0 +1,366 @@
+"""The ``Run``: one concrete execution record under ``runs/run-<run_id>/run.json``.
+
+Owns run creation and loading, every change to ``run.json`` (each one a locked
+read-modify-write followed by an upsert of the run's index row) and the status
+transitions that are not part of executing it: cancel, queue for a scheduler,
+attach a workflow snapshot, reap.
+
+Durability: a write that leaves the run in a state other than ``running``
+(creation, terminal statuses, queueing, cancelling, explicit saves) is fsynced.
+Writes made while the run is ``running`` (entering it, results, heartbeats) are
+atomic but not fsynced: they survive a crash of the process but an operating system
+crash may roll them back to the previous fsynced state, never to a torn file. The
+terminal write at the end of an execution carries every result set during it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from molexp.assets import AssetScope, AssetView, RecordError, locked
+
+from ._errors import RunStateError
+from ._hashing import ProfileConfig, plain_json
+from ._layout import RUN_FILE, check_run, run_dir_name
+from ._records import TERMINAL_STATUSES, ExecutionRecord, RunMetadata, RunStatus, utc_now
+from ._records_io import RecordFile, StaleRecordError
+from ._stale import DEFAULT_HEARTBEAT_TIMEOUT, stale_error, stale_reason
+
+if TYPE_CHECKING:
+    from ._context import RunContext
+    from ._experiment import Experiment
+    from ._project import Project
+    from ._workspace import Workspace
+
+__all__ = ["Run"]
+
+MAX_FRESH_ID_ATTEMPTS = 100
+
+# A mutation of the run record; returning False means "nothing to write".
+Mutation = Callable[[RunMetadata], bool | None]
+
+
+class Run:
+    """One run of an experiment; create it with ``experiment.Run(...)``."""
+
+    def __init__(
+        self, experiment: Experiment, metadata: RunMetadata, record: RecordFile[RunMetadata]
+    ) -> None:
+        self._experiment = experiment
+        self._metadata = metadata
+        self._record = record
+        self._lock = threading.RLock()
+
+    # -- creation ------------------------------------------------------------------
+
+    def _check(self, metadata: RunMetadata) -> RunMetadata:
+        return check_run(
+            self._record.path,
+            metadata,
+            self.workspace.id,
+            self._experiment.project.id,
+            self._experiment.id,
+        )
+
+    @classmethod
+    def _load(cls, experiment: Experiment, run_dir: Path) -> Run:
+        record = RecordFile(run_dir / RUN_FILE, RunMetadata)
+        run = cls(experiment, record.load(), record)
+        run._check(run._metadata)
+        return run
+
+    @classmethod
+    def _open_or_create(
+        cls,
+        experiment: Experiment,
+        run_dir: Path,
+        run_id: str,
+        new_metadata: Callable[[str], RunMetadata],
+    ) -> Run:
+        record = RecordFile(run_dir / RUN_FILE, RunMetadata)
+        with locked(record.path):
+            if record.exists():
+                run = cls(experiment, record.load(), record)
+                run._check(run._metadata)
+                return run
+            run = cls(experiment, new_metadata(run_id), record)
+            run._persist(durable=True)
+            return run
+
+    @classmethod
+    def _create_fresh(
+        cls,
+        experiment: Experiment,
+        runs_dir: Path,
+        new_id: Callable[[], str],
+        new_metadata: Callable[[str], RunMetadata],
+    ) -> Run:
+        # Creating the directory claims the id: no other writer can know it yet, so
+        # the first write needs no lock.
+        for _ in range(MAX_FRESH_ID_ATTEMPTS):
+            run_id = new_id()
+            run_dir = runs_dir / run_dir_name(run_id)
+            try:
+                run_dir.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            run = cls(experiment, new_metadata(run_id), RecordFile(run_dir / RUN_FILE, RunMetadata))
+            run._persist(durable=True)
+            return run
+        raise RuntimeError(
+            f"could not find a free run id in {runs_dir} after {MAX_FRESH_ID_ATTEMPTS} attempts"
+        )
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, status={self.status.value!r}, experiment={self._experiment.id!r})"
+
+    # -- properties ----------------------------------------------------------------
+
+    @property
+    def experiment(self) -> Experiment:
+        return self._experiment
+
+    @property
+    def project(self) -> Project:
+        return self._experiment.project
+
+    @property
+    def workspace(self) -> Workspace:
+        return self._experiment.project.workspace
+
+    @property
+    def metadata(self) -> RunMetadata:
+        """The run record as last read or written by this process."""
+        return self._metadata
+
+    @property
+    def id(self) -> str:
+        return self._metadata.id
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self._metadata.parameters
+
+    @property
+    def status(self) -> RunStatus:
+        return self._metadata.status
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self._metadata.results
+
+    @property
+    def run_dir(self) -> Path:
+        return self._record.path.parent
+
+    @property
+    def record_path(self) -> Path:
+        return self._record.path
+
+    @property
+    def scope(self) -> AssetScope:
+        return AssetScope.for_run(
+            self.workspace.id, self._experiment.project.id, self._experiment.id, self.id
+        )
+
+    @property
+    def assets(self) -> AssetView:
+        """Read-only view of the assets this run produced."""
+        return AssetView(self.workspace.catalog, self.scope)
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _persist(self, *, durable: bool) -> None:
+        """Write the in-memory record and index it (caller holds the lock or owns the run)."""
+        self._record.write(self._metadata, durable=durable)
+        self.workspace._index_run(self._metadata, self.run_dir)
+
+    def _update(self, mutate: Mutation) -> None:
+        """Locked read-modify-write of ``run.json`` plus the index upsert.
+
+        ``mutate`` receives the current on-disk record (re-read only if another writer
+        changed the file) and changes it in place; it raises before changing anything
+        when the step is not allowed.
+        """
+        with self._lock, locked(self._record.path):
+            try:
+                current = self._check(self._record.refresh(self._metadata))
+                self._metadata = current
+                if mutate(current) is False:
+                    return
+                current.updated_at = utc_now()
+                self._persist(durable=current.status is not RunStatus.running)
+            except BaseException:
+                self._record.forget()
+                self._reload_quietly()
+                raise
+
+    def _reload_quietly(self) -> None:
+        try:
+            self._metadata = self._check(self._record.load())
+        except RecordError:
+            self._record.forget()
+
+    def refresh(self) -> Run:
+        """Adopt the on-disk record if another writer changed it (cheap when unchanged)."""
+        with self._lock:
+            self._metadata = self._check(self._record.refresh(self._metadata))
+        return self
+
+    def reload(self) -> Run:
+        """Re-read ``run.json``, discarding unsaved in-memory edits."""
+        with self._lock:
+            self._metadata = self._check(self._record.load())
+        return self
+
+    def save(self) -> None:
+        """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
+        with self._lock, locked(self._record.path):
+            if self._record.changed_since_seen():
+                raise StaleRecordError(self._record.path)
+            self._metadata = RunMetadata.model_validate(self._metadata.model_dump())
+            self._metadata.parameters = plain_json(self._metadata.parameters, "parameters")
+            self._metadata.results = plain_json(self._metadata.results, "results")
+            self._metadata.updated_at = utc_now()
+            self._persist(durable=True)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def _refuse(self, action: str, metadata: RunMetadata) -> RunStateError:
+        return RunStateError(
+            f"cannot {action} run {metadata.id!r} of experiment {self._experiment.id!r}: "
+            f"it is {metadata.status.value}"
+        )
+
+    def cancel(self) -> None:
+        """Mark a pending, queued or running run as cancelled (terminal; sets ``finished_at``).
+
+        A process still executing the run keeps ``cancelled`` when it finishes.
+        """
+
+        def apply(metadata: RunMetadata) -> None:
+            if metadata.status in TERMINAL_STATUSES:
+                raise self._refuse("cancel", metadata)
+            now = utc_now()
+            metadata.status = RunStatus.cancelled
+            metadata.finished_at = now
+            metadata.owner = None
+            if metadata.execution_history:
+                last = metadata.execution_history[-1]
+                if last.status not in TERMINAL_STATUSES:
+                    last.status = RunStatus.cancelled
+                    last.finished_at = now
+
+        self._update(apply)
+
+    def mark_queued(self, scheduler: Mapping[str, Any]) -> ExecutionRecord:
+        """Set ``queued`` and append a pending execution record carrying ``scheduler`` info.
+
+        The next ``start()`` executes that same record (keeping its id and scheduler
+        info) instead of appending another one.
+        """
+        info = plain_json(dict(scheduler), "scheduler")
+        created: list[ExecutionRecord] = []
+
+        def apply(metadata: RunMetadata) -> None:
+            if metadata.status in (RunStatus.running, RunStatus.queued):
+                raise self._refuse("queue", metadata)
+            from ._context import new_execution_id
+
+            record = ExecutionRecord(
+                execution_id=new_execution_id(),
+                attempt=len(metadata.execution_history) + 1,
+                status=RunStatus.pending,
+                scheduler=info,
+            )
+            metadata.status = RunStatus.queued
+            metadata.finished_at = None
+            metadata.execution_history.append(record)
+            created.append(record)
+
+        self._update(apply)
+        return created[0]
+
+    def set_workflow(self, payload: Mapping[str, Any]) -> None:
+        """Store an opaque workflow snapshot dict (and its ``workflow_id``, when present)."""
+        snapshot = plain_json(dict(payload), "workflow snapshot")
+        workflow_id = snapshot.get("workflow_id")
+        if workflow_id is not None and not isinstance(workflow_id, str):
+            raise ValueError(
+                f"workflow snapshot: workflow_id must be a string, got {workflow_id!r}"
+            )
+
+        def apply(metadata: RunMetadata) -> None:
+            metadata.workflow_snapshot = snapshot
+            if workflow_id is not None:
+                metadata.workflow_id = workflow_id
+
+        self._update(apply)
+
+    def start(
+        self,
+        profile_config: ProfileConfig | Mapping[str, Any] | None = None,
+        *,
+        heartbeat_interval: float | None = None,
+    ) -> RunContext:
+        """A ``RunContext`` for one execution attempt; use it as ``with run.start() as ctx:``.
+
+        ``profile_config`` is a ``ProfileConfig``, a plain mapping (the config of profile
+        ``"default"``) or None (an empty default profile). With ``heartbeat_interval``
+        a background thread refreshes the owner heartbeat every that many seconds.
+        """
+        from ._context import RunContext
+
+        if profile_config is None:
+            profile = ProfileConfig()
+        elif isinstance(profile_config, ProfileConfig):
+            profile = profile_config
+        elif isinstance(profile_config, Mapping):
+            profile = ProfileConfig(config=dict(profile_config))
+        else:
+            raise TypeError(
+                "profile_config must be a ProfileConfig, a mapping or None, "
+                f"got {type(profile_config).__name__}"
+            )
+        return RunContext(self, profile, heartbeat_interval=heartbeat_interval)
+
+    def is_stale(
+        self,
+        *,
+        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        now: datetime | None = None,
+    ) -> bool:
+        """Whether the run is ``running`` but its owner is gone (see ``reap_stale_runs``)."""
+        self.refresh()
+        return (
+            stale_reason(self._metadata, heartbeat_timeout=heartbeat_timeout, now=now) is not None
+        )
+
+    def _reap(self, *, heartbeat_timeout: float, now: datetime | None) -> bool:
+        reaped: list[bool] = []
+
+        def apply(metadata: RunMetadata) -> bool:
+            reason = stale_reason(metadata, heartbeat_timeout=heartbeat_timeout, now=now)
+            if reason is None:
+                return False
+            error = stale_error(reason)
+            finished = utc_now()
+            metadata.status = RunStatus.failed
+            metadata.finished_at = finished
+            metadata.error = error
+            metadata.owner = None
+            if metadata.execution_history:
+                last = metadata.execution_history[-1]
+                if last.status not in TERMINAL_STATUSES:
+                    last.status = RunStatus.failed
+                    last.finished_at = finished
+                    last.error = error
+            reaped.append(True)
+            return True
+
+        self._update(apply)
+        return bool(reaped)

@@ -1,0 +1,116 @@
+"""Detecting and reaping ``running`` runs whose executing process is gone.
+
+A run's ``owner`` names the host and pid executing it and the time of its last
+heartbeat. On the same host the owner is dead when its pid no longer exists
+(``os.kill(pid, 0)``; a recycled pid counts as alive). For another host only the
+heartbeat can tell: the run is stale when the last heartbeat is older than
+``heartbeat_timeout`` seconds, so runs on other hosts should be started with a
+``heartbeat_interval`` well below that timeout.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ._records import ErrorInfo, RunMetadata, RunStatus, utc_now
+
+if TYPE_CHECKING:
+    from ._run import Run
+    from ._workspace import Workspace
+
+__all__ = [
+    "DEFAULT_HEARTBEAT_TIMEOUT",
+    "find_stale_runs",
+    "pid_alive",
+    "reap_stale_runs",
+    "stale_error",
+    "stale_reason",
+    "this_host",
+]
+
+DEFAULT_HEARTBEAT_TIMEOUT = 600.0
+STALE_ERROR_TYPE = "StaleRun"
+
+
+def this_host() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_reason(
+    metadata: RunMetadata, *, heartbeat_timeout: float, now: datetime | None = None
+) -> str | None:
+    """Why a ``running`` run is stale, or None if it is not running or still owned."""
+    if metadata.status is not RunStatus.running:
+        return None
+    now = now or utc_now()
+    owner = metadata.owner
+    if owner is None:
+        since = metadata.started_at or metadata.updated_at
+        if (now - since).total_seconds() > heartbeat_timeout:
+            return f"run has been running without an owner since {since.isoformat()}"
+        return None
+    if owner.host == this_host():
+        if pid_alive(owner.pid):
+            return None
+        return f"owner process {owner.pid} on host {owner.host} is no longer alive"
+    silence = (now - owner.heartbeat_at).total_seconds()
+    if silence > heartbeat_timeout:
+        return (
+            f"no heartbeat from process {owner.pid} on host {owner.host} for {silence:.0f} s "
+            f"(timeout {heartbeat_timeout:g} s)"
+        )
+    return None
+
+
+def find_stale_runs(
+    workspace: Workspace,
+    *,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    now: datetime | None = None,
+) -> list[Run]:
+    """Runs the index lists as ``running`` whose owner is gone (nothing is changed)."""
+    stale: list[Run] = []
+    for summary in workspace.runs(where={"status": RunStatus.running.value}):
+        run = workspace.find_run(summary.id, project=summary.project, experiment=summary.experiment)
+        if stale_reason(run.metadata, heartbeat_timeout=heartbeat_timeout, now=now):
+            stale.append(run)
+    return stale
+
+
+def reap_stale_runs(
+    workspace: Workspace,
+    *,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    now: datetime | None = None,
+) -> list[Run]:
+    """Mark stale ``running`` runs as failed with an ``ErrorInfo`` saying why; returns them.
+
+    Each run is re-checked under its lock, so a run that finished or sent a heartbeat
+    meanwhile is left alone.
+    """
+    reaped: list[Run] = []
+    for run in find_stale_runs(workspace, heartbeat_timeout=heartbeat_timeout, now=now):
+        if run._reap(heartbeat_timeout=heartbeat_timeout, now=now):
+            reaped.append(run)
+    return reaped
+
+
+def stale_error(reason: str) -> ErrorInfo:
+    """The ``ErrorInfo`` a reaped run (and its open execution attempt) receives."""
+    return ErrorInfo(type=STALE_ERROR_TYPE, message=f"reaped as stale: {reason}")
