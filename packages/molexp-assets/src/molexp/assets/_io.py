@@ -12,7 +12,9 @@ import json
 import os
 import re
 import tempfile
+import threading
 import unicodedata
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -156,17 +158,39 @@ def lock_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
+# One FileLock object per (process, lock file) while it is in use: FileLock counts
+# nested acquisitions of the same object, which makes ``locked`` re-entrant within a
+# thread, while other threads and processes still block on the OS-level lock.
+_LOCKS: weakref.WeakValueDictionary[tuple[int, str], FileLock] = weakref.WeakValueDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(lock_file: Path) -> FileLock:
+    key = (os.getpid(), str(Path(lock_file).absolute()))
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = FileLock(key[1])
+            _LOCKS[key] = lock
+        return lock
+
+
 @contextlib.contextmanager
 def locked(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
     """Hold an inter-process lock for a read-modify-write of the record at ``path``.
 
     The lock file is ``.<name>.lock`` beside the record. Locks are re-entrant within
-    one thread of one process.
+    one thread of one process (for the same spelling of ``path``); other threads and
+    processes wait, up to ``timeout`` seconds, then get ``filelock.Timeout``.
     """
     lock_file = lock_path_for(path)
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_file), timeout=timeout):
+    lock = _lock_for(lock_file)
+    lock.acquire(timeout=timeout)
+    try:
         yield
+    finally:
+        lock.release()
 
 
 class VersionedRecord(BaseModel):

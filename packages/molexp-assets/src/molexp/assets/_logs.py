@@ -6,7 +6,8 @@ filesystem) never interleave inside a line. A line containing newlines (``\\n``,
 ``\\r\\n`` or ``\\r``) is split into several lines; one trailing newline is dropped.
 The ``LogAsset`` is registered on the first append; its ``line_count``, ``size``,
 hash and ``updated_at`` are refreshed on ``flush()``/``close()`` (and when a ``with``
-block exits), not on every line, so appends stay cheap.
+block exits) if this handle appended since, or on demand with ``refresh()`` — not on
+every line, so appends stay cheap.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from types import TracebackType
 from typing import Self
 
 from molexp.assets._catalog import Catalog
-from molexp.assets._io import validate_name
+from molexp.assets._io import locked, validate_name
 from molexp.assets._models import AssetKind, AssetScope, LogAsset, Producer, asset_id_for, utc_now
 from molexp.assets._scoped import ScopedStore
 
@@ -63,7 +64,7 @@ class LogHandle(ScopedStore):
         self._fd_pid: int | None = None
         self._registered = False
         self._dirty = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"LogHandle({self._name!r}, {self._scope.describe()})"
@@ -100,33 +101,39 @@ class LogHandle(ScopedStore):
                 view = view[written:]
             self._dirty = True
             if not self._registered:
-                self._refresh()
+                self.refresh()
 
-    def _refresh(self) -> LogAsset:
-        digest = hashlib.sha256()
-        line_count = 0
-        size = 0
-        with self._path.open("rb") as handle:
-            while chunk := handle.read(_READ_CHUNK):
-                digest.update(chunk)
-                line_count += chunk.count(b"\n")
-                size += len(chunk)
-        now = utc_now()
-        asset = LogAsset(
-            id=self._asset_id,
-            name=self._name,
-            scope=self._scope,
-            path=self._catalog.relative_path(self._path, "log file"),
-            created_at=now,
-            updated_at=now,
-            producer=self._producer,
-            content_hash=digest.hexdigest(),
-            size=size,
-            line_count=line_count,
-        )
-        registered = self._catalog.register(asset, self._record_dir)
-        self._registered = True
-        self._dirty = False
+    def refresh(self) -> LogAsset:
+        """Recount the log file and update its ``LogAsset`` (line count, size, hash).
+
+        The count is taken under the asset record's lock, so when several processes
+        refresh the same log the record always ends with the latest count.
+        """
+        with self._lock, locked(self._record_dir / f"{self._asset_id}.json"):
+            digest = hashlib.sha256()
+            line_count = 0
+            size = 0
+            with self._path.open("rb") as handle:
+                while chunk := handle.read(_READ_CHUNK):
+                    digest.update(chunk)
+                    line_count += chunk.count(b"\n")
+                    size += len(chunk)
+            now = utc_now()
+            asset = LogAsset(
+                id=self._asset_id,
+                name=self._name,
+                scope=self._scope,
+                path=self._catalog.relative_path(self._path, "log file"),
+                created_at=now,
+                updated_at=now,
+                producer=self._producer,
+                content_hash=digest.hexdigest(),
+                size=size,
+                line_count=line_count,
+            )
+            registered = self._catalog.register(asset, self._record_dir)
+            self._registered = True
+            self._dirty = False
         return registered
 
     def flush(self) -> LogAsset | None:
@@ -136,7 +143,7 @@ class LogHandle(ScopedStore):
         """
         with self._lock:
             if self._dirty:
-                return self._refresh()
+                return self.refresh()
         found = self._catalog.get(self._asset_id)
         return found if isinstance(found, LogAsset) else None
 
