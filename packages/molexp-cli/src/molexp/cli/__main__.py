@@ -1,5 +1,81 @@
-"""Entry point of the ``molexp`` executable."""
+"""Entry point of the ``molexp`` executable (also ``python -m molexp.cli``).
+
+Runs the typer application in non-standalone mode so that every error, including click's usage
+errors, is reported here as one line on stderr with the right exit code (2 usage, 1 otherwise);
+``MOLEXP_DEBUG=1`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ._errors import EXIT_FAILURE, EXIT_USAGE, CliError, debug_enabled, one_line
+
+__all__ = ["main", "run_cli"]
+
+EXIT_INTERRUPTED = 130
 
 
-def main() -> None:
-    raise SystemExit(0)
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run ``molexp`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    import typer
+    from typer.main import get_command
+
+    from ._app import app
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = get_command(app)
+    try:
+        result = command.main(args=args, prog_name="molexp", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        _report("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        message, code = describe_error(exc)
+        if debug_enabled():
+            traceback.print_exc()
+        _report(message)
+        return code
+    return result if isinstance(result, int) else 0
+
+
+def describe_error(exc: BaseException) -> tuple[str, int]:
+    """The one-line message and exit code for an exception escaping a command."""
+    from .profiles import OverrideError, ProfileError, UnknownProfileError
+
+    if isinstance(exc, CliError):
+        return one_line(exc.message), exc.exit_code
+    if isinstance(exc, UnknownProfileError | OverrideError):
+        return one_line(str(exc)), EXIT_USAGE
+    if isinstance(exc, ProfileError):
+        return one_line(str(exc)), EXIT_FAILURE
+    click_message = getattr(exc, "format_message", None)
+    click_code = getattr(exc, "exit_code", None)
+    if callable(click_message) and isinstance(click_code, int):
+        # click/typer usage errors (missing argument, unknown option, bad value).
+        context = getattr(exc, "ctx", None)
+        command_path = getattr(context, "command_path", "molexp")
+        text = one_line(str(click_message()))
+        hint = f" (see `{command_path} --help`)" if click_code == EXIT_USAGE else ""
+        return f"{command_path}: {text}{hint}", click_code
+    text = str(exc)
+    detail = f"{type(exc).__name__}: {one_line(text)}" if text else type(exc).__name__
+    return detail, EXIT_FAILURE
+
+
+def _report(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry: run the CLI and exit with its code."""
+    raise SystemExit(run_cli(argv))
+
+
+if __name__ == "__main__":
+    main()

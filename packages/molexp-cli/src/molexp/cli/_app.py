@@ -1,0 +1,363 @@
+"""The typer application: every ``molexp`` command's arguments, options and help.
+
+Command bodies live in ``_cmd_*`` modules and are imported inside each command, so building the
+application (and ``molexp --help``) never imports the workspace, workflow or rich rendering code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["Listing", "app"]
+
+app = typer.Typer(
+    name="molexp",
+    help="MolExp: run workflows bound to experiments, and inspect the workspace record.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+WorkspaceOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        help="Workspace directory (default: $MOLEXP_WORKSPACE, else the nearest workspace.json "
+        "upwards from the current directory).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON only.", show_default=False)
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", help="Profile name from molexp.toml (default: 'default').", show_default=False
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Profile file to use instead of the molexp.toml found beside "
+        "the script or in the workspace root.",
+        show_default=False,
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a config value: key.sub=value (repeatable; true/false, "
+        "numbers and quoted strings are typed).",
+        show_default=False,
+    ),
+]
+ProjectOption = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="Only this project (id or name).", show_default=False),
+]
+ExperimentOption = Annotated[
+    str | None,
+    typer.Option(
+        "--experiment", "-e", help="Only this experiment (id or name).", show_default=False
+    ),
+]
+RunArgument = Annotated[
+    str,
+    typer.Argument(
+        help="A run id (unique in the workspace) or a run directory.", show_default=False
+    ),
+]
+
+
+class Listing(StrEnum):
+    projects = "projects"
+    experiments = "experiments"
+    runs = "runs"
+
+
+class Policy(StrEnum):
+    default = "default"
+    rerun_failed = "rerun-failed"
+    force = "force"
+
+
+@app.command()
+def run(
+    script: Annotated[
+        Path,
+        typer.Argument(
+            help="Python script that binds workflows to experiments and calls me.entry(ws)."
+        ),
+    ],
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing on disk.")
+    ] = False,
+    rerun_failed: Annotated[
+        bool,
+        typer.Option(
+            "--rerun-failed", help="Execute failed and cancelled runs again (a new attempt)."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Execute every run again, even succeeded ones.")
+    ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Runs executed concurrently (N > 1: one `molexp execute` process per run).",
+        ),
+    ] = 1,
+    project: ProjectOption = None,
+    experiment: ExperimentOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Execute the workflows a script binds to experiments, one run per replica.
+
+    Run ids are derived from the parameters, the replica index and the profile, so running the
+    same command again finds the same runs: succeeded ones are skipped, failed ones are skipped
+    unless --rerun-failed.
+    """
+    from ._cmd_run import RunOptions, run_command
+
+    code = run_command(
+        RunOptions(
+            script=script,
+            profile=profile,
+            config=config,
+            overrides=tuple(set_values or ()),
+            dry_run=dry_run,
+            rerun_failed=rerun_failed,
+            force=force,
+            jobs=jobs,
+            project=project,
+            experiment=experiment,
+            as_json=as_json,
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def execute(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory to execute.")],
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+    set_values: SetOption = None,
+    as_json: JsonOption = False,
+    policy: Annotated[Policy | None, typer.Option("--policy", hidden=True)] = None,
+) -> None:
+    """Execute one run in this process (the worker entry for schedulers).
+
+    Re-imports the script recorded on the run, finds the workflow bound to the run's experiment
+    and executes it under the run, with the profile given here or else the one stored on the
+    run. Exits 1 if the run fails, 3 if another live process is executing it.
+    """
+    from ._cmd_run import execute_command
+
+    code = execute_command(
+        run_dir,
+        profile=profile,
+        config=config,
+        overrides=tuple(set_values or ()),
+        as_json=as_json,
+        policy=None if policy is None else policy.value,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Workspace directory.")] = Path(),
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Workspace name (default: the directory name).", show_default=False
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create (materialize) a workspace; an existing one is left as it is."""
+    from ._cmd_manage import init_command
+
+    init_command(path, name=name, as_json=as_json)
+
+
+@app.command("ls")
+def list_command(
+    what: Annotated[
+        Listing | None,
+        typer.Argument(help="projects, experiments or runs (default: an overview tree)."),
+    ] = None,
+    project: ProjectOption = None,
+    experiment: ExperimentOption = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs with this status.", show_default=False)
+    ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            help="Only runs matching this query (see `molexp query`).",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List projects, experiments or runs (an overview tree by default)."""
+    from ._cmd_inspect import ls_command
+
+    ls_command(
+        None if what is None else what.value,
+        project=project,
+        experiment=experiment,
+        status=status,
+        where=where,
+        workspace=workspace,
+        as_json=as_json,
+    )
+
+
+@app.command()
+def show(run: RunArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+    """Show a run: parameters, config and its hash, status, attempts, results and assets."""
+    from ._cmd_inspect import show_command
+
+    show_command(run, workspace=workspace, as_json=as_json)
+
+
+@app.command()
+def logs(
+    run: RunArgument,
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Log name (default: every log of the run).", show_default=False),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep printing new lines while the run is running."),
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", help="Only the last N lines.", show_default=False)
+    ] = None,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Print a run's logs."""
+    from ._cmd_inspect import logs_command
+
+    logs_command(run, name, follow=follow, tail=tail, workspace=workspace)
+
+
+@app.command()
+def artifacts(
+    run: RunArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
+) -> None:
+    """List a run's artifacts."""
+    from ._cmd_inspect import artifacts_command
+
+    artifacts_command(run, workspace=workspace, as_json=as_json)
+
+
+@app.command()
+def assets(
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="Only assets of this kind (data, "
+            "artifact, log, checkpoint, error_trace, "
+            "execution_state).",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the workspace's asset catalog."""
+    from ._cmd_inspect import assets_command
+
+    assets_command(kind=kind, workspace=workspace, as_json=as_json)
+
+
+@app.command()
+def cancel(run: RunArgument, workspace: WorkspaceOption = None) -> None:
+    """Mark a pending, queued or running run as cancelled."""
+    from ._cmd_manage import cancel_command
+
+    cancel_command(run, workspace=workspace)
+
+
+@app.command()
+def reap(
+    heartbeat_timeout: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat-timeout",
+            help="Seconds without heartbeat after which a run on another host is stale.",
+        ),
+    ] = 600.0,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mark stale running runs (dead owner process, or silent for too long) as failed."""
+    from ._cmd_manage import reap_command
+
+    reap_command(heartbeat_timeout=heartbeat_timeout, workspace=workspace, as_json=as_json)
+
+
+@app.command()
+def profiles(
+    location: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A script or directory whose molexp.toml to read (default: current directory).",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the profiles of a molexp.toml with each merged config and its config_hash."""
+    from ._cmd_manage import profiles_command
+
+    profiles_command(location, config=config, as_json=as_json)
+
+
+@app.command()
+def query(
+    expression: Annotated[
+        str,
+        typer.Argument(
+            help="e.g. 'lr < 1e-3 or batch == 64', 'status == \"failed\" and params.depth >= 3'."
+        ),
+    ],
+    order_by: Annotated[
+        str | None,
+        typer.Option(
+            "--order-by", help="Field to sort by; prefix with - for descending.", show_default=False
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="At most N runs.", show_default=False)
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Query the run index."""
+    from ._cmd_inspect import query_command
+
+    query_command(expression, order_by=order_by, limit=limit, workspace=workspace, as_json=as_json)

@@ -1,0 +1,487 @@
+"""Read-only inspection commands: ``ls``, ``show``, ``logs``, ``artifacts``, ``assets``, ``query``.
+
+Each listing command prints a rich table (or tree) for people and, with ``--json``, JSON only.
+Nothing here writes to the workspace.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CliError, CliUsageError
+from ._output import (
+    format_duration,
+    format_value,
+    make_table,
+    print_json,
+    stdout_console,
+)
+from ._resolve import open_workspace, resolve_run
+
+if TYPE_CHECKING:
+    from molexp.assets import Asset
+    from molexp.workspace import Run, RunSummary, Workspace
+
+__all__ = [
+    "artifacts_command",
+    "assets_command",
+    "logs_command",
+    "ls_command",
+    "query_command",
+    "show_command",
+    "summary_json",
+]
+
+_FOLLOW_INTERVAL = 0.2
+
+
+def summary_json(row: RunSummary) -> dict[str, Any]:
+    """One run-index row as JSON (nested params/results)."""
+    return {
+        "id": row.id,
+        "project": row.project,
+        "experiment": row.experiment,
+        "status": str(row.status),
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "profile": row.profile,
+        "config_hash": row.config_hash,
+        "workflow_id": row.workflow_id,
+        "replica_index": row.replica_index,
+        "seed": row.seed,
+        "params": row.params,
+        "results": row.results,
+        "tags": row.tags,
+        "run_dir": row.run_dir,
+    }
+
+
+def _runs_table(title: str, rows: Sequence[RunSummary]) -> Any:
+    return make_table(
+        title,
+        ["run id", "experiment", "status", "profile", "params", "results", "finished"],
+        [
+            (
+                row.id,
+                f"{row.project}/{row.experiment}",
+                str(row.status),
+                row.profile,
+                row.params,
+                row.results,
+                row.finished_at,
+            )
+            for row in rows
+        ],
+    )
+
+
+def _query_runs(
+    workspace: Workspace,
+    where: str | Mapping[str, Any] | None,
+    *,
+    order_by: str | None = None,
+    limit: int | None = None,
+    project: str | None = None,
+    experiment: str | None = None,
+) -> list[RunSummary]:
+    from molexp.workspace import QuerySyntaxError
+
+    try:
+        return list(
+            workspace.runs(
+                where=where, order_by=order_by, limit=limit, project=project, experiment=experiment
+            )
+        )
+    except QuerySyntaxError as exc:
+        raise CliUsageError(f"query syntax error: {exc}") from exc
+
+
+def _check_status(status: str | None) -> str | None:
+    from molexp.workspace import RunStatus
+
+    if status is None:
+        return None
+    valid = [member.value for member in RunStatus]
+    if status not in valid:
+        raise CliUsageError(
+            f"--status {status!r} is not a run status; use one of {', '.join(valid)}"
+        )
+    return status
+
+
+def ls_command(
+    what: str | None,
+    *,
+    project: str | None,
+    experiment: str | None,
+    status: str | None,
+    where: str | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """``molexp ls``: projects, experiments, runs, or an overview tree (default)."""
+    wanted_status = _check_status(status)
+    ws = open_workspace(workspace)
+    if what == "runs":
+        rows = _query_runs(ws, where, project=project, experiment=experiment)
+        if wanted_status is not None:
+            rows = [row for row in rows if str(row.status) == wanted_status]
+        if as_json:
+            print_json([summary_json(row) for row in rows])
+        else:
+            stdout_console().print(_runs_table(f"Runs in {ws.root}", rows))
+        return
+    counts = _status_counts(_query_runs(ws, where))
+    projects = [p for p in ws.list_projects() if project is None or project in {p.id, p.name}]
+    if project is not None and not projects:
+        raise CliError(f"no project {project!r} in workspace {ws.root}")
+    overview = [_project_json(p, counts, experiment) for p in projects]
+    if what == "projects":
+        _print_projects(ws, overview, as_json)
+    elif what == "experiments":
+        _print_experiments(ws, overview, as_json)
+    else:
+        _print_overview(ws, overview, as_json)
+
+
+def _status_counts(rows: Iterable[RunSummary]) -> dict[tuple[str, str], dict[str, int]]:
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for row in rows:
+        per_status = counts.setdefault((row.project, row.experiment), {})
+        per_status[str(row.status)] = per_status.get(str(row.status), 0) + 1
+    return counts
+
+
+def _project_json(
+    project: Any, counts: Mapping[tuple[str, str], Mapping[str, int]], experiment: str | None
+) -> dict[str, Any]:
+    experiments = []
+    for exp in project.list_experiments():
+        if experiment is not None and experiment not in {exp.id, exp.name}:
+            continue
+        runs = dict(counts.get((project.id, exp.id), {}))
+        experiments.append(
+            {
+                "id": exp.id,
+                "name": exp.name,
+                "params": dict(exp.params),
+                "n_replicas": exp.n_replicas,
+                "runs": runs,
+                "total_runs": sum(runs.values()),
+            }
+        )
+    return {
+        "id": project.id,
+        "name": project.name,
+        "description": project.description,
+        "experiments": experiments,
+        "total_runs": sum(e["total_runs"] for e in experiments),
+    }
+
+
+def _format_counts(runs: Mapping[str, int]) -> str:
+    return ", ".join(f"{count} {status}" for status, count in sorted(runs.items())) or "no runs"
+
+
+def _print_projects(ws: Workspace, overview: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(
+            [
+                {k: v for k, v in p.items() if k != "experiments"}
+                | {"experiments": len(p["experiments"])}
+                for p in overview
+            ]
+        )
+        return
+    rows = [
+        (p["id"], p["name"], p["description"], len(p["experiments"]), p["total_runs"])
+        for p in overview
+    ]
+    stdout_console().print(
+        make_table(
+            f"Projects in {ws.root}", ["id", "name", "description", "experiments", "runs"], rows
+        )
+    )
+
+
+def _print_experiments(ws: Workspace, overview: list[dict[str, Any]], as_json: bool) -> None:
+    items = [{"project": p["id"], **e} for p in overview for e in p["experiments"]]
+    if as_json:
+        print_json(items)
+        return
+    rows = [
+        (e["project"], e["id"], e["name"], e["params"], e["n_replicas"], _format_counts(e["runs"]))
+        for e in items
+    ]
+    stdout_console().print(
+        make_table(
+            f"Experiments in {ws.root}",
+            ["project", "id", "name", "params", "replicas", "runs"],
+            rows,
+        )
+    )
+
+
+def _print_overview(ws: Workspace, overview: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "workspace": {"id": ws.id, "name": ws.name, "root": ws.root},
+                "projects": overview,
+            }
+        )
+        return
+    from rich.tree import Tree
+
+    tree = Tree(f"workspace {ws.name} ({ws.id}) at {ws.root}")
+    for project in overview:
+        branch = tree.add(f"project {project['id']} ({project['total_runs']} runs)")
+        for exp in project["experiments"]:
+            branch.add(f"experiment {exp['id']}: {_format_counts(exp['runs'])}")
+    if not overview:
+        tree.add("no projects yet")
+    stdout_console().print(tree)
+
+
+def _run_assets(run: Run) -> list[Asset]:
+    from molexp.assets import AssetScope
+
+    workspace = run.workspace
+    scope = AssetScope.for_run(workspace.id, run.project.id, run.experiment.id, run.id)
+    return list(workspace.catalog.query_assets(within=scope))
+
+
+def _asset_json(asset: Asset, root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = asset.model_dump(mode="json")
+    data["absolute_path"] = str(root / asset.path)
+    return data
+
+
+def show_command(reference: str, *, workspace: Path | None, as_json: bool) -> None:
+    """``molexp show RUN``."""
+    run = resolve_run(reference, workspace)
+    meta = run.metadata
+    assets = _run_assets(run)
+    root = Path(run.workspace.root)
+    if as_json:
+        data = meta.model_dump(mode="json")
+        data["run_dir"] = str(run.run_dir)
+        data["assets"] = [_asset_json(asset, root) for asset in assets]
+        print_json(data)
+        return
+    from rich.table import Table
+
+    console = stdout_console()
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    profile = meta.profile
+    for label, value in (
+        ("run", meta.id),
+        ("experiment", f"{meta.project_id}/{meta.experiment_id}"),
+        ("status", str(meta.status)),
+        ("replica", meta.replica_index),
+        ("seed", meta.seed),
+        ("created", meta.created_at),
+        ("started", meta.started_at),
+        ("finished", meta.finished_at),
+        ("params", meta.parameters),
+        ("profile", None if profile is None else profile.name),
+        ("config", None if profile is None else profile.config),
+        ("config_hash", None if profile is None else profile.config_hash),
+        ("workflow_id", meta.workflow_id),
+        ("results", meta.results),
+        ("run_dir", run.run_dir),
+    ):
+        facts.add_row(label, format_value(value))
+    if meta.error is not None:
+        task = f" in task {meta.error.task_name}" if meta.error.task_name else ""
+        facts.add_row("error", f"{meta.error.type}{task}: {meta.error.message}")
+    console.print(facts)
+    attempts = [
+        (
+            record.attempt,
+            record.execution_id,
+            str(record.status),
+            record.started_at,
+            record.finished_at,
+            _duration(record.started_at, record.finished_at),
+            record.profile_name,
+            None
+            if record.error is None
+            else f"{record.error.task_name + ': ' if record.error.task_name else ''}"
+            f"{record.error.type}: {record.error.message}",
+        )
+        for record in meta.execution_history
+    ]
+    console.print(
+        make_table(
+            "Attempts",
+            ["#", "execution", "status", "started", "finished", "duration", "profile", "error"],
+            attempts,
+        )
+    )
+    console.print(
+        make_table(
+            "Assets",
+            ["kind", "name", "size", "path"],
+            [(str(a.kind), a.name, a.size, a.path) for a in assets],
+        )
+    )
+
+
+def _duration(started: Any, finished: Any) -> str:
+    if started is None or finished is None:
+        return "-"
+    return format_duration((finished - started).total_seconds())
+
+
+def _log_files(run: Run) -> dict[str, Path]:
+    logs_dir = Path(run.run_dir) / "logs"
+    if not logs_dir.is_dir():
+        return {}
+    return {path.stem: path for path in sorted(logs_dir.glob("*.log")) if path.is_file()}
+
+
+def _tail(text: str, count: int | None) -> str:
+    if count is None:
+        return text
+    if count <= 0:
+        return ""
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[-count:])
+
+
+def logs_command(
+    reference: str, name: str | None, *, follow: bool, tail: int | None, workspace: Path | None
+) -> None:
+    """``molexp logs RUN [NAME]``: print one log, or every log with a header each."""
+    if tail is not None and tail < 0:
+        raise CliUsageError(f"--tail must be 0 or more, got {tail}")
+    run = resolve_run(reference, workspace)
+    logs = _log_files(run)
+    if name is not None:
+        if name not in logs:
+            available = ", ".join(logs) or "none"
+            raise CliError(f"run {run.id} has no log {name!r}; available: {available}")
+        selected = {name: logs[name]}
+    else:
+        selected = logs
+    if not selected:
+        sys.stderr.write(f"run {run.id} has no logs\n")
+        return
+    if follow and len(selected) > 1:
+        raise CliUsageError(
+            f"--follow needs one log; run {run.id} has {', '.join(selected)}: name one of them"
+        )
+    for log_name, path in selected.items():
+        if len(selected) > 1:
+            sys.stdout.write(f"==> {log_name} <==\n")
+        sys.stdout.write(_tail(path.read_text(encoding="utf-8", errors="replace"), tail))
+    sys.stdout.flush()
+    if follow:
+        _follow(run, next(iter(selected.values())))
+
+
+def _follow(run: Run, path: Path) -> None:
+    """Print what is appended to ``path`` until the run is no longer running."""
+    position = path.stat().st_size
+    last_check = 0.0
+    while True:
+        size = path.stat().st_size
+        if size > position:
+            with path.open("rb") as handle:
+                handle.seek(position)
+                chunk = handle.read(size - position)
+            position = size
+            sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+            sys.stdout.flush()
+            continue
+        now = time.monotonic()
+        if now - last_check >= 1.0:
+            last_check = now
+            run.reload()
+            if str(run.status) not in {"running", "pending", "queued"}:
+                return
+        time.sleep(_FOLLOW_INTERVAL)
+
+
+def artifacts_command(reference: str, *, workspace: Path | None, as_json: bool) -> None:
+    """``molexp artifacts RUN``."""
+    run = resolve_run(reference, workspace)
+    root = Path(run.workspace.root)
+    artifacts = [asset for asset in _run_assets(run) if str(asset.kind) == "artifact"]
+    if as_json:
+        print_json([_asset_json(asset, root) for asset in artifacts])
+        return
+    stdout_console().print(
+        make_table(
+            f"Artifacts of run {run.id}",
+            ["name", "media type", "size", "updated", "path"],
+            [
+                (a.name, getattr(a, "media_type", None), a.size, a.updated_at, root / a.path)
+                for a in artifacts
+            ],
+        )
+    )
+
+
+def assets_command(*, kind: str | None, workspace: Path | None, as_json: bool) -> None:
+    """``molexp assets [--kind K]``."""
+    from molexp.assets import AssetKind
+
+    valid = [member.value for member in AssetKind]
+    if kind is not None and kind not in valid:
+        raise CliUsageError(f"--kind {kind!r} is not an asset kind; use one of {', '.join(valid)}")
+    ws = open_workspace(workspace)
+    assets = list(ws.catalog.query_assets(kind=kind))
+    if as_json:
+        print_json([_asset_json(asset, ws.root) for asset in assets])
+        return
+    rows = [
+        (
+            asset.id,
+            str(asset.kind),
+            asset.name,
+            "/".join(
+                part
+                for part in (
+                    asset.scope.project_id,
+                    asset.scope.experiment_id,
+                    asset.scope.run_id,
+                )
+                if part
+            )
+            or "workspace",
+            asset.size,
+            asset.path,
+        )
+        for asset in assets
+    ]
+    stdout_console().print(
+        make_table(f"Assets in {ws.root}", ["id", "kind", "name", "scope", "size", "path"], rows)
+    )
+
+
+def query_command(
+    expression: str,
+    *,
+    order_by: str | None,
+    limit: int | None,
+    workspace: Path | None,
+    as_json: bool,
+) -> None:
+    """``molexp query EXPR``."""
+    if limit is not None and limit < 0:
+        raise CliUsageError(f"--limit must be 0 or more, got {limit}")
+    ws = open_workspace(workspace)
+    rows = _query_runs(ws, expression, order_by=order_by, limit=limit)
+    if as_json:
+        print_json([summary_json(row) for row in rows])
+        return
+    stdout_console().print(_runs_table(f"{len(rows)} run(s) matching {expression!r}", rows))

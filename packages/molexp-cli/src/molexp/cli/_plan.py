@@ -1,0 +1,342 @@
+"""Planning ``molexp run``: which runs exist, which to execute and why, without touching disk.
+
+``plan_runs`` walks the workspaces a script registered, keeps the experiments that have a bound
+workflow (filtered by ``-p``/``-e``), expands each experiment's replicas into deterministic run ids
+and decides per run whether to execute or skip it. ``decide`` holds the rules and is a pure
+function; the executor calls it again under the run's execution lock before it acts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CliUsageError
+
+if TYPE_CHECKING:
+    from molexp.workflow import Workflow
+    from molexp.workspace import Experiment, ProfileConfig, Run, Workspace
+
+__all__ = [
+    "DEFAULT_HEARTBEAT_TIMEOUT",
+    "Action",
+    "Decision",
+    "PlannedRun",
+    "RunPlan",
+    "decide",
+    "owner_is_alive",
+    "plan_runs",
+    "replica_parameters",
+]
+
+DEFAULT_HEARTBEAT_TIMEOUT = 600.0
+
+
+class Action(StrEnum):
+    execute = "execute"
+    skip = "skip"
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def decide(
+    status: str | None,
+    *,
+    owner_alive: bool = False,
+    owner: str = "",
+    rerun_failed: bool = False,
+    force: bool = False,
+) -> Decision:
+    """Execute or skip a run in ``status`` (None: the run does not exist yet).
+
+    new/pending -> execute; succeeded -> skip unless ``force``; failed/cancelled -> skip unless
+    ``rerun_failed`` or ``force``; running with a live owner -> always skip (a run never executes
+    twice at once); running whose owner is gone (a crashed attempt) is treated like failed;
+    queued (handed to a scheduler) -> skip unless ``force``.
+    """
+    if status is None:
+        return Decision(Action.execute, "new")
+    if status == "pending":
+        return Decision(Action.execute, "pending")
+    if status == "running":
+        if owner_alive:
+            return Decision(Action.skip, f"running ({owner})" if owner else "running")
+        if rerun_failed or force:
+            return Decision(Action.execute, "rerun of a stale running attempt")
+        return Decision(
+            Action.skip, "stale: running but its owner is gone (use --rerun-failed or molexp reap)"
+        )
+    if status == "succeeded":
+        if force:
+            return Decision(Action.execute, "forced rerun")
+        return Decision(Action.skip, "already succeeded")
+    if status in {"failed", "cancelled"}:
+        if rerun_failed or force:
+            return Decision(Action.execute, f"rerun of a {status} run")
+        return Decision(Action.skip, f"{status} (use --rerun-failed to run it again)")
+    if status == "queued":
+        if force:
+            return Decision(Action.execute, "forced run of a queued run")
+        return Decision(Action.skip, "queued on a scheduler")
+    return Decision(Action.skip, f"unknown status {status!r}")
+
+
+def owner_is_alive(
+    owner: Any, *, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, now: datetime | None = None
+) -> bool:
+    """Whether a run's recorded owner (host, pid, heartbeat_at) is still executing it.
+
+    On this host the pid is probed with signal 0; on another host the heartbeat must be younger
+    than ``heartbeat_timeout`` seconds.
+    """
+    if owner is None:
+        return False
+    if getattr(owner, "host", None) == socket.gethostname():
+        pid = getattr(owner, "pid", None)
+        if not isinstance(pid, int) or pid <= 0:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    heartbeat = getattr(owner, "heartbeat_at", None)
+    if not isinstance(heartbeat, datetime):
+        return False
+    current = now or datetime.now(UTC)
+    return (current - heartbeat).total_seconds() < heartbeat_timeout
+
+
+def describe_owner(owner: Any) -> str:
+    if owner is None:
+        return ""
+    return f"pid {getattr(owner, 'pid', '?')} on {getattr(owner, 'host', '?')}"
+
+
+def replica_parameters(experiment: Experiment) -> list[tuple[int, int | None, dict[str, Any]]]:
+    """``(replica_index, seed, parameters)`` for every replica of ``experiment``.
+
+    Parameters are the experiment's params plus ``seed`` = ``get_seeds()[i]`` when the experiment
+    declares seeds or more than one replica; otherwise the params alone and no seed.
+    """
+    n_replicas = int(experiment.n_replicas)
+    seeded = bool(experiment.seeds) or n_replicas > 1
+    seeds: Sequence[int] = experiment.get_seeds() if seeded else ()
+    replicas = []
+    for index in range(n_replicas):
+        parameters = dict(experiment.params)
+        seed: int | None = None
+        if seeded:
+            seed = int(seeds[index])
+            parameters["seed"] = seed
+        replicas.append((index, seed, parameters))
+    return replicas
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of the plan: where it lives, what it runs with, and what will happen to it."""
+
+    workspace: Workspace
+    experiment: Experiment
+    workflow: Workflow
+    profile: ProfileConfig
+    replica_index: int
+    seed: int | None
+    parameters: dict[str, Any]
+    run_id: str
+    run_dir: Path
+    status: str | None
+    decision: Decision
+
+    @property
+    def project_id(self) -> str:
+        return str(self.experiment.project.id)
+
+    @property
+    def experiment_id(self) -> str:
+        return str(self.experiment.id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workspace": str(self.workspace.root),
+            "project": self.project_id,
+            "experiment": self.experiment_id,
+            "replica_index": self.replica_index,
+            "seed": self.seed,
+            "parameters": self.parameters,
+            "profile": self.profile.name,
+            "config_hash": self.profile.config_hash,
+            "workflow": self.workflow.name,
+            "workflow_id": self.workflow.workflow_id,
+            "status": self.status,
+            "action": self.decision.action.value,
+            "reason": self.decision.reason,
+            "run_dir": str(self.run_dir),
+        }
+
+
+@dataclass
+class RunPlan:
+    """The ordered runs of one ``molexp run`` invocation plus notes about skipped experiments."""
+
+    runs: list[PlannedRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def to_execute(self) -> list[PlannedRun]:
+        return [run for run in self.runs if run.decision.action is Action.execute]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": [run.to_json() for run in self.runs],
+            "notes": list(self.notes),
+            "to_execute": len(self.to_execute),
+        }
+
+
+WorkflowLookup = Callable[["Experiment"], "Workflow | None"]
+
+
+def plan_runs(
+    workspaces: Iterable[Workspace],
+    profile_for: Callable[[Workspace], ProfileConfig],
+    *,
+    project: str | None = None,
+    experiment: str | None = None,
+    rerun_failed: bool = False,
+    force: bool = False,
+    workflow_for: WorkflowLookup | None = None,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+) -> RunPlan:
+    """Plan every run of the registered workspaces; reads records but never writes anything.
+
+    ``project`` / ``experiment`` filter by id or name; a filter that matches nothing is a usage
+    error listing what exists. ``workflow_for`` finds an experiment's bound workflow (default:
+    ``molexp.workflow.bindings.get_workflow``).
+    """
+    if workflow_for is None:
+        from molexp.workflow.bindings import get_workflow
+
+        workflow_for = get_workflow
+    plan = RunPlan()
+    seen_projects: list[str] = []
+    seen_experiments: list[str] = []
+    matched_project = matched_experiment = False
+    for workspace in workspaces:
+        profile = profile_for(workspace)
+        for proj in sorted(workspace.list_projects(), key=lambda p: str(p.id)):
+            seen_projects.append(str(proj.id))
+            if not _matches(proj, project):
+                continue
+            matched_project = True
+            for exp in sorted(proj.list_experiments(), key=lambda e: str(e.id)):
+                seen_experiments.append(f"{proj.id}/{exp.id}")
+                if not _matches(exp, experiment):
+                    continue
+                matched_experiment = True
+                spec = workflow_for(exp)
+                if spec is None:
+                    plan.notes.append(
+                        f"experiment {proj.id}/{exp.id} has no bound workflow; skipped"
+                    )
+                    continue
+                plan.runs.extend(
+                    _plan_experiment(
+                        workspace, exp, spec, profile, rerun_failed, force, heartbeat_timeout
+                    )
+                )
+    if project is not None and not matched_project:
+        raise CliUsageError(
+            f"no project {project!r} in the script's workspaces; available: "
+            f"{', '.join(seen_projects) or 'none'}"
+        )
+    if experiment is not None and not matched_experiment:
+        raise CliUsageError(
+            f"no experiment {experiment!r} in the selected projects; available: "
+            f"{', '.join(seen_experiments) or 'none'}"
+        )
+    return plan
+
+
+def _matches(item: Any, wanted: str | None) -> bool:
+    return wanted is None or wanted in {str(item.id), str(getattr(item, "name", ""))}
+
+
+def _plan_experiment(
+    workspace: Workspace,
+    experiment: Experiment,
+    spec: Workflow,
+    profile: ProfileConfig,
+    rerun_failed: bool,
+    force: bool,
+    heartbeat_timeout: float,
+) -> list[PlannedRun]:
+    from molexp.workspace import derive_run_id
+
+    planned = []
+    for index, seed, parameters in replica_parameters(experiment):
+        run_id = derive_run_id(
+            parameters,
+            replica_index=index,
+            profile_name=profile.name,
+            config_hash=profile.config_hash,
+        )
+        existing = existing_run(experiment, run_id)
+        status = None if existing is None else str(existing.status)
+        owner = None if existing is None else existing.metadata.owner
+        decision = decide(
+            status,
+            owner_alive=owner_is_alive(owner, heartbeat_timeout=heartbeat_timeout),
+            owner=describe_owner(owner),
+            rerun_failed=rerun_failed,
+            force=force,
+        )
+        planned.append(
+            PlannedRun(
+                workspace=workspace,
+                experiment=experiment,
+                workflow=spec,
+                profile=profile,
+                replica_index=index,
+                seed=seed,
+                parameters=parameters,
+                run_id=run_id,
+                run_dir=run_dir_of(experiment, run_id),
+                status=status,
+                decision=decision,
+            )
+        )
+    return planned
+
+
+def run_dir_of(experiment: Experiment, run_id: str) -> Path:
+    """Where the run ``run_id`` of ``experiment`` lives (whether or not it exists yet)."""
+    return Path(experiment.experiment_dir) / "runs" / f"run-{run_id}"
+
+
+def existing_run(experiment: Experiment, run_id: str) -> Run | None:
+    """The run ``run_id`` when its record exists on disk, else None (never creates it)."""
+    if not (run_dir_of(experiment, run_id) / "run.json").is_file():
+        return None
+    return experiment.get_run(run_id)
+
+
+def status_counts(runs: Iterable[Any]) -> Mapping[str, int]:
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[str(run.status)] = counts.get(str(run.status), 0) + 1
+    return counts

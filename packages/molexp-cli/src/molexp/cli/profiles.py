@@ -1,0 +1,328 @@
+"""Execution profiles: the ``molexp.toml`` file format, ``--set`` overrides and their merge.
+
+A profile file holds a ``[defaults]`` table and any number of ``[profiles.NAME]`` tables. A profile
+may name a parent with ``extends = "OTHER"``; its configuration is the deep merge of ``[defaults]``,
+then the root ancestor, down to the profile itself. ``--set a.b=1`` overrides are merged last. The
+result is a :class:`molexp.workspace.ProfileConfig` whose ``config_hash`` identifies the
+configuration (independent of key order and of the profile name).
+
+This module owns the parsing, validation, merging and value coercion; it reads files but never
+writes any.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from molexp.workspace import ProfileConfig
+
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILE_FILENAME",
+    "OverrideError",
+    "ProfileError",
+    "ProfileFile",
+    "UnknownProfileError",
+    "apply_overrides",
+    "coerce_value",
+    "deep_merge",
+    "find_profile_file",
+    "parse_override",
+    "parse_overrides",
+    "resolve_profile",
+]
+
+PROFILE_FILENAME = "molexp.toml"
+DEFAULT_PROFILE = "default"
+
+_TOP_LEVEL_TABLES = ("defaults", "profiles")
+_EXTENDS = "extends"
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+class ProfileError(ValueError):
+    """A profile file or a profile request the user must fix; the message names the file."""
+
+
+class UnknownProfileError(ProfileError):
+    """``--profile NAME`` names no profile; ``available`` lists the ones that exist."""
+
+    def __init__(self, name: str, available: Sequence[str], path: Path | None) -> None:
+        self.name = name
+        self.available = list(available)
+        self.path = path
+        where = f" in {path}" if path is not None else " (no profile file was found)"
+        super().__init__(f"unknown profile {name!r}{where}; available: {', '.join(self.available)}")
+
+
+class OverrideError(ProfileError):
+    """A ``--set key=value`` argument that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class ProfileFile:
+    """A validated profile file: its ``[defaults]`` and raw ``[profiles.NAME]`` tables.
+
+    ``path`` is None for the empty profile set used when no ``molexp.toml`` exists.
+    """
+
+    path: Path | None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ProfileFile:
+        """Read and validate ``path``; every problem raises ``ProfileError`` naming the file."""
+        path = Path(path)
+        try:
+            raw_bytes = path.read_bytes()
+        except FileNotFoundError:
+            raise ProfileError(f"profile file {path} does not exist") from None
+        except OSError as exc:
+            raise ProfileError(f"cannot read profile file {path}: {exc.strerror or exc}") from None
+        try:
+            data = tomllib.loads(raw_bytes.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ProfileError(f"malformed profile file {path}: not UTF-8 ({exc.reason})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(_describe_toml_error(path, exc)) from None
+        return cls.from_mapping(data, path=path)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> ProfileFile:
+        """Validate already-parsed TOML data (``path`` only names the source in errors)."""
+        source = str(path) if path is not None else "profile data"
+        unknown = sorted(set(data) - set(_TOP_LEVEL_TABLES))
+        if unknown:
+            raise ProfileError(
+                f"{source}: unknown top-level key {unknown[0]!r}; a profile file holds only "
+                "[defaults] and [profiles.NAME] tables"
+            )
+        defaults = data.get("defaults", {})
+        if not isinstance(defaults, dict):
+            raise ProfileError(f"{source}: 'defaults' must be a table, got {_kind(defaults)}")
+        _check_plain(defaults, "defaults", source)
+        if _EXTENDS in defaults:
+            raise ProfileError(f"{source}: [defaults] cannot use 'extends'; only profiles can")
+        profiles = data.get("profiles", {})
+        if not isinstance(profiles, dict):
+            raise ProfileError(f"{source}: 'profiles' must be a table, got {_kind(profiles)}")
+        for name, table in profiles.items():
+            if not isinstance(table, dict):
+                raise ProfileError(
+                    f"{source}: profiles.{name} must be a table ([profiles.{name}]), "
+                    f"got {_kind(table)}"
+                )
+            parent = table.get(_EXTENDS)
+            if parent is not None and (not isinstance(parent, str) or not parent):
+                raise ProfileError(
+                    f"{source}: profiles.{name}.extends must be a profile name, got {parent!r}"
+                )
+            _check_plain(table, f"profiles.{name}", source)
+        loaded = cls(path=path, defaults=defaults, profiles=profiles)
+        for name in profiles:
+            loaded.chain(name)
+        return loaded
+
+    @property
+    def names(self) -> list[str]:
+        """Every profile that can be requested: ``default`` first, then the file's, sorted."""
+        return [DEFAULT_PROFILE, *sorted(n for n in self.profiles if n != DEFAULT_PROFILE)]
+
+    def chain(self, name: str) -> list[str]:
+        """The ``extends`` chain of ``name``, root ancestor first, ``name`` last.
+
+        Raises ``UnknownProfileError`` when ``name`` is not defined and ``ProfileError`` naming the
+        chain when a parent is missing or the chain loops.
+        """
+        if name not in self.profiles:
+            if name == DEFAULT_PROFILE:
+                return []
+            raise UnknownProfileError(name, self.names, self.path)
+        source = str(self.path) if self.path is not None else "profile data"
+        chain = [name]
+        current = name
+        while (parent := self.profiles[current].get(_EXTENDS)) is not None:
+            if parent in chain:
+                loop = " -> ".join([*chain, parent])
+                raise ProfileError(f"{source}: profile inheritance cycle {loop}")
+            if parent not in self.profiles:
+                path_text = " -> ".join([*chain, parent])
+                raise ProfileError(
+                    f"{source}: profile {current!r} extends unknown profile {parent!r} "
+                    f"(chain {path_text}); defined: {', '.join(sorted(self.profiles)) or 'none'}"
+                )
+            chain.append(parent)
+            current = parent
+        chain.reverse()
+        return chain
+
+    def merged(self, name: str = DEFAULT_PROFILE) -> dict[str, Any]:
+        """``[defaults]`` deep-merged with each profile of ``chain(name)`` (without ``extends``)."""
+        config = deep_merge({}, self.defaults)
+        for member in self.chain(name):
+            table = {k: v for k, v in self.profiles[member].items() if k != _EXTENDS}
+            config = deep_merge(config, table)
+        return config
+
+    def resolve(self, name: str | None = None, overrides: Iterable[str] = ()) -> ProfileConfig:
+        """The ``ProfileConfig`` of ``name`` (``default`` when None) with ``--set`` overrides."""
+        from molexp.workspace import ProfileConfig
+
+        profile_name = name or DEFAULT_PROFILE
+        config = apply_overrides(self.merged(profile_name), overrides)
+        return ProfileConfig(name=profile_name, config=config)
+
+
+def find_profile_file(directories: Iterable[Path | None]) -> Path | None:
+    """The first ``molexp.toml`` found directly in one of ``directories`` (None entries skipped)."""
+    for directory in directories:
+        if directory is None:
+            continue
+        candidate = Path(directory) / PROFILE_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_profile(
+    name: str | None = None,
+    *,
+    search_dirs: Iterable[Path | None] = (),
+    config_file: Path | None = None,
+    overrides: Iterable[str] = (),
+) -> ProfileConfig:
+    """Resolve a profile the way the CLI does.
+
+    The profile file is ``config_file`` when given (it must exist), else the first ``molexp.toml``
+    in ``search_dirs``; without a file only the ``default`` profile exists (empty config).
+    """
+    path = config_file if config_file is not None else find_profile_file(search_dirs)
+    profiles = ProfileFile.load(path) if path is not None else ProfileFile(path=None)
+    return profiles.resolve(name, overrides)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``override`` merged into ``base``, tables recursively, anything else replaced.
+
+    Neither input is modified; nested tables of the result are fresh copies.
+    """
+    merged: dict[str, Any] = {key: _copy(value) for key, value in base.items()}
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = _copy(value)
+    return merged
+
+
+def coerce_value(text: str) -> Any:
+    """Type a ``--set`` value: ``true``/``false`` -> bool, integers, finite floats, else str.
+
+    A value wrapped in matching single or double quotes is always a string (quotes removed), so
+    ``--set tag='"42"'`` keeps ``"42"`` textual.
+    """
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """Split ``"a.b=1"`` into the key path ``("a", "b")`` and the coerced value ``1``."""
+    key, sep, raw_value = text.partition("=")
+    if not sep:
+        raise OverrideError(f"--set {text!r}: expected KEY=VALUE (for example model.depth=3)")
+    key = key.strip()
+    parts = tuple(part.strip() for part in key.split("."))
+    if not key or any(not part for part in parts):
+        raise OverrideError(
+            f"--set {text!r}: the key {key!r} must be dot-separated names without empty parts"
+        )
+    return parts, coerce_value(raw_value.strip())
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """The nested table described by ``--set`` arguments, applied in order (later ones win)."""
+    tree: dict[str, Any] = {}
+    for item in items:
+        path, value = parse_override(item)
+        node = tree
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return tree
+
+
+def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """``config`` with the ``--set`` arguments merged on top (dotted keys create tables)."""
+    return deep_merge(config, parse_overrides(overrides))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {json.dumps(value, default=str)}"
+
+
+def _check_plain(value: Any, where: str, source: str) -> None:
+    """Reject TOML values JSON cannot carry (dates, times, NaN/inf) so hashing never fails later."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(item, f"{where}.{key}", source)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]", source)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ProfileError(f"{source}: {where} is {value}; profile values must be finite numbers")
+    elif not isinstance(value, str | int | float | bool):
+        raise ProfileError(
+            f"{source}: {where} is a TOML {type(value).__name__}; profile values must be "
+            "strings, numbers, booleans, arrays or tables"
+        )
+
+
+def _describe_toml_error(path: Path, exc: tomllib.TOMLDecodeError) -> str:
+    message = str(exc)
+    position = _TOML_POSITION.search(message)
+    if position is not None:
+        reason = message[: position.start()]
+        return (
+            f"malformed profile file {path}: line {position.group(1)}, "
+            f"column {position.group(2)}: {reason}"
+        )
+    end = _TOML_END.search(message)
+    if end is not None:
+        return f"malformed profile file {path}: at end of file: {message[: end.start()]}"
+    return f"malformed profile file {path}: {message}"
