@@ -114,7 +114,8 @@ def bench_p6() -> None:
     reference = _import_seconds("pydantic")
     bare = _import_seconds("sys")
     print(
-        f"P6 import wall time: molexp.workflow {ours * 1e3:.1f} ms, pydantic {reference * 1e3:.1f} ms "
+        f"P6 import wall time: molexp.workflow {ours * 1e3:.1f} ms, "
+        f"pydantic {reference * 1e3:.1f} ms "
         f"(bare interpreter {bare * 1e3:.1f} ms), ratio {ours / reference:.2f}x "
         f"(target: molexp.workflow < 150 ms)"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from molexp.workflow import TaskContext, TaskStatus, WorkflowExecution, WorkflowStatus, workflow
 from molexp.workflow.spec import Workflow
 
@@ -49,8 +48,6 @@ async def test_start_returns_a_live_awaitable_handle() -> None:
     assert isinstance(execution, WorkflowExecution)
     assert not execution.done()
     await _until(lambda: execution.statuses["waits"] is TaskStatus.RUNNING)
-    assert execution.statuses["quick"] is TaskStatus.SUCCEEDED
-    assert execution.statuses["after"] is TaskStatus.PENDING
     assert dict(execution.statuses) == {
         "quick": TaskStatus.SUCCEEDED,
         "waits": TaskStatus.RUNNING,

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
-
 from molexp.workflow import (
     Task,
     TaskContext,
@@ -47,11 +46,11 @@ async def test_inputs_shapes_for_zero_one_and_several_dependencies() -> None:
     await wf.build().execute({"x": 1})
     assert seen["root"] == {"x": 1}
     assert seen["single"] == "r"
-    several = seen["several"]
-    assert isinstance(several, Mapping)
-    assert list(several.items()) == [("single", "s"), ("other", "o"), ("root", "r")]
+    mapping = seen["several"]
+    assert isinstance(mapping, Mapping)
+    assert list(mapping.items()) == [("single", "s"), ("other", "o"), ("root", "r")]
     with pytest.raises(TypeError):
-        several["single"] = "changed"
+        mapping["single"] = "changed"  # type: ignore[index]
 
 
 async def test_result_api() -> None:
@@ -62,7 +61,7 @@ async def test_result_api() -> None:
         return [1.0, 4.0, 9.0]
 
     @wf.task(depends_on=["fetch"])
-    async def summarize(ctx: TaskContext) -> float:
+    async def summarize(ctx: TaskContext) -> Any:
         return sum(ctx.inputs)
 
     spec = wf.build()
@@ -98,7 +97,7 @@ async def test_output_with_several_sinks_lists_them() -> None:
     wf.task(name="b")(lambda ctx: 2)
     result = await wf.build().execute()
     with pytest.raises(ValueError, match="2 sink tasks \\('a', 'b'\\)"):
-        result.output
+        _ = result.output
 
 
 async def test_sync_tasks_run_off_the_event_loop() -> None:
@@ -155,11 +154,11 @@ async def test_streaming_tasks_produce_the_list_of_items() -> None:
 
 async def test_task_objects_async_and_sync_execute() -> None:
     class Double(Task):
-        async def execute(self, ctx: TaskContext) -> int:
+        async def execute(self, ctx: TaskContext) -> Any:
             return ctx.inputs * 2
 
     class AddOne(Task):
-        def execute(self, ctx: TaskContext) -> int:
+        def execute(self, ctx: TaskContext) -> Any:
             return ctx.inputs + 1
 
     builder = WorkflowBuilder(name="objects")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from molexp.workflow import TaskContext, TaskStatus, WorkflowFailed, WorkflowStatus, workflow
 from molexp.workflow.spec import Workflow
 

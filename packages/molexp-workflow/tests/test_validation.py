@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from molexp.workflow import TaskContext, Workflow, WorkflowValidationError, workflow
 
 
@@ -37,7 +36,10 @@ def _spec_with(edges: dict[str, list[str]], calls: list[str]) -> Workflow:
         ({"a": ["b"], "b": ["a"]}, "dependency cycle: 'a' depends on 'b' depends on 'a'"),
         ({"a": ["c"], "b": ["a"], "c": ["b"]}, "dependency cycle"),
         ({"a": ["a"]}, "task 'a' depends on itself"),
-        ({"fetch": [], "b": ["fecth"]}, "task 'b' depends on unknown task 'fecth' (did you mean 'fetch'?)"),
+        (
+            {"fetch": [], "b": ["fecth"]},
+            "task 'b' depends on unknown task 'fecth' (did you mean 'fetch'?)",
+        ),
         ({"a": [], "b": ["zzz"]}, "task 'b' depends on unknown task 'zzz'"),
     ],
 )

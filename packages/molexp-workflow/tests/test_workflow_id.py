@@ -8,7 +8,6 @@ import textwrap
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from molexp.workflow import Task, TaskContext, Workflow, WorkflowBuilder, workflow
 
 EDGES = {"fetch": [], "clean": ["fetch"], "parse": ["fetch"], "merge": ["parse", "clean"]}
@@ -43,7 +42,10 @@ def test_registration_and_dependency_order_do_not_change_the_id(
 @settings(max_examples=30, deadline=None)
 @given(st.text(min_size=1).filter(lambda s: s.strip()), st.text(min_size=1).filter(str.strip))
 def test_different_names_give_different_ids(first: str, second: str) -> None:
-    ids = {_build(list(EDGES), name=first).workflow_id, _build(list(EDGES), name=second).workflow_id}
+    ids = {
+        _build(list(EDGES), name=first).workflow_id,
+        _build(list(EDGES), name=second).workflow_id,
+    }
     assert len(ids) == (1 if first == second else 2)
 
 

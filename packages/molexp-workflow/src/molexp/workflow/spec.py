@@ -645,12 +645,16 @@ async def join(*awaitables: Any) -> Any:
         values = await join(*mapping.values())
         return dict(zip(mapping.keys(), values, strict=True))
     for position, item in enumerate(awaitables):
+        problem = None
         if isinstance(item, Mapping):
-            raise TypeError("join() takes either one mapping or several awaitables, not both")
-        if not inspect.isawaitable(item):
-            raise TypeError(
+            problem = "join() takes either one mapping or several awaitables, not both"
+        elif not inspect.isawaitable(item):
+            problem = (
                 f"join(): argument {position} is not awaitable ({type(item).__name__} {item!r})"
             )
+        if problem is not None:
+            _close_coroutines(awaitables)
+            raise TypeError(problem)
     tasks = [asyncio.ensure_future(item) for item in awaitables]
     try:
         return list(await asyncio.gather(*tasks))
@@ -658,3 +662,12 @@ async def join(*awaitables: Any) -> Any:
         for task in tasks:
             task.cancel()
         raise
+
+
+def _close_coroutines(values: Iterable[Any]) -> None:
+    """Close the coroutines of a rejected ``join()`` call so none warns "never awaited"."""
+    for value in values:
+        nested = value.values() if isinstance(value, Mapping) else [value]
+        for item in nested:
+            if inspect.iscoroutine(item):
+                item.close()

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from molexp.workflow.context import ActorContext, TaskContext
+    from molexp.workflow.context import TaskContext
 
 __all__ = ["Actor", "FunctionTask", "Task", "TaskRunner"]
 
@@ -28,13 +28,14 @@ def snake_case(name: str) -> str:
 
 
 class Task:
-    """Base class for reusable tasks: subclass it and override ``execute(self, ctx)``.
+    """Base class for reusable tasks: subclass it and define ``execute(self, ctx)``.
 
     ``execute`` may be ``async def`` or a plain method (run in a worker thread). A subclass may
-    instead implement ``stream(self, ctx)`` as an async generator: the task's output is then the
+    instead define ``stream(self, ctx)`` as an async generator: the task's output is then the
     list of yielded items. The task name defaults to the class name in snake_case; pass ``name=``
     (or set a class attribute ``name``) to choose another. ``config`` (a mapping or a pydantic
     model) is carried into the registration and folded into the cache key of ``cache=True`` tasks.
+    The base class deliberately defines neither method, so a subclass may type them freely.
     """
 
     name: str | None = None
@@ -46,13 +47,6 @@ class Task:
         if config is not None:
             self.config = config
 
-    async def execute(self, ctx: TaskContext) -> Any:
-        """Run the task; subclasses override this (or implement ``stream``)."""
-        raise NotImplementedError(
-            f"task class {type(self).__qualname__} must override execute(self, ctx) "
-            "or implement stream(self, ctx)"
-        )
-
     @property
     def task_name(self) -> str:
         """The name this task registers under when no explicit name is given."""
@@ -62,16 +56,12 @@ class Task:
 class Actor(Task):
     """A long-lived task that talks to other actors over named channels.
 
-    ``execute(self, ctx: ActorContext)`` must be ``async def``. Channels are asyncio queues that
+    Define ``async def execute(self, ctx: ActorContext)``. Channels are asyncio queues that
     belong to one execution and are shared by all its tasks: ``ctx.emit(channel, item)``,
     ``await ctx.receive(channel, timeout=None)``, ``async for item in ctx.channel(name)`` (ends when
     the channel is closed) and ``ctx.close(channel)``. Two actors with no dependency between them
     run concurrently, so one can produce while the other consumes.
     """
-
-    async def execute(self, ctx: ActorContext) -> Any:  # type: ignore[override]
-        """Run the actor; subclasses override this."""
-        raise NotImplementedError(f"actor class {type(self).__qualname__} must override execute")
 
 
 class FunctionTask:
@@ -158,15 +148,10 @@ def runner_for_callable(fn: Callable[..., Any], task_name: str) -> TaskRunner:
 def runner_for_object(task: object, task_name: str) -> TaskRunner:
     """Build the runner of a ``Task``/``Runnable``/``Streamable`` object.
 
-    A ``Task`` subclass uses its own ``execute`` if it overrides it, else its ``stream``; any other
-    object uses ``execute`` when it has one, else ``stream``.
+    ``execute`` is used when the object has one, else ``stream``.
     """
     execute = getattr(task, "execute", None)
     stream = getattr(task, "stream", None)
-    if isinstance(task, Task):
-        overrides_execute = type(task).execute not in (Task.execute, Actor.execute)
-        if not overrides_execute:
-            execute = None
     if isinstance(task, Actor) and execute is not None and not _is_async_callable(execute):
         raise TypeError(
             f"actor {task_name!r}: {type(task).__qualname__}.execute must be `async def` "

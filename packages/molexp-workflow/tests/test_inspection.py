@@ -1,0 +1,83 @@
+"""Inspecting a compiled Workflow: tasks, dependencies, order, levels and describe()."""
+
+from __future__ import annotations
+
+import pytest
+from molexp.workflow import Actor, ActorContext, TaskContext, WorkflowBuilder, workflow
+from molexp.workflow.spec import Workflow
+
+
+def _spec() -> Workflow:
+    wf = workflow(name="pipeline")
+    wf.task(name="write", depends_on=["merge"])(lambda ctx: None)
+    wf.task(name="fetch")(lambda ctx: None)
+    wf.task(name="merge", depends_on=["parse", "clean"], cache=True)(lambda ctx: None)
+    wf.task(name="parse", depends_on=["fetch"], remote={"partition": "cpu"})(lambda ctx: None)
+    wf.task(name="clean", depends_on=["fetch"])(lambda ctx: None)
+    return wf.build()
+
+
+def test_tasks_mapping_is_read_only_in_registration_order() -> None:
+    spec = _spec()
+    assert list(spec.tasks) == ["write", "fetch", "merge", "parse", "clean"]
+    with pytest.raises(TypeError):
+        spec.tasks["x"] = spec.tasks["fetch"]  # type: ignore[index]
+
+
+def test_dependencies_order_and_levels() -> None:
+    spec = _spec()
+    assert spec.dependencies() == {
+        "write": ("merge",),
+        "fetch": (),
+        "merge": ("parse", "clean"),
+        "parse": ("fetch",),
+        "clean": ("fetch",),
+    }
+    assert spec.levels() == [["fetch"], ["parse", "clean"], ["merge"], ["write"]]
+    order = spec.topological_order()
+    assert order == ["fetch", "parse", "clean", "merge", "write"]
+    for name, deps in spec.dependencies().items():
+        assert all(order.index(dep) < order.index(name) for dep in deps)
+
+
+def test_describe_is_a_readable_summary() -> None:
+    class Listener(Actor):
+        async def execute(self, ctx: ActorContext) -> None:
+            return None
+
+    spec = _spec()
+    text = spec.describe()
+    assert text.splitlines()[0] == f"Workflow 'pipeline' (id {spec.workflow_id}), 5 task(s)"
+    assert "  level 0:\n    fetch (FunctionTask)" in text
+    assert "merge (FunctionTask) <- parse, clean [cache]" in text
+    assert "parse (FunctionTask) <- fetch [remote={'partition': 'cpu'}]" in text
+    builder = WorkflowBuilder(name="a")
+    builder.add(Listener())
+    assert "Listener) [actor]" in builder.build().describe()
+    assert repr(spec).startswith("Workflow(name='pipeline'")
+
+
+def test_levels_of_an_unvalidated_cyclic_workflow_raise() -> None:
+    wf = workflow(name="cyclic")
+
+    async def body(ctx: TaskContext) -> None:
+        return None
+
+    wf.task(name="a")(body)
+    base = wf.build().tasks["a"]
+    looped = type(base)(
+        name="a",
+        runner=base.runner,
+        depends_on=("b",),
+        task_type_qualname=base.task_type_qualname,
+        task=base.task,
+    )
+    other = type(base)(
+        name="b",
+        runner=base.runner,
+        depends_on=("a",),
+        task_type_qualname=base.task_type_qualname,
+        task=base.task,
+    )
+    with pytest.raises(ValueError, match="cannot order tasks 'a', 'b'"):
+        Workflow("cyclic", [looped, other]).levels()
