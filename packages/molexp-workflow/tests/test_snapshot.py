@@ -596,3 +596,23 @@ def test_bytecode_fallback_folds_default_values() -> None:
     first, second = (TaskSnapshot.from_callable(fn, task_id="t") for fn in (one, two))
     assert first.code_origin == second.code_origin == "bytecode"
     assert first.code_hash != second.code_hash
+
+
+def test_file_edited_after_import_is_not_mistaken_for_the_loaded_code(load: Loader) -> None:
+    module = load(BASE)
+    path = Path(module.__file__ or "")
+    path.write_text("# a new first line shifts every function\n" + textwrap.dedent(BASE))
+    snapshot = TaskSnapshot.from_callable(module.task, task_id="t")
+    assert snapshot.code_origin == "bytecode"
+
+
+def test_file_rewritten_and_reimported_is_read_afresh(load: Loader) -> None:
+    first = load(BASE)
+    name, path = first.__name__, Path(first.__file__ or "")
+    before = code_hash(first)
+    path.write_text(textwrap.dedent(BASE.replace("* 2", "* 3")))  # same size, same tick
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    second = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(second)
+    assert code_hash(second) != before

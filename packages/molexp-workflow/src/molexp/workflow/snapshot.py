@@ -38,13 +38,14 @@ import inspect
 import linecache
 import textwrap
 import threading
+import tokenize
 import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
 from typing import Any, Literal
 
@@ -88,12 +89,22 @@ _module_trees: dict[str, tuple[str, ast.Module]] = {}
 
 
 def _module_tree(filename: str, module_globals: dict[str, Any]) -> tuple[str, ast.Module] | None:
-    """The text and parsed tree of the file a function comes from, or None if unavailable."""
-    linecache.checkcache(filename)
-    lines = linecache.getlines(filename, module_globals)
-    if not lines:
+    """The text and parsed tree of the file a function comes from, or None if unavailable.
+
+    Files are read afresh (``linecache`` can serve stale text when a file is rewritten within
+    one timestamp tick); other sources (notebook cells, zip imports) come from ``linecache``.
+    """
+    text = ""
+    if Path(filename).is_file():
+        try:
+            with tokenize.open(filename) as handle:
+                text = handle.read()
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            return None
+    else:
+        text = "".join(linecache.getlines(filename, module_globals))
+    if not text:
         return None
-    text = "".join(lines)
     cached = _module_trees.get(filename)
     if cached is not None and cached[0] == text:
         return cached
@@ -135,16 +146,23 @@ def _find_lambda(tree: ast.Module, code: CodeType) -> ast.Lambda | None:
 def _find_node(
     tree: ast.Module, code: CodeType
 ) -> ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | None:
+    """The AST node ``code`` was compiled from; None when ambiguous or the file has moved on."""
+    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | None
     if code.co_name == "<lambda>":
-        return _find_lambda(tree, code)
-    matches = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        and node.name == code.co_name
-        and _first_line(node) == code.co_firstlineno
-    ]
-    return matches[0] if len(matches) == 1 else None
+        node = _find_lambda(tree, code)
+    else:
+        matches = [
+            candidate
+            for candidate in ast.walk(tree)
+            if isinstance(candidate, ast.FunctionDef | ast.AsyncFunctionDef)
+            and candidate.name == code.co_name
+            and _first_line(candidate) == code.co_firstlineno
+        ]
+        node = matches[0] if len(matches) == 1 else None
+    if node is None:
+        return None
+    last_line = max((line for _, line, _, _ in code.co_positions() if line is not None), default=0)
+    return node if last_line <= (node.end_lineno or 0) else None
 
 
 def _strip_docstrings(node: ast.AST) -> None:

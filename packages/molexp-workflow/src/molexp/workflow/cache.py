@@ -1,0 +1,715 @@
+"""Caching of task results keyed by TaskSnapshot + input hash, with pluggable stores.
+
+Owns :class:`Caching` (the LRU cache tasks opt into), the :class:`CacheStore` protocol and three
+stores: in-memory, a directory (:class:`FileCacheStore`) and a workspace-rooted directory
+(:class:`WorkspaceCacheStore`). The full key of an entry is ``f"{snapshot.key}:{input_hash}"``,
+i.e. ``code_hash:config_hash:input_hash``.
+
+Values are stored pickled: only point a cache at a directory you trust. An entry whose format
+``version`` differs from :data:`CACHE_FORMAT_VERSION` is never used: it is a miss whose reason
+says so (bump the constant whenever snapshot semantics change).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import re
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from molexp.workflow._hashing import UnhashableInputError, hash_value
+from molexp.workflow.snapshot import TaskSnapshot
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "CacheEntry",
+    "CacheEntryInfo",
+    "CacheEntryMetadata",
+    "CacheExplanation",
+    "CacheLookup",
+    "CacheStore",
+    "CacheStoreError",
+    "Caching",
+    "FileCacheStore",
+    "MemoryCacheStore",
+    "UnreadableCacheEntryError",
+    "WorkspaceCacheStore",
+]
+
+CACHE_FORMAT_VERSION = 1
+"""Format of stored entries; entries written with another version are misses."""
+
+_EVICTED_MEMORY = 10_000
+_SHOWN_VALUE_CHARS = 60
+
+
+class CacheStoreError(RuntimeError):
+    """A result could not be stored, or a store could not be read or written."""
+
+
+class UnreadableCacheEntryError(CacheStoreError):
+    """An entry exists but cannot be used (other format version, corrupt, half-deleted)."""
+
+
+class CacheEntryMetadata(BaseModel):
+    """Everything about a cached result except the value itself."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = CACHE_FORMAT_VERSION
+    key: str
+    snapshot_key: str
+    task_id: str
+    task_type: str
+    code_hash: str
+    config_hash: str
+    input_hash: str
+    created_at: datetime
+    last_used_at: datetime
+    body_hash: str = ""
+    dependency_hashes: dict[str, str] = Field(default_factory=dict)
+    config_data: dict[str, Any] = Field(default_factory=dict)
+    input_hashes: dict[str, str] = Field(
+        default_factory=dict, description="per-input sha256 when the inputs are a str mapping"
+    )
+    payload_size: int
+    payload_sha256: str
+
+
+class CacheEntry(CacheEntryMetadata):
+    """A cached result: metadata plus ``payload``, the pickled value."""
+
+    payload: bytes = Field(repr=False)
+
+    def metadata(self) -> CacheEntryMetadata:
+        """The entry without its payload."""
+        return CacheEntryMetadata.model_validate(self.model_dump(exclude={"payload"}))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheEntryInfo:
+    """Lightweight listing of one entry, enough for LRU eviction."""
+
+    key: str
+    last_used_at: datetime
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """Where :class:`Caching` keeps entries.
+
+    ``load``/``load_metadata`` return None for a missing key and raise
+    :class:`UnreadableCacheEntryError` for an entry that exists but cannot be used. ``entries``
+    lists entries least recently used first; ``touch`` marks one as just used.
+    """
+
+    def initialize(self) -> None: ...
+    def load(self, key: str) -> CacheEntry | None: ...
+    def load_metadata(self, key: str) -> CacheEntryMetadata | None: ...
+    def save(self, entry: CacheEntry) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def keys(self) -> list[str]: ...
+    def touch(self, key: str) -> None: ...
+    def entries(self) -> Iterable[CacheEntryInfo]: ...
+
+
+def _check_version(version: object, key: str) -> None:
+    if version != CACHE_FORMAT_VERSION:
+        newer = isinstance(version, int) and version > CACHE_FORMAT_VERSION
+        origin = "a newer MolExp" if newer else "an older MolExp"
+        raise UnreadableCacheEntryError(
+            f"entry {key} has cache format version {version!r}, written by {origin}; "
+            f"this one reads version {CACHE_FORMAT_VERSION}"
+        )
+
+
+class MemoryCacheStore:
+    """Entries kept in this process only (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryCacheStore({len(self._entries)} entries)"
+
+    def initialize(self) -> None:
+        """Nothing to prepare in memory."""
+
+    def load(self, key: str) -> CacheEntry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None:
+            _check_version(entry.version, key)
+        return entry
+
+    def load_metadata(self, key: str) -> CacheEntryMetadata | None:
+        entry = self.load(key)
+        return None if entry is None else entry.metadata()
+
+    def save(self, entry: CacheEntry) -> None:
+        with self._lock:
+            self._entries[entry.key] = entry
+            self._entries.move_to_end(entry.key)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def touch(self, key: str) -> None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries[key] = entry.model_copy(update={"last_used_at": datetime.now(UTC)})
+                self._entries.move_to_end(key)
+
+    def entries(self) -> list[CacheEntryInfo]:
+        with self._lock:
+            return [CacheEntryInfo(key, entry.last_used_at) for key, entry in self._entries.items()]
+
+
+_KEY_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.:-]{0,199}")
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def _strictly_increasing_ns() -> int:
+    """Wall-clock nanoseconds, strictly increasing within this process (for LRU order)."""
+    global _last_ns
+    with _clock_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return _last_ns
+
+
+class FileCacheStore:
+    """Entries in a directory: ``<store_dir>/entries/<key>/`` with ``meta.json`` + ``payload.pkl``.
+
+    An entry is written into a private temp directory and renamed into place, so readers see a
+    whole entry or none; two processes writing the same key both succeed and one copy is kept.
+    The payload's size and sha256 are checked on every read. The last use of an entry is the
+    modification time of its ``meta.json`` (a hit costs one ``utime``, not a rewrite). Keys are
+    1-200 characters of ``[0-9A-Za-z.:-]`` starting with a letter or digit (``:`` is stored as
+    ``_`` in directory names).
+    """
+
+    META_FILE = "meta.json"
+    PAYLOAD_FILE = "payload.pkl"
+
+    def __init__(self, store_dir: Path | str) -> None:
+        self.store_dir = Path(store_dir).expanduser()
+        self._entries_dir = self.store_dir / "entries"
+        self._scratch_dir = self.store_dir / ".tmp"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.store_dir)!r})"
+
+    def initialize(self) -> None:
+        """Create the store directories (idempotent)."""
+        try:
+            self._entries_dir.mkdir(parents=True, exist_ok=True)
+            self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheStoreError(f"cannot create cache directory {self.store_dir}: {exc}") from exc
+
+    def _entry_dir(self, key: str) -> Path:
+        if not isinstance(key, str) or _KEY_PATTERN.fullmatch(key) is None:
+            raise ValueError(
+                f"invalid cache key {key!r} for {self!r}: expected 1-200 characters of "
+                f"[0-9A-Za-z.:-] starting with a letter or digit"
+            )
+        return self._entries_dir / key.replace(":", "_")
+
+    def _read_metadata(self, key: str) -> tuple[Path, CacheEntryMetadata] | None:
+        entry_dir = self._entry_dir(key)
+        meta_path = entry_dir / self.META_FILE
+        try:
+            raw = meta_path.read_bytes()
+            used_ns = meta_path.stat().st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise UnreadableCacheEntryError(f"cannot read {meta_path}: {exc}") from exc
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: not an object")
+        _check_version(data.get("version"), key)
+        data["last_used_at"] = datetime.fromtimestamp(used_ns / 1e9, UTC)
+        try:
+            metadata = CacheEntryMetadata.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise UnreadableCacheEntryError(
+                f"corrupt cache metadata {meta_path} (field {field!r}): {first['msg']}"
+            ) from None
+        if metadata.key != key:
+            raise UnreadableCacheEntryError(f"{meta_path} holds key {metadata.key}, not {key}")
+        return entry_dir, metadata
+
+    def load_metadata(self, key: str) -> CacheEntryMetadata | None:
+        found = self._read_metadata(key)
+        return None if found is None else found[1]
+
+    def load(self, key: str) -> CacheEntry | None:
+        found = self._read_metadata(key)
+        if found is None:
+            return None
+        entry_dir, metadata = found
+        payload_path = entry_dir / self.PAYLOAD_FILE
+        try:
+            payload = payload_path.read_bytes()
+        except OSError as exc:
+            raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
+        if (
+            len(payload) != metadata.payload_size
+            or hashlib.sha256(payload).hexdigest() != metadata.payload_sha256
+        ):
+            raise UnreadableCacheEntryError(
+                f"{payload_path} does not match its metadata (changed or truncated)"
+            )
+        return CacheEntry(**metadata.model_dump(), payload=payload)
+
+    def save(self, entry: CacheEntry) -> None:
+        target = self._entry_dir(entry.key)
+        self.initialize()
+        try:
+            staging = Path(tempfile.mkdtemp(prefix="entry-", dir=self._scratch_dir))
+        except OSError as exc:
+            raise CacheStoreError(
+                f"cannot write to cache directory {self.store_dir}: {exc}"
+            ) from exc
+        try:
+            (staging / self.PAYLOAD_FILE).write_bytes(entry.payload)
+            meta_path = staging / self.META_FILE
+            meta_path.write_text(entry.metadata().model_dump_json(indent=2), encoding="utf-8")
+            stamp = _strictly_increasing_ns()
+            os.utime(meta_path, ns=(stamp, stamp))
+            self._move_into_place(staging, target)
+        except OSError as exc:
+            raise CacheStoreError(f"cannot write cache entry {target}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _move_into_place(self, staging: Path, target: Path) -> None:
+        """Rename ``staging`` to ``target``, replacing an existing entry (last writer wins)."""
+        try:
+            staging.rename(target)
+            return
+        except OSError:
+            if not target.exists():
+                raise
+        self._discard(target)
+        with contextlib.suppress(OSError):
+            # A concurrent writer may have put its own copy in place meanwhile: keep theirs.
+            staging.rename(target)
+
+    def _discard(self, entry_dir: Path) -> None:
+        """Move an entry out of sight in one rename, then remove it."""
+        trash = self._scratch_dir / f"trash-{uuid.uuid4().hex}"
+        try:
+            entry_dir.rename(trash)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise CacheStoreError(f"cannot delete cache entry {entry_dir}: {exc}") from exc
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        self._discard(self._entry_dir(key))
+
+    def _entry_names(self) -> list[str]:
+        try:
+            return [
+                path.name
+                for path in self._entries_dir.iterdir()
+                if _KEY_PATTERN.fullmatch(path.name.replace("_", ":"))
+            ]
+        except FileNotFoundError:
+            return []
+
+    def keys(self) -> list[str]:
+        return [name.replace("_", ":") for name in self._entry_names()]
+
+    def touch(self, key: str) -> None:
+        stamp = _strictly_increasing_ns()
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            os.utime(self._entry_dir(key) / self.META_FILE, ns=(stamp, stamp))
+
+    def entries(self) -> list[CacheEntryInfo]:
+        listed: list[tuple[int, str]] = []
+        for name in self._entry_names():
+            try:
+                used_ns = (self._entries_dir / name / self.META_FILE).stat().st_mtime_ns
+            except OSError:
+                continue
+            listed.append((used_ns, name.replace("_", ":")))
+        listed.sort()
+        return [CacheEntryInfo(key, datetime.fromtimestamp(ns / 1e9, UTC)) for ns, key in listed]
+
+
+class WorkspaceCacheStore(FileCacheStore):
+    """A :class:`FileCacheStore` under ``<workspace.root>/.subsystems/workflow.cache/``.
+
+    ``workspace`` is any object with a ``root`` path attribute (the workspace layer's
+    ``Workspace`` satisfies it); this module does not import the workspace layer.
+    """
+
+    def __init__(self, workspace: Any) -> None:
+        root = getattr(workspace, "root", None)
+        if not isinstance(root, str | os.PathLike):
+            raise TypeError(
+                f"WorkspaceCacheStore needs a workspace with a .root path, "
+                f"got {type(workspace).__name__} with root={root!r}"
+            )
+        self.workspace = workspace
+        super().__init__(Path(root) / ".subsystems" / "workflow.cache")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """Result of :meth:`Caching.lookup`: ``value`` is meaningful only when ``hit``."""
+
+    hit: bool
+    value: Any
+    key: str | None
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheExplanation:
+    """Why a lookup hit or missed; ``differences`` names the parts that differ from the nearest
+    stored entry of the same task (``"code"``, ``"config"``, ``"inputs"``) and ``details`` says
+    how (which helper, which config key, which input)."""
+
+    task_id: str
+    hit: bool
+    key: str | None
+    reason: str
+    differences: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+    nearest_key: str | None = None
+
+    def __str__(self) -> str:
+        head = f"cache {'hit' if self.hit else 'miss'} for task {self.task_id!r}: {self.reason}"
+        return "\n".join([head, *(f"  - {line}" for line in self.details)])
+
+
+def _input_fingerprint(inputs: object) -> tuple[str, dict[str, str]]:
+    """The input hash, plus per-input hashes when ``inputs`` is a mapping with str keys."""
+    if isinstance(inputs, Mapping) and all(type(key) is str for key in inputs):
+        per_input = {
+            key: hash_value(value, label=f"inputs[{key!r}]") for key, value in inputs.items()
+        }
+        return hash_value({"mapping": per_input}), per_input
+    return hash_value({"value": hash_value(inputs, label="inputs")}), {}
+
+
+def _shorten(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if len(text) > _SHOWN_VALUE_CHARS:
+        return text[: _SHOWN_VALUE_CHARS - 3] + "..."
+    return text
+
+
+def _tree_differences(old: Any, new: Any, path: str, out: list[str]) -> None:
+    both_plain = isinstance(old, dict) and isinstance(new, dict)
+    if both_plain and not any(key.startswith("$") for key in [*old, *new]):
+        for key in sorted(set(old) | set(new)):
+            where = f"{path}[{key!r}]"
+            if key not in old:
+                out.append(f"{where} added: {_shorten(new[key])}")
+            elif key not in new:
+                out.append(f"{where} removed (was {_shorten(old[key])})")
+            else:
+                _tree_differences(old[key], new[key], where, out)
+    elif old != new:
+        out.append(f"{path} changed: {_shorten(old)} -> {_shorten(new)}")
+
+
+def _code_differences(old: CacheEntryMetadata, new: TaskSnapshot) -> list[str]:
+    details: list[str] = []
+    if old.body_hash != new.body_hash:
+        details.append("code: the task body changed")
+    for name in sorted(set(old.dependency_hashes) | set(new.dependency_hashes)):
+        before = old.dependency_hashes.get(name)
+        after = new.dependency_hashes.get(name)
+        if before is None:
+            details.append(f"code: now also depends on {name}")
+        elif after is None:
+            details.append(f"code: no longer depends on {name}")
+        elif before != after:
+            details.append(f"code: {name} changed")
+    return details or ["code: the code hash differs"]
+
+
+def _input_differences(old: CacheEntryMetadata, new_hashes: Mapping[str, str]) -> list[str]:
+    if not (old.input_hashes and new_hashes):
+        return ["inputs: the inputs differ"]
+    details: list[str] = []
+    for name in sorted(set(old.input_hashes) | set(new_hashes)):
+        before, after = old.input_hashes.get(name), new_hashes.get(name)
+        if before is None:
+            details.append(f"inputs: inputs[{name!r}] added")
+        elif after is None:
+            details.append(f"inputs: inputs[{name!r}] removed")
+        elif before != after:
+            details.append(f"inputs: inputs[{name!r}] changed")
+    return details
+
+
+def _compare(
+    stored: CacheEntryMetadata,
+    snapshot: TaskSnapshot,
+    input_hash: str,
+    input_hashes: Mapping[str, str],
+) -> tuple[list[str], list[str]]:
+    """Which parts (code, config, inputs) of a lookup differ from a stored entry, and how."""
+    differences: list[str] = []
+    details: list[str] = []
+    if stored.code_hash != snapshot.code_hash:
+        differences.append("code")
+        details.extend(_code_differences(stored, snapshot))
+    if stored.config_hash != snapshot.config_hash:
+        differences.append("config")
+        changes: list[str] = []
+        _tree_differences(stored.config_data, snapshot.config_data, "config", changes)
+        details.extend(f"config: {change}" for change in changes or ["the config differs"])
+    if stored.input_hash != input_hash:
+        differences.append("inputs")
+        details.extend(_input_differences(stored, input_hashes))
+    return differences, details
+
+
+class Caching:
+    """An LRU cache of task results keyed by ``TaskSnapshot`` + inputs.
+
+    Pass a ``store``, or a ``store_dir`` for a :class:`FileCacheStore`, or neither for an
+    in-memory cache. At most ``max_entries`` entries are kept; the least recently used (by put or
+    hit) are evicted first. ``get`` returns None on a miss, so a cached ``None`` looks like a miss
+    there: use :meth:`lookup` when None is a legitimate result.
+    """
+
+    def __init__(
+        self,
+        store: CacheStore | None = None,
+        *,
+        store_dir: Path | str | None = None,
+        max_entries: int = 1000,
+    ) -> None:
+        if store is not None and store_dir is not None:
+            raise ValueError("Caching takes either store= or store_dir=, not both")
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise ValueError(f"max_entries must be a positive integer, got {max_entries!r}")
+        if store is None:
+            store = MemoryCacheStore() if store_dir is None else FileCacheStore(store_dir)
+        self.store: CacheStore = store
+        self.max_entries = max_entries
+        self._initialized = False
+        self._evicted: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Caching(store={self.store!r}, max_entries={self.max_entries})"
+
+    def initialize(self) -> None:
+        """Prepare the store (create directories). Idempotent; get/put call it lazily."""
+        if not self._initialized:
+            self.store.initialize()
+            self._initialized = True
+
+    def key_for(self, snapshot: TaskSnapshot, inputs: Any) -> str:
+        """The full key ``code_hash:config_hash:input_hash``; raises for unhashable inputs."""
+        return f"{snapshot.key}:{_input_fingerprint(inputs)[0]}"
+
+    def lookup(self, snapshot: TaskSnapshot, inputs: Any) -> CacheLookup:
+        """Find the cached result for this task snapshot and inputs; never a false hit."""
+        return self._lookup(snapshot, inputs, touch=True)
+
+    def _lookup(self, snapshot: TaskSnapshot, inputs: Any, *, touch: bool) -> CacheLookup:
+        try:
+            input_hash, _ = _input_fingerprint(inputs)
+        except UnhashableInputError as exc:
+            return CacheLookup(False, None, None, f"unhashable input: {exc}")
+        key = f"{snapshot.key}:{input_hash}"
+        self.initialize()
+        try:
+            entry = self.store.load(key)
+        except CacheStoreError as exc:
+            return CacheLookup(False, None, key, str(exc))
+        if entry is None:
+            with self._lock:
+                evicted = key in self._evicted
+            reason = (
+                f"evicted (least recently used beyond max_entries={self.max_entries})"
+                if evicted
+                else "no entry"
+            )
+            return CacheLookup(False, None, key, reason)
+        try:
+            _check_version(entry.version, key)
+            value = pickle.loads(entry.payload)
+        except CacheStoreError as exc:
+            return CacheLookup(False, None, key, str(exc))
+        except Exception as exc:
+            reason = f"stored value cannot be unpickled: {type(exc).__name__}: {exc}"
+            return CacheLookup(False, None, key, reason)
+        if touch:
+            self.store.touch(key)
+        return CacheLookup(True, value, key, "hit")
+
+    def get(self, snapshot: TaskSnapshot, inputs: Any) -> Any | None:
+        """The cached value, or None on a miss."""
+        found = self.lookup(snapshot, inputs)
+        return found.value if found.hit else None
+
+    def put(self, snapshot: TaskSnapshot, inputs: Any, value: Any) -> str:
+        """Store ``value`` as the result of ``snapshot`` on ``inputs``; returns the key.
+
+        Raises :class:`CacheStoreError` naming the task when the inputs cannot be hashed, the
+        value cannot be pickled or the store cannot be written.
+        """
+        failure = f"cannot cache the result of task {snapshot.task_id!r}"
+        try:
+            input_hash, input_hashes = _input_fingerprint(inputs)
+        except UnhashableInputError as exc:
+            raise CacheStoreError(f"{failure}: unhashable input: {exc}") from exc
+        try:
+            payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise CacheStoreError(
+                f"{failure}: a value of type {type(value).__qualname__} cannot be pickled "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+        key = f"{snapshot.key}:{input_hash}"
+        now = datetime.now(UTC)
+        entry = CacheEntry(
+            key=key,
+            snapshot_key=snapshot.key,
+            task_id=snapshot.task_id,
+            task_type=snapshot.task_type,
+            code_hash=snapshot.code_hash,
+            config_hash=snapshot.config_hash,
+            input_hash=input_hash,
+            created_at=now,
+            last_used_at=now,
+            body_hash=snapshot.body_hash,
+            dependency_hashes=snapshot.dependency_hashes,
+            config_data=snapshot.config_data,
+            input_hashes=input_hashes,
+            payload_size=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload=payload,
+        )
+        try:
+            self.initialize()
+            self.store.save(entry)
+        except CacheStoreError as exc:
+            raise CacheStoreError(f"{failure}: {exc}") from exc
+        with self._lock:
+            self._evicted.pop(key, None)
+        self._evict(keep=key)
+        return key
+
+    def _evict(self, *, keep: str) -> None:
+        if len(self.store.keys()) <= self.max_entries:
+            return
+        listed = sorted(self.store.entries(), key=lambda info: info.last_used_at)
+        excess = len(listed) - self.max_entries
+        for info in listed:
+            if excess <= 0:
+                break
+            if info.key == keep:
+                continue
+            self.store.delete(info.key)
+            excess -= 1
+            with self._lock:
+                self._evicted[info.key] = None
+                if len(self._evicted) > _EVICTED_MEMORY:
+                    self._evicted.popitem(last=False)
+
+    def explain(self, snapshot: TaskSnapshot, inputs: Any) -> CacheExplanation:
+        """Say why this lookup hits or misses, comparing with the nearest entry of the task."""
+        task_id = snapshot.task_id
+        found = self._lookup(snapshot, inputs, touch=False)
+        if found.hit:
+            return CacheExplanation(task_id, True, found.key, "hit")
+        if found.key is None:
+            return CacheExplanation(
+                task_id, False, None, found.reason, ("inputs",), (f"inputs: {found.reason}",)
+            )
+        input_hash, input_hashes = _input_fingerprint(inputs)
+        candidates = self._entries_of(task_id)
+        if not candidates:
+            return CacheExplanation(
+                task_id,
+                False,
+                found.key,
+                f"{found.reason}; no stored entry for task {task_id!r} to compare with",
+            )
+        ranked = []
+        for metadata in candidates:
+            differences, details = _compare(metadata, snapshot, input_hash, input_hashes)
+            ranked.append(
+                (
+                    len(differences),
+                    -metadata.last_used_at.timestamp(),
+                    metadata.key,
+                    differences,
+                    details,
+                )
+            )
+        ranked.sort(key=lambda row: row[:3])
+        _, _, nearest, differences, details = ranked[0]
+        if not differences:
+            return CacheExplanation(task_id, False, found.key, found.reason, nearest_key=nearest)
+        reason = (
+            f"{found.reason}; the nearest stored entry of task {task_id!r} "
+            f"differs in {' and '.join(differences)}"
+        )
+        return CacheExplanation(
+            task_id, False, found.key, reason, tuple(differences), tuple(details), nearest
+        )
+
+    def _entries_of(self, task_id: str) -> list[CacheEntryMetadata]:
+        found: list[CacheEntryMetadata] = []
+        for info in self.store.entries():
+            try:
+                metadata = self.store.load_metadata(info.key)
+            except CacheStoreError:
+                continue
+            if metadata is not None and metadata.task_id == task_id:
+                found.append(metadata)
+        return found
+
+    def clear(self) -> None:
+        """Delete every entry of the store."""
+        self.initialize()
+        stored = self.store.keys()
+        for key in stored:
+            self.store.delete(key)
+        with self._lock:
+            self._evicted.clear()
+
+    def __len__(self) -> int:
+        return len(self.store.keys())
