@@ -83,6 +83,9 @@ async def test_result_api() -> None:
     assert timing.finished_datetime.tzinfo is not None
     assert result.started_at <= result.finished_at
     assert result.duration >= 0
+    assert repr(result) == (
+        "WorkflowResult(workflow='result', status='succeeded', tasks=2, failed=[], skipped=0)"
+    )
     with pytest.raises(KeyError, match="no task 'nope'"):
         result["nope"]
     state = result.to_state()

@@ -81,3 +81,18 @@ def test_levels_of_an_unvalidated_cyclic_workflow_raise() -> None:
     )
     with pytest.raises(ValueError, match="cannot order tasks 'a', 'b'"):
         Workflow("cyclic", [looped, other]).levels()
+
+
+def test_bind_to_and_for_experiment_use_the_binding_registry() -> None:
+    from types import SimpleNamespace
+
+    from molexp.workflow.bindings import clear_bindings
+
+    experiment = SimpleNamespace(id="baseline-inspection-test")
+    spec = _spec()
+    try:
+        assert Workflow.for_experiment(experiment) is None
+        assert spec.bind_to(experiment) is spec
+        assert Workflow.for_experiment(experiment) is spec
+    finally:
+        clear_bindings()

@@ -101,7 +101,7 @@ class TaskError:
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class WorkflowResult:
     """Everything one execution produced.
 
@@ -127,6 +127,13 @@ class WorkflowResult:
     @property
     def duration(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+    def __repr__(self) -> str:
+        # Summary only: results of large workflows would otherwise print every output.
+        return (
+            f"WorkflowResult(workflow={self.workflow_name!r}, status={str(self.status)!r}, "
+            f"tasks={len(self.statuses)}, failed={self.failed!r}, skipped={len(self.skipped)})"
+        )
 
     @property
     def succeeded(self) -> bool:

@@ -221,6 +221,19 @@ class Workflow:
     def __repr__(self) -> str:
         return f"Workflow(name={self.name!r}, id={self.workflow_id}, tasks={list(self._tasks)})"
 
+    def bind_to(self, experiment: Any) -> Workflow:
+        """Bind this workflow to a workspace experiment (process-local registry); returns self."""
+        from molexp.workflow.bindings import set_workflow
+
+        return set_workflow(experiment, self)
+
+    @classmethod
+    def for_experiment(cls, experiment: Any) -> Workflow | None:
+        """The workflow bound to ``experiment`` in this process, or ``None``."""
+        from molexp.workflow.bindings import get_workflow
+
+        return get_workflow(experiment)
+
     def _get_runtime(self) -> WorkflowRuntime:
         if self._runtime is None:
             from molexp.workflow.runtime import create_default_runtime
