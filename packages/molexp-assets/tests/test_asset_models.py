@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,6 +25,7 @@ from molexp.assets import (
     UnsupportedVersionError,
     asset_id_for,
     parse_asset,
+    validate_name,
 )
 from pydantic import TypeAdapter, ValidationError
 
@@ -197,3 +199,55 @@ def test_asset_id_and_name_must_be_safe(field: str) -> None:
     fields = {"id": "l", "name": "l", "scope": RUN, "path": "x"} | {field: "../up"}
     with pytest.raises(ValidationError, match=field):
         LogAsset.model_validate(fields)
+
+
+_json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+_names = st.text(min_size=1, max_size=30).filter(lambda s: _is_valid_name(s))
+
+
+def _is_valid_name(value: str) -> bool:
+    try:
+        validate_name(value)
+    except ValueError:
+        return False
+    return True
+
+
+@given(
+    st.sampled_from(_examples()),
+    _names,
+    st.lists(_names, max_size=4),
+    st.dictionaries(st.text(max_size=8), _json_scalars, max_size=4),
+)
+def test_any_asset_survives_a_json_round_trip(
+    template: Asset, name: str, tags: list[str], meta: dict[str, Any]
+) -> None:
+    asset = template.model_copy(
+        update={"name": name, "tags": list(dict.fromkeys(tags)), "meta": meta}
+    )
+    parsed = parse_asset(json.loads(asset.model_dump_json()))
+    assert type(parsed) is type(asset) and parsed == asset
+
+
+_json_values = st.recursive(
+    _json_scalars | st.floats(allow_nan=False),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["version", "id", "name", "kind", "scope", "path", "tags", "sequence"]),
+        _json_values | st.sampled_from([k.value for k in AssetKind]),
+    )
+)
+def test_parse_asset_fails_only_with_record_errors(data: dict[str, Any]) -> None:
+    try:
+        parsed = parse_asset(data, path="fuzz.json")
+    except RecordError as exc:
+        assert "fuzz.json" in str(exc)
+    else:
+        assert isinstance(parsed, Asset)

@@ -174,3 +174,19 @@ def test_rebuild_skips_hidden_files_index_dir_and_payload_trees(
 
     assert report.broken == ()
     assert _snapshot(catalog) == expected
+
+
+def test_records_are_indexed_when_another_layer_created_the_index_first(
+    catalog: Catalog, root: Path, populated: dict[str, Any]
+) -> None:
+    catalog.close()
+    shutil.rmtree(root / ".molexp")
+    other_layer = Catalog(root, "lab").connect()
+    with other_layer:
+        other_layer.execute("CREATE TABLE runs (id TEXT PRIMARY KEY)")
+    other_layer.close()
+    fresh = Catalog(root, "lab")
+    try:
+        assert _snapshot(fresh) == populated
+    finally:
+        fresh.close()

@@ -468,7 +468,9 @@ class Catalog:
             clauses.append("name = ?")
             params.append(name)
         if tag is not None:
-            clauses.append("id IN (SELECT asset_id FROM asset_tags WHERE tag = ?)")
+            clauses.append(
+                "EXISTS (SELECT 1 FROM asset_tags WHERE asset_id = assets.id AND tag = ?)"
+            )
             params.append(tag)
         if scope is not None:
             clauses.append("scope_level = ?")
