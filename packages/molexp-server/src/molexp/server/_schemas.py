@@ -1,0 +1,280 @@
+"""Response models of the HTTP API.
+
+Owns the pydantic models every route returns; they define the OpenAPI schema at
+``/api/v1/openapi.json`` and the shapes the web UI reads. These are views over the
+workspace records, never persisted, so they carry no schema ``version``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "ApiError",
+    "ArtifactInfo",
+    "AssetDetail",
+    "AssetInfo",
+    "AssetLineage",
+    "AssetUseInfo",
+    "AttemptInfo",
+    "BrokenRecord",
+    "CompareRow",
+    "CompareTable",
+    "ErrorDetail",
+    "ExperimentInfo",
+    "LogChunk",
+    "LogInfo",
+    "ProducerInfo",
+    "ProfileDetail",
+    "ProjectInfo",
+    "RunDetail",
+    "RunPage",
+    "RunSummaryInfo",
+    "StatusCounts",
+    "TaskState",
+    "WorkspaceCounts",
+    "WorkspaceInfo",
+]
+
+
+class ApiError(BaseModel):
+    """Body of every 4xx answer: what was wrong, naming the value concerned."""
+
+    detail: str
+
+
+class BrokenRecord(BaseModel):
+    """A record file that could not be read; listed instead of failing the request."""
+
+    path: str = Field(description="Path of the broken file, relative to the workspace root.")
+    error: str
+    broken: Literal[True] = True
+
+
+StatusCounts = dict[str, int]
+
+
+class WorkspaceCounts(BaseModel):
+    projects: int
+    experiments: int
+    runs: int
+    by_status: StatusCounts
+
+
+class WorkspaceInfo(BaseModel):
+    id: str
+    name: str
+    root: str
+    counts: WorkspaceCounts
+    broken: list[BrokenRecord]
+
+
+class ProjectInfo(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    tags: list[str]
+    created_at: datetime
+    experiment_count: int
+    run_count: int
+
+
+class ExperimentInfo(BaseModel):
+    id: str
+    name: str
+    project_id: str
+    description: str | None
+    tags: list[str]
+    params: dict[str, Any]
+    n_replicas: int
+    workflow_source: str | None
+    git_commit: str | None
+    created_at: datetime
+    run_count: int
+    by_status: StatusCounts
+    param_keys: list[str] = Field(description="Every parameter key used by a run (dotted).")
+    result_keys: list[str] = Field(description="Every result key set by a run (dotted).")
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    task_name: str | None
+    traceback_path: str | None
+    occurred_at: datetime | None
+
+
+class RunSummaryInfo(BaseModel):
+    """One row of a runs table."""
+
+    id: str
+    project_id: str
+    experiment_id: str
+    status: str
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    params: dict[str, Any]
+    results: dict[str, Any]
+    profile: str | None
+    config_hash: str | None
+    workflow_id: str | None
+    replica_index: int | None
+
+
+class RunPage(BaseModel):
+    """A page of runs plus the run records that could not be read."""
+
+    items: list[RunSummaryInfo]
+    total: int
+    offset: int
+    limit: int
+    broken: list[BrokenRecord]
+
+
+class ProfileDetail(BaseModel):
+    name: str
+    config: dict[str, Any]
+    config_hash: str
+
+
+class AttemptInfo(BaseModel):
+    """One execution attempt (never flattened into the run)."""
+
+    execution_id: str
+    attempt: int
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    host: str | None
+    pid: int | None
+    profile_name: str | None
+    config_hash: str | None
+    error: ErrorDetail | None
+    scheduler: dict[str, Any] | None
+
+
+class TaskState(BaseModel):
+    """Per-task state from the latest execution state recorded by the workflow layer."""
+
+    name: str
+    status: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+    error: str | None
+    extra: dict[str, Any]
+
+
+class RunDetail(BaseModel):
+    id: str
+    project_id: str
+    experiment_id: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    params: dict[str, Any]
+    results: dict[str, Any]
+    config: dict[str, Any]
+    config_hash: str | None
+    profile: ProfileDetail | None
+    workflow_id: str | None
+    workflow_snapshot: dict[str, Any] | None
+    replica_index: int | None
+    seed: int | None
+    tags: list[str]
+    error: ErrorDetail | None
+    attempts: list[AttemptInfo]
+    tasks: list[TaskState]
+    execution_state_id: str | None = Field(
+        description="Id of the ExecutionStateAsset the task states come from, if any."
+    )
+    cancellable: bool
+
+
+class LogInfo(BaseModel):
+    name: str
+    size: int
+    updated_at: datetime
+
+
+class LogChunk(BaseModel):
+    """Text of a log from a byte offset; pass ``next_offset`` as ``since`` to read on."""
+
+    text: str
+    offset: int
+    next_offset: int
+    size: int
+
+
+class ArtifactInfo(BaseModel):
+    name: str = Field(description="POSIX path relative to the run's artifacts directory.")
+    media_type: str
+    size: int
+    updated_at: datetime
+    asset_id: str | None
+
+
+class ProducerInfo(BaseModel):
+    run_id: str
+    execution_id: str | None
+    task_name: str | None
+    input_asset_ids: list[str]
+
+
+class AssetInfo(BaseModel):
+    id: str
+    name: str
+    kind: str
+    scope: str = Field(
+        description="Scope path: '' (workspace), 'project', 'project/experiment' or "
+        "'project/experiment/run'."
+    )
+    scope_level: str
+    project_id: str | None
+    experiment_id: str | None
+    run_id: str | None
+    path: str
+    created_at: datetime
+    updated_at: datetime
+    size: int | None
+    content_hash: str | None
+    tags: list[str]
+    producer: ProducerInfo | None
+    meta: dict[str, Any]
+
+
+class AssetUseInfo(BaseModel):
+    run_id: str
+    execution_id: str | None
+    task_name: str | None
+    used_at: datetime | None
+
+
+class AssetLineage(BaseModel):
+    produced_by: ProducerInfo | None
+    consumed_by: list[AssetUseInfo]
+    inputs: list[AssetInfo] = Field(description="Assets the producer declared as its inputs.")
+
+
+class AssetDetail(BaseModel):
+    asset: AssetInfo
+    lineage: AssetLineage
+
+
+class CompareRow(BaseModel):
+    key: str
+    section: Literal["param", "result"]
+    values: list[Any] = Field(description="One value per compared run, in the order of `runs`.")
+    differs: bool
+
+
+class CompareTable(BaseModel):
+    runs: list[RunSummaryInfo]
+    rows: list[CompareRow]

@@ -1,0 +1,786 @@
+"""Read-mostly access to one workspace, shaped as the API's response models.
+
+Owns ``WorkspaceService``: every route goes through it. It serialises access to the
+``Workspace`` object (routes run on a thread pool), turns workspace records, index rows
+and catalog assets into response models, reports broken records instead of failing,
+and maps user mistakes to ``ServiceError`` with the HTTP status to answer.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from molexp.assets import (
+    ArtifactAsset,
+    Asset,
+    AssetKind,
+    AssetScope,
+    ExecutionStateAsset,
+    Producer,
+    RecordError,
+    validate_name,
+)
+from molexp.assets import (
+    BrokenRecord as BrokenRecordFile,
+)
+from molexp.workspace import (
+    AmbiguousRunIdError,
+    ErrorInfo,
+    Experiment,
+    QuerySyntaxError,
+    Run,
+    RunMetadata,
+    RunStateError,
+    RunStatus,
+    RunSummary,
+    Workspace,
+)
+from molexp.workspace import (
+    ExecutionRecord as ExecutionRecordModel,
+)
+
+from ._files import (
+    FileEntry,
+    LogRead,
+    PathRejected,
+    list_files,
+    list_logs,
+    media_type_for,
+    read_log,
+    resolve_inside,
+)
+from ._schemas import (
+    ArtifactInfo,
+    AssetDetail,
+    AssetInfo,
+    AssetLineage,
+    AssetUseInfo,
+    AttemptInfo,
+    BrokenRecord,
+    CompareRow,
+    CompareTable,
+    ErrorDetail,
+    ExperimentInfo,
+    LogChunk,
+    LogInfo,
+    ProducerInfo,
+    ProfileDetail,
+    ProjectInfo,
+    RunDetail,
+    RunPage,
+    RunSummaryInfo,
+    TaskState,
+    WorkspaceCounts,
+    WorkspaceInfo,
+)
+
+__all__ = ["CANCELLABLE_STATUSES", "RunRef", "ServiceError", "WorkspaceService"]
+
+T = TypeVar("T")
+
+CANCELLABLE_STATUSES = frozenset({RunStatus.pending, RunStatus.queued, RunStatus.running})
+TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
+ARTIFACTS_DIR = "artifacts"
+LOGS_DIR = "logs"
+LOG_SUFFIX = ".log"
+MAX_EXECUTION_STATE_BYTES = 16 * 1024 * 1024
+
+
+class ServiceError(Exception):
+    """A request the workspace cannot answer; ``status`` is the HTTP status to send."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(detail)
+
+
+class RunRef:
+    """A run named by id, optionally narrowed to one project and experiment."""
+
+    __slots__ = ("experiment", "project", "run_id")
+
+    def __init__(self, run_id: str, project: str | None = None, experiment: str | None = None):
+        self.run_id = run_id
+        self.project = project
+        self.experiment = experiment
+
+
+def _checked(value: str, what: str) -> str:
+    try:
+        return validate_name(value, what)
+    except ValueError as exc:
+        raise ServiceError(400, str(exc)) from None
+
+
+def _flat_keys(value: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
+    """Dotted paths of a nested mapping's leaves: ``{"model": {"depth": 3}}`` -> ``model.depth``."""
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping) and item:
+            yield from _flat_keys(item, f"{name}.")
+        else:
+            yield name
+
+
+def _pick(value: Mapping[str, Any], dotted: str) -> Any:
+    current: Any = value
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _duration(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return (end - start).total_seconds()
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _summary_info(row: RunSummary) -> RunSummaryInfo:
+    return RunSummaryInfo(
+        id=row.id,
+        project_id=row.project,
+        experiment_id=row.experiment,
+        status=row.status.value,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        params=row.params,
+        results=row.results,
+        profile=row.profile,
+        config_hash=row.config_hash,
+        workflow_id=row.workflow_id,
+        replica_index=row.replica_index,
+    )
+
+
+def _error_detail(error: ErrorInfo | None) -> ErrorDetail | None:
+    if error is None:
+        return None
+    return ErrorDetail(
+        type=error.type,
+        message=error.message,
+        task_name=error.task_name,
+        traceback_path=error.traceback_path,
+        occurred_at=error.occurred_at,
+    )
+
+
+def _attempt_info(record: ExecutionRecordModel) -> AttemptInfo:
+    return AttemptInfo(
+        execution_id=record.execution_id,
+        attempt=record.attempt,
+        status=record.status.value,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        duration_seconds=_duration(record.started_at, record.finished_at),
+        host=record.host,
+        pid=record.pid,
+        profile_name=record.profile_name,
+        config_hash=record.config_hash,
+        error=_error_detail(record.error),
+        scheduler=record.scheduler,
+    )
+
+
+def _task_error(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        kind, message = value.get("type"), value.get("message")
+        if kind or message:
+            return f"{kind}: {message}" if kind and message else str(kind or message)
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def task_states(state: Mapping[str, Any]) -> list[TaskState]:
+    """Per-task rows from a recorded execution state.
+
+    Accepts ``{"tasks": {name: {...}}}`` (what the workflow layer writes) and
+    ``{"tasks": [{"name": ..., ...}]}``; anything else yields no rows.
+    """
+    tasks = state.get("tasks")
+    items: list[tuple[str, Mapping[str, Any]]] = []
+    if isinstance(tasks, Mapping):
+        items = [(str(name), info) for name, info in tasks.items() if isinstance(info, Mapping)]
+    elif isinstance(tasks, list):
+        for info in tasks:
+            if isinstance(info, Mapping) and isinstance(info.get("name"), str):
+                items.append((info["name"], info))
+    rows = []
+    known = {"name", "status", "started_at", "finished_at", "duration", "error"}
+    for name, info in items:
+        started, finished = (
+            _parse_time(info.get("started_at")),
+            _parse_time(info.get("finished_at")),
+        )
+        duration = info.get("duration")
+        status = info.get("status")
+        rows.append(
+            TaskState(
+                name=name,
+                status=str(status) if status is not None else None,
+                started_at=started,
+                finished_at=finished,
+                duration_seconds=float(duration)
+                if isinstance(duration, int | float) and not isinstance(duration, bool)
+                else _duration(started, finished),
+                error=_task_error(info.get("error")),
+                extra={key: value for key, value in info.items() if key not in known},
+            )
+        )
+    return rows
+
+
+def _scope_path(scope: AssetScope) -> str:
+    return "/".join(part for part in scope.ids[1:] if part is not None)
+
+
+def _producer_info(producer: Producer | None) -> ProducerInfo | None:
+    if producer is None:
+        return None
+    return ProducerInfo(
+        run_id=producer.run_id,
+        execution_id=producer.execution_id,
+        task_name=producer.task_name,
+        input_asset_ids=list(producer.input_asset_ids),
+    )
+
+
+_TYPED_FIELDS = (
+    "media_type",
+    "line_count",
+    "sequence",
+    "parent_id",
+    "execution_id",
+    "error_type",
+    "source",
+    "action",
+)
+
+
+def asset_info(asset: Asset) -> AssetInfo:
+    meta = dict(asset.meta)
+    for field in _TYPED_FIELDS:  # kind-specific fields travel in meta for one uniform shape
+        if hasattr(asset, field):
+            meta.setdefault(field, getattr(asset, field))
+    return AssetInfo(
+        id=asset.id,
+        name=asset.name,
+        kind=asset.kind.value,
+        scope=_scope_path(asset.scope),
+        scope_level=asset.scope.level.value,
+        project_id=asset.scope.project_id,
+        experiment_id=asset.scope.experiment_id,
+        run_id=asset.scope.run_id,
+        path=asset.path,
+        created_at=asset.created_at,
+        updated_at=asset.updated_at,
+        size=asset.size,
+        content_hash=asset.content_hash,
+        tags=list(asset.tags),
+        producer=_producer_info(asset.producer),
+        meta=meta,
+    )
+
+
+class WorkspaceService:
+    """The workspace as the API sees it. Thread-safe: one lock guards the workspace object."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._lock = threading.RLock()
+
+    @property
+    def root(self) -> Path:
+        return self._ws.root
+
+    def _call(self, work: Callable[[], T]) -> T:
+        """Run ``work`` under the lock, mapping workspace errors to ``ServiceError``."""
+        with self._lock:
+            try:
+                return work()
+            except ServiceError:
+                raise
+            except QuerySyntaxError as exc:
+                raise ServiceError(400, f"invalid query: {exc}") from None
+            except AmbiguousRunIdError as exc:
+                raise ServiceError(409, str(exc)) from None
+            except RecordError as exc:
+                raise ServiceError(409, f"record is broken: {exc}") from None
+            except PathRejected as exc:
+                raise ServiceError(exc.status, str(exc)) from None
+            except RunStateError as exc:
+                raise ServiceError(409, str(exc)) from None
+            except KeyError as exc:
+                raise ServiceError(404, str(exc.args[0]) if exc.args else "not found") from None
+            except ValueError as exc:  # the workspace's word for a malformed argument
+                raise ServiceError(400, str(exc)) from None
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self._ws.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def _broken(
+        self, records: Iterable[BrokenRecordFile], under: Path | None = None
+    ) -> list[BrokenRecord]:
+        out = []
+        for record in records:
+            if under is not None and not record.path.is_relative_to(under):
+                continue
+            out.append(BrokenRecord(path=self._relative(record.path), error=record.error))
+        return out
+
+    # -- hierarchy -------------------------------------------------------------------
+
+    def workspace_info(self) -> WorkspaceInfo:
+        def work() -> WorkspaceInfo:
+            projects = self._ws.list_projects()
+            experiments = sum(len(project.list_experiments()) for project in projects)
+            statuses = Counter(row.status.value for row in self._ws.runs())
+            return WorkspaceInfo(
+                id=self._ws.id,
+                name=self._ws.name,
+                root=str(self._ws.root),
+                counts=WorkspaceCounts(
+                    projects=len(projects),
+                    experiments=experiments,
+                    runs=sum(statuses.values()),
+                    by_status=dict(statuses),
+                ),
+                broken=self._broken(self._ws.broken_records()),
+            )
+
+        return self._call(work)
+
+    def projects(self) -> list[ProjectInfo]:
+        def work() -> list[ProjectInfo]:
+            run_counts = Counter(row.project for row in self._ws.runs())
+            return [
+                ProjectInfo(
+                    id=project.id,
+                    name=project.name,
+                    description=project.description,
+                    tags=list(project.tags),
+                    created_at=project.metadata.created_at,
+                    experiment_count=len(project.list_experiments()),
+                    run_count=run_counts.get(project.id, 0),
+                )
+                for project in self._ws.list_projects()
+            ]
+
+        return self._call(work)
+
+    def _experiment_info(
+        self, project_id: str, experiment: Experiment, rows: Sequence[RunSummary]
+    ) -> ExperimentInfo:
+        param_keys: dict[str, None] = {}
+        result_keys: dict[str, None] = {}
+        for row in rows:
+            param_keys.update(dict.fromkeys(_flat_keys(row.params)))
+            result_keys.update(dict.fromkeys(_flat_keys(row.results)))
+        metadata = experiment.metadata
+        return ExperimentInfo(
+            id=experiment.id,
+            name=experiment.name,
+            project_id=project_id,
+            description=metadata.description,
+            tags=list(metadata.tags),
+            params=dict(metadata.parameters),
+            n_replicas=metadata.n_replicas,
+            workflow_source=metadata.workflow_source,
+            git_commit=metadata.git_commit,
+            created_at=metadata.created_at,
+            run_count=len(rows),
+            by_status=dict(Counter(row.status.value for row in rows)),
+            param_keys=sorted(param_keys),
+            result_keys=sorted(result_keys),
+        )
+
+    def experiments(self, project_id: str) -> list[ExperimentInfo]:
+        _checked(project_id, "project id")
+
+        def work() -> list[ExperimentInfo]:
+            project = self._ws.project(project_id)
+            by_experiment: dict[str, list[RunSummary]] = {}
+            for row in self._ws.runs(project=project.id):
+                by_experiment.setdefault(row.experiment, []).append(row)
+            return [
+                self._experiment_info(project.id, experiment, by_experiment.get(experiment.id, []))
+                for experiment in project.list_experiments()
+            ]
+
+        return self._call(work)
+
+    def experiment(self, project_id: str, experiment_id: str) -> ExperimentInfo:
+        _checked(project_id, "project id")
+        _checked(experiment_id, "experiment id")
+
+        def work() -> ExperimentInfo:
+            project = self._ws.project(project_id)
+            experiment = project.experiment(experiment_id)
+            rows = self._ws.runs(project=project.id, experiment=experiment.id)
+            return self._experiment_info(project.id, experiment, rows)
+
+        return self._call(work)
+
+    # -- runs ------------------------------------------------------------------------
+
+    def run_page(
+        self,
+        *,
+        where: str | None,
+        statuses: Sequence[str],
+        order_by: str | None,
+        limit: int,
+        offset: int,
+        project_id: str | None = None,
+        experiment_id: str | None = None,
+    ) -> RunPage:
+        wanted = []
+        for status in statuses:
+            try:
+                wanted.append(RunStatus(status))
+            except ValueError:
+                known = ", ".join(item.value for item in RunStatus)
+                raise ServiceError(400, f"unknown status {status!r} (one of: {known})") from None
+        query = where.strip() if where else ""
+        if wanted:
+            listed = ", ".join(json.dumps(status.value) for status in wanted)
+            query = f"({query}) and status in [{listed}]" if query else f"status in [{listed}]"
+
+        def work() -> RunPage:
+            under: Path | None = None
+            if project_id is not None:
+                project = self._ws.project(_checked(project_id, "project id"))
+                under = project.project_dir
+                if experiment_id is not None:
+                    experiment = project.experiment(_checked(experiment_id, "experiment id"))
+                    under = experiment.experiment_dir
+            rows = self._ws.runs(
+                where=query or None,
+                order_by=order_by or None,
+                project=project_id,
+                experiment=experiment_id,
+            )
+            broken = self._broken(self._ws.broken_records(), under)
+            return RunPage(
+                items=[_summary_info(row) for row in rows[offset : offset + limit]],
+                total=len(rows),
+                offset=offset,
+                limit=limit,
+                broken=broken,
+            )
+
+        return self._call(work)
+
+    def _find_run(self, ref: RunRef) -> Run:
+        _checked(ref.run_id, "run id")
+        if ref.project is not None:
+            _checked(ref.project, "project id")
+        if ref.experiment is not None:
+            _checked(ref.experiment, "experiment id")
+        return self._ws.find_run(ref.run_id, project=ref.project, experiment=ref.experiment)
+
+    def _run_scope(self, metadata: RunMetadata) -> AssetScope:
+        return AssetScope.for_run(
+            self._ws.id, metadata.project_id, metadata.experiment_id, metadata.id
+        )
+
+    def _latest_execution_state(self, metadata: RunMetadata) -> tuple[str | None, list[TaskState]]:
+        states = [
+            asset
+            for asset in self._ws.catalog.query_assets(
+                kind=AssetKind.EXECUTION_STATE, scope=self._run_scope(metadata)
+            )
+            if isinstance(asset, ExecutionStateAsset)
+        ]
+        if not states:
+            return None, []
+        order = {
+            record.execution_id: index for index, record in enumerate(metadata.execution_history)
+        }
+        latest = max(
+            states, key=lambda asset: (order.get(asset.execution_id, -1), asset.updated_at)
+        )
+        try:
+            path = resolve_inside(
+                self._ws.root, latest.path, root=self._ws.root, what="execution state"
+            )
+            if path.stat().st_size > MAX_EXECUTION_STATE_BYTES:
+                return latest.id, []
+            state = json.loads(path.read_bytes())
+        except (PathRejected, OSError, ValueError):
+            return latest.id, []  # an unreadable state shows as "no task states", never a 500
+        return latest.id, task_states(state) if isinstance(state, Mapping) else []
+
+    def _run_detail(self, run: Run) -> RunDetail:
+        metadata = run.metadata
+        state_id, tasks = self._latest_execution_state(metadata)
+        profile = metadata.profile
+        return RunDetail(
+            id=metadata.id,
+            project_id=metadata.project_id,
+            experiment_id=metadata.experiment_id,
+            status=metadata.status.value,
+            created_at=metadata.created_at,
+            updated_at=metadata.updated_at,
+            started_at=metadata.started_at,
+            finished_at=metadata.finished_at,
+            params=metadata.parameters,
+            results=metadata.results,
+            config=dict(profile.config) if profile else {},
+            config_hash=profile.config_hash if profile else None,
+            profile=ProfileDetail(
+                name=profile.name, config=profile.config, config_hash=profile.config_hash
+            )
+            if profile
+            else None,
+            workflow_id=metadata.workflow_id,
+            workflow_snapshot=metadata.workflow_snapshot,
+            replica_index=metadata.replica_index,
+            seed=metadata.seed,
+            tags=list(metadata.tags),
+            error=_error_detail(metadata.error),
+            attempts=[_attempt_info(record) for record in metadata.execution_history],
+            tasks=tasks,
+            execution_state_id=state_id,
+            cancellable=metadata.status in CANCELLABLE_STATUSES,
+        )
+
+    def run_detail(self, ref: RunRef) -> RunDetail:
+        return self._call(lambda: self._run_detail(self._find_run(ref)))
+
+    def run_is_terminal(self, ref: RunRef) -> bool:
+        return self._call(lambda: self._find_run(ref).status in TERMINAL_STATUSES)
+
+    def cancel(self, ref: RunRef) -> RunDetail:
+        def work() -> RunDetail:
+            run = self._find_run(ref)
+            if run.status not in CANCELLABLE_STATUSES:
+                allowed = ", ".join(sorted(status.value for status in CANCELLABLE_STATUSES))
+                raise ServiceError(
+                    409,
+                    f"run {run.id!r} is {run.status.value}; only {allowed} runs can be cancelled",
+                )
+            run.cancel()  # RunStateError (409) if the run moved on meanwhile
+            return self._run_detail(run)
+
+        return self._call(work)
+
+    # -- files of a run --------------------------------------------------------------
+
+    def logs(self, ref: RunRef) -> list[LogInfo]:
+        def work() -> list[LogInfo]:
+            run = self._find_run(ref)
+            return [
+                LogInfo(name=entry.name, size=entry.size, updated_at=entry.updated_at)
+                for entry in list_logs(run.run_dir / LOGS_DIR, root=self._ws.root)
+            ]
+
+        return self._call(work)
+
+    def log_path(self, ref: RunRef, name: str) -> Path:
+        _checked(name, "log name")
+
+        def work() -> Path:
+            run = self._find_run(ref)
+            return resolve_inside(
+                run.run_dir / LOGS_DIR, f"{name}{LOG_SUFFIX}", root=self._ws.root, what="log"
+            )
+
+        return self._call(work)
+
+    def read_log(self, ref: RunRef, name: str, since: int, max_bytes: int) -> LogChunk:
+        path = self.log_path(ref, name)
+        chunk: LogRead = read_log(path, since, max_bytes=max_bytes, whole_lines=False)
+        return LogChunk(
+            text=chunk.text, offset=chunk.offset, next_offset=chunk.next_offset, size=chunk.size
+        )
+
+    def _artifact_assets(self, metadata: RunMetadata) -> dict[str, ArtifactAsset]:
+        """The run's registered artifacts by name (their recorded media types and ids)."""
+        return {
+            asset.name: asset
+            for asset in self._ws.catalog.query_assets(
+                kind=AssetKind.ARTIFACT, scope=self._run_scope(metadata)
+            )
+            if isinstance(asset, ArtifactAsset)
+        }
+
+    def artifacts(self, ref: RunRef) -> list[ArtifactInfo]:
+        def work() -> list[ArtifactInfo]:
+            run = self._find_run(ref)
+            registered = self._artifact_assets(run.metadata)
+            entries: list[FileEntry] = list_files(run.run_dir / ARTIFACTS_DIR, root=self._ws.root)
+            infos = []
+            for entry in entries:
+                asset = registered.get(entry.name)
+                infos.append(
+                    ArtifactInfo(
+                        name=entry.name,
+                        media_type=media_type_for(entry.name, asset.media_type if asset else None),
+                        size=entry.size,
+                        updated_at=entry.updated_at,
+                        asset_id=asset.id if asset else None,
+                    )
+                )
+            return infos
+
+        return self._call(work)
+
+    def artifact(self, ref: RunRef, name: str) -> tuple[Path, str]:
+        def work() -> tuple[Path, str]:
+            run = self._find_run(ref)
+            path = resolve_inside(
+                run.run_dir / ARTIFACTS_DIR, name, root=self._ws.root, what="artifact"
+            )
+            if not path.is_file():
+                raise ServiceError(
+                    400, f"artifact {name!r} is a directory; download its files one by one"
+                )
+            asset = self._artifact_assets(run.metadata).get(name)
+            return path, media_type_for(name, asset.media_type if asset else None)
+
+        return self._call(work)
+
+    # -- assets ----------------------------------------------------------------------
+
+    def _scope_from_path(self, scope: str) -> AssetScope:
+        parts = [part for part in scope.split("/") if part] if scope else []
+        if len(parts) > 3:
+            raise ServiceError(400, f"scope {scope!r} has more than project/experiment/run")
+        for part, what in zip(parts, ("project id", "experiment id", "run id"), strict=False):
+            _checked(part, what)
+        ws_id = self._ws.id
+        if len(parts) == 0:
+            return AssetScope.for_workspace(ws_id)
+        if len(parts) == 1:
+            return AssetScope.for_project(ws_id, parts[0])
+        if len(parts) == 2:
+            return AssetScope.for_experiment(ws_id, parts[0], parts[1])
+        return AssetScope.for_run(ws_id, parts[0], parts[1], parts[2])
+
+    def assets(
+        self,
+        *,
+        kind: str | None,
+        scope: str,
+        exact: bool,
+        name: str | None,
+        tag: str | None,
+    ) -> list[AssetInfo]:
+        if kind is not None:
+            try:
+                AssetKind(kind)
+            except ValueError:
+                known = ", ".join(item.value for item in AssetKind)
+                raise ServiceError(400, f"unknown asset kind {kind!r} (one of: {known})") from None
+        target = self._scope_from_path(scope)
+
+        def work() -> list[AssetInfo]:
+            found = self._ws.catalog.query_assets(
+                kind=kind,
+                name=name,
+                tag=tag,
+                scope=target if exact else None,
+                within=None if exact else target,
+            )
+            return [asset_info(asset) for asset in found]
+
+        return self._call(work)
+
+    def asset_detail(self, asset_id: str) -> AssetDetail:
+        _checked(asset_id, "asset id")
+
+        def work() -> AssetDetail:
+            catalog = self._ws.catalog
+            asset = catalog.get(asset_id)
+            if asset is None:
+                raise ServiceError(404, f"no asset with id {asset_id!r}")
+            lineage = catalog.lineage(asset_id)
+            inputs = []
+            if lineage.produced_by is not None:
+                for input_id in lineage.produced_by.input_asset_ids:
+                    used = catalog.get(input_id)
+                    if used is not None:
+                        inputs.append(asset_info(used))
+            return AssetDetail(
+                asset=asset_info(asset),
+                lineage=AssetLineage(
+                    produced_by=_producer_info(lineage.produced_by),
+                    consumed_by=[
+                        AssetUseInfo(
+                            run_id=use.run_id,
+                            execution_id=use.execution_id,
+                            task_name=use.task_name,
+                            used_at=use.used_at,
+                        )
+                        for use in lineage.consumed_by
+                    ],
+                    inputs=inputs,
+                ),
+            )
+
+        return self._call(work)
+
+    # -- comparison ------------------------------------------------------------------
+
+    def compare(self, project_id: str, experiment_id: str, run_ids: Sequence[str]) -> CompareTable:
+        _checked(project_id, "project id")
+        _checked(experiment_id, "experiment id")
+        wanted = list(dict.fromkeys(_checked(run_id, "run id") for run_id in run_ids))
+        if len(wanted) < 2:
+            raise ServiceError(400, "compare needs at least two distinct run ids in ?runs=a,b")
+
+        def work() -> CompareTable:
+            project = self._ws.project(project_id)
+            experiment = project.experiment(experiment_id)
+            rows = {
+                row.id: row for row in self._ws.runs(project=project.id, experiment=experiment.id)
+            }
+            missing = [run_id for run_id in wanted if run_id not in rows]
+            if missing:
+                where = f"experiment {experiment.id!r} of project {project.id!r}"
+                raise ServiceError(404, f"no run {missing[0]!r} in {where}")
+            chosen = [rows[run_id] for run_id in wanted]
+            table: list[CompareRow] = []
+            sections: tuple[tuple[Literal["param", "result"], str], ...] = (
+                ("param", "params"),
+                ("result", "results"),
+            )
+            for section, attribute in sections:
+                keys: dict[str, None] = {}
+                for row in chosen:
+                    keys.update(dict.fromkeys(_flat_keys(getattr(row, attribute))))
+                for key in sorted(keys):
+                    values = [_pick(getattr(row, attribute), key) for row in chosen]
+                    encoded = {json.dumps(value, sort_keys=True, default=str) for value in values}
+                    table.append(
+                        CompareRow(
+                            key=key, section=section, values=values, differs=len(encoded) > 1
+                        )
+                    )
+            return CompareTable(runs=[_summary_info(row) for row in chosen], rows=table)
+
+        return self._call(work)
