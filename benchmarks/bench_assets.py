@@ -49,7 +49,7 @@ def timed(action: Callable[[], object], repeat: int = 1) -> float:
 def report(label: str, measured: float, reference: float, unit_count: int, unit: str) -> None:
     per_unit = measured / unit_count * 1e6
     ratio = measured / reference
-    print(f"{label:<44} {per_unit:10.1f} us/{unit:<8} ratio vs reference {ratio:7.2f}x")
+    print(f"{label:<44} {per_unit:10.1f} us/{unit:<8} ratio vs reference {ratio:9.3g}x")
 
 
 def bench_artifact_saves(root: Path, saves: int) -> None:
