@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -151,6 +152,7 @@ def test_builder_task_decorator_is_available() -> None:
         (lambda wf: wf.task(config=[1])(fetch), TypeError, "config must be a mapping"),
         (lambda wf: wf.task(lambda: None), TypeError, "exactly one positional argument"),
         (lambda wf: wf.task(lambda a, b: None), TypeError, "exactly one positional argument"),
+        (lambda wf: wf.task(functools.partial(print)), TypeError, "pass @task(name=...)"),
     ],
 )
 def test_authoring_errors_name_the_problem(register: Any, error: type, fragment: str) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from molexp.workflow.spec import Workflow
 
 __all__ = [
+    "EXECUTION_STATE_VERSION",
     "ExecutionOptions",
     "TaskError",
     "TaskStatus",
@@ -33,6 +34,10 @@ __all__ = [
     "WorkflowStatus",
     "create_default_runtime",
 ]
+
+
+EXECUTION_STATE_VERSION = 1
+"""Schema version of ``WorkflowResult.to_state()`` payloads."""
 
 
 class TaskStatus(enum.StrEnum):
@@ -165,7 +170,10 @@ class WorkflowResult:
         return self[self.sinks[0]]
 
     def to_state(self) -> dict[str, Any]:
-        """Plain-JSON execution state (what ``record_execution_state`` receives under a run)."""
+        """Plain-JSON execution state (what ``record_execution_state`` receives under a run).
+
+        ``version`` is the schema version of this payload (``EXECUTION_STATE_VERSION``).
+        """
         tasks: dict[str, Any] = {}
         for name, status in self.statuses.items():
             timing = self.timings.get(name)
@@ -178,6 +186,7 @@ class WorkflowResult:
                 "error": error.to_dict() if error else None,
             }
         return {
+            "version": EXECUTION_STATE_VERSION,
             "workflow_id": self.workflow_id,
             "workflow_name": self.workflow_name,
             "status": str(self.status),

@@ -369,6 +369,11 @@ class _Authoring:
                     f"got {type(function).__name__} {function!r}"
                 )
             task_name = name if name is not None else getattr(function, "__name__", None)
+            if task_name is None:
+                raise TypeError(
+                    f"workflow {self.name!r}: cannot infer a task name for {function!r}; "
+                    "pass @task(name=...)"
+                )
             task_name = _check_name(task_name, f"task name of {function!r}")
             wrapper = FunctionTask(function, task_name)
             self._register(
