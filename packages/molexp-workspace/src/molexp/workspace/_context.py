@@ -3,12 +3,20 @@
 Entering the context (``with run.start(profile_config=cfg) as ctx:``) refuses a run
 that is already ``running``, then stamps the run as ``running`` with the profile
 (name, config, config_hash), the owner (host, pid, heartbeat) and a fresh
-``ExecutionRecord``; it creates ``artifacts/``, ``logs/`` and
-``execution/<execution_id>/``. Leaving it marks the run ``succeeded``, or ``failed``
-when an exception escaped or ``mark_failed`` was called: the traceback goes to
-``execution/<execution_id>/error.txt`` (an ``ErrorTraceAsset``) and an ``ErrorInfo``
-onto the run and the execution record. Exceptions always propagate. A run cancelled
-by someone else meanwhile stays ``cancelled``.
+``ExecutionRecord``; it creates ``artifacts/`` and ``logs/``
+(``execution/<execution_id>/`` is created when first used). Leaving it marks the
+run ``succeeded``, or ``failed`` when an exception escaped or ``mark_failed`` was
+called: the traceback goes to ``execution/<execution_id>/error.txt`` (an
+``ErrorTraceAsset``) and an ``ErrorInfo`` onto the run and the execution record.
+Exceptions always propagate. A run cancelled by someone else meanwhile stays
+``cancelled``.
+
+Results: ``set_result`` writes through to ``run.json`` when this context has not
+written the record during the last ``RESULT_WRITE_INTERVAL`` seconds; a result set
+sooner is kept by the context (``get_result`` sees it) and rides along with the next
+write of the record: the next such ``set_result``, a heartbeat, or at the latest the
+final write when the context exits. Bursts of results thus cost one write, and a
+crash of the process loses at most the results of the last interval.
 
 Channels (``emit``/``receive``) are named, unbounded, thread-safe FIFO queues that
 live in this context object only (one process): actor-style tasks running under the
@@ -21,9 +29,10 @@ import logging
 import os
 import queue
 import threading
+import time
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType, TracebackType
@@ -72,6 +81,7 @@ ARTIFACTS_DIR = "artifacts"
 LOGS_DIR = "logs"
 EXECUTION_DIR = "execution"
 ERROR_FILE = "error.txt"
+RESULT_WRITE_INTERVAL = 1.0
 
 
 def new_execution_id() -> str:
@@ -122,6 +132,8 @@ class RunContext:
         self._heartbeat_interval = heartbeat_interval
         self._state = "new"
         self._failure: _Failure | None = None
+        self._pending_results: dict[str, Any] = {}
+        self._last_write = 0.0
         self._logs: dict[str, LogHandle] = {}
         self._channels: dict[str, queue.Queue[Any]] = {}
         self._lock = threading.Lock()
@@ -213,7 +225,11 @@ class RunContext:
 
     @property
     def execution_dir(self) -> Path:
-        return self._run.run_dir / EXECUTION_DIR / self._execution_id
+        """``<run_dir>/execution/<execution_id>/`` (created on first access while active)."""
+        directory = self._run.run_dir / EXECUTION_DIR / self._execution_id
+        if self._state == "active" and not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+        return directory
 
     @property
     def active(self) -> bool:
@@ -264,12 +280,9 @@ class RunContext:
             metadata.owner = OwnerInfo(host=host, pid=pid, started_at=now, heartbeat_at=now)
 
         self._run._update(begin)
-        for directory in (
-            self.run_dir / ARTIFACTS_DIR,
-            self.run_dir / LOGS_DIR,
-            self.execution_dir,
-        ):
-            directory.mkdir(parents=True, exist_ok=True)
+        self._last_write = time.monotonic()
+        for directory in (self.run_dir / ARTIFACTS_DIR, self.run_dir / LOGS_DIR):
+            directory.mkdir(exist_ok=True)
         self._state = "active"
         if self._heartbeat_interval is not None:
             self._heartbeat_thread = threading.Thread(
@@ -321,9 +334,12 @@ class RunContext:
                 cleanup_error = cleanup_error or error
         final = RunStatus.failed if failure is not None else RunStatus.succeeded
         execution_id = self._execution_id
+        with self._lock:
+            results, self._pending_results = self._pending_results, {}
 
         def finish(metadata: RunMetadata) -> None:
             now = utc_now()
+            metadata.results.update(results)
             record = next(
                 (r for r in metadata.execution_history if r.execution_id == execution_id), None
             )
@@ -373,15 +389,18 @@ class RunContext:
         """Refresh ``owner.heartbeat_at`` (no-op if this process no longer owns the run)."""
         self._require_active("send a heartbeat")
         pid = os.getpid()
+        with self._lock:
+            results, self._pending_results = self._pending_results, {}
 
         def beat(metadata: RunMetadata) -> bool:
             owner = metadata.owner
+            metadata.results.update(results)
             if metadata.status is not RunStatus.running or owner is None or owner.pid != pid:
-                return False
+                return bool(results)
             owner.heartbeat_at = utc_now()
             return True
 
-        self._run._update(beat)
+        self._write_with_results(beat, results)
 
     def _heartbeat_loop(self, interval: float) -> None:
         while not self._stop_heartbeat.wait(interval):
@@ -392,20 +411,45 @@ class RunContext:
 
     # -- results -----------------------------------------------------------------------
 
+    def _write_with_results(
+        self, mutate: Callable[[RunMetadata], bool | None], results: dict[str, Any]
+    ) -> None:
+        """Apply ``mutate`` (which stores ``results``); on failure keep them pending."""
+        try:
+            self._run._update(mutate)
+        except BaseException:
+            with self._lock:
+                self._pending_results = {**results, **self._pending_results}
+            raise
+        self._last_write = time.monotonic()
+
     def set_result(self, key: str, value: Any) -> None:
-        """Store ``value`` (plain JSON data) under ``key`` in the run's results (run.json)."""
+        """Store ``value`` (plain JSON data) under ``key`` in the run's results (run.json).
+
+        Written through unless the record was written less than
+        ``RESULT_WRITE_INTERVAL`` seconds ago; then it is saved with the next write
+        (see the module docstring).
+        """
         self._require_active("set a result")
         if not isinstance(key, str) or not key:
             raise ValueError(f"result keys must be non-empty strings, got {key!r}")
         plain = plain_json(value, f"result {key!r}")
+        with self._lock:
+            self._pending_results[key] = plain
+            if time.monotonic() - self._last_write < RESULT_WRITE_INTERVAL:
+                return
+            results, self._pending_results = self._pending_results, {}
 
         def store(metadata: RunMetadata) -> None:
-            metadata.results[key] = plain
+            metadata.results.update(results)
 
-        self._run._update(store)
+        self._write_with_results(store, results)
 
     def get_result(self, key: str, default: Any = None) -> Any:
-        """A stored result (including ones saved by earlier attempts), else ``default``."""
+        """A result of this attempt or a stored one (earlier attempts too), else ``default``."""
+        with self._lock:
+            if key in self._pending_results:
+                return self._pending_results[key]
         return self._run.results.get(key, default)
 
     # -- files -------------------------------------------------------------------------

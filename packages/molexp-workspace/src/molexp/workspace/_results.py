@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, overload
@@ -24,69 +23,109 @@ def _time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-@dataclass(frozen=True, slots=True)
 class RunSummary:
-    """One run as recorded in the run index (load the full record with ``ws.find_run``)."""
+    """One run as recorded in the run index (load the full record with ``ws.find_run``).
 
-    id: str
-    project: str
-    experiment: str
-    status: RunStatus
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    params: dict[str, Any]
-    results: dict[str, Any]
-    profile: str | None
-    config_hash: str | None
-    workflow_id: str | None
-    replica_index: int | None
-    seed: int | None
-    tags: list[str]
-    run_dir: Path
+    Built straight from an index row; JSON columns and timestamps are decoded when
+    first read, so listing many runs stays cheap.
+    """
 
-    @classmethod
-    def from_row(cls, root: Path, row: IndexRow) -> RunSummary:
-        (
-            _workspace_id,
-            project_id,
-            experiment_id,
-            run_id,
-            status,
-            created_at,
-            updated_at,
-            started_at,
-            finished_at,
-            params,
-            results,
-            profile_name,
-            config_hash,
-            workflow_id,
-            replica_index,
-            seed,
-            tags,
-            run_dir,
-        ) = row
-        return cls(
-            id=run_id,
-            project=project_id,
-            experiment=experiment_id,
-            status=RunStatus(status),
-            created_at=datetime.fromisoformat(created_at),
-            updated_at=datetime.fromisoformat(updated_at),
-            started_at=_time(started_at),
-            finished_at=_time(finished_at),
-            params=json.loads(params),
-            results=json.loads(results),
-            profile=profile_name,
-            config_hash=config_hash,
-            workflow_id=workflow_id,
-            replica_index=replica_index,
-            seed=seed,
-            tags=json.loads(tags),
-            run_dir=root / run_dir,
+    __slots__ = ("_params", "_results", "_root", "_row", "_tags")
+
+    def __init__(self, root: Path, row: IndexRow) -> None:
+        self._root = root
+        self._row = row
+        self._params: dict[str, Any] | None = None
+        self._results: dict[str, Any] | None = None
+        self._tags: list[str] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"RunSummary(id={self.id!r}, project={self.project!r}, "
+            f"experiment={self.experiment!r}, status={self.status.value!r})"
         )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunSummary):
+            return NotImplemented
+        return self._row == other._row and self._root == other._root
+
+    def __hash__(self) -> int:
+        return hash((self._root, self._row[1], self._row[2], self._row[3]))
+
+    @property
+    def id(self) -> str:
+        return str(self._row[3])
+
+    @property
+    def project(self) -> str:
+        return str(self._row[1])
+
+    @property
+    def experiment(self) -> str:
+        return str(self._row[2])
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus(self._row[4])
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromisoformat(self._row[5])
+
+    @property
+    def updated_at(self) -> datetime:
+        return datetime.fromisoformat(self._row[6])
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _time(self._row[7])
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _time(self._row[8])
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if self._params is None:
+            self._params = json.loads(self._row[9])
+        return self._params
+
+    @property
+    def results(self) -> dict[str, Any]:
+        if self._results is None:
+            self._results = json.loads(self._row[10])
+        return self._results
+
+    @property
+    def profile(self) -> str | None:
+        return self._row[11]  # type: ignore[no-any-return]
+
+    @property
+    def config_hash(self) -> str | None:
+        return self._row[12]  # type: ignore[no-any-return]
+
+    @property
+    def workflow_id(self) -> str | None:
+        return self._row[13]  # type: ignore[no-any-return]
+
+    @property
+    def replica_index(self) -> int | None:
+        return self._row[14]  # type: ignore[no-any-return]
+
+    @property
+    def seed(self) -> int | None:
+        return self._row[15]  # type: ignore[no-any-return]
+
+    @property
+    def tags(self) -> list[str]:
+        if self._tags is None:
+            self._tags = json.loads(self._row[16])
+        return self._tags
+
+    @property
+    def run_dir(self) -> Path:
+        return self._root / str(self._row[17])
 
     def to_record(self) -> dict[str, Any]:
         """A flat dict: run fields plus ``params.<path>`` / ``results.<path>`` columns."""

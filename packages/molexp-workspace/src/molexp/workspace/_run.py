@@ -5,12 +5,14 @@ read-modify-write followed by an upsert of the run's index row) and the status
 transitions that are not part of executing it: cancel, queue for a scheduler,
 attach a workflow snapshot, reap.
 
-Durability: a write that leaves the run in a state other than ``running``
-(creation, terminal statuses, queueing, cancelling, explicit saves) is fsynced.
-Writes made while the run is ``running`` (entering it, results, heartbeats) are
-atomic but not fsynced: they survive a crash of the process but an operating system
-crash may roll them back to the previous fsynced state, never to a torn file. The
-terminal write at the end of an execution carries every result set during it.
+Durability: every write is atomic (temp file + rename), so readers and crashes only
+ever see a whole record. A write that leaves the run in a state other than
+``running`` (terminal statuses, queueing, cancelling, explicit saves) is also
+fsynced. Creating a run and the writes made while it is ``running`` (entering it,
+results, heartbeats) are not fsynced: they survive a crash of the process, but an
+operating-system crash may roll them back to the previous fsynced state (for a new
+run: no run) - the same trade-off as SQLite's WAL mode with ``synchronous=NORMAL``.
+The terminal write at the end of an execution carries every result set during it.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class Run:
                 run._check(run._metadata)
                 return run
             run = cls(experiment, new_metadata(run_id), record)
-            run._persist(durable=True)
+            run._persist(durable=False)
             return run
 
     @classmethod
@@ -109,7 +111,7 @@ class Run:
             except FileExistsError:
                 continue
             run = cls(experiment, new_metadata(run_id), RecordFile(run_dir / RUN_FILE, RunMetadata))
-            run._persist(durable=True)
+            run._persist(durable=False)
             return run
         raise RuntimeError(
             f"could not find a free run id in {runs_dir} after {MAX_FRESH_ID_ATTEMPTS} attempts"

@@ -380,7 +380,7 @@ class Workspace:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
         order = compile_order(order_by) if order_by else None
         rows = self._run_index.select(conditions, order, limit)
-        return RunQueryResult([RunSummary.from_row(self._root, row) for row in rows])
+        return RunQueryResult([RunSummary(self._root, row) for row in rows])
 
     def find_run(
         self, run_id: str, *, project: str | None = None, experiment: str | None = None
