@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from molexp.workflow import Actor, ActorContext, TaskContext, WorkflowBuilder, workflow
+from molexp.workflow import (
+    Actor,
+    ActorContext,
+    TaskContext,
+    WorkflowBuilder,
+    WorkflowValidationError,
+    workflow,
+)
 from molexp.workflow.spec import Workflow
 
 
@@ -79,8 +86,10 @@ def test_levels_of_an_unvalidated_cyclic_workflow_raise() -> None:
         task_type_qualname=base.task_type_qualname,
         task=base.task,
     )
-    with pytest.raises(ValueError, match="cannot order tasks 'a', 'b'"):
-        Workflow("cyclic", [looped, other]).levels()
+    spec = Workflow("cyclic", [looped, other])
+    for inspect_graph in (spec.levels, spec.topological_order, spec.describe):
+        with pytest.raises(WorkflowValidationError, match="dependency cycle"):
+            inspect_graph()
 
 
 def test_bind_to_and_for_experiment_use_the_binding_registry() -> None:

@@ -295,7 +295,7 @@ class ExecutionOptions:
 
     def _check(self, workflow_name: str) -> None:
         limit = self.max_concurrency
-        if limit is not None and not _is_positive_int(limit):
+        if limit is not None and not is_positive_int(limit):
             raise ValueError(
                 f"workflow {workflow_name!r}: max_concurrency must be a positive int, got {limit!r}"
             )
@@ -316,7 +316,8 @@ class ExecutionOptions:
                 )
 
 
-def _is_positive_int(value: object) -> bool:
+def is_positive_int(value: object) -> bool:
+    """True for ints >= 1 (``bool`` excluded): the valid ``max_concurrency`` values."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 

@@ -16,10 +16,10 @@ import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from molexp.workflow.errors import ParallelMapError, WorkflowValidationError
-from molexp.workflow.runtime import _is_positive_int
+from molexp.workflow.runtime import is_positive_int
 from molexp.workflow.task import (
     Actor,
     FunctionTask,
@@ -74,8 +74,8 @@ class TaskRegistration:
         if isinstance(self.task, FunctionTask):
             return self.task.fn
         execute = getattr(self.task, "execute", None)
-        code: Callable[..., Any] = execute if callable(execute) else getattr(self.task, "stream")  # noqa: B009
-        return code
+        code = execute if callable(execute) else getattr(self.task, "stream", None)
+        return cast("Callable[..., Any]", code)
 
 
 def _stable_workflow_id(name: str, registrations: Iterable[TaskRegistration]) -> str:
@@ -130,7 +130,7 @@ def validate_graph(name: str, registrations: Sequence[TaskRegistration]) -> None
 def _topological_levels(registrations: Sequence[TaskRegistration]) -> list[list[str]]:
     """Tasks grouped by longest distance from a root, registration order within a level.
 
-    Kahn's algorithm, O(tasks + edges); expects a validated graph (raises on a cycle).
+    Kahn's algorithm, O(tasks + edges), on a graph already validated by ``validate_graph``.
     """
     position = {reg.name: i for i, reg in enumerate(registrations)}
     dependents: list[list[int]] = [[] for _ in registrations]
@@ -140,9 +140,7 @@ def _topological_levels(registrations: Sequence[TaskRegistration]) -> list[list[
             dependents[position[dep]].append(i)
     level = [0] * len(registrations)
     frontier = [i for i, count in enumerate(remaining) if count == 0]
-    ordered = 0
     while frontier:
-        ordered += len(frontier)
         following: list[int] = []
         for i in frontier:
             for dependent in dependents[i]:
@@ -151,11 +149,6 @@ def _topological_levels(registrations: Sequence[TaskRegistration]) -> list[list[
                 if remaining[dependent] == 0:
                     following.append(dependent)
         frontier = following
-    if ordered != len(registrations):
-        stuck = [reg.name for reg, count in zip(registrations, remaining, strict=True) if count]
-        raise WorkflowValidationError(
-            f"cannot order tasks {', '.join(map(repr, stuck))}: the graph has a cycle"
-        )
     levels: list[list[str]] = [[] for _ in range(max(level, default=-1) + 1)]
     for i, reg in enumerate(registrations):
         levels[level[i]].append(reg.name)
@@ -196,8 +189,10 @@ class Workflow:
         return [name for level in self.levels() for name in level]
 
     def levels(self) -> list[list[str]]:
-        """Tasks grouped by their longest distance from a root task."""
-        return _topological_levels(list(self._tasks.values()))
+        """Tasks grouped by their longest distance from a root task (validates the graph first)."""
+        registrations = list(self._tasks.values())
+        validate_graph(self.name, registrations)
+        return _topological_levels(registrations)
 
     def describe(self) -> str:
         """A printable multi-line summary: tasks by level with their dependencies and hints."""
@@ -602,7 +597,7 @@ async def parallel_map(
     import asyncio
 
     work = list(items)
-    if max_concurrency is not None and not _is_positive_int(max_concurrency):
+    if max_concurrency is not None and not is_positive_int(max_concurrency):
         raise ValueError(
             f"parallel_map: max_concurrency must be a positive int, got {max_concurrency!r}"
         )

@@ -88,12 +88,12 @@ class WorkflowGraphCompiler:
         """Validate ``spec`` (raising ``WorkflowValidationError``) and return its plan."""
         compiled = self._compiled.get(spec)
         if compiled is None:
-            spec.validate()
             compiled = self._compiled[spec] = _compile(spec)
         return compiled
 
 
 def _compile(spec: Workflow) -> CompiledWorkflow:
+    levels = spec.levels()  # validates first: raises WorkflowValidationError before anything runs
     registrations = list(spec.tasks.values())
     names = tuple(reg.name for reg in registrations)
     index = {name: i for i, name in enumerate(names)}
@@ -102,7 +102,7 @@ def _compile(spec: Workflow) -> CompiledWorkflow:
     for i, task_deps in enumerate(deps):
         for dep in task_deps:
             dependents[dep].append(i)
-    level_of = {name: level for level, tier in enumerate(spec.levels()) for name in tier}
+    level_of = {name: level for level, tier in enumerate(levels) for name in tier}
     entries = tuple(
         StepEntry(i, reg, deps[i], tuple(dependents[i]), level_of[reg.name])
         for i, reg in enumerate(registrations)
