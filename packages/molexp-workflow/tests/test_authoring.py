@@ -216,3 +216,28 @@ def test_snake_case_default_names() -> None:
     assert HTTPFetch().task_name == "http_fetch"
     assert Simple().task_name == "custom"
     assert Simple(name="override").task_name == "override"
+
+
+async def test_registered_objects_are_runnable_and_expose_the_user_code() -> None:
+    from molexp.workflow import Runnable, Streamable
+    from molexp.workflow.context import ExecutionScope
+
+    class Numbers(Task):
+        async def stream(self, ctx: TaskContext) -> Any:
+            yield 1
+
+    builder = WorkflowBuilder(name="code")
+    builder.add(fetch)
+    builder.add(Train())
+    builder.add(Numbers())
+    spec = builder.build()
+    function_task = spec.tasks["fetch"].task
+    assert isinstance(function_task, Runnable)
+    assert repr(function_task) == "FunctionTask('fetch', fn='fetch')"
+    ctx = TaskContext(ExecutionScope("code", spec.workflow_id), "fetch", None)
+    assert await function_task.execute(ctx) == 1
+    train = spec.tasks["train"]
+    assert train.callable == train.task.execute  # type: ignore[attr-defined]
+    numbers = spec.tasks["numbers"]
+    assert isinstance(numbers.task, Streamable)
+    assert numbers.callable == numbers.task.stream
