@@ -98,7 +98,11 @@ def _query_runs(
             )
         )
     except QuerySyntaxError as exc:
-        raise CliUsageError(f"query syntax error: {exc}") from exc
+        raise CliUsageError(
+            f"query syntax error in {exc.query!r} at column {exc.column}: {exc.reason}"
+        ) from exc
+    except ValueError as exc:
+        raise CliUsageError(f"invalid query: {exc}") from exc
 
 
 def _check_status(status: str | None) -> str | None:

@@ -220,7 +220,7 @@ async def execute_plan_in_process(
                         run, planned.workflow, planned.profile, script=script, progress=progress
                     )
                     action = "executed" if status == "succeeded" else "failed"
-                    outcome = _outcome(planned, action, status, duration, decision.reason)
+                    outcome = _outcome(planned, action, status, duration, planned.decision.reason)
         outcomes.append(outcome)
         progress.advance()
     return outcomes
@@ -285,13 +285,9 @@ def _execute_subprocess(planned: PlannedRun, extra_args: Sequence[str]) -> RunOu
         message = completed.stderr.strip().splitlines()
         reason = message[-1] if message else f"molexp execute exited with {completed.returncode}"
         return _outcome(planned, "failed", None, None, reason)
-    return _outcome(
-        planned,
-        str(report.get("action", "failed")),
-        report.get("status"),
-        report.get("duration"),
-        str(report.get("reason", "")),
-    )
+    action = str(report.get("action", "failed"))
+    reason = planned.decision.reason if action == "executed" else str(report.get("reason", ""))
+    return _outcome(planned, action, report.get("status"), report.get("duration"), reason)
 
 
 def _parse_report(stdout: str) -> Mapping[str, Any] | None:

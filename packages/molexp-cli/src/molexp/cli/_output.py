@@ -67,8 +67,9 @@ def make_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequenc
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for index, column in enumerate(columns):
+        # The first column is an identifier: never wrap it, so it can be copied whole.
+        table.add_column(column, overflow="fold", no_wrap=index == 0)
     for row in rows:
         table.add_row(*(format_value(cell) for cell in row))
     return table

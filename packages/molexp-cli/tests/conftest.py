@@ -1,0 +1,24 @@
+"""Shared fixtures: registry isolation and small helpers for scripts and workspace trees."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+from molexp.workflow.bindings import clear_bindings
+from molexp.workspace import clear_registry
+
+
+@pytest.fixture(autouse=True)
+def _isolated_registries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts and ends with empty entry/binding registries and no MOLEXP_* env."""
+    monkeypatch.delenv("MOLEXP_WORKSPACE", raising=False)
+    monkeypatch.delenv("MOLEXP_DEBUG", raising=False)
+    saved_path = list(sys.path)
+    clear_registry()
+    clear_bindings()
+    yield
+    clear_registry()
+    clear_bindings()
+    sys.path[:] = saved_path
