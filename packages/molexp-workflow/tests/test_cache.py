@@ -148,6 +148,22 @@ def test_lru_eviction_by_last_use(tmp_path: Path) -> None:
         assert caching.get(SNAPSHOT, "c") is None
 
 
+def test_large_caches_evict_a_batch_of_least_recently_used(tmp_path: Path) -> None:
+    caching = Caching(store_dir=tmp_path, max_entries=40)
+    for item in range(40):
+        caching.put(SNAPSHOT, item, item)
+    assert caching.get(SNAPSHOT, 0) == 0
+    caching.put(SNAPSHOT, 40, 40)
+    assert len(caching) == 38
+    assert [caching.lookup(SNAPSHOT, item).hit for item in (1, 2, 3, 0, 40)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+
+
 def test_put_again_after_eviction_clears_the_evicted_reason() -> None:
     caching = Caching(max_entries=1)
     caching.put(SNAPSHOT, 1, "one")

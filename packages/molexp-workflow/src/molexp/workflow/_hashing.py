@@ -100,32 +100,49 @@ def _float(value: float) -> CanonicalTree:
     return {"$float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
 
 
-class _Canonicalizer:
-    """One walk over a value; keeps the path (for errors) and the containers being visited."""
+class _Failure(Exception):
+    """Raised inside a walk; each container on the way out adds its part of the path."""
 
-    __slots__ = ("_active", "_binary", "_path", "_root")
+    def __init__(self, type_name: str, detail: str | None) -> None:
+        super().__init__(type_name)
+        self.type_name = type_name
+        self.detail = detail
+        self.parts: list[str] = []
 
-    def __init__(self, root: str, binary: _BinaryEncoder) -> None:
-        self._root = root
-        self._binary = binary
-        self._path: list[str] = []
-        self._active: set[int] = set()
-
-    def where(self) -> str:
-        parts = self._path
+    def error(self, root: str) -> UnhashableInputError:
+        parts = self.parts[::-1]
         if len(parts) > _MAX_SHOWN_PATH_PARTS:
             parts = [*parts[:8], "...", *parts[-8:]]
-        return self._root + "".join(parts)
+        return UnhashableInputError(root + "".join(parts), self.type_name, self.detail)
 
-    def fail(self, value: object, detail: str | None = None) -> UnhashableInputError:
-        return UnhashableInputError(self.where(), type(value).__name__, detail)
+
+def _is_plain_atom(item: object) -> bool:
+    kind = type(item)
+    if kind is str or kind is int or kind is bool or item is None:
+        return True
+    # finite floats only: inf - inf and nan - nan are nan
+    return kind is float and item - item == 0.0  # type: ignore[operator]
+
+
+class _Canonicalizer:
+    """One walk over a value; tracks the containers being visited to reject cycles.
+
+    Paths for error messages are only built when something fails, so the common case pays
+    nothing for them.
+    """
+
+    __slots__ = ("_active", "_binary")
+
+    def __init__(self, binary: _BinaryEncoder) -> None:
+        self._binary = binary
+        self._active: set[int] = set()
 
     def child(self, part: str, value: object) -> CanonicalTree:
-        self._path.append(part)
         try:
             return self.encode(value)
-        finally:
-            self._path.pop()
+        except _Failure as failure:
+            failure.parts.append(part)
+            raise
 
     def encode(self, value: object) -> CanonicalTree:
         kind = type(value)
@@ -151,18 +168,39 @@ class _Canonicalizer:
     def _container(self, value: object) -> CanonicalTree:
         marker = id(value)
         if marker in self._active:
-            raise self.fail(value, f"cyclic reference to a {type(value).__name__} inside itself")
+            detail = f"cyclic reference to a {type(value).__name__} inside itself"
+            raise _Failure(type(value).__name__, detail)
         self._active.add(marker)
         try:
             return self._compound(value)
         except RecursionError:
-            raise self.fail(value, "value is nested too deeply to hash") from None
+            raise _Failure(type(value).__name__, "value is nested too deeply to hash") from None
         finally:
             self._active.discard(marker)
 
+    def _items(self, items: list[Any] | tuple[Any, ...]) -> list[CanonicalTree]:
+        encoded: list[CanonicalTree] = []
+        append = encoded.append
+        for index, item in enumerate(items):
+            kind = type(item)
+            # inlined _is_plain_atom: this loop is the hot path for numeric lists
+            if kind is float:
+                if item - item == 0.0:
+                    append(item)
+                    continue
+            elif kind is str or kind is int or kind is bool or item is None:
+                append(item)
+                continue
+            try:
+                append(self.encode(item))
+            except _Failure as failure:
+                failure.parts.append(f"[{index}]")
+                raise
+        return encoded
+
     def _compound(self, value: object) -> CanonicalTree:
         if isinstance(value, list):
-            return [self.child(f"[{index}]", item) for index, item in enumerate(value)]
+            return self._items(value)
         if isinstance(value, Mapping):
             return self._mapping(value)
         if isinstance(value, tuple):
@@ -170,7 +208,7 @@ class _Canonicalizer:
             if isinstance(fields, tuple):
                 named = {name: self.child(f".{name}", getattr(value, name)) for name in fields}
                 return {"$namedtuple": [_type_name(type(value)), named]}
-            return {"$tuple": [self.child(f"[{index}]", item) for index, item in enumerate(value)]}
+            return {"$tuple": self._items(value)}
         if isinstance(value, set | frozenset):
             return {"$set": self._unordered(value)}
         if isinstance(value, bytes | bytearray | memoryview):
@@ -179,7 +217,7 @@ class _Canonicalizer:
             return {"$path": value.as_posix()}
         if isinstance(value, BaseModel):
             dumped = value.model_dump(mode="python")
-            return {"$model": [_type_name(type(value)), self._mapping(dumped)]}
+            return {"$model": [_type_name(type(value)), self._mapping(dumped, ".{}")]}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             fields = {
                 field.name: self.child(f".{field.name}", getattr(value, field.name))
@@ -203,15 +241,25 @@ class _Canonicalizer:
             return {"$uuid": str(value)}
         if isinstance(value, complex):
             return {"$complex": [_float(value.real), _float(value.imag)]}
-        raise self.fail(value)
+        raise _Failure(type(value).__name__, None)
 
-    def _mapping(self, value: Mapping[Any, Any]) -> CanonicalTree:
+    def _mapping(self, value: Mapping[Any, Any], part: str = "[{!r}]") -> CanonicalTree:
         if all(type(key) is str and not key.startswith("$") for key in value):
-            return {key: self.child(f"[{key!r}]", item) for key, item in value.items()}
+            encoded: dict[str, CanonicalTree] = {}
+            for key, item in value.items():
+                if _is_plain_atom(item):
+                    encoded[key] = item
+                    continue
+                try:
+                    encoded[key] = self.encode(item)
+                except _Failure as failure:
+                    failure.parts.append(part.format(key))
+                    raise
+            return encoded
         pairs = []
         for key, item in value.items():
             encoded_key = self.child(f"<key {key!r}>", key)
-            pairs.append((_dumps(encoded_key), [encoded_key, self.child(f"[{key!r}]", item)]))
+            pairs.append((_dumps(encoded_key), [encoded_key, self.child(part.format(key), item)]))
         pairs.sort(key=lambda pair: pair[0])
         return {"$dict": [pair for _, pair in pairs]}
 
@@ -233,13 +281,20 @@ class _Canonicalizer:
         return {"$ndarray": [dtype_name, shape, self._binary(data)]}
 
 
+def _walk(value: object, label: str, binary: _BinaryEncoder) -> CanonicalTree:
+    try:
+        return _Canonicalizer(binary).encode(value)
+    except _Failure as failure:
+        raise failure.error(label) from None
+
+
 def to_canonical(value: object, *, label: str = "value") -> CanonicalTree:
     """The canonical, JSON-compatible tree of ``value`` (binary data as base64).
 
     Raises :class:`UnhashableInputError` whose message starts with ``label`` plus the path to the
     offending object.
     """
-    return _Canonicalizer(label, _base64).encode(value)
+    return _walk(value, label, _base64)
 
 
 def dumps_canonical(tree: CanonicalTree) -> str:
@@ -258,4 +313,4 @@ def hash_value(value: object, *, label: str = "value") -> str:
     Stable across processes, machines and Python runs. Binary payloads (bytes, array buffers) are
     folded in by their own sha256, so large arrays are hashed in one pass without base64 copies.
     """
-    return sha256_hex(_dumps(_Canonicalizer(label, _digest).encode(value)))
+    return sha256_hex(_dumps(_walk(value, label, _digest)))

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from molexp.workflow._hashing import UnhashableInputError, hash_value
 from molexp.workflow.snapshot import TaskSnapshot
@@ -54,6 +54,7 @@ CACHE_FORMAT_VERSION = 1
 """Format of stored entries; entries written with another version are misses."""
 
 _EVICTED_MEMORY = 10_000
+_EVICTION_SLACK_DIVISOR = 20
 _SHOWN_VALUE_CHARS = 60
 
 
@@ -100,6 +101,9 @@ class CacheEntry(CacheEntryMetadata):
         return CacheEntryMetadata.model_validate(self.model_dump(exclude={"payload"}))
 
 
+_Entry = TypeVar("_Entry", bound=CacheEntryMetadata)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CacheEntryInfo:
     """Lightweight listing of one entry, enough for LRU eviction."""
@@ -141,7 +145,8 @@ class MemoryCacheStore:
     """Entries kept in this process only (thread-safe)."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
+        self._entries: dict[str, CacheEntry] = {}
+        self._last_used: OrderedDict[str, datetime] = OrderedDict()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -159,16 +164,22 @@ class MemoryCacheStore:
 
     def load_metadata(self, key: str) -> CacheEntryMetadata | None:
         entry = self.load(key)
-        return None if entry is None else entry.metadata()
+        if entry is None:
+            return None
+        with self._lock:
+            last_used = self._last_used.get(key, entry.last_used_at)
+        return entry.metadata().model_copy(update={"last_used_at": last_used})
 
     def save(self, entry: CacheEntry) -> None:
         with self._lock:
             self._entries[entry.key] = entry
-            self._entries.move_to_end(entry.key)
+            self._last_used[entry.key] = entry.last_used_at
+            self._last_used.move_to_end(entry.key)
 
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)
+            self._last_used.pop(key, None)
 
     def keys(self) -> list[str]:
         with self._lock:
@@ -176,14 +187,14 @@ class MemoryCacheStore:
 
     def touch(self, key: str) -> None:
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries[key] = entry.model_copy(update={"last_used_at": datetime.now(UTC)})
-                self._entries.move_to_end(key)
+            if key in self._last_used:
+                self._last_used[key] = datetime.now(UTC)
+                self._last_used.move_to_end(key)
 
     def entries(self) -> list[CacheEntryInfo]:
+        """Least recently used first."""
         with self._lock:
-            return [CacheEntryInfo(key, entry.last_used_at) for key, entry in self._entries.items()]
+            return [CacheEntryInfo(key, used) for key, used in self._last_used.items()]
 
 
 _KEY_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.:-]{0,199}")
@@ -237,12 +248,14 @@ class FileCacheStore:
             )
         return self._entries_dir / key.replace(":", "_")
 
-    def _read_metadata(self, key: str) -> tuple[Path, CacheEntryMetadata] | None:
+    def _read_metadata(self, key: str) -> tuple[Path, dict[str, Any]] | None:
+        """The entry directory and raw metadata of ``key`` (version checked), or None."""
         entry_dir = self._entry_dir(key)
         meta_path = entry_dir / self.META_FILE
         try:
-            raw = meta_path.read_bytes()
-            used_ns = meta_path.stat().st_mtime_ns
+            with meta_path.open("rb") as handle:
+                raw = handle.read()
+                used_ns = os.fstat(handle.fileno()).st_mtime_ns
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -254,47 +267,57 @@ class FileCacheStore:
         if not isinstance(data, dict):
             raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: not an object")
         _check_version(data.get("version"), key)
+        if data.get("key") != key:
+            raise UnreadableCacheEntryError(f"{meta_path} holds key {data.get('key')!r}, not {key}")
         data["last_used_at"] = datetime.fromtimestamp(used_ns / 1e9, UTC)
+        return entry_dir, data
+
+    def _validate(self, model: type[_Entry], data: dict[str, Any], entry_dir: Path) -> _Entry:
         try:
-            metadata = CacheEntryMetadata.model_validate(data)
+            return model.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
             raise UnreadableCacheEntryError(
-                f"corrupt cache metadata {meta_path} (field {field!r}): {first['msg']}"
+                f"corrupt cache metadata {entry_dir / self.META_FILE} (field {field!r}): "
+                f"{first['msg']}"
             ) from None
-        if metadata.key != key:
-            raise UnreadableCacheEntryError(f"{meta_path} holds key {metadata.key}, not {key}")
-        return entry_dir, metadata
 
     def load_metadata(self, key: str) -> CacheEntryMetadata | None:
         found = self._read_metadata(key)
-        return None if found is None else found[1]
+        if found is None:
+            return None
+        entry_dir, data = found
+        return self._validate(CacheEntryMetadata, data, entry_dir)
 
     def load(self, key: str) -> CacheEntry | None:
         found = self._read_metadata(key)
         if found is None:
             return None
-        entry_dir, metadata = found
+        entry_dir, data = found
         payload_path = entry_dir / self.PAYLOAD_FILE
         try:
-            payload = payload_path.read_bytes()
+            data["payload"] = payload_path.read_bytes()
         except OSError as exc:
             raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
+        entry = self._validate(CacheEntry, data, entry_dir)
         if (
-            len(payload) != metadata.payload_size
-            or hashlib.sha256(payload).hexdigest() != metadata.payload_sha256
+            len(entry.payload) != entry.payload_size
+            or hashlib.sha256(entry.payload).hexdigest() != entry.payload_sha256
         ):
             raise UnreadableCacheEntryError(
                 f"{payload_path} does not match its metadata (changed or truncated)"
             )
-        return CacheEntry(**metadata.model_dump(), payload=payload)
+        return entry
 
     def save(self, entry: CacheEntry) -> None:
         target = self._entry_dir(entry.key)
-        self.initialize()
         try:
-            staging = Path(tempfile.mkdtemp(prefix="entry-", dir=self._scratch_dir))
+            try:
+                staging = Path(tempfile.mkdtemp(prefix="entry-", dir=self._scratch_dir))
+            except FileNotFoundError:
+                self.initialize()
+                staging = Path(tempfile.mkdtemp(prefix="entry-", dir=self._scratch_dir))
         except OSError as exc:
             raise CacheStoreError(
                 f"cannot write to cache directory {self.store_dir}: {exc}"
@@ -506,7 +529,9 @@ class Caching:
 
     Pass a ``store``, or a ``store_dir`` for a :class:`FileCacheStore`, or neither for an
     in-memory cache. At most ``max_entries`` entries are kept; the least recently used (by put or
-    hit) are evicted first. ``get`` returns None on a miss, so a cached ``None`` looks like a miss
+    hit) are evicted first. Once a put goes beyond ``max_entries``, a batch of 1/20 of
+    ``max_entries`` (none below 20) is evicted at once so that a full cache does not scan its
+    store on every put. ``get`` returns None on a miss, so a cached ``None`` looks like a miss
     there: use :meth:`lookup` when None is a legitimate result.
     """
 
@@ -635,7 +660,7 @@ class Caching:
         if len(self.store.keys()) <= self.max_entries:
             return
         listed = sorted(self.store.entries(), key=lambda info: info.last_used_at)
-        excess = len(listed) - self.max_entries
+        excess = len(listed) - self.max_entries + self.max_entries // _EVICTION_SLACK_DIVISOR
         for info in listed:
             if excess <= 0:
                 break
