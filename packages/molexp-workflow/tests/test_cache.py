@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -203,6 +204,19 @@ def test_initialize_is_idempotent_and_lazy(tmp_path: Path) -> None:
     eager.initialize()
     assert (tmp_path / "eager" / "entries").is_dir()
     assert len(eager) == 0
+
+
+def test_initialize_removes_scratch_left_by_dead_writers(tmp_path: Path) -> None:
+    Caching(store_dir=tmp_path).initialize()
+    stale, fresh = tmp_path / ".tmp" / "entry-dead", tmp_path / ".tmp" / "entry-live"
+    for leftover in (stale, fresh):
+        leftover.mkdir()
+        (leftover / "payload.pkl").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    Caching(store_dir=tmp_path).initialize()
+    assert not stale.exists()
+    assert fresh.exists()
 
 
 def test_file_store_persists_across_instances(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ Kinds that stay distinct: ``1`` / ``1.0`` / ``True`` / ``"1"`` / ``Path("1")``; 
 ``list`` / ``tuple`` / named tuples; ``-0.0`` / ``0.0``; every NaN is one value. Equal by design:
 dicts in any key order (any mapping type), sets and frozensets in any order, ``bytes`` and
 ``bytearray``. Also supported: dataclasses, Enum members, date/time/datetime/timedelta, Decimal,
-UUID, complex, pydantic models (class ``module.qualname`` + ``model_dump(mode="python")``) and, when
-numpy has been imported, arrays (dtype + shape + C-order bytes) and numpy scalars. Anything else
+UUID, complex, pydantic models (class ``module.qualname`` + ``model_dump(mode="python")``) and
+numpy arrays (dtype + shape + C-order bytes) and numpy scalars. Neither pydantic nor numpy is
+imported here: an object of theirs can only exist once its library has been imported. Anything else
 raises :class:`UnhashableInputError` naming the type and where it sits inside the value.
 """
 
@@ -33,8 +34,6 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, TypeAlias
-
-from pydantic import BaseModel
 
 __all__ = [
     "CanonicalTree",
@@ -215,7 +214,8 @@ class _Canonicalizer:
             return {"$bytes": self._binary(bytes(value))}
         if isinstance(value, PurePath):
             return {"$path": value.as_posix()}
-        if isinstance(value, BaseModel):
+        pydantic = sys.modules.get("pydantic")
+        if pydantic is not None and isinstance(value, pydantic.BaseModel):
             dumped = value.model_dump(mode="python")
             return {"$model": [_type_name(type(value)), self._mapping(dumped, ".{}")]}
         if dataclasses.is_dataclass(value) and not isinstance(value, type):

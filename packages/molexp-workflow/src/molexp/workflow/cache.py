@@ -55,6 +55,7 @@ CACHE_FORMAT_VERSION = 1
 
 _EVICTED_MEMORY = 10_000
 _EVICTION_SLACK_DIVISOR = 20
+_STALE_SCRATCH_SECONDS = 3600.0
 _SHOWN_VALUE_CHARS = 60
 
 
@@ -233,12 +234,22 @@ class FileCacheStore:
         return f"{type(self).__name__}({str(self.store_dir)!r})"
 
     def initialize(self) -> None:
-        """Create the store directories (idempotent)."""
+        """Create the store directories (idempotent) and remove scratch left by dead writers."""
         try:
             self._entries_dir.mkdir(parents=True, exist_ok=True)
             self._scratch_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CacheStoreError(f"cannot create cache directory {self.store_dir}: {exc}") from exc
+        self._remove_stale_scratch()
+
+    def _remove_stale_scratch(self) -> None:
+        """Staging/trash directories older than an hour belong to processes that died mid-write."""
+        cutoff = time.time() - _STALE_SCRATCH_SECONDS
+        with contextlib.suppress(OSError):
+            for leftover in self._scratch_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    if leftover.lstat().st_mtime < cutoff:
+                        shutil.rmtree(leftover, ignore_errors=True)
 
     def _entry_dir(self, key: str) -> Path:
         if not isinstance(key, str) or _KEY_PATTERN.fullmatch(key) is None:
