@@ -85,8 +85,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     _sync(session, "--all-packages", "--all-extras", "--group", "dev")
-    sources = [str(p.relative_to(ROOT)) for p in sorted(PACKAGES_DIR.glob("*/src/molexp/*")) if p.is_dir()]
-    session.run("mypy", *sources)
+    layers = [p for p in sorted(PACKAGES_DIR.glob("*/src/molexp/*")) if p.is_dir()]
+    meta = sorted(PACKAGES_DIR.glob("*/src/molexp/__init__.py"))
+    session.run("mypy", *(str(p.relative_to(ROOT)) for p in [*layers, *meta]))
 
 
 @nox.session
