@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -28,6 +29,7 @@ WorkspaceOption = Annotated[
     typer.Option(
         "--workspace",
         "-w",
+        metavar="DIR",
         help="Workspace directory (default: $MOLEXP_WORKSPACE, else the nearest workspace.json "
         "upwards from the current directory).",
         show_default=False,
@@ -39,13 +41,17 @@ JsonOption = Annotated[
 ProfileOption = Annotated[
     str | None,
     typer.Option(
-        "--profile", help="Profile name from molexp.toml (default: 'default').", show_default=False
+        "--profile",
+        metavar="NAME",
+        help="Profile name from molexp.toml (default: 'default').",
+        show_default=False,
     ),
 ]
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
         "--config",
+        metavar="FILE",
         help="Profile file to use instead of the molexp.toml found beside "
         "the script or in the workspace root.",
         show_default=False,
@@ -55,6 +61,7 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
+        metavar="KEY=VALUE",
         help="Override a config value: key.sub=value (repeatable; true/false, "
         "numbers and quoted strings are typed).",
         show_default=False,
@@ -73,7 +80,9 @@ ExperimentOption = Annotated[
 RunArgument = Annotated[
     str,
     typer.Argument(
-        help="A run id (unique in the workspace) or a run directory.", show_default=False
+        help="A run id (unique in the workspace) or a run directory.",
+        metavar="RUN",
+        show_default=False,
     ),
 ]
 
@@ -95,7 +104,8 @@ def run(
     script: Annotated[
         Path,
         typer.Argument(
-            help="Python script that binds workflows to experiments and calls me.entry(ws)."
+            help="Python script that binds workflows to experiments and calls me.entry(ws).",
+            metavar="SCRIPT",
         ),
     ],
     profile: ProfileOption = None,
@@ -118,6 +128,7 @@ def run(
         typer.Option(
             "--jobs",
             "-j",
+            metavar="N",
             help="Runs executed concurrently (N > 1: one `molexp execute` process per run).",
         ),
     ] = 1,
@@ -153,7 +164,9 @@ def run(
 
 @app.command()
 def execute(
-    run_dir: Annotated[Path, typer.Argument(help="The run directory to execute.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="The run directory to execute.", metavar="RUN_DIR")
+    ],
     profile: ProfileOption = None,
     config: ConfigOption = None,
     set_values: SetOption = None,
@@ -181,7 +194,7 @@ def execute(
 
 @app.command()
 def init(
-    path: Annotated[Path, typer.Argument(help="Workspace directory.")] = Path(),
+    path: Annotated[Path, typer.Argument(help="Workspace directory.", metavar="PATH")] = Path(),
     name: Annotated[
         str | None,
         typer.Option(
@@ -200,17 +213,24 @@ def init(
 def list_command(
     what: Annotated[
         Listing | None,
-        typer.Argument(help="projects, experiments or runs (default: an overview tree)."),
+        typer.Argument(
+            help="projects, experiments or runs (default: an overview tree).",
+            metavar="WHAT",
+        ),
     ] = None,
     project: ProjectOption = None,
     experiment: ExperimentOption = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="Only runs with this status.", show_default=False)
+        str | None,
+        typer.Option(
+            "--status", metavar="STATUS", help="Only runs with this status.", show_default=False
+        ),
     ] = None,
     where: Annotated[
         str | None,
         typer.Option(
             "--where",
+            metavar="EXPR",
             help="Only runs matching this query (see `molexp query`).",
             show_default=False,
         ),
@@ -245,14 +265,19 @@ def logs(
     run: RunArgument,
     name: Annotated[
         str | None,
-        typer.Argument(help="Log name (default: every log of the run).", show_default=False),
+        typer.Argument(
+            help="Log name (default: every log of the run).", metavar="NAME", show_default=False
+        ),
     ] = None,
     follow: Annotated[
         bool,
         typer.Option("--follow", "-f", help="Keep printing new lines while the run is running."),
     ] = False,
     tail: Annotated[
-        int | None, typer.Option("--tail", "-n", help="Only the last N lines.", show_default=False)
+        int | None,
+        typer.Option(
+            "--tail", "-n", metavar="N", help="Only the last N lines.", show_default=False
+        ),
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
@@ -278,6 +303,7 @@ def assets(
         str | None,
         typer.Option(
             "--kind",
+            metavar="KIND",
             help="Only assets of this kind (data, "
             "artifact, log, checkpoint, error_trace, "
             "execution_state).",
@@ -307,6 +333,7 @@ def reap(
         float,
         typer.Option(
             "--heartbeat-timeout",
+            metavar="SECONDS",
             help="Seconds without heartbeat after which a run on another host is stale.",
         ),
     ] = 600.0,
@@ -325,6 +352,7 @@ def profiles(
         Path | None,
         typer.Argument(
             help="A script or directory whose molexp.toml to read (default: current directory).",
+            metavar="SCRIPT_OR_DIR",
             show_default=False,
         ),
     ] = None,
@@ -342,17 +370,21 @@ def query(
     expression: Annotated[
         str,
         typer.Argument(
-            help="e.g. 'lr < 1e-3 or batch == 64', 'status == \"failed\" and params.depth >= 3'."
+            help="e.g. 'lr < 1e-3 or batch == 64', 'status == \"failed\" and params.depth >= 3'.",
+            metavar="EXPR",
         ),
     ],
     order_by: Annotated[
         str | None,
         typer.Option(
-            "--order-by", help="Field to sort by; prefix with - for descending.", show_default=False
+            "--order-by",
+            metavar="FIELD",
+            help="Field to sort by; prefix with - for descending.",
+            show_default=False,
         ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="At most N runs.", show_default=False)
+        int | None, typer.Option("--limit", metavar="N", help="At most N runs.", show_default=False)
     ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
