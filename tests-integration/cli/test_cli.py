@@ -24,7 +24,9 @@ _EXECUTABLE = shutil.which("molexp")
 MOLEXP = [_EXECUTABLE] if _EXECUTABLE else [sys.executable, "-m", "molexp.cli"]
 
 
-def molexp(*args: str | Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def molexp(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MOLEXP_")}
     environment.update(env or {})
     return subprocess.run(
@@ -62,7 +64,7 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
-SCRIPT = '''
+SCRIPT = """
 import time
 from pathlib import Path
 
@@ -109,7 +111,7 @@ print("script imported")
 
 if __name__ == "__main__":
     note("main block")
-'''
+"""
 
 PROFILES = """
 [defaults]
@@ -137,7 +139,8 @@ def calls(tmp_path: Path) -> list[str]:
 
 
 def run_record(run_dir: str | Path) -> dict[str, Any]:
-    return json.loads((Path(run_dir) / "run.json").read_text())
+    record: dict[str, Any] = json.loads((Path(run_dir) / "run.json").read_text())
+    return record
 
 
 def test_run_twice_second_run_executes_nothing(tmp_path: Path) -> None:
@@ -265,7 +268,9 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert "line 3" in line and "ValueError" in line
     silent = tmp_path / "silent.py"
     silent.write_text("x = 1\n")
-    assert "registered no workspace" in assert_one_line_error(molexp("run", silent, cwd=tmp_path), 1)
+    assert "registered no workspace" in assert_one_line_error(
+        molexp("run", silent, cwd=tmp_path), 1
+    )
     line = assert_one_line_error(molexp("run", script, "--profile", "gpu", cwd=tmp_path), 2)
     assert "unknown profile 'gpu'" in line and "default, fast, slow" in line
     bad_profiles = tmp_path / "bad.toml"
@@ -366,9 +371,10 @@ def test_inspection_and_management_commands(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", helper], check=True)
     cancelled = molexp("cancel", "waiting", "-w", lab, cwd=tmp_path)
     assert cancelled.returncode == 0, cancelled.stderr
-    assert run_record(lab / "projects/demo/experiments/baseline/runs/run-waiting")[
-        "status"
-    ] == "cancelled"
+    assert (
+        run_record(lab / "projects/demo/experiments/baseline/runs/run-waiting")["status"]
+        == "cancelled"
+    )
     reaped = ok_json("reap", "-w", lab, cwd=tmp_path)
     assert [r["id"] for r in reaped] == ["crashed"] and reaped[0]["status"] == "failed"
     statuses = {r["id"]: r["status"] for r in ok_json("ls", "runs", "-w", lab, cwd=tmp_path)}
