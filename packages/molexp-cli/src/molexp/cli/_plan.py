@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -334,9 +334,3 @@ def existing_run(experiment: Experiment, run_id: str) -> Run | None:
         return None
     return experiment.get_run(run_id)
 
-
-def status_counts(runs: Iterable[Any]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[str(run.status)] = counts.get(str(run.status), 0) + 1
-    return counts
