@@ -333,4 +333,3 @@ def existing_run(experiment: Experiment, run_id: str) -> Run | None:
     if not (run_dir_of(experiment, run_id) / "run.json").is_file():
         return None
     return experiment.get_run(run_id)
-
