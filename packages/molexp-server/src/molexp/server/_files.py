@@ -111,7 +111,7 @@ def list_files(directory: Path, *, root: Path) -> list[FileEntry]:
             except (OSError, RuntimeError):
                 continue
             entries.append(_entry(path.relative_to(directory).as_posix(), path, stat))
-    return entries
+    return sorted(entries, key=lambda entry: entry.name)
 
 
 def list_logs(logs_dir: Path, *, root: Path) -> list[FileEntry]:
@@ -165,8 +165,10 @@ def read_log(path: Path, since: int, *, max_bytes: int, whole_lines: bool) -> Lo
     """Text of ``path`` from byte ``since``, at most ``max_bytes`` of it.
 
     With ``whole_lines`` the text stops after the last complete line (a writer may be
-    mid-line); otherwise it stops at the end of the file, never inside a UTF-8
-    character. An offset past the end (a truncated log) reads from the end.
+    mid-line; a line longer than ``max_bytes`` is sent in pieces); otherwise it stops
+    at the end of the file. A read that stops before the end ends on a line boundary
+    when the chunk holds one, and never inside a UTF-8 character. An offset past the
+    end (a truncated log) reads from the end.
     """
     if max_bytes < MIN_CHUNK_BYTES:
         raise ValueError(f"max_bytes must be at least {MIN_CHUNK_BYTES}, got {max_bytes}")
@@ -175,12 +177,12 @@ def read_log(path: Path, since: int, *, max_bytes: int, whole_lines: bool) -> Lo
         start = min(since, size)
         handle.seek(start)
         data = handle.read(min(max_bytes, size - start))
-    full_chunk = len(data) == max_bytes
+    more_after = start + len(data) < size
     newline = data.rfind(b"\n")
-    if newline >= 0 and (whole_lines or full_chunk):
+    if newline >= 0 and (whole_lines or more_after):
         cut = newline + 1  # end on a line boundary when there is one
-    elif whole_lines and not full_chunk:
-        cut = 0  # only a partial line so far: wait for its end
+    elif whole_lines and not more_after:
+        cut = 0  # only a partial last line so far: wait for its end
     else:
         cut = len(data)  # the rest of the file, or a piece of a line longer than a chunk
     cut = _utf8_complete_prefix(data[:cut])
