@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,23 @@ def test_record_script_keeps_other_keys(workspace: Workspace, tmp_path: Path) ->
 def test_status_summary_counts_and_names_running_tasks() -> None:
     text = summarize_statuses({"a": "succeeded", "b": "running", "c": "pending", "d": "running"})
     assert text == "1 succeeded, 2 running (b, d), 1 pending"
+
+
+def test_script_stays_recorded_while_the_workflow_runs(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    wf = workflow(name="peek")
+
+    @wf.task
+    def peek(ctx: TaskContext) -> None:
+        assert ctx.run_context is not None
+        record = json.loads((ctx.run_context.run_dir / "run.json").read_text())
+        ctx.set_result("snapshot_during_run", record["workflow_snapshot"])
+
+    exp = workspace.Project("p").Experiment("e")
+    spec = wf.build()
+    set_workflow(exp, spec)
+    [outcome] = _execute(_plan(workspace), tmp_path / "s.py")
+    during = exp.get_run(outcome.run_id).metadata.results["snapshot_during_run"]
+    assert during["script"] == str(tmp_path / "s.py")
+    assert during["workflow_id"] == spec.workflow_id

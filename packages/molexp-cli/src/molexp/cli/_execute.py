@@ -32,7 +32,7 @@ from ._progress import RunProgress
 
 if TYPE_CHECKING:
     from molexp.workflow import Workflow
-    from molexp.workspace import ProfileConfig, Run
+    from molexp.workspace import ProfileConfig, Run, RunContext
 
 __all__ = [
     "EXECUTE_LOCK_NAME",
@@ -44,6 +44,7 @@ __all__ = [
     "execute_plan_in_process",
     "execute_plan_in_subprocesses",
     "record_script",
+    "script_payload",
 ]
 
 EXECUTE_LOCK_NAME = ".molexp-execute.lock"
@@ -116,22 +117,45 @@ def claim_run(run_dir: Path) -> Iterator[bool]:
         lock.release()
 
 
-def record_script(run: Run, spec: Workflow, script: Path) -> None:
-    """Store the script, the working directory and the workflow identity on the run.
+def script_payload(run: Run, spec: Workflow, script: Path) -> dict[str, Any]:
+    """The run's workflow snapshot plus the script, working directory and workflow identity.
 
-    ``molexp execute`` re-imports that script from that directory. Existing workflow-snapshot
-    keys (e.g. the workflow layer's own) are kept.
+    ``molexp execute`` re-imports that script from that directory. Existing snapshot keys (e.g.
+    the workflow layer's own) are kept.
     """
-    current = dict(run.metadata.workflow_snapshot or {})
-    payload = {
-        **current,
+    return {
+        **(run.metadata.workflow_snapshot or {}),
         "script": str(script),
         "cwd": str(Path.cwd()),
         "workflow_id": spec.workflow_id,
         "name": spec.name,
     }
-    if payload != current:
+
+
+def record_script(run: Run, spec: Workflow, script: Path) -> None:
+    """Store :func:`script_payload` on the run (no write when it is already there)."""
+    payload = script_payload(run, spec, script)
+    if payload != (run.metadata.workflow_snapshot or {}):
         run.set_workflow(payload)
+
+
+class _ScriptKeepingRun:
+    """The run as the workflow layer sees it: its own ``set_workflow`` payload is merged with
+    the CLI's keys, so the recorded script survives even an attempt that never finishes."""
+
+    def __init__(self, run: Run, payload: Mapping[str, Any]) -> None:
+        self._run = run
+        self._payload = dict(payload)
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    def start(self, profile_config: Any = None) -> RunContext:
+        return self._run.start(profile_config=profile_config)
+
+    def set_workflow(self, payload: Mapping[str, Any]) -> None:
+        self._run.set_workflow({**self._payload, **payload})
 
 
 async def execute_claimed(
@@ -144,19 +168,19 @@ async def execute_claimed(
 ) -> tuple[str, float | None]:
     """Execute ``spec`` under ``run`` (the caller holds the claim); returns (status, seconds)."""
     record_script(run, spec, script)
+    tracked = _ScriptKeepingRun(run, script_payload(run, spec, script))
     started = time.monotonic()
     if progress is not None and progress.enabled:
-        handle = await spec.start(run=run, profile_config=profile, raise_on_failure=False)
+        handle = await spec.start(run=tracked, profile_config=profile, raise_on_failure=False)
         while not handle.done():
             progress.show_tasks(handle.statuses)
             await asyncio.sleep(0.1)
         await handle
         progress.show_tasks(handle.statuses)
     else:
-        await spec.execute(run=run, profile_config=profile, raise_on_failure=False)
+        await spec.execute(run=tracked, profile_config=profile, raise_on_failure=False)
     elapsed = time.monotonic() - started
     run.reload()
-    record_script(run, spec, script)
     return str(run.status), elapsed
 
 
