@@ -240,6 +240,6 @@ def test_get_run_sees_changes_made_by_another_process(exp: Experiment) -> None:
     run = exp.Run(id="shared")
     other = Workspace(exp.workspace.root).project("qm9").experiment("baseline").get_run("shared")
     other.cancel()
-    assert run.status is RunStatus.pending
+    assert run.metadata.status == "pending"
     assert exp.get_run("shared") is run
-    assert run.status is RunStatus.cancelled
+    assert run.metadata.status == "cancelled"

@@ -171,6 +171,10 @@ def _tokenize(query: str) -> list[_Token]:
             char = query[position]
             if char in "\"'":
                 raise QuerySyntaxError("unterminated string", query, position + 1)
+            if char in "=!":
+                raise QuerySyntaxError(
+                    f"unexpected {char!r}; compare with == or !=", query, position + 1
+                )
             raise QuerySyntaxError(f"unexpected character {char!r}", query, position + 1)
         kind = match.lastgroup
         assert kind is not None

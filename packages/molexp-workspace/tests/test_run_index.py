@@ -1,0 +1,207 @@
+"""The run index: kept in step with every run write, rebuildable, queryable."""
+
+from __future__ import annotations
+
+import importlib
+import sqlite3
+from typing import Any
+
+import pytest
+from molexp.workspace import (
+    AmbiguousRunIdError,
+    Experiment,
+    RunQueryResult,
+    RunStatus,
+    Workspace,
+)
+
+
+def populate(ws: Workspace) -> None:
+    qm9 = ws.Project("QM9")
+    base = qm9.Experiment("baseline", params={"lr": 1e-3})
+    wide = qm9.Experiment("wide", params={"lr": 1e-4, "model": {"depth": 4}})
+    other = ws.Project("other").Experiment("baseline", params={"lr": 1e-2})
+    for index, exp in enumerate((base, wide, other)):
+        for replica in range(2):
+            run = exp.Run(
+                parameters={"batch": 32 * (replica + 1)},
+                id=f"r{replica}",
+                replica_index=replica,
+                seed=replica,
+            )
+            if replica == 1 and index == 1:
+                with pytest.raises(RuntimeError), run.start({"gpu": True}):
+                    raise RuntimeError("boom")
+            else:
+                with run.start() as ctx:
+                    ctx.set_result("loss", 0.1 * (index + 1) + replica)
+                run.set_workflow({"workflow_id": f"wf-{index}"})
+    base.Run(id="pending-one")
+
+
+def records(ws: Workspace, **kwargs: Any) -> list[dict[str, Any]]:
+    return ws.runs(**kwargs).to_records()
+
+
+def index_rows(ws: Workspace) -> int:
+    with sqlite3.connect(ws.root / ".molexp" / "index.sqlite") as connection:
+        (count,) = connection.execute("SELECT COUNT(*) FROM runs").fetchone()
+    return int(count)
+
+
+def test_every_run_write_updates_the_row(exp: Experiment) -> None:
+    ws = exp.workspace
+    run = exp.Run(parameters={"batch": 8})
+    (row,) = ws.runs()
+    assert (row.id, row.status, row.params) == (run.id, RunStatus.pending, {"lr": 1e-3, "batch": 8})
+    with run.start(profile_config={"scale": 1}) as ctx:
+        assert ws.runs()[0].status is RunStatus.running
+        ctx.set_result("loss", 0.5)
+    (row,) = ws.runs()
+    assert row.status is RunStatus.succeeded
+    assert row.results == {"loss": 0.5}
+    assert row.profile == "default"
+    assert row.config_hash == ctx.profile.config_hash
+    assert row.started_at is not None
+    assert row.finished_at is not None
+    assert row.run_dir == run.run_dir
+    assert (row.project, row.experiment) == ("qm9", "baseline")
+    run.set_workflow({"workflow_id": "wf"})
+    assert ws.runs()[0].workflow_id == "wf"
+
+
+def test_index_equals_rebuild(ws: Workspace) -> None:
+    populate(ws)
+    before = records(ws)
+    assert len(before) == 7
+    report = ws.rebuild_index()
+    assert report.runs == 7
+    assert report.broken == ()
+    assert records(ws) == before
+    (ws.root / ".molexp" / "index.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (ws.root / ".molexp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    fresh = Workspace(ws.root)
+    assert records(fresh) == before
+    assert {a.name for a in fresh.assets.list()} == {a.name for a in ws.assets.list()}
+
+
+def test_an_outdated_table_is_recreated_from_disk(ws: Workspace) -> None:
+    populate(ws)
+    before = records(ws)
+    with sqlite3.connect(ws.root / ".molexp" / "index.sqlite") as connection:
+        connection.execute("UPDATE workspace_index_versions SET version = 0")
+        connection.execute("DELETE FROM runs")
+    assert records(Workspace(ws.root)) == before
+
+
+def test_rebuild_reports_broken_run_records(ws: Workspace) -> None:
+    populate(ws)
+    broken = ws.project("qm9").experiment("wide").get_run("r0").record_path
+    broken.write_text("{not json")
+    report = ws.rebuild_index()
+    assert report.runs == 6
+    assert [b.path for b in report.broken] == [broken]
+    assert "not valid JSON" in report.broken[0].error
+    assert "r0" not in {row.id for row in ws.runs(experiment="wide")}
+
+
+def test_filters_order_and_limit(ws: Workspace) -> None:
+    populate(ws)
+    assert len(ws.runs(project="qm9")) == 5
+    assert len(ws.runs(project=ws.project("other"))) == 2
+    assert len(ws.runs(experiment="baseline")) == 5
+    assert len(ws.runs(experiment=ws.project("qm9").experiment("baseline"))) == 3
+    ordered = ws.runs(where="status == 'succeeded'", order_by="-results.loss")
+    losses = [row.results["loss"] for row in ordered]
+    assert losses == sorted(losses, reverse=True)
+    assert len(losses) == 5
+    assert ws.runs(order_by=["project", "-id"], limit=3).ids == ["r1", "r0", "r1"]
+    assert ws.runs(order_by=["-project", "id"], limit=1).ids == ["pending-one"]
+    assert len(ws.runs(limit=0)) == 0
+    with pytest.raises(ValueError, match="limit must be a non-negative integer"):
+        ws.runs(limit=-1)
+    with pytest.raises(ValueError, match="order_by field"):
+        ws.runs(order_by="lr; DROP TABLE runs")
+
+
+def test_mapping_where(ws: Workspace) -> None:
+    populate(ws)
+    assert ws.runs(where={"status": "failed"}).ids == ["r1"]
+    assert sorted(ws.runs(where={"batch": 64, "project": "qm9"}).ids) == ["r1", "r1"]
+    assert len(ws.runs(where={"lr": [1e-3, 1e-2]})) == 5
+    with pytest.raises(ValueError, match="must be a string, number, bool or None"):
+        ws.runs(where={"lr": {"nested": 1}})
+    with pytest.raises(ValueError, match="not a dotted identifier path"):
+        ws.runs(where={"lr = 1 OR 1": 1})
+    with pytest.raises(TypeError, match="where must be query text or a mapping"):
+        ws.runs(where=3)  # type: ignore[arg-type]
+
+
+def test_find_run(ws: Workspace) -> None:
+    populate(ws)
+    assert ws.find_run("pending-one").experiment.id == "baseline"
+    with pytest.raises(AmbiguousRunIdError, match="qm9/baseline, qm9/wide") as info:
+        ws.find_run("r0")
+    assert info.value.matches == [("other", "baseline"), ("qm9", "baseline"), ("qm9", "wide")]
+    run = ws.find_run("r0", project="qm9", experiment="wide")
+    assert run.parameters == {"lr": 1e-4, "model": {"depth": 4}, "batch": 32}
+    with pytest.raises(KeyError, match="'missing'"):
+        ws.find_run("missing")
+    with pytest.raises(KeyError, match="'x'"):
+        Workspace(ws.root / "lazy").find_run("x")
+
+
+def test_to_records_flattens_params_and_results(exp: Experiment) -> None:
+    run = exp.Run(parameters={"model": {"depth": 3, "act": "relu"}, "empty": {}}, tags=["t"])
+    with run.start() as ctx:
+        ctx.set_result("metrics", {"val": {"loss": 0.5}})
+    (record,) = exp.workspace.runs().to_records()
+    assert record["params.lr"] == 1e-3
+    assert record["params.model.depth"] == 3
+    assert record["params.model.act"] == "relu"
+    assert record["params.empty"] == {}
+    assert record["results.metrics.val.loss"] == 0.5
+    assert record["status"] == "succeeded"
+    assert record["tags"] == ["t"]
+    assert record["id"] == run.id
+
+
+def test_query_result_is_a_sequence(ws: Workspace) -> None:
+    populate(ws)
+    result = ws.runs(order_by="id")
+    assert isinstance(result, RunQueryResult)
+    assert isinstance(result[1:3], RunQueryResult)
+    assert [row.id for row in result[1:3]] == result.ids[1:3]
+    assert result[0] == ws.runs(order_by="id")[0]
+    assert result[0] != result[1]
+    assert len({result[0], ws.runs(order_by="id")[0]}) == 1
+    assert "RunSummary(id=" in repr(result[0])
+
+
+def test_to_pandas_names_the_extra_when_pandas_is_missing(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp.Run()
+    real_import = importlib.import_module
+
+    def no_pandas(name: str, package: str | None = None) -> Any:
+        if name == "pandas":
+            raise ImportError("No module named 'pandas'")
+        return real_import(name, package)
+
+    monkeypatch.setattr(importlib, "import_module", no_pandas)
+    with pytest.raises(ImportError, match=r"molexp-workspace\[pandas\]"):
+        exp.workspace.runs().to_pandas()
+
+
+def test_to_pandas(exp: Experiment) -> None:
+    pytest.importorskip("pandas")
+    exp.Run(parameters={"batch": 4})
+    frame = exp.workspace.runs().to_pandas()
+    assert list(frame["params.batch"]) == [4]
+
+
+def test_index_row_count_matches_runs(ws: Workspace) -> None:
+    populate(ws)
+    assert index_rows(ws) == 7

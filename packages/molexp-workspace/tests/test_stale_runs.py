@@ -1,0 +1,89 @@
+"""Finding and reaping running runs whose owner process is gone."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from molexp.workspace import (
+    Experiment,
+    RunStatus,
+    Workspace,
+    find_stale_runs,
+    reap_stale_runs,
+)
+from molexp.workspace._records import OwnerInfo, utc_now
+from workspace_helpers import on_disk
+
+_fork = multiprocessing.get_context("fork")
+
+
+def _start_and_die(root: Path, run_id: str) -> None:
+    run = Workspace(root).project("qm9").experiment("baseline").get_run(run_id)
+    run.start().__enter__()
+    os._exit(0)
+
+
+def test_a_run_whose_process_died_is_reaped(exp: Experiment) -> None:
+    run = exp.Run(id="orphan")
+    child = _fork.Process(target=_start_and_die, args=(exp.workspace.root, "orphan"))
+    child.start()
+    child.join()
+    stored = on_disk(run)
+    assert stored.status is RunStatus.running
+    assert stored.owner is not None
+    dead_pid = stored.owner.pid
+    healthy = exp.Run(id="healthy")
+    with healthy.start():
+        assert [r.id for r in find_stale_runs(exp.workspace)] == ["orphan"]
+        assert on_disk(run).status is RunStatus.running
+        assert run.is_stale()
+        assert not healthy.is_stale()
+        reaped = reap_stale_runs(exp.workspace)
+        assert [r.id for r in reaped] == ["orphan"]
+        assert on_disk(healthy).status is RunStatus.running
+    stored = on_disk(run)
+    assert stored.status is RunStatus.failed
+    assert stored.owner is None
+    assert stored.finished_at is not None
+    assert stored.error is not None
+    assert stored.error.type == "StaleRun"
+    assert f"owner process {dead_pid}" in stored.error.message
+    assert "no longer alive" in stored.error.message
+    attempt = stored.execution_history[-1]
+    assert (attempt.status, attempt.error) == (RunStatus.failed, stored.error)
+    assert reap_stale_runs(exp.workspace) == []
+    assert [r.id for r in exp.workspace.runs("status == 'failed'")] == ["orphan"]
+
+
+def _pretend_running_elsewhere(exp: Experiment, run_id: str, heartbeat_age: timedelta) -> None:
+    run = exp.Run(id=run_id)
+    now = utc_now()
+    run.metadata.status = RunStatus.running
+    run.metadata.started_at = now - heartbeat_age
+    run.metadata.owner = OwnerInfo(
+        host="another-host.example",
+        pid=os.getpid(),
+        started_at=now - heartbeat_age,
+        heartbeat_at=now - heartbeat_age,
+    )
+    run.save()
+
+
+def test_other_hosts_are_judged_by_their_heartbeat(exp: Experiment) -> None:
+    _pretend_running_elsewhere(exp, "silent", timedelta(minutes=30))
+    _pretend_running_elsewhere(exp, "chatty", timedelta(seconds=5))
+    assert [r.id for r in find_stale_runs(exp.workspace)] == ["silent"]
+    short = find_stale_runs(exp.workspace, heartbeat_timeout=1.0)
+    assert sorted(r.id for r in short) == ["chatty", "silent"]
+    later = utc_now() + timedelta(hours=1)
+    assert len(find_stale_runs(exp.workspace, now=later)) == 2
+    (reaped,) = reap_stale_runs(exp.workspace)
+    assert reaped.id == "silent"
+    error = on_disk(reaped).error
+    assert error is not None
+    assert "no heartbeat from process" in error.message
+    assert "another-host.example" in error.message
+    assert exp.get_run("chatty").status is RunStatus.running
