@@ -253,3 +253,35 @@ def test_debug_env_prints_traceback(
     monkeypatch.setenv("MOLEXP_DEBUG", "1")
     code, _, err = invoke(capsys, "ls")
     assert code == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("error:")
+
+
+def test_execute_reimports_from_the_recorded_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    script = write_script(project_dir, replicas=1)
+    # A workspace path relative to the working directory, as scripts commonly write it.
+    script.write_text(script.read_text().replace('HERE / "lab"', '"lab"'))
+    monkeypatch.chdir(project_dir)
+    report = json.loads(invoke(capsys, "run", str(script), "--json")[1])
+    run_dir = Path(report["runs"][0]["run_dir"])
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, out, err = invoke(capsys, "execute", str(run_dir), "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "succeeded"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert len(record["execution_history"]) == 2
+    assert not (elsewhere / "lab").exists()
+
+
+def test_execute_rejects_a_non_run_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = invoke(capsys, "execute", str(tmp_path))
+    assert code == 2
+    assert_one_line_error(err)
+    assert "is not a run directory" in err
