@@ -2,8 +2,10 @@
 
 ``WorkflowRuntime`` is the small abstract interface a runtime implements (the shipped one is the
 pydantic-graph driven ``GraphWorkflowRuntime``; a Dask runtime could be added beside it).
-``WorkflowResult`` / ``TaskStatus`` / ``TaskTiming`` / ``TaskError`` describe what happened, and
-``WorkflowExecution`` is the live handle returned by ``spec.start()``.
+``WorkflowResult`` / ``TaskStatus`` / ``TaskTiming`` / ``TaskError`` / ``TaskPersistence`` describe
+what happened, ``ExecutionOptions`` validates the keyword options every runtime accepts and
+``WorkflowExecution`` is the live handle returned by ``spec.start()``. How a runtime executes under
+a tracked run is shared in :mod:`molexp.workflow._lifecycle`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ __all__ = [
     "EXECUTION_STATE_VERSION",
     "ExecutionOptions",
     "TaskError",
+    "TaskPersistence",
     "TaskStatus",
     "TaskTiming",
     "WorkflowExecution",
@@ -36,8 +39,12 @@ __all__ = [
 ]
 
 
-EXECUTION_STATE_VERSION = 1
-"""Schema version of ``WorkflowResult.to_state()`` payloads."""
+EXECUTION_STATE_VERSION = 2
+"""Schema version of ``WorkflowResult.to_state()`` payloads.
+
+2: per task ``snapshot_key`` / ``output_persisted`` / ``persistence_detail``, the ``resumed``
+task list and ``resumed_from`` (the execution whose outputs were re-used).
+"""
 
 
 class TaskStatus(enum.StrEnum):
@@ -49,6 +56,8 @@ class TaskStatus(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CACHED = "cached"
+    RESUMED = "resumed"
+    """Not run: its output was re-used from the previous attempt of the same run."""
     CANCELLED = "cancelled"
 
 
@@ -106,14 +115,29 @@ class TaskError:
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
 
 
+@dataclass(frozen=True, slots=True)
+class TaskPersistence:
+    """Whether a task's output was persisted for the next attempt of its run.
+
+    ``snapshot_key`` is ``"<code_hash>:<config_hash>"`` (None when no snapshot could be taken);
+    ``detail`` says why a task that succeeded was not persisted.
+    """
+
+    snapshot_key: str | None
+    output_persisted: bool
+    detail: str | None = None
+
+
 @dataclass(slots=True, repr=False)
 class WorkflowResult:
     """Everything one execution produced.
 
-    ``outputs`` only holds tasks that succeeded or were served from the cache. ``failed`` lists
-    the failed tasks in the order they failed; ``skipped`` the tasks never run because a
-    dependency failed. ``result[task]`` is the output of ``task`` and ``result.output`` the output
-    of the workflow's single sink task.
+    ``outputs`` only holds tasks that succeeded, were served from the cache or were resumed.
+    ``failed`` lists the failed tasks in the order they failed; ``skipped`` the tasks never run
+    because a dependency failed. ``result[task]`` is the output of ``task`` and ``result.output``
+    the output of the workflow's single sink task. Under a run, ``persistence`` tells per task
+    whether its output was persisted for the next attempt and ``resumed_from`` names the earlier
+    execution whose outputs were re-used (see :mod:`molexp.workflow._resume`).
     """
 
     workflow_name: str
@@ -128,10 +152,17 @@ class WorkflowResult:
     sinks: tuple[str, ...]
     started_at: datetime
     finished_at: datetime
+    persistence: dict[str, TaskPersistence] = field(default_factory=dict)
+    resumed_from: str | None = None
 
     @property
     def duration(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def resumed(self) -> list[str]:
+        """Tasks whose output was re-used from the previous attempt instead of running them."""
+        return [name for name, status in self.statuses.items() if status is TaskStatus.RESUMED]
 
     def __repr__(self) -> str:
         # Summary only: results of large workflows would otherwise print every output.
@@ -178,12 +209,16 @@ class WorkflowResult:
         for name, status in self.statuses.items():
             timing = self.timings.get(name)
             error = self.errors.get(name)
+            persistence = self.persistence.get(name)
             tasks[name] = {
                 "status": str(status),
                 "started_at": timing.started_datetime.isoformat() if timing else None,
                 "finished_at": timing.finished_datetime.isoformat() if timing else None,
                 "duration": timing.duration if timing else None,
                 "error": error.to_dict() if error else None,
+                "snapshot_key": persistence.snapshot_key if persistence else None,
+                "output_persisted": persistence.output_persisted if persistence else False,
+                "persistence_detail": persistence.detail if persistence else None,
             }
         return {
             "version": EXECUTION_STATE_VERSION,
@@ -195,6 +230,8 @@ class WorkflowResult:
             "duration": self.duration,
             "failed": list(self.failed),
             "skipped": list(self.skipped),
+            "resumed": self.resumed,
+            "resumed_from": self.resumed_from,
             "tasks": tasks,
         }
 
@@ -267,12 +304,19 @@ _OPTION_NAMES = (
     "max_concurrency",
     "raise_on_failure",
     "remote_executor",
+    "resume",
+    "snapshot",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionOptions:
-    """The keyword options every runtime's ``execute``/``start`` accept, validated."""
+    """The keyword options every runtime's ``execute``/``start`` accept, validated.
+
+    ``resume`` (under a run): re-use the outputs of unchanged tasks that succeeded in the run's
+    previous attempt (``False`` runs everything). ``snapshot`` (with ``run=``): extra keys for the
+    workflow snapshot stored on the run (e.g. ``{"script": "/abs/path.py"}``).
+    """
 
     inputs: Any = None
     config: Mapping[str, Any] | None = None
@@ -280,6 +324,8 @@ class ExecutionOptions:
     max_concurrency: int | None = None
     raise_on_failure: bool = True
     remote_executor: RemoteExecutor | None = None
+    resume: bool = True
+    snapshot: Mapping[str, Any] | None = None
 
     @classmethod
     def from_kwargs(cls, workflow_name: str, kwargs: Mapping[str, Any]) -> ExecutionOptions:
@@ -308,6 +354,17 @@ class ExecutionOptions:
             raise TypeError(
                 f"workflow {workflow_name!r}: remote_executor must be an async callable"
             )
+        if not isinstance(self.resume, bool):
+            raise TypeError(
+                f"workflow {workflow_name!r}: resume must be True or False, got {self.resume!r}"
+            )
+        if self.snapshot is not None and not (
+            isinstance(self.snapshot, Mapping) and all(isinstance(k, str) for k in self.snapshot)
+        ):
+            raise TypeError(
+                f"workflow {workflow_name!r}: snapshot must be a mapping with string keys, "
+                f"got {self.snapshot!r}"
+            )
         for method in ("lookup", "put"):
             if self.cache is not None and not callable(getattr(self.cache, method, None)):
                 raise TypeError(
@@ -325,8 +382,10 @@ class WorkflowRuntime(ABC):
     """What a runtime implements to execute a compiled :class:`~molexp.workflow.Workflow`.
 
     ``kwargs`` are the :class:`ExecutionOptions` fields (inputs, config, cache, max_concurrency,
-    raise_on_failure, remote_executor). ``run`` opens a tracked run around the execution;
-    ``run_context`` executes under an already open one.
+    raise_on_failure, remote_executor, resume, snapshot). ``run`` opens a tracked run around the
+    execution; ``run_context`` executes under an already open one. A runtime supplies only the
+    driving of the tasks and leaves the run lifecycle to
+    :func:`molexp.workflow._lifecycle.execute_with_lifecycle`.
     """
 
     @abstractmethod

@@ -23,8 +23,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from molexp.workflow._pydantic_graph.state import WorkflowDeps, WorkflowState
+from molexp.workflow._resume import snapshot_task
 from molexp.workflow.runtime import TaskError, TaskStatus
-from molexp.workflow.task import FunctionTask
 from pydantic_graph import BaseNode, End, GraphBuilder, GraphRunContext
 from pydantic_graph.step import NodeStep
 
@@ -145,20 +145,18 @@ async def _run_task(
     state.finished[index] = time.time()
     state.outputs[index] = output
     state.statuses[index] = status
+    if deps.resume is not None:
+        deps.resume.record_success(entry.name, output)
 
 
 async def _run_cached(
     entry: StepEntry, ctx: TaskContext, deps: WorkflowDeps
 ) -> tuple[Any, TaskStatus]:
-    from molexp.workflow.snapshot import TaskSnapshot
-
     registration = entry.registration
-    snapshot_config = {"task": dict(registration.config or {}), "run": dict(ctx.config)}
-    task = registration.task
-    if isinstance(task, FunctionTask):
-        snapshot = TaskSnapshot.from_callable(task.fn, task_id=entry.name, config=snapshot_config)
-    else:
-        snapshot = TaskSnapshot.from_task(task, task_id=entry.name, config=snapshot_config)
+    plan = deps.resume
+    snapshot = plan.snapshot(entry.name) if plan is not None else None
+    if snapshot is None:  # no run, or the plan's attempt failed: this raises the reason here
+        snapshot = snapshot_task(registration, ctx.config)
     # A read-only mapping of several dependency outputs is hashed as the plain dict it mirrors.
     cache_inputs = dict(ctx.inputs) if len(entry.deps) > 1 else ctx.inputs
     cache = deps.cache

@@ -1,19 +1,16 @@
 """``GraphWorkflowRuntime``: the default runtime, driving executions with pydantic-graph.
 
-It validates and compiles the workflow (synchronously, before any task body runs), optionally
-opens the tracked run around the execution, runs the ``WorkflowStep`` trampoline graph and turns
-the final ``WorkflowState`` into a ``WorkflowResult``.
-
-Under ``run=``: ``with run.start(profile_config=...) as rc``, then ``run.set_workflow({...})``,
-execute, ``rc.record_execution_state(result.to_state())``; a failed workflow raises
-``WorkflowFailed`` inside the ``with`` (so the run ends failed, naming the task), a cancelled one
-calls ``rc.mark_failed(...)``. With ``raise_on_failure=False`` the failure is caught after the run
-closed and the result returned.
+It validates and compiles the workflow (synchronously, before any task body runs), runs the
+``WorkflowStep`` trampoline graph and turns the final ``WorkflowState`` into a ``WorkflowResult``.
+Everything about executing under a run (opening it, the workflow snapshot, resume, recording the
+execution state, failing the run) is :func:`molexp.workflow._lifecycle.execute_with_lifecycle`;
+this module only supplies its ``drive``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
 from collections.abc import Mapping
@@ -21,11 +18,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from molexp.workflow._lifecycle import (
+    execute_with_lifecycle,
+    merged_config,
+    resolve_cache,
+    validate_run_arguments,
+)
 from molexp.workflow._pydantic_graph.compiler import CompiledWorkflow, WorkflowGraphCompiler
 from molexp.workflow._pydantic_graph.node import WorkflowStep
 from molexp.workflow._pydantic_graph.state import WorkflowDeps, WorkflowState
 from molexp.workflow.context import ExecutionScope
-from molexp.workflow.errors import WorkflowFailed
 from molexp.workflow.runtime import (
     ExecutionOptions,
     StatusView,
@@ -38,22 +40,13 @@ from molexp.workflow.runtime import (
 )
 
 if TYPE_CHECKING:
+    from molexp.workflow._resume import ResumePlan
     from molexp.workflow.protocols import RunContextProtocol, RunProtocol
     from molexp.workflow.spec import Workflow
 
 __all__ = ["GraphWorkflowRuntime"]
 
-_process_cache: Any = None
-
-
-def _default_memory_cache() -> Any:
-    """The process-wide in-memory ``Caching`` used without ``cache=`` and without a run."""
-    global _process_cache
-    if _process_cache is None:
-        from molexp.workflow.cache import Caching
-
-        _process_cache = Caching()
-    return _process_cache
+_OUTPUT_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.CACHED, TaskStatus.RESUMED)
 
 
 @dataclass(slots=True)
@@ -113,24 +106,7 @@ class GraphWorkflowRuntime(WorkflowRuntime):
         profile_config: Any,
         kwargs: Mapping[str, Any],
     ) -> _Prepared:
-        if run is not None and run_context is not None:
-            raise ValueError(
-                f"workflow {spec.name!r}: pass either run= (to open the run) or run_context= "
-                "(an already open run context), not both"
-            )
-        if run is not None and not (
-            callable(getattr(run, "start", None)) and callable(getattr(run, "set_workflow", None))
-        ):
-            raise TypeError(
-                f"workflow {spec.name!r}: run= must be a Run with start() and set_workflow(), "
-                f"got {type(run).__name__}"
-            )
-        if profile_config is not None and run is None:
-            raise ValueError(
-                f"workflow {spec.name!r}: profile_config= is only used when opening a run; "
-                "pass run= as well"
-            )
-        options = ExecutionOptions.from_kwargs(spec.name, kwargs)
+        options = validate_run_arguments(spec, run, run_context, profile_config, kwargs)
         compiled = self.compiler.compile(spec)
         return _Prepared(
             spec=spec,
@@ -143,57 +119,41 @@ class GraphWorkflowRuntime(WorkflowRuntime):
         )
 
     async def _run(self, prepared: _Prepared) -> WorkflowResult:
-        run = prepared.run
-        if run is None:
-            return await self._run_in(prepared, prepared.run_context)
-        spec = prepared.spec
-        failure: WorkflowFailed | None = None
-        try:
-            with run.start(profile_config=prepared.profile_config) as run_context:
-                run.set_workflow({"workflow_id": spec.workflow_id, "name": spec.name})
-                result = await self._drive(prepared, run_context)
-                run_context.record_execution_state(result.to_state())
-                if result.status is WorkflowStatus.FAILED:
-                    failure = WorkflowFailed(result)
-                    raise failure from _first_exception(result)
-                if result.status is WorkflowStatus.CANCELLED:
-                    run_context.mark_failed(f"workflow {spec.name!r} was cancelled")
-        except WorkflowFailed as exc:
-            if exc is failure and not prepared.options.raise_on_failure:
-                return exc.result
-            raise
-        return result
-
-    async def _run_in(
-        self, prepared: _Prepared, run_context: RunContextProtocol | None
-    ) -> WorkflowResult:
-        result = await self._drive(prepared, run_context)
-        if run_context is not None:
-            run_context.record_execution_state(result.to_state())
-        if result.status is WorkflowStatus.FAILED and prepared.options.raise_on_failure:
-            raise WorkflowFailed(result) from _first_exception(result)
-        return result
+        return await execute_with_lifecycle(
+            prepared.spec,
+            prepared.options,
+            run=prepared.run,
+            run_context=prepared.run_context,
+            profile_config=prepared.profile_config,
+            drive=functools.partial(self._drive, prepared),
+        )
 
     async def _drive(
-        self, prepared: _Prepared, run_context: RunContextProtocol | None
+        self,
+        prepared: _Prepared,
+        run_context: RunContextProtocol | None,
+        plan: ResumePlan | None,
     ) -> WorkflowResult:
         options = prepared.options
         compiled = prepared.compiled
-        config: dict[str, Any] = {}
-        if run_context is not None:
-            config.update(run_context.config)
-        if options.config:
-            config.update(options.config)
         deps = WorkflowDeps(
             compiled=compiled,
-            scope=ExecutionScope(compiled.workflow_name, compiled.workflow_id, config, run_context),
+            scope=ExecutionScope(
+                compiled.workflow_name,
+                compiled.workflow_id,
+                merged_config(run_context, options),
+                run_context,
+            ),
             inputs=options.inputs,
             loop=asyncio.get_running_loop(),
             max_concurrency=options.max_concurrency or sys.maxsize,
-            cache=_resolve_cache(options, run_context) if compiled.uses_cache else None,
+            cache=resolve_cache(options, run_context) if compiled.uses_cache else None,
             remote_executor=options.remote_executor,
+            resume=plan,
         )
         state = prepared.state
+        if plan is not None and plan.resumed_outputs:
+            state.apply_resumed(compiled, plan.resumed_outputs)
         state.started_at = time.time()
         try:
             await compiled.graph.run(
@@ -202,22 +162,6 @@ class GraphWorkflowRuntime(WorkflowRuntime):
         finally:
             state.cancel_running()
         return _build_result(compiled, state)
-
-
-def _resolve_cache(options: ExecutionOptions, run_context: RunContextProtocol | None) -> Any:
-    if options.cache is not None:
-        return options.cache
-    if run_context is not None:
-        from molexp.workflow.cache import Caching, WorkspaceCacheStore
-
-        return Caching(store=WorkspaceCacheStore(run_context.workspace))
-    return _default_memory_cache()
-
-
-def _first_exception(result: WorkflowResult) -> BaseException | None:
-    if not result.failed:
-        return None
-    return result.errors[result.failed[0]].exception
 
 
 def _build_result(compiled: CompiledWorkflow, state: WorkflowState) -> WorkflowResult:
@@ -229,7 +173,7 @@ def _build_result(compiled: CompiledWorkflow, state: WorkflowState) -> WorkflowR
     result_outputs: dict[str, Any] = {}
     timings: dict[str, TaskTiming] = {}
     for index, task_status in enumerate(statuses):
-        if task_status is TaskStatus.SUCCEEDED or task_status is TaskStatus.CACHED:
+        if task_status in _OUTPUT_STATUSES:
             result_outputs[names[index]] = outputs[index]
         if started[index]:
             timings[names[index]] = TaskTiming(started[index], finished[index])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from molexp.workflow.runtime import TaskError, TaskStatus
 
 if TYPE_CHECKING:
     from molexp.workflow._pydantic_graph.compiler import CompiledWorkflow
+    from molexp.workflow._resume import ResumePlan
     from molexp.workflow.context import ExecutionScope
     from molexp.workflow.protocols import RemoteExecutor
 
@@ -52,6 +54,27 @@ class WorkflowState:
             ready=deque(compiled.roots),
         )
 
+    def apply_resumed(self, compiled: CompiledWorkflow, resumed: Mapping[str, Any]) -> None:
+        """Mark ``resumed`` (task name -> stored output) done before anything runs.
+
+        The resumed set is closed under dependencies, so the tasks ready to run are exactly the
+        pending ones whose dependencies are all resumed.
+        """
+        position = {name: i for i, name in enumerate(compiled.names)}
+        statuses = self.statuses
+        remaining = self.remaining
+        for name, output in resumed.items():
+            index = position[name]
+            statuses[index] = TaskStatus.RESUMED
+            self.outputs[index] = output
+            for dependent in compiled.entries[index].dependents:
+                remaining[dependent] -= 1
+        self.ready = deque(
+            index
+            for index, status in enumerate(statuses)
+            if status is TaskStatus.PENDING and remaining[index] == 0
+        )
+
     def on_task_done(self, task: asyncio.Task[None]) -> None:
         """Done-callback of every task: queue it for the trampoline and wake it."""
         self.completed.append(task)
@@ -79,3 +102,4 @@ class WorkflowDeps:
     max_concurrency: int
     cache: Any = None
     remote_executor: RemoteExecutor | None = None
+    resume: ResumePlan | None = None

@@ -1,0 +1,238 @@
+"""Executing a workflow under a tracked run, independently of the runtime that drives the tasks.
+
+A runtime (the pydantic-graph ``GraphWorkflowRuntime``, a Dask runtime...) validates its arguments
+with :func:`validate_run_arguments`, then hands the run lifecycle to :func:`execute_with_lifecycle`
+and only supplies ``drive``::
+
+    async def drive(run_context: RunContextProtocol | None, plan: ResumePlan | None)
+        -> WorkflowResult
+
+``drive`` executes every task and returns the ``WorkflowResult``; it never raises for a task
+failure (it reports it in the result). ``run_context`` is the live run context (``None`` without
+a run): tasks see it as ``ctx.run_context``, and their ``ctx.config`` is
+:func:`merged_config` (the run's profile config overlaid with ``config=``). ``plan`` is ``None``
+exactly when ``run_context`` is; otherwise ``drive`` must honour the
+:class:`~molexp.workflow._resume.ResumePlan` contract: tasks in ``plan.resumed_outputs`` are not run
+but end ``TaskStatus.RESUMED`` with that output (visible to dependents as usual), and
+``plan.record_success(task, output)`` is called from the event-loop thread for every other task
+that succeeded (or was served from the cache). ``plan.snapshot(task)`` is the task's
+``TaskSnapshot`` for ``cache=True`` lookups.
+
+What :func:`execute_with_lifecycle` does around ``drive``:
+
+- ``run=`` (open a run): ``with run.start(profile_config=...) as rc``, then ``run.set_workflow(
+  payload)`` where the payload is a ``WorkflowSnapshotRef``-compatible dict: the snapshot already
+  stored on the run (when the run exposes ``metadata.workflow_snapshot``), overlaid with the
+  caller's ``snapshot=`` keys (the CLI passes ``{"script": <abs path>, "cwd": ...}``), then
+  ``version``, ``workflow_id``, ``workflow_name`` and ``name`` (a caller-given ``workflow_id`` or
+  name that contradicts the workflow is a ``ValueError``, raised before the run is touched). The
+  write is skipped when the stored snapshot already equals the payload.
+- Under a run context (opened here or passed as ``run_context=``): builds the ``ResumePlan``
+  (``resume=False`` re-uses nothing but still persists outputs), drives, closes the plan (flushing
+  the output journal, also when ``drive`` raises), attaches ``persistence`` / ``resumed_from`` to
+  the result and records ``result.to_state()`` with ``rc.record_execution_state``.
+- A failed workflow raises ``WorkflowFailed`` (its ``task_name`` the first failed task) *inside*
+  the ``with`` so the run ends failed naming that task; a cancelled one calls ``rc.mark_failed``.
+  With ``raise_on_failure=False`` the failure is caught after the run closed and the result is
+  returned. With ``run_context=`` only, nothing is opened or closed: the state is recorded and
+  ``WorkflowFailed`` raised unless ``raise_on_failure=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from molexp.workflow.errors import WorkflowFailed
+from molexp.workflow.runtime import ExecutionOptions, WorkflowResult, WorkflowStatus
+
+if TYPE_CHECKING:
+    from molexp.workflow._resume import ResumePlan
+    from molexp.workflow.protocols import RunContextProtocol, RunProtocol
+    from molexp.workflow.spec import Workflow
+
+__all__ = [
+    "Drive",
+    "execute_with_lifecycle",
+    "first_exception",
+    "merged_config",
+    "resolve_cache",
+    "validate_run_arguments",
+    "workflow_payload",
+]
+
+_logger = logging.getLogger("molexp.workflow")
+
+Drive: TypeAlias = (
+    "Callable[[RunContextProtocol | None, ResumePlan | None], Awaitable[WorkflowResult]]"
+)
+"""What a runtime supplies: execute the tasks under this run context and resume plan."""
+
+_SNAPSHOT_VERSION = 1  # WorkflowSnapshotRef.SCHEMA_VERSION, without importing it on every run
+
+_process_cache: Any = None
+
+
+def validate_run_arguments(
+    spec: Workflow,
+    run: RunProtocol | None,
+    run_context: RunContextProtocol | None,
+    profile_config: Any,
+    kwargs: Mapping[str, Any],
+) -> ExecutionOptions:
+    """Check the run arguments and return the validated options (raises before anything runs)."""
+    if run is not None and run_context is not None:
+        raise ValueError(
+            f"workflow {spec.name!r}: pass either run= (to open the run) or run_context= "
+            "(an already open run context), not both"
+        )
+    if run is not None and not (
+        callable(getattr(run, "start", None)) and callable(getattr(run, "set_workflow", None))
+    ):
+        raise TypeError(
+            f"workflow {spec.name!r}: run= must be a Run with start() and set_workflow(), "
+            f"got {type(run).__name__}"
+        )
+    if profile_config is not None and run is None:
+        raise ValueError(
+            f"workflow {spec.name!r}: profile_config= is only used when opening a run; "
+            "pass run= as well"
+        )
+    options = ExecutionOptions.from_kwargs(spec.name, kwargs)
+    if options.snapshot is not None and run is None:
+        raise ValueError(
+            f"workflow {spec.name!r}: snapshot= is stored on the run being opened; "
+            "pass run= as well"
+        )
+    return options
+
+
+def merged_config(
+    run_context: RunContextProtocol | None, options: ExecutionOptions
+) -> dict[str, Any]:
+    """``ctx.config`` of every task: the run's profile config overlaid with ``config=``."""
+    config: dict[str, Any] = {}
+    if run_context is not None:
+        config.update(run_context.config)
+    if options.config:
+        config.update(options.config)
+    return config
+
+
+def resolve_cache(options: ExecutionOptions, run_context: RunContextProtocol | None) -> Any:
+    """The ``Caching`` of ``cache=True`` tasks: ``cache=``, else the run's workspace cache
+    (``<workspace root>/.subsystems/workflow.cache/``), else one in-memory cache per process."""
+    global _process_cache
+    if options.cache is not None:
+        return options.cache
+    from molexp.workflow.cache import Caching, WorkspaceCacheStore
+
+    if run_context is not None:
+        return Caching(store=WorkspaceCacheStore(run_context.workspace))
+    if _process_cache is None:
+        _process_cache = Caching()
+    return _process_cache
+
+
+def first_exception(result: WorkflowResult) -> BaseException | None:
+    """The exception of the first failed task (the cause of ``WorkflowFailed``)."""
+    if not result.failed:
+        return None
+    return result.errors[result.failed[0]].exception
+
+
+def workflow_payload(
+    spec: Workflow, run: RunProtocol, snapshot: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The workflow snapshot to store on ``run``, or None when it already holds exactly that."""
+    identity = {"workflow_id": spec.workflow_id, "workflow_name": spec.name, "name": spec.name}
+    for key, value in (snapshot or {}).items():
+        if key in identity and value != identity[key]:
+            raise ValueError(
+                f"workflow {spec.name!r}: snapshot[{key!r}] is {value!r}, but the workflow "
+                f"being executed has {key} {identity[key]!r}"
+            )
+    stored = getattr(getattr(run, "metadata", None), "workflow_snapshot", None)
+    current = dict(stored) if isinstance(stored, Mapping) else {}
+    payload = {**current, **(snapshot or {}), **identity}
+    payload.setdefault("version", _SNAPSHOT_VERSION)
+    return None if payload == current else payload
+
+
+async def execute_with_lifecycle(
+    spec: Workflow,
+    options: ExecutionOptions,
+    *,
+    run: RunProtocol | None,
+    run_context: RunContextProtocol | None,
+    profile_config: Any,
+    drive: Drive,
+) -> WorkflowResult:
+    """Execute ``spec`` through ``drive`` with the run lifecycle described in the module docs."""
+    if run is None:
+        if run_context is None:
+            result = await drive(None, None)
+        else:
+            result = await _attempt(spec, options, run_context, drive)
+        if result.status is WorkflowStatus.FAILED and options.raise_on_failure:
+            raise WorkflowFailed(result) from first_exception(result)
+        return result
+    payload = workflow_payload(spec, run, options.snapshot)
+    failure: WorkflowFailed | None = None
+    try:
+        with run.start(profile_config=profile_config) as opened:
+            if payload is not None:
+                run.set_workflow(payload)
+            result = await _attempt(spec, options, opened, drive)
+            if result.status is WorkflowStatus.FAILED:
+                failure = WorkflowFailed(result)
+                raise failure from first_exception(result)
+            if result.status is WorkflowStatus.CANCELLED:
+                opened.mark_failed(f"workflow {spec.name!r} was cancelled")
+    except WorkflowFailed as exc:
+        if exc is failure and not options.raise_on_failure:
+            return exc.result
+        raise
+    return result
+
+
+def _open_plan(
+    spec: Workflow, options: ExecutionOptions, run_context: RunContextProtocol
+) -> ResumePlan | None:
+    from molexp.workflow._resume import ResumePlan
+
+    try:
+        return ResumePlan.open(
+            spec,
+            run_dir=run_context.run_dir,
+            execution_id=run_context.execution_id,
+            execution_dir=run_context.execution_dir,
+            run_config=merged_config(run_context, options),
+            inputs=options.inputs,
+            resume=options.resume,
+        )
+    except Exception:  # persistence is best effort: it must never fail the run
+        _logger.warning(
+            "workflow %r: task outputs of this attempt will not be persisted",
+            spec.name,
+            exc_info=True,
+        )
+        return None
+
+
+async def _attempt(
+    spec: Workflow, options: ExecutionOptions, run_context: RunContextProtocol, drive: Drive
+) -> WorkflowResult:
+    plan = _open_plan(spec, options, run_context)
+    try:
+        result = await drive(run_context, plan)
+    finally:
+        if plan is not None:
+            plan.close()
+    if plan is not None:
+        result.persistence = plan.persistence()
+        if plan.resumed_outputs:
+            result.resumed_from = plan.previous_execution_id
+    run_context.record_execution_state(result.to_state())
+    return result

@@ -1,0 +1,581 @@
+"""Per-task resume of a run's execution attempts: the task-output journal and the ``ResumePlan``.
+
+Every execution under a run persists, per task that succeeded, its output and its snapshot key
+(``TaskSnapshot.key`` of the task's code and of ``{"task": <task config>, "run": <run config>}``)
+in an append-only journal ``<execution_dir>/task-outputs/journal.bin``. The next attempt of the
+same run (a fresh process is fine: only ``run_context.run_dir``/``execution_dir`` are used) reads
+the journal of the most recent previous attempt and re-uses the output of a task, without running
+it, when
+
+- the task succeeded in that attempt (or was itself resumed there),
+- its snapshot key is unchanged and it depends on the same tasks as then,
+- every task it depends on is re-used too (a task without dependencies: the workflow ``inputs``
+  hash the same as then),
+- it is not an ``Actor`` (actors talk over channels to tasks that run now; they always run).
+
+Everything else runs again. Re-used tasks end with status ``resumed``.
+
+Journal format. The file starts with ``JOURNAL_MAGIC``; then come records, each a frame header
+(payload length and CRC-32, little-endian ``uint32`` each) followed by the payload, a pickled
+``model_dump()`` of a versioned pydantic record: first one ``AttemptHeader``, then one
+``TaskOutputRecord`` per task (the task output itself is pickled separately into its ``output``
+bytes, so reading a journal never unpickles outputs that are not re-used). Records are appended
+with ``O_APPEND`` from an in-memory buffer flushed at most every ``FLUSH_INTERVAL`` seconds (or when
+``FLUSH_BYTES`` are buffered) and when the attempt ends; they are not fsynced. A crash therefore
+loses at most the records of the last interval, and the reader stops at a truncated or corrupt
+last record, keeping everything before it. A task whose output cannot be pickled (or whose
+snapshot cannot be taken) is simply not resumable: the reason is logged and recorded, the run is
+not affected.
+
+Which attempt is "previous": among ``<run_dir>/execution/*/task-outputs/journal.bin`` other than
+the current execution's, the one whose header has the latest ``started_at``. An attempt that
+crashed counts too (its journal holds whatever was flushed), and resumed records are copied into
+the new attempt's journal at its start, so a chain of partial attempts keeps accumulating outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pickle
+import struct
+import time
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from molexp.workflow.runtime import TaskPersistence
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+if TYPE_CHECKING:
+    from molexp.workflow.snapshot import TaskSnapshot
+    from molexp.workflow.spec import TaskRegistration, Workflow
+
+__all__ = [
+    "FLUSH_BYTES",
+    "FLUSH_INTERVAL",
+    "JOURNAL_DIR",
+    "JOURNAL_FILE",
+    "JOURNAL_MAGIC",
+    "AttemptHeader",
+    "AttemptJournal",
+    "JournalWriter",
+    "ResumePlan",
+    "TaskOutputRecord",
+    "find_previous_attempt",
+    "journal_path",
+    "read_journal",
+    "snapshot_task",
+]
+
+_logger = logging.getLogger("molexp.workflow")
+
+JOURNAL_DIR = "task-outputs"
+JOURNAL_FILE = "journal.bin"
+JOURNAL_MAGIC = b"MOLEXP-TASK-JOURNAL\n"
+FLUSH_INTERVAL = 2.0
+"""Buffered records reach the file at most this many seconds after they were appended."""
+FLUSH_BYTES = 8 * 1024 * 1024
+"""A buffer this large is written out at once instead of waiting for the interval."""
+
+_FRAME = struct.Struct("<II")
+_PICKLE_PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+class _JournalRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    version: int = 1
+
+    def encode(self) -> bytes:
+        """The record as one frame (header + payload) ready to append to a journal."""
+        payload = pickle.dumps(self.model_dump(), protocol=_PICKLE_PROTOCOL)
+        return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+
+
+class AttemptHeader(_JournalRecord):
+    """First record of a journal: which attempt wrote it and what its root tasks received."""
+
+    kind: Literal["attempt"] = "attempt"
+    execution_id: str
+    workflow_id: str
+    workflow_name: str
+    started_at: float
+    inputs_hash: str | None
+    """``hash_value`` of the workflow ``inputs``; None when they cannot be hashed."""
+
+
+class TaskOutputRecord(_JournalRecord):
+    """One task that succeeded: its snapshot key, dependencies and pickled output."""
+
+    kind: Literal["task"] = "task"
+    task: str
+    snapshot_key: str
+    depends_on: tuple[str, ...]
+    output: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTask:
+    """A task record read back from a journal, with its frame to copy it verbatim."""
+
+    record: TaskOutputRecord
+    frame: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptJournal:
+    """What a journal holds: its header and the last record of every task.
+
+    ``complete`` is False when reading stopped at a truncated or corrupt record.
+    """
+
+    path: Path
+    header: AttemptHeader
+    tasks: Mapping[str, StoredTask]
+    complete: bool
+
+
+def journal_path(execution_dir: Path) -> Path:
+    """``<execution_dir>/task-outputs/journal.bin``."""
+    return execution_dir / JOURNAL_DIR / JOURNAL_FILE
+
+
+def _frames(data: bytes | memoryview, path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """``(frame, payload)`` for every intact record after the magic; stops at a damaged one."""
+    view = memoryview(data)
+    offset = len(JOURNAL_MAGIC)
+    end = len(view)
+    while offset < end:
+        if end - offset < _FRAME.size:
+            _logger.warning("journal %s: ignoring a truncated record at byte %d", path, offset)
+            return
+        length, checksum = _FRAME.unpack_from(view, offset)
+        start = offset + _FRAME.size
+        if end - start < length:
+            _logger.warning("journal %s: ignoring a truncated record at byte %d", path, offset)
+            return
+        payload = bytes(view[start : start + length])
+        if zlib.crc32(payload) != checksum:
+            _logger.warning("journal %s: ignoring a corrupt record at byte %d", path, offset)
+            return
+        yield bytes(view[offset : start + length]), payload
+        offset = start + length
+
+
+def _decode(model: type[_JournalRecord], payload: bytes, path: Path) -> Any:
+    """The record in ``payload`` or None (logged) when it cannot be read as ``model``."""
+    try:
+        data = pickle.loads(payload)  # the run's own journal
+    except Exception as exc:
+        _logger.warning("journal %s: unreadable record (%s: %s)", path, type(exc).__name__, exc)
+        return None
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, int) and version > model.SCHEMA_VERSION:
+        _logger.warning(
+            "journal %s: record version %d is newer than this MolExp understands (%d)",
+            path,
+            version,
+            model.SCHEMA_VERSION,
+        )
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        _logger.warning("journal %s: malformed %s: %s", path, model.__name__, exc)
+        return None
+
+
+def _read_bytes(path: Path, size: int | None = None) -> bytes | None:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read() if size is None else handle.read(size)
+    except OSError as exc:
+        _logger.warning("cannot read journal %s: %s", path, exc)
+        return None
+    if not data.startswith(JOURNAL_MAGIC):
+        _logger.warning("%s is not a MolExp task journal", path)
+        return None
+    return data
+
+
+def read_header(path: Path) -> AttemptHeader | None:
+    """Only the header of the journal at ``path`` (None if missing or unreadable)."""
+    head = _read_bytes(path, len(JOURNAL_MAGIC) + _FRAME.size)
+    if head is None or len(head) < len(JOURNAL_MAGIC) + _FRAME.size:
+        return None
+    length, _ = _FRAME.unpack_from(head, len(JOURNAL_MAGIC))
+    data = _read_bytes(path, len(JOURNAL_MAGIC) + _FRAME.size + length)
+    if data is None:
+        return None
+    for _, payload in _frames(data, path):
+        header: AttemptHeader | None = _decode(AttemptHeader, payload, path)
+        return header
+    return None
+
+
+def read_journal(path: Path) -> AttemptJournal | None:
+    """Read the journal at ``path``; None if it is missing, foreign or has no valid header.
+
+    A truncated or corrupt record ends the read (``complete=False``): records before it count.
+    """
+    data = _read_bytes(path)
+    if data is None:
+        return None
+    frames = _frames(data, path)
+    first = next(frames, None)
+    if first is None:
+        return None
+    header: AttemptHeader | None = _decode(AttemptHeader, first[1], path)
+    if header is None:
+        return None
+    tasks: dict[str, StoredTask] = {}
+    complete = True
+    consumed = len(JOURNAL_MAGIC) + len(first[0])
+    for frame, payload in frames:
+        consumed += len(frame)
+        record: TaskOutputRecord | None = _decode(TaskOutputRecord, payload, path)
+        if record is None:
+            complete = False
+            break
+        tasks[record.task] = StoredTask(record, frame)
+    if consumed != len(data):
+        complete = False
+    return AttemptJournal(path=path, header=header, tasks=tasks, complete=complete)
+
+
+def find_previous_attempt(execution_dir: Path, current_execution_id: str) -> Path | None:
+    """The journal of the latest other attempt of the run owning ``execution_dir``, if any.
+
+    Attempts are the sibling directories of ``execution_dir`` (``<run_dir>/execution/*``);
+    "latest" is by the ``started_at`` of their journal headers.
+    """
+    latest: tuple[float, Path] | None = None
+    for path in execution_dir.parent.glob(f"*/{JOURNAL_DIR}/{JOURNAL_FILE}"):
+        if path.parent.parent.name == current_execution_id:
+            continue
+        header = read_header(path)
+        if header is None:
+            continue
+        if latest is None or header.started_at > latest[0]:
+            latest = (header.started_at, path)
+    return latest[1] if latest is not None else None
+
+
+class JournalWriter:
+    """Appends encoded records to a journal file from a buffer (see the module docstring).
+
+    Use it from the event-loop thread. Writing never raises: the first ``OSError`` is logged,
+    kept in ``failure`` and turns the writer off (records are then dropped).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        header: AttemptHeader,
+        *,
+        flush_interval: float = FLUSH_INTERVAL,
+        flush_bytes: int = FLUSH_BYTES,
+    ) -> None:
+        self.path = path
+        self.failure: str | None = None
+        self._flush_interval = flush_interval
+        self._flush_bytes = flush_bytes
+        self._buffer = bytearray(JOURNAL_MAGIC + header.encode())
+        self._buffered_tasks: list[str] = []
+        self._written_tasks: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._fd: int | None = None
+        self._closed = False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            self._fail(exc)
+
+    @property
+    def written_tasks(self) -> frozenset[str]:
+        """Tasks whose records reached the file."""
+        return frozenset(self._written_tasks)
+
+    def append(self, task: str, frame: bytes) -> None:
+        """Buffer ``frame`` (the record of ``task``); it is written within the flush interval."""
+        if self._fd is None or self._closed:
+            return
+        self._buffer += frame
+        self._buffered_tasks.append(task)
+        if len(self._buffer) >= self._flush_bytes:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self._flush_interval, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the buffer to the file now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._fd is None or not self._buffer:
+            return
+        data = memoryview(self._buffer)
+        try:
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+        except OSError as exc:
+            data.release()
+            self._fail(exc)
+            return
+        data.release()
+        self._buffer.clear()
+        self._written_tasks.update(self._buffered_tasks)
+        self._buffered_tasks.clear()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                os.close(fd)
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if self.failure is None:
+            self.failure = f"journal {self.path} could not be written: {exc}"
+            _logger.warning("task outputs will not be resumable: %s", self.failure)
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = None
+        self._buffer.clear()
+        self._buffered_tasks.clear()
+
+
+def snapshot_task(registration: TaskRegistration, run_config: Mapping[str, Any]) -> TaskSnapshot:
+    """``TaskSnapshot`` of a task under ``{"task": <task config>, "run": <run config>}``.
+
+    The same snapshot keys ``cache=True`` lookups and resume decisions.
+    """
+    from molexp.workflow.snapshot import TaskSnapshot
+    from molexp.workflow.task import FunctionTask
+
+    config = {"task": dict(registration.config or {}), "run": dict(run_config)}
+    task = registration.task
+    if isinstance(task, FunctionTask):
+        return TaskSnapshot.from_callable(task.fn, task_id=registration.name, config=config)
+    return TaskSnapshot.from_task(task, task_id=registration.name, config=config)
+
+
+def _hash_inputs(inputs: Any) -> str | None:
+    from molexp.workflow._hashing import UnhashableInputError, hash_value
+
+    try:
+        return hash_value(inputs, label="inputs")
+    except UnhashableInputError as exc:
+        _logger.info("tasks without dependencies are not resumable: %s", exc)
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ResumePlan:
+    """Resume decisions and output persistence for one execution attempt under a run.
+
+    Build it with :meth:`open`. A runtime driving the attempt must:
+
+    - not run the tasks in ``resumed_outputs`` but give them status ``TaskStatus.RESUMED`` and
+      their stored output (what their dependents see as inputs and ``WorkflowResult.outputs``
+      holds); the set is closed under dependencies, so no other task waits on a resumed one;
+    - call ``record_success(task, output)`` once for every other task that succeeded (statuses
+      ``succeeded`` and ``cached``), from the event-loop thread.
+
+    ``snapshot(task)`` is the task's ``TaskSnapshot`` (for ``cache=True`` lookups), computed once.
+    The lifecycle calls ``close()`` and reads ``persistence()`` when the attempt ends.
+    """
+
+    def __init__(
+        self,
+        spec: Workflow,
+        *,
+        execution_id: str,
+        snapshots: Mapping[str, TaskSnapshot | str],
+        writer: JournalWriter,
+        previous: AttemptJournal | None,
+        inputs_hash: str | None,
+    ) -> None:
+        self._spec = spec
+        self._snapshots = snapshots
+        self._writer = writer
+        self._details: dict[str, str] = {}
+        self._submitted: set[str] = set()
+        self.execution_id = execution_id
+        self.previous_execution_id = previous.header.execution_id if previous is not None else None
+        self.resumed_outputs: Mapping[str, Any] = (
+            self._resume_from(previous, inputs_hash) if previous is not None else {}
+        )
+        if self.resumed_outputs:
+            writer.flush()  # a crash right away must not lose the chain of resumed outputs
+
+    @classmethod
+    def open(
+        cls,
+        spec: Workflow,
+        *,
+        run_dir: Path,
+        execution_id: str,
+        execution_dir: Path,
+        run_config: Mapping[str, Any],
+        inputs: Any,
+        resume: bool,
+    ) -> ResumePlan:
+        """Plan the attempt ``execution_id`` and start its journal under ``execution_dir``.
+
+        With ``resume=False`` nothing is re-used, but outputs are still persisted for the next
+        attempt. ``run_dir`` only names the run in log messages.
+        """
+        snapshots: dict[str, TaskSnapshot | str] = {}
+        for name, registration in spec.tasks.items():
+            try:
+                snapshots[name] = snapshot_task(registration, run_config)
+            except Exception as exc:
+                snapshots[name] = f"no snapshot key: {_describe(exc)}"
+        inputs_hash = _hash_inputs(inputs)
+        previous: AttemptJournal | None = None
+        if resume:
+            previous_path = find_previous_attempt(execution_dir, execution_id)
+            if previous_path is not None:
+                previous = read_journal(previous_path)
+        header = AttemptHeader(
+            execution_id=execution_id,
+            workflow_id=spec.workflow_id,
+            workflow_name=spec.name,
+            started_at=time.time(),
+            inputs_hash=inputs_hash,
+        )
+        writer = JournalWriter(journal_path(execution_dir), header)
+        plan = cls(
+            spec,
+            execution_id=execution_id,
+            snapshots=snapshots,
+            writer=writer,
+            previous=previous,
+            inputs_hash=inputs_hash,
+        )
+        if plan.resumed_outputs:
+            _logger.info(
+                "workflow %r under run %s: resuming %d of %d tasks from execution %s",
+                spec.name,
+                run_dir,
+                len(plan.resumed_outputs),
+                len(spec.tasks),
+                plan.previous_execution_id,
+            )
+        return plan
+
+    def _resume_from(self, previous: AttemptJournal, inputs_hash: str | None) -> dict[str, Any]:
+        resumed: dict[str, Any] = {}
+        roots_match = inputs_hash is not None and previous.header.inputs_hash == inputs_hash
+        for name in self._spec.topological_order():
+            stored = previous.tasks.get(name)
+            registration = self._spec.tasks[name]
+            snapshot = self._snapshots[name]
+            if (
+                stored is None
+                or registration.is_actor
+                or isinstance(snapshot, str)
+                or stored.record.snapshot_key != snapshot.key
+                or stored.record.depends_on != registration.depends_on
+                or not all(dep in resumed for dep in registration.depends_on)
+                or (not registration.depends_on and not roots_match)
+            ):
+                continue
+            try:
+                output = pickle.loads(stored.record.output)  # the run's own journal
+            except Exception as exc:
+                _logger.warning(
+                    "task %r of workflow %r runs again: its stored output cannot be loaded (%s)",
+                    name,
+                    self._spec.name,
+                    _describe(exc),
+                )
+                continue
+            resumed[name] = output
+            self._submitted.add(name)
+            self._writer.append(name, stored.frame)
+        return resumed
+
+    def snapshot(self, task: str) -> TaskSnapshot | None:
+        """The task's snapshot, or None when it could not be taken."""
+        snapshot = self._snapshots.get(task)
+        return None if snapshot is None or isinstance(snapshot, str) else snapshot
+
+    def record_success(self, task: str, output: Any) -> None:
+        """Persist the output of a task that succeeded in this attempt (never raises)."""
+        registration = self._spec.tasks[task]
+        self._submitted.add(task)
+        if registration.is_actor:
+            self._details[task] = "actors are always executed again"
+            return
+        snapshot = self._snapshots[task]
+        if isinstance(snapshot, str):
+            self._details[task] = snapshot
+            return
+        try:
+            data = pickle.dumps(output, protocol=_PICKLE_PROTOCOL)
+        except Exception as exc:
+            self._details[task] = f"output is not picklable: {_describe(exc)}"
+            _logger.warning(
+                "task %r of workflow %r is not resumable: its output (%s) cannot be pickled: %s",
+                task,
+                self._spec.name,
+                type(output).__name__,
+                _describe(exc),
+            )
+            return
+        record = TaskOutputRecord(
+            task=task,
+            snapshot_key=snapshot.key,
+            depends_on=registration.depends_on,
+            output=data,
+        )
+        self._writer.append(task, record.encode())
+
+    def close(self) -> None:
+        """Write out every buffered record and close the journal."""
+        self._writer.close()
+
+    def persistence(self) -> dict[str, TaskPersistence]:
+        """Per task: its snapshot key, whether its output reached the journal, and why not."""
+        written = self._writer.written_tasks
+        failure = self._writer.failure
+        report: dict[str, TaskPersistence] = {}
+        for name, snapshot in self._snapshots.items():
+            key = None if isinstance(snapshot, str) else snapshot.key
+            persisted = name in written
+            detail = None
+            if not persisted and name in self._submitted:
+                detail = self._details.get(name, failure)
+            report[name] = TaskPersistence(
+                snapshot_key=key, output_persisted=persisted, detail=detail
+            )
+        return report
