@@ -248,6 +248,8 @@ class Workflow:
         max_concurrency: int | None = None,
         raise_on_failure: bool = True,
         remote_executor: RemoteExecutor | None = None,
+        resume: bool = True,
+        snapshot: Mapping[str, Any] | None = None,
         runtime: WorkflowRuntime | None = None,
     ) -> WorkflowResult:
         """Execute the workflow and return its :class:`~molexp.workflow.WorkflowResult`.
@@ -257,7 +259,10 @@ class Workflow:
         profile_config=...)`` around the execution; ``run_context=`` uses an already open one.
         ``cache`` is a ``Caching`` for ``cache=True`` tasks; ``max_concurrency`` bounds the running
         tasks; ``remote_executor`` runs tasks with a ``remote=`` hint. Raises ``WorkflowFailed``
-        when a task fails unless ``raise_on_failure=False``.
+        when a task fails unless ``raise_on_failure=False``. Under a run, ``resume`` re-uses the
+        outputs of unchanged tasks that succeeded in the run's previous attempt (``False``
+        recomputes everything) and ``snapshot`` adds keys (e.g. ``{"script": path}``) to the
+        workflow snapshot stored on the run.
         """
         chosen = runtime if runtime is not None else self._get_runtime()
         return await chosen.execute(
@@ -271,6 +276,8 @@ class Workflow:
             max_concurrency=max_concurrency,
             raise_on_failure=raise_on_failure,
             remote_executor=remote_executor,
+            resume=resume,
+            snapshot=snapshot,
         )
 
     async def start(
@@ -285,6 +292,8 @@ class Workflow:
         max_concurrency: int | None = None,
         raise_on_failure: bool = True,
         remote_executor: RemoteExecutor | None = None,
+        resume: bool = True,
+        snapshot: Mapping[str, Any] | None = None,
         runtime: WorkflowRuntime | None = None,
     ) -> WorkflowExecution:
         """Like :meth:`execute` but return a :class:`~molexp.workflow.WorkflowExecution` at once."""
@@ -300,6 +309,8 @@ class Workflow:
             max_concurrency=max_concurrency,
             raise_on_failure=raise_on_failure,
             remote_executor=remote_executor,
+            resume=resume,
+            snapshot=snapshot,
         )
 
     def execute_sync(self, inputs: Any = None, **kwargs: Any) -> WorkflowResult:
