@@ -91,6 +91,11 @@ def row_for(metadata: RunMetadata, run_dir: str) -> IndexRow:
     )
 
 
+# Connections inherited through fork are parked here instead of being closed: closing
+# one in the child could checkpoint and delete the WAL the parent is still using.
+_inherited_connections: list[sqlite3.Connection] = []
+
+
 class _Local(threading.local):
     def __init__(self) -> None:
         self.connection: sqlite3.Connection | None = None
@@ -117,6 +122,8 @@ class RunIndex:
         local = self._local
         pid = os.getpid()
         if local.connection is None or local.pid != pid:
+            if local.connection is not None:
+                _inherited_connections.append(local.connection)
             local.connection = self._connect()
             local.pid = pid
         if self._schema_ready_pid != pid:
