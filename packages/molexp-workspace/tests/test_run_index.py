@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,12 @@ def test_to_pandas(exp: Experiment) -> None:
 def test_index_row_count_matches_runs(ws: Workspace) -> None:
     populate(ws)
     assert index_rows(ws) == 7
+
+
+def test_a_lazy_workspace_object_sees_a_workspace_created_later(root: Path) -> None:
+    early = Workspace(root)
+    assert len(early.runs()) == 0
+    assert not root.exists()
+    Workspace(root).Project("p").Experiment("e").Run(id="late")
+    assert early.runs().ids == ["late"]
+    assert early.find_run("late").id == "late"

@@ -152,6 +152,12 @@ class Workspace:
                 self._materialized = True
         return self
 
+    def _exists(self) -> bool:
+        """Whether ``workspace.json`` exists, adopting one another process created meanwhile."""
+        if not self._materialized and self._record.exists():
+            self.reload()
+        return self._materialized
+
     def save(self) -> None:
         """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
         with self._lock:
@@ -288,7 +294,7 @@ class Workspace:
 
     def broken_records(self) -> list[BrokenRecord]:
         """Every project, experiment and run record that cannot be read, with its error."""
-        if not self._materialized:
+        if not self._exists():
             return []
         return [
             item for item in scan_records(self._root, self.id) if isinstance(item, BrokenRecord)
@@ -350,7 +356,7 @@ class Workspace:
         See ``molexp.workspace._query`` for the language. ``order_by`` is a field or
         ``-field`` (or a list of them); creation order breaks ties.
         """
-        if not self._materialized:
+        if not self._exists():
             return RunQueryResult([])
         conditions: list[tuple[str, list[Any]]] = []
         if isinstance(where, str):
@@ -387,7 +393,7 @@ class Workspace:
     ) -> Run:
         """Load a run by id through the index (``project``/``experiment`` disambiguate)."""
         validate_name(run_id, "run id")
-        if not self._materialized:
+        if not self._exists():
             raise KeyError(f"no run {run_id!r} in workspace {self._root}")
         conditions: list[tuple[str, list[Any]]] = [("id = ?", [run_id])]
         if project is not None:
