@@ -9,6 +9,7 @@ artifacts, logs, checkpoints and errors. This package never imports the workflow
 layer.
 """
 
+from molexp.assets import BrokenRecord
 from molexp.workspace._context import RunContext
 from molexp.workspace._errors import AmbiguousRunIdError, BrokenRecordWarning, RunStateError
 from molexp.workspace._experiment import Experiment
@@ -36,6 +37,7 @@ from molexp.workspace._workspace import IndexRebuildReport, Workspace
 
 __all__ = [
     "AmbiguousRunIdError",
+    "BrokenRecord",
     "BrokenRecordWarning",
     "ErrorInfo",
     "ExecutionRecord",
