@@ -215,3 +215,13 @@ def test_a_lazy_workspace_object_sees_a_workspace_created_later(root: Path) -> N
     Workspace(root).Project("p").Experiment("e").Run(id="late")
     assert early.runs().ids == ["late"]
     assert early.find_run("late").id == "late"
+
+
+def test_a_deleted_index_file_is_rebuilt_by_a_live_workspace(ws: Workspace) -> None:
+    populate(ws)
+    before = records(ws)
+    for suffix in ("", "-wal", "-shm"):
+        (ws.root / ".molexp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    assert records(ws) == before
+    ws.project("qm9").experiment("baseline").Run(id="after-delete")
+    assert index_rows(ws) == len(before) + 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,7 +103,9 @@ class Experiment:
         self._metadata = metadata
         self._record = record
         self._lock = threading.RLock()
-        self._runs: dict[str, Run] = {}
+        # Weak: a run object stays shared while someone holds it, without keeping every
+        # run of a long-lived process in memory.
+        self._runs: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
 
     @staticmethod
     def _record_for(project: Project, experiment_id: str) -> RecordFile[ExperimentMetadata]:
@@ -331,8 +334,9 @@ class Experiment:
             )
 
         with self._lock:
-            if id is not None and id in self._runs:
-                return self._runs[id]
+            cached = self._runs.get(id) if id is not None else None
+            if cached is not None:
+                return cached
             runs_dir = self.experiment_dir / RUNS_DIR
             if id is None:
                 run = Run._create_fresh(self, runs_dir, new_run_id, new_metadata)

@@ -313,7 +313,7 @@ class Workspace:
                     connection.isolation_level = None
                     return connection
 
-                self._index = RunIndex(connect, self._scan_index_rows)
+                self._index = RunIndex(connect, self._scan_index_rows, catalog.db_path)
             return self._index
 
     def _index_run(self, metadata: RunMetadata, run_dir: Path) -> None:
