@@ -243,3 +243,44 @@ def test_get_run_sees_changes_made_by_another_process(exp: Experiment) -> None:
     assert run.metadata.status == "pending"
     assert exp.get_run("shared") is run
     assert run.metadata.status == "cancelled"
+
+
+def test_record_edits_save_and_reload_with_conflict_detection(exp: Experiment) -> None:
+    ws = exp.workspace
+    run = exp.Run(id="edited")
+    run.metadata.tags.append("keep")
+    run.save()
+    twin = Workspace(ws.root).project("qm9").experiment("baseline").get_run("edited")
+    assert twin.metadata.tags == ["keep"]
+    assert ws.runs().to_records()[0]["tags"] == ["keep"]
+    twin.metadata.tags.append("twin")
+    twin.save()
+    run.metadata.tags.append("stale")
+    with pytest.raises(StaleRecordError, match=r"run\.json"):
+        run.save()
+    assert run.reload().metadata.tags == ["keep", "twin"]
+    run.metadata.status = "nonsense"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="run 'edited': metadata field 'status' is invalid"):
+        run.save()
+    run.reload()
+
+    project = exp.project
+    project.metadata.description = "molecules"
+    project.save()
+    other = Workspace(ws.root).project("qm9")
+    assert other.description == "molecules"
+    other.metadata.owner = "someone"
+    other.save()
+    project.metadata.tags.append("late")
+    with pytest.raises(StaleRecordError, match=r"project\.json"):
+        project.save()
+    assert project.reload().owner == "someone"
+
+    exp.metadata.description = "first"
+    exp.save()
+    other_exp = Workspace(ws.root).project("qm9").experiment("baseline")
+    other_exp.metadata.description = "second"
+    other_exp.save()
+    with pytest.raises(StaleRecordError, match=r"experiment\.json"):
+        exp.save()
+    assert exp.reload().description == "second"

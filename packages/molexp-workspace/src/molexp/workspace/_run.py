@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked
+from pydantic import ValidationError
 
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
@@ -224,7 +225,15 @@ class Run:
         with self._lock, locked(self._record.path):
             if self._record.changed_since_seen():
                 raise StaleRecordError(self._record.path)
-            self._metadata = RunMetadata.model_validate(self._metadata.model_dump())
+            try:
+                validated = RunMetadata.model_validate(self._metadata.model_dump(warnings=False))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(str(part) for part in first["loc"])
+                raise ValueError(
+                    f"run {self.id!r}: metadata field {field!r} is invalid: {first['msg']}"
+                ) from None
+            self._metadata = validated
             self._metadata.parameters = plain_json(self._metadata.parameters, "parameters")
             self._metadata.results = plain_json(self._metadata.results, "results")
             self._metadata.updated_at = utc_now()
