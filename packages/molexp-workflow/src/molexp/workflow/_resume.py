@@ -501,7 +501,6 @@ class ResumePlan:
             snapshot = self._snapshots[name]
             if (
                 stored is None
-                or registration.is_actor
                 or isinstance(snapshot, str)
                 or stored.record.snapshot_key != snapshot.key
                 or stored.record.depends_on != registration.depends_on

@@ -1,0 +1,211 @@
+"""The task-output journal: framing, crash tolerance, buffering and flushing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from molexp.workflow._resume import (
+    JOURNAL_MAGIC,
+    AttemptHeader,
+    JournalWriter,
+    TaskOutputRecord,
+    read_header,
+    read_journal,
+)
+
+
+def _header(execution_id: str = "e1", started_at: float = 1.0) -> AttemptHeader:
+    return AttemptHeader(
+        execution_id=execution_id,
+        workflow_id="0123456789abcdef",
+        workflow_name="wf",
+        started_at=started_at,
+        inputs_hash=None,
+    )
+
+
+def _record(task: str, output: object) -> TaskOutputRecord:
+    return TaskOutputRecord(
+        task=task, snapshot_key="code:config", depends_on=(), output=pickle.dumps(output)
+    )
+
+
+def _write(path: Path, records: list[TaskOutputRecord]) -> bytes:
+    writer = JournalWriter(path, _header())
+    for record in records:
+        writer.append(record.task, record.encode())
+    writer.close()
+    return path.read_bytes()
+
+
+_records = st.lists(
+    st.tuples(st.text(min_size=1, max_size=8), st.binary(max_size=64)), max_size=6
+).map(lambda items: [_record(f"{i}-{name}", data) for i, (name, data) in enumerate(items)])
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=_records, cut=st.integers(min_value=0, max_value=10_000))
+def test_any_truncation_keeps_an_intact_prefix(
+    tmp_path_factory: pytest.TempPathFactory, records: list[TaskOutputRecord], cut: int
+) -> None:
+    path = tmp_path_factory.mktemp("journal") / "journal.bin"
+    data = _write(path, records)
+    header_end = len(JOURNAL_MAGIC) + len(_header().encode())
+    cut = min(cut, len(data))
+    path.write_bytes(data[:cut])
+    journal = read_journal(path)
+    if cut < header_end:
+        assert journal is None
+        return
+    assert journal is not None
+    kept = list(journal.tasks)
+    assert kept == [record.task for record in records[: len(kept)]]
+    assert all(journal.tasks[r.task].record == r for r in records[: len(kept)])
+    boundaries = {header_end}
+    position = header_end
+    for record in records:
+        position += len(record.encode())
+        boundaries.add(position)
+    assert journal.complete == (cut in boundaries)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(records=_records.filter(bool), data=st.data())
+def test_a_flipped_byte_loses_at_most_the_records_from_there_on(
+    tmp_path_factory: pytest.TempPathFactory,
+    records: list[TaskOutputRecord],
+    data: st.DataObject,
+) -> None:
+    path = tmp_path_factory.mktemp("journal") / "journal.bin"
+    content = bytearray(_write(path, records))
+    header_end = len(JOURNAL_MAGIC) + len(_header().encode())
+    position = data.draw(st.integers(min_value=header_end, max_value=len(content) - 1))
+    content[position] ^= data.draw(st.integers(min_value=1, max_value=255))
+    path.write_bytes(bytes(content))
+    journal = read_journal(path)
+    assert journal is not None and not journal.complete
+    offset = header_end
+    intact = 0
+    for record in records:
+        offset += len(record.encode())
+        if offset > position:
+            break
+        intact += 1
+    assert list(journal.tasks) == [record.task for record in records[:intact]]
+
+
+def test_header_round_trip_and_foreign_files(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    _write(path, [_record("a", 1)])
+    assert read_header(path) == _header()
+    assert read_header(tmp_path / "missing.bin") is None
+    (tmp_path / "foreign.bin").write_bytes(b"PK\x03\x04 zip file")
+    assert read_header(tmp_path / "foreign.bin") is None
+    assert read_journal(tmp_path / "foreign.bin") is None
+    (tmp_path / "magic-only.bin").write_bytes(JOURNAL_MAGIC)
+    assert read_header(tmp_path / "magic-only.bin") is None
+    assert read_journal(tmp_path / "magic-only.bin") is None
+
+
+def test_a_newer_record_version_stops_the_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "j.bin"
+    future = TaskOutputRecord(
+        version=TaskOutputRecord.SCHEMA_VERSION + 1,
+        task="later",
+        snapshot_key="k",
+        depends_on=(),
+        output=b"",
+    )
+    _write(path, [_record("a", 1), future, _record("b", 2)])
+    with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
+        journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a"] and not journal.complete
+    assert "newer than this MolExp understands" in caplog.text
+
+
+def test_a_malformed_record_stops_the_read(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    writer = JournalWriter(path, _header())
+    writer.append("a", _record("a", 1).encode())
+    writer.append("bad", _header("other").encode())  # a header where a task record belongs
+    writer.close()
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a"] and not journal.complete
+
+
+def test_a_later_record_of_the_same_task_wins(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    _write(path, [_record("a", 1), _record("a", 2)])
+    journal = read_journal(path)
+    assert journal is not None
+    assert pickle.loads(journal.tasks["a"].record.output) == 2
+
+
+async def test_records_reach_the_file_within_the_flush_interval(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    writer = JournalWriter(path, _header(), flush_interval=0.05)
+    writer.append("a", _record("a", 1).encode())
+    assert path.read_bytes() == b""  # buffered, not yet written
+    assert writer.written_tasks == frozenset()
+    await asyncio.sleep(0.15)
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a"]
+    assert writer.written_tasks == {"a"}
+    writer.append("b", _record("b", 2).encode())
+    writer.close()
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a", "b"] and journal.complete
+
+
+async def test_a_full_buffer_is_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    writer = JournalWriter(path, _header(), flush_interval=60, flush_bytes=1024)
+    writer.append("small", _record("small", 1).encode())
+    assert path.read_bytes() == b""
+    writer.append("big", _record("big", b"x" * 2048).encode())
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["small", "big"]
+    writer.close()
+
+
+def test_without_an_event_loop_every_append_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    writer = JournalWriter(path, _header())
+    writer.append("a", _record("a", 1).encode())
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a"]
+    writer.close()
+    writer.close()
+    writer.append("late", _record("late", 1).encode())  # ignored once closed
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a"]
+
+
+def test_a_new_attempt_replaces_a_stale_file_at_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    _write(path, [_record("old", 1)])
+    _write(path, [_record("new", 2)])
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["new"]
+
+
+def test_an_unwritable_path_turns_the_writer_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
+        writer = JournalWriter(blocker / "sub" / "j.bin", _header())
+    assert writer.failure is not None and str(blocker) in writer.failure
+    writer.append("a", _record("a", 1).encode())
+    writer.close()
+    assert writer.written_tasks == frozenset()
+    assert "will not be resumable" in caplog.text
