@@ -12,7 +12,10 @@ const SweepPage = lazy(() => import("./pages/SweepPage"));
 function Route() {
   const { segments, query } = useLocation();
   const [first, project, second, experiment, view] = segments;
-  if (first === "runs" && project) return <RunPage runId={project} />;
+  if (first === "runs" && project) {
+    const run = { id: project, project: query.get("p") ?? undefined, experiment: query.get("e") ?? undefined };
+    return <RunPage run={run} />;
+  }
   if (first === "p" && second === "e" && project && experiment) {
     if (view === "compare") {
       const runs = (query.get("runs") ?? "").split(",").filter(Boolean);

@@ -205,6 +205,25 @@ export interface RunQuery {
   offset?: number;
 }
 
+/** A run named by id plus, when known, its project and experiment (run ids may repeat). */
+export interface RunKey {
+  id: string;
+  project?: string;
+  experiment?: string;
+}
+
+export function runKeyOf(run: { id: string; project_id: string; experiment_id: string }): RunKey {
+  return { id: run.id, project: run.project_id, experiment: run.experiment_id };
+}
+
+function runPath(run: RunKey, rest = ""): string {
+  return `/runs/${seg(run.id)}${rest}`;
+}
+
+function runQuery(run: RunKey, extra: Record<string, string | number | undefined> = {}): string {
+  return query({ project: run.project, experiment: run.experiment, ...extra });
+}
+
 export const api = {
   workspace: () => request<WorkspaceInfo>("/workspace"),
   projects: () => request<ProjectInfo[]>("/projects"),
@@ -216,16 +235,16 @@ export const api = {
       `/projects/${seg(project)}/experiments/${seg(experiment)}/runs${query({ ...q })}`,
     ),
   runs: (q: RunQuery) => request<RunPage>(`/runs${query({ ...q })}`),
-  run: (runId: string) => request<RunDetail>(`/runs/${seg(runId)}`),
-  cancel: (runId: string) => request<RunDetail>(`/runs/${seg(runId)}/cancel`, { method: "POST" }),
-  logs: (runId: string) => request<LogInfo[]>(`/runs/${seg(runId)}/logs`),
-  log: (runId: string, name: string, since: number) =>
-    request<LogChunk>(`/runs/${seg(runId)}/logs/${seg(name)}${query({ since })}`),
-  logStreamUrl: (runId: string, name: string, since: number) =>
-    `${BASE}/runs/${seg(runId)}/logs/${seg(name)}/stream${query({ since })}`,
-  artifacts: (runId: string) => request<ArtifactInfo[]>(`/runs/${seg(runId)}/artifacts`),
-  artifactUrl: (runId: string, name: string) =>
-    `${BASE}/runs/${seg(runId)}/artifacts/${name.split("/").map(seg).join("/")}`,
+  run: (run: RunKey) => request<RunDetail>(runPath(run) + runQuery(run)),
+  cancel: (run: RunKey) => request<RunDetail>(runPath(run, "/cancel") + runQuery(run), { method: "POST" }),
+  logs: (run: RunKey) => request<LogInfo[]>(runPath(run, "/logs") + runQuery(run)),
+  log: (run: RunKey, name: string, since: number) =>
+    request<LogChunk>(runPath(run, `/logs/${seg(name)}`) + runQuery(run, { since })),
+  logStreamUrl: (run: RunKey, name: string, since: number) =>
+    BASE + runPath(run, `/logs/${seg(name)}/stream`) + runQuery(run, { since }),
+  artifacts: (run: RunKey) => request<ArtifactInfo[]>(runPath(run, "/artifacts") + runQuery(run)),
+  artifactUrl: (run: RunKey, name: string) =>
+    BASE + runPath(run, `/artifacts/${name.split("/").map(seg).join("/")}`) + runQuery(run),
   compare: (project: string, experiment: string, runs: string[]) =>
     request<CompareTable>(
       `/projects/${seg(project)}/experiments/${seg(experiment)}/compare${query({ runs: runs.join(",") })}`,
@@ -243,6 +262,20 @@ export function pick(source: Record<string, Json>, dotted: string): Json | undef
     current = (current as Record<string, Json>)[part];
   }
   return current;
+}
+
+/** Leaves of a nested object under dotted keys: {model: {depth: 3}} -> {"model.depth": 3}. */
+export function flatten(source: Record<string, Json>, prefix = ""): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  for (const [key, value] of Object.entries(source)) {
+    const name = prefix + key;
+    if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length > 0) {
+      Object.assign(out, flatten(value, `${name}.`));
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
 }
 
 export function formatValue(value: Json | undefined): string {

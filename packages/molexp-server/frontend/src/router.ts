@@ -1,5 +1,6 @@
 // Minimal hash router: "#/path/segments?query" -> route + query, with helpers to build links.
 import { useEffect, useState } from "react";
+import type { RunKey } from "./api";
 
 export interface Location {
   segments: string[];
@@ -45,7 +46,7 @@ export function replaceHash(target: string): void {
 export const links = {
   overview: () => href([]),
   experiment: (project: string, experiment: string) => href(["p", project, "e", experiment]),
-  run: (runId: string) => href(["runs", runId]),
+  run: (run: RunKey) => href(["runs", run.id], { p: run.project, e: run.experiment }),
   compare: (project: string, experiment: string, runs: string[]) =>
     href(["p", project, "e", experiment, "compare"], { runs: runs.join(",") }),
   sweep: (project: string, experiment: string) => href(["p", project, "e", experiment, "sweep"]),

@@ -1,12 +1,12 @@
 // Artifacts of a run with inline previews: JSON pretty-printed, text, and images.
 import { useEffect, useState } from "react";
-import { api, formatTime, type ArtifactInfo } from "../api";
+import { api, formatTime, type ArtifactInfo, type RunKey } from "../api";
 import { ErrorNote } from "./common";
 
 const PREVIEW_BYTES = 256 * 1024;
 
 function kindOf(artifact: ArtifactInfo): "json" | "text" | "image" | "binary" {
-  const type = artifact.media_type;
+  const type = artifact.media_type.split(";")[0].trim().toLowerCase();
   if (type === "application/json" || type.endsWith("+json")) return "json";
   if (type.startsWith("image/")) return "image";
   if (type.startsWith("text/") || type === "application/x-yaml" || type === "application/xml") return "text";
@@ -19,8 +19,8 @@ function formatSize(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function Preview({ runId, artifact }: { runId: string; artifact: ArtifactInfo }) {
-  const url = api.artifactUrl(runId, artifact.name);
+function Preview({ run, artifact }: { run: RunKey; artifact: ArtifactInfo }) {
+  const url = api.artifactUrl(run, artifact.name);
   const kind = kindOf(artifact);
   const [text, setText] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
@@ -66,7 +66,7 @@ function Preview({ runId, artifact }: { runId: string; artifact: ArtifactInfo })
   );
 }
 
-export function ArtifactList({ runId, artifacts }: { runId: string; artifacts: ArtifactInfo[] }) {
+export function ArtifactList({ run, artifacts }: { run: RunKey; artifacts: ArtifactInfo[] }) {
   const [open, setOpen] = useState<string | undefined>();
   if (artifacts.length === 0) return <div className="muted">no artifacts</div>;
   const current = artifacts.find((artifact) => artifact.name === open);
@@ -99,7 +99,7 @@ export function ArtifactList({ runId, artifacts }: { runId: string; artifacts: A
               <td className="num">{formatSize(artifact.size)}</td>
               <td>{formatTime(artifact.updated_at)}</td>
               <td>
-                <a href={api.artifactUrl(runId, artifact.name)} download>
+                <a href={api.artifactUrl(run, artifact.name)} download>
                   download
                 </a>
               </td>
@@ -107,7 +107,7 @@ export function ArtifactList({ runId, artifacts }: { runId: string; artifacts: A
           ))}
         </tbody>
       </table>
-      {current && <Preview key={current.name} runId={runId} artifact={current} />}
+      {current && <Preview key={current.name} run={run} artifact={current} />}
     </div>
   );
 }

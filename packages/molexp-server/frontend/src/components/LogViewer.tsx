@@ -1,16 +1,17 @@
 // Log panel of a run: pick a log, read it, and follow it live over Server-Sent Events.
 import { useEffect, useRef, useState } from "react";
-import { api, type LogInfo } from "../api";
+import { api, type LogInfo, type RunKey } from "../api";
 import { ErrorNote } from "./common";
 
 const MAX_SHOWN_CHARS = 400_000;
 
-function LogText({ runId, name, follow }: { runId: string; name: string; follow: boolean }) {
+function LogText({ run, name, follow }: { run: RunKey; name: string; follow: boolean }) {
   const [text, setText] = useState("");
   const [offset, setOffset] = useState<number | null>(null);
   const [error, setError] = useState<string | undefined>();
   const [live, setLive] = useState(false);
   const pre = useRef<HTMLPreElement>(null);
+  const identity = `${run.id}/${run.project ?? ""}/${run.experiment ?? ""}`;
 
   const append = (chunk: string) =>
     setText((current) => {
@@ -23,7 +24,7 @@ function LogText({ runId, name, follow }: { runId: string; name: string; follow:
     setText("");
     setOffset(null);
     setError(undefined);
-    api.log(runId, name, 0).then(
+    api.log(run, name, 0).then(
       (chunk) => {
         if (cancelled) return;
         append(chunk.text);
@@ -34,7 +35,7 @@ function LogText({ runId, name, follow }: { runId: string; name: string; follow:
     return () => {
       cancelled = true;
     };
-  }, [runId, name]);
+  }, [identity, name]);
 
   const ready = offset !== null;
   useEffect(() => {
@@ -43,7 +44,7 @@ function LogText({ runId, name, follow }: { runId: string; name: string; follow:
     let since = offset;
     let stopped = false;
     const open = () => {
-      source = new EventSource(api.logStreamUrl(runId, name, since), { withCredentials: true });
+      source = new EventSource(api.logStreamUrl(run, name, since), { withCredentials: true });
       setLive(true);
       source.addEventListener("log", (event) => {
         const data = JSON.parse((event as MessageEvent<string>).data) as { text: string; next_offset: number };
@@ -69,7 +70,7 @@ function LogText({ runId, name, follow }: { runId: string; name: string; follow:
       setLive(false);
     };
     // Re-subscribe only when the log or the follow switch changes, not on every received chunk.
-  }, [runId, name, follow, ready]);
+  }, [identity, name, follow, ready]);
 
   useEffect(() => {
     const element = pre.current;
@@ -89,7 +90,7 @@ function LogText({ runId, name, follow }: { runId: string; name: string; follow:
   );
 }
 
-export function LogViewer({ runId, logs, terminal }: { runId: string; logs: LogInfo[]; terminal: boolean }) {
+export function LogViewer({ run, logs, terminal }: { run: RunKey; logs: LogInfo[]; terminal: boolean }) {
   const [name, setName] = useState<string | undefined>(logs[0]?.name);
   const [follow, setFollow] = useState(!terminal);
   useEffect(() => {
@@ -120,7 +121,7 @@ export function LogViewer({ runId, logs, terminal }: { runId: string; logs: LogI
           follow
         </label>
       </div>
-      <LogText key={name} runId={runId} name={name} follow={follow} />
+      <LogText key={name} run={run} name={name} follow={follow} />
     </div>
   );
 }

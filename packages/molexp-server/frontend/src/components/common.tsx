@@ -1,6 +1,6 @@
 // Small shared pieces: status badges, status chips, error and loading notes, key/value tables.
 import type { ReactNode } from "react";
-import { formatValue, STATUSES, type Json } from "../api";
+import { flatten, formatValue, STATUSES, type Json } from "../api";
 
 export function StatusBadge({ status }: { status: string }) {
   return (
@@ -72,7 +72,8 @@ export function Section({ title, children, testId }: { title: ReactNode; childre
   );
 }
 
-export function KeyValues({ values, testId }: { values: Record<string, Json>; testId?: string }) {
+export function KeyValues({ values: nested, testId }: { values: Record<string, Json>; testId?: string }) {
+  const values = flatten(nested);
   const keys = Object.keys(values).sort();
   if (keys.length === 0) return <div className="muted">none</div>;
   return (

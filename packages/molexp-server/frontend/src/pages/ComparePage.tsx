@@ -2,7 +2,7 @@
 import type { ChartData, ChartOptions } from "chart.js";
 import { useState } from "react";
 import { Bar } from "react-chartjs-2";
-import { api, formatValue, type CompareTable } from "../api";
+import { api, runKeyOf, formatValue, type CompareTable } from "../api";
 import { SERIES_COLORS } from "../components/charts";
 import { ErrorNote, Loading, StatusBadge } from "../components/common";
 import { links } from "../router";
@@ -82,7 +82,7 @@ export default function ComparePage({
               <th />
               {data.runs.map((run) => (
                 <th key={run.id}>
-                  <a href={links.run(run.id)}>{run.id}</a> <StatusBadge status={run.status} />
+                  <a href={links.run(runKeyOf(run))}>{run.id}</a> <StatusBadge status={run.status} />
                 </th>
               ))}
             </tr>

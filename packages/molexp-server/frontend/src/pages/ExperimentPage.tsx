@@ -1,6 +1,6 @@
 // Experiment page: a server-sorted, filterable, paged runs table with params and results as columns.
 import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from "react";
-import { api, durationBetween, formatDuration, formatTime, formatValue, pick, type RunSummary } from "../api";
+import { api, runKeyOf, durationBetween, formatDuration, formatTime, formatValue, pick, type RunSummary } from "../api";
 import { ErrorNote, Loading, StatusBadge, StatusChips } from "../components/common";
 import { href, links, replaceHash } from "../router";
 import { useAsync } from "../useAsync";
@@ -65,7 +65,7 @@ export function ExperimentPage({
         label: "run",
         sortable: true,
         render: (run) => (
-          <a href={links.run(run.id)} data-testid="run-link">
+          <a href={links.run(runKeyOf(run))} data-testid="run-link">
             {run.id}
           </a>
         ),

@@ -1,5 +1,5 @@
 // Workspace overview: identity, status counts, broken records, projects with experiments, recent runs.
-import { api, formatTime, type ExperimentInfo, type ProjectInfo } from "../api";
+import { api, runKeyOf, formatTime, type ExperimentInfo, type ProjectInfo } from "../api";
 import { ErrorNote, Loading, Section, StatusBadge, StatusCounts } from "../components/common";
 import { links } from "../router";
 import { useAsync } from "../useAsync";
@@ -106,7 +106,7 @@ export function OverviewPage() {
               {recent.data.items.map((run) => (
                 <tr key={run.id}>
                   <td>
-                    <a href={links.run(run.id)}>{run.id}</a>
+                    <a href={links.run(runKeyOf(run))}>{run.id}</a>
                   </td>
                   <td>
                     <a href={links.experiment(run.project_id, run.experiment_id)}>

@@ -1,6 +1,6 @@
 // Run page: status, attempts and task timeline, results, configuration, artifacts and live logs.
 import { lazy, Suspense, useEffect, useState } from "react";
-import { api, formatDuration, formatTime, TERMINAL, type RunDetail } from "../api";
+import { api, formatDuration, formatTime, runKeyOf, TERMINAL, type RunDetail, type RunKey } from "../api";
 import { ArtifactList } from "../components/ArtifactList";
 import { ErrorNote, KeyValues, Loading, Section, StatusBadge } from "../components/common";
 import { LogViewer } from "../components/LogViewer";
@@ -78,11 +78,12 @@ function Tasks({ run }: { run: RunDetail }) {
   );
 }
 
-export function RunPage({ runId }: { runId: string }) {
+export function RunPage({ run: key }: { run: RunKey }) {
   const [tick, setTick] = useState(0);
-  const run = useAsync(() => api.run(runId), [runId, tick]);
-  const logs = useAsync(() => api.logs(runId), [runId, tick]);
-  const artifacts = useAsync(() => api.artifacts(runId), [runId, tick]);
+  const identity = `${key.id}/${key.project ?? ""}/${key.experiment ?? ""}`;
+  const run = useAsync(() => api.run(key), [identity, tick]);
+  const logs = useAsync(() => api.logs(key), [identity, tick]);
+  const artifacts = useAsync(() => api.artifacts(key), [identity, tick]);
   const [cancelError, setCancelError] = useState<string | undefined>();
 
   const terminal = run.data ? TERMINAL.has(run.data.status) : false;
@@ -95,10 +96,12 @@ export function RunPage({ runId }: { runId: string }) {
   if (run.error) return <ErrorNote message={run.error} />;
   if (!run.data) return <Loading />;
   const detail = run.data;
+  // Once loaded, address the run by all three ids so file requests can never be ambiguous.
+  const pinned = runKeyOf(detail);
 
   const cancel = () => {
     setCancelError(undefined);
-    api.cancel(runId).then(
+    api.cancel(key).then(
       () => setTick((value) => value + 1),
       (reason: unknown) => setCancelError(reason instanceof Error ? reason.message : String(reason)),
     );
@@ -166,11 +169,11 @@ export function RunPage({ runId }: { runId: string }) {
       </Section>
       <Section title="Artifacts">
         {artifacts.error && <ErrorNote message={artifacts.error} />}
-        {artifacts.data && <ArtifactList runId={runId} artifacts={artifacts.data} />}
+        {artifacts.data && <ArtifactList run={pinned} artifacts={artifacts.data} />}
       </Section>
       <Section title="Logs">
         {logs.error && <ErrorNote message={logs.error} />}
-        {logs.data && <LogViewer runId={runId} logs={logs.data} terminal={terminal} />}
+        {logs.data && <LogViewer run={pinned} logs={logs.data} terminal={terminal} />}
       </Section>
     </div>
   );

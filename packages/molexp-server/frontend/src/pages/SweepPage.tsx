@@ -13,6 +13,12 @@ function numericKeys(runs: RunSummary[], keys: string[], section: "params" | "re
   return keys.filter((key) => runs.some((run) => typeof pick(run[section], key) === "number"));
 }
 
+/** Keys whose values differ between runs first: a constant parameter makes a poor x axis. */
+function varyingFirst(runs: RunSummary[], keys: string[], section: "params" | "results"): string[] {
+  const varies = (key: string) => new Set(runs.map((run) => JSON.stringify(pick(run[section], key)))).size > 1;
+  return [...keys.filter(varies), ...keys.filter((key) => !varies(key))];
+}
+
 interface Point {
   x: number;
   y: number;
@@ -37,7 +43,7 @@ export default function SweepPage({
   if (!info.data || !runs.data) return <Loading />;
 
   const items = runs.data.items;
-  const xKeys = numericKeys(items, info.data.param_keys, "params");
+  const xKeys = varyingFirst(items, numericKeys(items, info.data.param_keys, "params"), "params");
   const yKeys = numericKeys(items, info.data.result_keys, "results");
   const x = query.get("x") ?? xKeys[0];
   const y = query.get("y") ?? yKeys[0];
@@ -146,7 +152,7 @@ export default function SweepPage({
       const element = elements[0];
       if (!element) return;
       const point = chart.data.datasets[element.datasetIndex].data[element.index] as unknown as Point;
-      window.location.hash = links.run(point.runId);
+      window.location.hash = links.run({ id: point.runId, project, experiment });
     },
     plugins: {
       legend: { display: groups.size > 1 || Boolean(group) },
