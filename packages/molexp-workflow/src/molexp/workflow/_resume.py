@@ -270,6 +270,9 @@ def find_previous_attempt(execution_dir: Path, current_execution_id: str) -> Pat
 class JournalWriter:
     """Appends encoded records to a journal file from a buffer (see the module docstring).
 
+    ``flush_interval`` / ``flush_bytes`` default to the module's ``FLUSH_INTERVAL`` /
+    ``FLUSH_BYTES`` at construction time.
+
     Use it from the event-loop thread. Writing never raises: the first ``OSError`` is logged,
     kept in ``failure`` and turns the writer off (records are then dropped).
     """
@@ -279,13 +282,13 @@ class JournalWriter:
         path: Path,
         header: AttemptHeader,
         *,
-        flush_interval: float = FLUSH_INTERVAL,
-        flush_bytes: int = FLUSH_BYTES,
+        flush_interval: float | None = None,
+        flush_bytes: int | None = None,
     ) -> None:
         self.path = path
         self.failure: str | None = None
-        self._flush_interval = flush_interval
-        self._flush_bytes = flush_bytes
+        self._flush_interval = FLUSH_INTERVAL if flush_interval is None else flush_interval
+        self._flush_bytes = FLUSH_BYTES if flush_bytes is None else flush_bytes
         self._buffer = bytearray(JOURNAL_MAGIC + header.encode())
         self._buffered_tasks: list[str] = []
         self._written_tasks: set[str] = set()
