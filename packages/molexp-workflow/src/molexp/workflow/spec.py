@@ -313,6 +313,27 @@ class Workflow:
             snapshot=snapshot,
         )
 
+    async def execute_task(
+        self,
+        task_name: str,
+        inputs: Any = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        run_context: RunContextProtocol | None = None,
+    ) -> Any:
+        """Execute the single task ``task_name`` with these inputs and config; return its output.
+
+        For workers that run one task of a workflow elsewhere (a scheduler job for a task with a
+        ``remote=`` hint): ``ctx.inputs`` is ``inputs`` as given (the ``name -> output`` mapping
+        for a task with several dependencies), ``ctx.config`` is ``config`` and
+        ``ctx.run_context`` is ``run_context``. The task's exception propagates unchanged;
+        nothing is cached or recorded. An unknown task raises ``KeyError``, an actor
+        ``ValueError``.
+        """
+        from molexp.workflow._single_task import execute_task
+
+        return await execute_task(self, task_name, inputs, config=config, run_context=run_context)
+
     def execute_sync(self, inputs: Any = None, **kwargs: Any) -> WorkflowResult:
         """Run :meth:`execute` with ``asyncio.run`` (for scripts; not from a running loop)."""
         import asyncio
