@@ -323,8 +323,8 @@ def test_sql_matches_the_reference_semantics(
     connection = memory_index.connection()
     connection.execute("DELETE FROM runs")
     for metadata in rows:
-        memory_index.upsert(metadata, f"runs/run-{metadata.id}")
+        memory_index.upsert(metadata)
     selected = memory_index.select([compile_where(node)], None, None)
-    assert sorted(row[3] for row in selected) == sorted(
+    assert sorted(row[2] for row in selected) == sorted(
         metadata.id for metadata in rows if evaluate(node, metadata)
     )

@@ -24,7 +24,7 @@ from ._records import RunMetadata
 
 __all__ = ["INDEX_VERSION", "IndexRow", "RunIndex", "format_time"]
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 _COLUMNS = (
     "workspace_id",
@@ -44,17 +44,18 @@ _COLUMNS = (
     "replica_index",
     "seed",
     "tags",
-    "run_dir",
 )
-SELECT_COLUMNS = ", ".join(_COLUMNS)
+# What a query returns (the workspace id is the same for every row).
+SELECT_COLUMNS = ", ".join(_COLUMNS[1:])
 _UPSERT = (
-    f"INSERT OR REPLACE INTO runs ({SELECT_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
 _SCHEMA = (
     f"CREATE TABLE runs ({', '.join(_COLUMNS)}, PRIMARY KEY (project_id, experiment_id, id))",
     "CREATE INDEX runs_by_id ON runs (id)",
     "CREATE INDEX runs_by_status ON runs (status)",
-    "CREATE INDEX runs_by_created ON runs (created_at)",
+    # The default order: queries walk this index instead of sorting.
+    "CREATE INDEX runs_by_created ON runs (created_at, project_id, experiment_id, id)",
 )
 
 IndexRow = tuple[Any, ...]
@@ -67,8 +68,8 @@ def format_time(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_for(metadata: RunMetadata, run_dir: str) -> IndexRow:
-    """The index row of one run; ``run_dir`` is POSIX and relative to the workspace root."""
+def row_for(metadata: RunMetadata) -> IndexRow:
+    """The index row of one run."""
     profile = metadata.profile
     return (
         metadata.workspace_id,
@@ -88,7 +89,6 @@ def row_for(metadata: RunMetadata, run_dir: str) -> IndexRow:
         metadata.replica_index,
         metadata.seed,
         json.dumps(metadata.tags, ensure_ascii=False),
-        run_dir,
     )
 
 
@@ -185,10 +185,10 @@ class RunIndex:
             raise
         connection.execute("COMMIT")
 
-    def upsert(self, metadata: RunMetadata, run_dir: str) -> None:
+    def upsert(self, metadata: RunMetadata) -> None:
         connection = self.connection()
         with self._transaction(connection):
-            connection.execute(_UPSERT, row_for(metadata, run_dir))
+            connection.execute(_UPSERT, row_for(metadata))
 
     def rebuild(self) -> int:
         """Replace every row by a fresh scan; returns how many rows were written.
@@ -222,7 +222,10 @@ class RunIndex:
         order: tuple[str, Sequence[Any]] | None,
         limit: int | None,
     ) -> list[IndexRow]:
-        """Rows matching every ``(sql, args)`` condition, in ``order`` then creation order."""
+        """``SELECT_COLUMNS`` of the rows matching every ``(sql, args)`` condition.
+
+        Ordered by ``order``, then creation order.
+        """
         sql = f"SELECT {SELECT_COLUMNS} FROM runs"
         args: list[Any] = []
         if conditions:

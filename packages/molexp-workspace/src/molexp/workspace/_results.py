@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from ._index import IndexRow
+from ._layout import EXPERIMENTS_DIR, PROJECTS_DIR, RUN_DIR_PREFIX, RUNS_DIR
 from ._records import RunStatus
 
 __all__ = ["RunQueryResult", "RunSummary"]
@@ -51,81 +52,89 @@ class RunSummary:
         return self._row == other._row and self._root == other._root
 
     def __hash__(self) -> int:
-        return hash((self._root, self._row[1], self._row[2], self._row[3]))
+        return hash((self._root, self._row[0], self._row[1], self._row[2]))
 
     @property
     def id(self) -> str:
-        return str(self._row[3])
-
-    @property
-    def project(self) -> str:
-        return str(self._row[1])
-
-    @property
-    def experiment(self) -> str:
         return str(self._row[2])
 
     @property
+    def project(self) -> str:
+        return str(self._row[0])
+
+    @property
+    def experiment(self) -> str:
+        return str(self._row[1])
+
+    @property
     def status(self) -> RunStatus:
-        return RunStatus(self._row[4])
+        return RunStatus(self._row[3])
 
     @property
     def created_at(self) -> datetime:
-        return datetime.fromisoformat(self._row[5])
+        return datetime.fromisoformat(self._row[4])
 
     @property
     def updated_at(self) -> datetime:
-        return datetime.fromisoformat(self._row[6])
+        return datetime.fromisoformat(self._row[5])
 
     @property
     def started_at(self) -> datetime | None:
-        return _time(self._row[7])
+        return _time(self._row[6])
 
     @property
     def finished_at(self) -> datetime | None:
-        return _time(self._row[8])
+        return _time(self._row[7])
 
     @property
     def params(self) -> dict[str, Any]:
         if self._params is None:
-            self._params = json.loads(self._row[9])
+            self._params = json.loads(self._row[8])
         return self._params
 
     @property
     def results(self) -> dict[str, Any]:
         if self._results is None:
-            self._results = json.loads(self._row[10])
+            self._results = json.loads(self._row[9])
         return self._results
 
     @property
     def profile(self) -> str | None:
-        return self._row[11]  # type: ignore[no-any-return]
+        return self._row[10]  # type: ignore[no-any-return]
 
     @property
     def config_hash(self) -> str | None:
-        return self._row[12]  # type: ignore[no-any-return]
+        return self._row[11]  # type: ignore[no-any-return]
 
     @property
     def workflow_id(self) -> str | None:
-        return self._row[13]  # type: ignore[no-any-return]
+        return self._row[12]  # type: ignore[no-any-return]
 
     @property
     def replica_index(self) -> int | None:
-        return self._row[14]  # type: ignore[no-any-return]
+        return self._row[13]  # type: ignore[no-any-return]
 
     @property
     def seed(self) -> int | None:
-        return self._row[15]  # type: ignore[no-any-return]
+        return self._row[14]  # type: ignore[no-any-return]
 
     @property
     def tags(self) -> list[str]:
         if self._tags is None:
-            self._tags = json.loads(self._row[16])
+            self._tags = json.loads(self._row[15])
         return self._tags
 
     @property
     def run_dir(self) -> Path:
-        return self._root / str(self._row[17])
+        return (
+            self._root
+            / PROJECTS_DIR
+            / self.project
+            / EXPERIMENTS_DIR
+            / self.experiment
+            / RUNS_DIR
+            / f"{RUN_DIR_PREFIX}{self.id}"
+        )
 
     def to_record(self) -> dict[str, Any]:
         """A flat dict: run fields plus ``params.<path>`` / ``results.<path>`` columns."""

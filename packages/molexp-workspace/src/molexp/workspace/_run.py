@@ -180,7 +180,7 @@ class Run:
     def _persist(self, *, durable: bool) -> None:
         """Write the in-memory record and index it (caller holds the lock or owns the run)."""
         self._record.write(self._metadata, durable=durable)
-        self.workspace._index_run(self._metadata, self.run_dir)
+        self.workspace._index_run(self._metadata)
 
     def _update(self, mutate: Mutation) -> None:
         """Locked read-modify-write of ``run.json`` plus the index upsert.

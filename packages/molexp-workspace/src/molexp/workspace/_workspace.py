@@ -37,13 +37,10 @@ from molexp.assets import (
 from ._errors import AmbiguousRunIdError, BrokenRecordWarning
 from ._index import IndexRow, RunIndex, row_for
 from ._layout import (
-    EXPERIMENTS_DIR,
     PROJECT_FILE,
     PROJECTS_DIR,
-    RUNS_DIR,
     WORKSPACE_FILE,
     child_dirs,
-    run_dir_name,
     safe_id,
     scan_records,
 )
@@ -316,8 +313,8 @@ class Workspace:
                 self._index = RunIndex(connect, self._scan_index_rows, catalog.db_path)
             return self._index
 
-    def _index_run(self, metadata: RunMetadata, run_dir: Path) -> None:
-        self._run_index.upsert(metadata, run_dir.relative_to(self._root).as_posix())
+    def _index_run(self, metadata: RunMetadata) -> None:
+        self._run_index.upsert(metadata)
 
     def _scan_index_rows(self) -> Iterator[IndexRow]:
         self._scan_broken = []
@@ -325,15 +322,7 @@ class Workspace:
             if isinstance(item, BrokenRecord):
                 self._scan_broken.append(item)
             elif isinstance(item, RunMetadata):
-                run_dir = (
-                    Path(PROJECTS_DIR)
-                    / item.project_id
-                    / EXPERIMENTS_DIR
-                    / item.experiment_id
-                    / RUNS_DIR
-                    / run_dir_name(item.id)
-                )
-                yield row_for(item, run_dir.as_posix())
+                yield row_for(item)
 
     def rebuild_index(self) -> IndexRebuildReport:
         """Recreate the run index from every ``run.json`` and the asset index from its records."""
@@ -401,7 +390,7 @@ class Workspace:
         if experiment is not None:
             conditions.append(("experiment_id = ?", [experiment]))
         rows = self._run_index.select(conditions, None, None)
-        matches = sorted({(row[1], row[2]) for row in rows})
+        matches = sorted({(row[0], row[1]) for row in rows})
         if not matches:
             raise KeyError(f"no run {run_id!r} in workspace {self._root}")
         if len(matches) > 1:
