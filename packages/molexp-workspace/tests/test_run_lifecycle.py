@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from molexp.assets import ErrorTraceAsset, ExecutionStateAsset
 from molexp.workspace import (
+    ExecutionRecord,
     Experiment,
+    OwnerInfo,
     ProfileConfig,
     RunContext,
     RunStateError,
@@ -17,6 +19,7 @@ from molexp.workspace import (
     config_hash,
 )
 from molexp.workspace import _context as context_module
+from molexp.workspace._records import utc_now
 from workspace_helpers import on_disk, raw_on_disk
 
 
@@ -428,3 +431,25 @@ def test_open_rebuilds_the_chain_from_a_run_directory(exp: Experiment, tmp_path:
     (odd / "run.json").write_text("{}")
     with pytest.raises(ValueError, match="is not laid out as"):
         RunContext.open(odd)
+
+
+def test_an_attempt_taken_over_meanwhile_only_closes_its_own_record(exp: Experiment) -> None:
+    run = exp.Run(id="taken")
+    with run.start() as ctx:
+        twin = Workspace(exp.workspace.root).project("qm9").experiment("baseline").get_run("taken")
+        now = utc_now()
+        twin.metadata.owner = OwnerInfo(host="other-host", pid=1, started_at=now, heartbeat_at=now)
+        twin.metadata.execution_history.append(
+            ExecutionRecord(
+                execution_id="other", attempt=2, status=RunStatus.running, started_at=now
+            )
+        )
+        twin.save()
+    stored = on_disk(run)
+    assert stored.status is RunStatus.running
+    assert stored.owner is not None
+    assert stored.owner.host == "other-host"
+    mine, theirs = stored.execution_history
+    assert (mine.execution_id, mine.status) == (ctx.execution_id, RunStatus.succeeded)
+    assert mine.finished_at is not None
+    assert (theirs.execution_id, theirs.status) == ("other", RunStatus.running)

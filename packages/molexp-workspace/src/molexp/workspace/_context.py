@@ -9,7 +9,8 @@ run ``succeeded``, or ``failed`` when an exception escaped or ``mark_failed`` wa
 called: the traceback goes to ``execution/<execution_id>/error.txt`` (an
 ``ErrorTraceAsset``) and an ``ErrorInfo`` onto the run and the execution record.
 Exceptions always propagate. A run cancelled by someone else meanwhile stays
-``cancelled``.
+``cancelled``; a run another process took over meanwhile (after reaping it) keeps
+that process's state, and only this attempt's record is closed.
 
 Results: ``set_result`` writes through to ``run.json`` when this context has not
 written the record during the last ``RESULT_WRITE_INTERVAL`` seconds; a result set
@@ -334,6 +335,7 @@ class RunContext:
                 cleanup_error = cleanup_error or error
         final = RunStatus.failed if failure is not None else RunStatus.succeeded
         execution_id = self._execution_id
+        me = (this_host(), os.getpid())
         with self._lock:
             results, self._pending_results = self._pending_results, {}
 
@@ -347,6 +349,14 @@ class RunContext:
                 if record is not None:
                     record.status = RunStatus.cancelled
                     record.finished_at = record.finished_at or now
+                return
+            owner = metadata.owner
+            if metadata.status is RunStatus.running and owner and (owner.host, owner.pid) != me:
+                # Reaped meanwhile and restarted by another process: only close our attempt.
+                if record is not None:
+                    record.status = final
+                    record.finished_at = now
+                    record.error = error_info
                 return
             metadata.status = final
             metadata.finished_at = now
