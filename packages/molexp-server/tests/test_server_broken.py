@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from molexp.server import create_app
+from molexp.workspace import Workspace
 from server_helpers import Lab, make_client
 
 # The server reports broken records in its answers; the warnings the listings emit are expected.
@@ -114,3 +115,36 @@ async def test_unknown_task_state_shapes_give_no_rows(lab: Lab) -> None:
     state.write_text(json.dumps({"tasks": [{"name": "a", "status": "failed", "error": "bad"}]}))
     [task] = (await _get(lab, f"{API}/runs/ok0")).json()["tasks"]
     assert (task["name"], task["status"], task["error"]) == ("a", "failed", "bad")
+
+
+async def test_same_server_notices_damage_and_repair(client: httpx.AsyncClient, lab: Lab) -> None:
+    url = f"{API}/projects/qm9/experiments/baseline/runs"
+    assert (await client.get(url)).json()["broken"] == []
+    record = lab.first.run_dir / "run.json"
+    good = record.read_bytes()
+    record.write_text("{ torn write")
+    assert [item["path"] for item in (await client.get(url)).json()["broken"]] == [
+        "projects/qm9/experiments/baseline/runs/run-ok0/run.json"
+    ]
+    tmp = record.with_name("run.json.tmp")
+    tmp.write_bytes(good)
+    tmp.replace(record)  # repaired the way MolExp writes: an atomic rename
+    assert (await client.get(url)).json()["broken"] == []
+
+
+async def test_broken_list_matches_the_workspace_own_report(lab: Lab) -> None:
+    (lab.first.run_dir / "run.json").write_text("[]")
+    moved = lab.succeeded[1].run_dir / "run.json"
+    record = json.loads(moved.read_text())
+    record["experiment_id"] = "sweep"  # a record that does not belong where it lies
+    moved.write_text(json.dumps(record))
+    _experiment_file(lab, "sweep").write_text("{")
+    expected = sorted(
+        (item.path.relative_to(lab.root).as_posix(), item.error)
+        for item in Workspace.load(lab.root).broken_records()
+    )
+    overview = (await _get(lab, f"{API}/workspace")).json()
+    assert sorted((item["path"], item["error"]) for item in overview["broken"]) == expected
+    assert len(expected) == 3
+    in_baseline = (await _get(lab, f"{API}/projects/qm9/experiments/baseline/runs")).json()
+    assert len(in_baseline["broken"]) == 2

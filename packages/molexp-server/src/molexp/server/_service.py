@@ -26,12 +26,10 @@ from molexp.assets import (
     RecordError,
     validate_name,
 )
-from molexp.assets import (
-    BrokenRecord as BrokenRecordFile,
-)
 from molexp.workspace import (
     AmbiguousRunIdError,
     ErrorInfo,
+    ExecutionRecord,
     Experiment,
     QuerySyntaxError,
     Run,
@@ -41,10 +39,8 @@ from molexp.workspace import (
     RunSummary,
     Workspace,
 )
-from molexp.workspace import (
-    ExecutionRecord as ExecutionRecordModel,
-)
 
+from ._broken import BrokenRecordScanner
 from ._files import (
     FileEntry,
     LogRead,
@@ -183,7 +179,7 @@ def _error_detail(error: ErrorInfo | None) -> ErrorDetail | None:
     )
 
 
-def _attempt_info(record: ExecutionRecordModel) -> AttemptInfo:
+def _attempt_info(record: ExecutionRecord) -> AttemptInfo:
     return AttemptInfo(
         execution_id=record.execution_id,
         attempt=record.attempt,
@@ -308,6 +304,7 @@ class WorkspaceService:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
         self._lock = threading.RLock()
+        self._scanner = BrokenRecordScanner(workspace.root, workspace.id)
 
     @property
     def root(self) -> Path:
@@ -342,14 +339,12 @@ class WorkspaceService:
             return str(path)
 
     def _broken(
-        self, records: Iterable[BrokenRecordFile], under: Path | None = None
+        self, project: str | None = None, experiment: str | None = None
     ) -> list[BrokenRecord]:
-        out = []
-        for record in records:
-            if under is not None and not record.path.is_relative_to(under):
-                continue
-            out.append(BrokenRecord(path=self._relative(record.path), error=record.error))
-        return out
+        return [
+            BrokenRecord(path=self._relative(item.path), error=item.error)
+            for item in self._scanner.scan(project, experiment)
+        ]
 
     # -- hierarchy -------------------------------------------------------------------
 
@@ -368,7 +363,7 @@ class WorkspaceService:
                     runs=sum(statuses.values()),
                     by_status=dict(statuses),
                 ),
-                broken=self._broken(self._ws.broken_records()),
+                broken=self._broken(),
             )
 
         return self._call(work)
@@ -470,20 +465,17 @@ class WorkspaceService:
             query = f"({query}) and status in [{listed}]" if query else f"status in [{listed}]"
 
         def work() -> RunPage:
-            under: Path | None = None
             if project_id is not None:
                 project = self._ws.project(_checked(project_id, "project id"))
-                under = project.project_dir
                 if experiment_id is not None:
-                    experiment = project.experiment(_checked(experiment_id, "experiment id"))
-                    under = experiment.experiment_dir
+                    project.experiment(_checked(experiment_id, "experiment id"))
             rows = self._ws.runs(
                 where=query or None,
                 order_by=order_by or None,
                 project=project_id,
                 experiment=experiment_id,
             )
-            broken = self._broken(self._ws.broken_records(), under)
+            broken = self._broken(project_id, experiment_id)
             return RunPage(
                 items=[_summary_info(row) for row in rows[offset : offset + limit]],
                 total=len(rows),
