@@ -12,6 +12,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -42,6 +43,7 @@ from molexp.workspace import (
 
 from ._broken import BrokenRecordScanner
 from ._files import (
+    LOG_SUFFIX,
     FileEntry,
     LogRead,
     PathRejected,
@@ -84,7 +86,6 @@ CANCELLABLE_STATUSES = frozenset({RunStatus.pending, RunStatus.queued, RunStatus
 TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 ARTIFACTS_DIR = "artifacts"
 LOGS_DIR = "logs"
-LOG_SUFFIX = ".log"
 MAX_EXECUTION_STATE_BYTES = 16 * 1024 * 1024
 
 
@@ -97,15 +98,13 @@ class ServiceError(Exception):
         super().__init__(detail)
 
 
+@dataclass(frozen=True, slots=True)
 class RunRef:
     """A run named by id, optionally narrowed to one project and experiment."""
 
-    __slots__ = ("experiment", "project", "run_id")
-
-    def __init__(self, run_id: str, project: str | None = None, experiment: str | None = None):
-        self.run_id = run_id
-        self.project = project
-        self.experiment = experiment
+    run_id: str
+    project: str | None = None
+    experiment: str | None = None
 
 
 def _checked(value: str, what: str) -> str:
