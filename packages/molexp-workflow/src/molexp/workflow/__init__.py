@@ -40,6 +40,7 @@ from molexp.workflow.spec import (
 from molexp.workflow.task import Actor, Task
 
 if TYPE_CHECKING:
+    from molexp.workflow._dask import DaskRuntime, runtime_from_config
     from molexp.workflow.cache import (
         CACHE_FORMAT_VERSION,
         Caching,
@@ -56,6 +57,7 @@ __all__ = [
     "ActorContext",
     "Caching",
     "ChannelClosedError",
+    "DaskRuntime",
     "FileCacheStore",
     "MemoryCacheStore",
     "NoRunContextError",
@@ -85,6 +87,7 @@ __all__ = [
     "create_default_runtime",
     "join",
     "parallel_map",
+    "runtime_from_config",
     "workflow",
 ]
 
@@ -96,6 +99,8 @@ _LAZY: dict[str, str] = {
     "WorkspaceCacheStore": "molexp.workflow.cache",
     "CACHE_FORMAT_VERSION": "molexp.workflow.cache",
     "WorkflowSnapshotRef": "molexp.workflow.snapshot_ref",
+    "DaskRuntime": "molexp.workflow._dask",
+    "runtime_from_config": "molexp.workflow._dask",
 }
 
 
