@@ -19,10 +19,17 @@ from typing import Any
 from griffe._internal import finder
 
 _EXTEND_PATH = re.compile(
-    r"__path__\s*=\s*(?:__import__\([\"']pkgutil[\"']\)\.|pkgutil\.)?extend_path\(__path__, __name__\)"
+    r"__path__\s*=\s*(?:__import__\([\"']pkgutil[\"']\)\.|pkgutil\.)?"
+    r"extend_path\(__path__, __name__\)"
 )
 
 
 def on_config(config: Any) -> Any:
+    if not hasattr(finder, "_re_pkgutil"):
+        raise RuntimeError(
+            "docs/_hooks/namespace_paths.py: griffe no longer has finder._re_pkgutil; update the "
+            "hook for this griffe version (or spell the meta package's extend_path the way "
+            "griffe recognises it)"
+        )
     finder._re_pkgutil = _EXTEND_PATH
     return config
