@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pickle
@@ -287,37 +288,66 @@ async def test_previous_attempt_is_the_latest_journal_not_the_current_one(
     assert find_previous_attempt(tmp_path / "nowhere" / "x", "x") is None
 
 
-async def test_a_truncated_journal_resumes_what_it_still_holds(tmp_path: Path) -> None:
+def slow_chain() -> Workflow:
+    """a -> b -> c where c outlasts the journal's flush interval (set short by the caller)."""
+    builder = WorkflowBuilder(name="slow-chain")
+
+    @builder.task(name="a")
+    async def a(ctx: TaskContext) -> int:
+        calls["a"] += 1
+        return 1
+
+    @builder.task(name="b", depends_on=["a"])
+    async def b(ctx: TaskContext) -> int:
+        calls["b"] += 1
+        return int(ctx.inputs) + 1
+
+    @builder.task(name="c", depends_on=["b"])
+    async def c(ctx: TaskContext) -> int:
+        calls["c"] += 1
+        await asyncio.sleep(0.1)
+        return int(ctx.inputs) * 10
+
+    return builder.build()
+
+
+async def test_a_torn_last_frame_resumes_what_the_earlier_frames_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import molexp.workflow._resume as resume
+
+    monkeypatch.setattr(resume, "FLUSH_INTERVAL", 0.02)
     attempts = Attempts(tmp_path)
     first = attempts.run()
-    await chain().execute(run=first)
+    await slow_chain().execute(run=first)
     path = journal_path(first.context.execution_dir)
-    data = path.read_bytes()
-    path.write_bytes(data[:-3])  # a crash in the middle of the last record (D)
+    path.write_bytes(path.read_bytes()[:-3])  # a crash while writing the last batch (c)
     journal = read_journal(path)
     assert journal is not None and not journal.complete
-    assert sorted(journal.tasks) == ["A", "B", "C"]
+    assert sorted(journal.tasks) == ["a", "b"]
     calls.clear()
-    result = await chain().execute(run=attempts.run())
-    assert result.resumed == ["A", "B", "C"]
-    assert calls == {"D": 1}
+    result = await slow_chain().execute(run=attempts.run())
+    assert result.resumed == ["a", "b"]
+    assert calls == {"c": 1}
 
 
-async def test_a_corrupt_record_ends_what_is_resumed(tmp_path: Path) -> None:
+async def test_a_corrupt_frame_ends_what_is_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import molexp.workflow._resume as resume
+
+    monkeypatch.setattr(resume, "FLUSH_INTERVAL", 0.02)
     attempts = Attempts(tmp_path)
     first = attempts.run()
-    await chain().execute(run=first)
+    await slow_chain().execute(run=first)
     path = journal_path(first.context.execution_dir)
-    journal = read_journal(path)
-    assert journal is not None
     data = bytearray(path.read_bytes())
-    offset = data.index(journal.tasks["B"].frame)
-    data[offset + len(journal.tasks["B"].frame) - 1] ^= 0xFF
+    data[-1] ^= 0xFF  # a flipped bit in the last frame (c)
     path.write_bytes(bytes(data))
     calls.clear()
-    result = await chain().execute(run=attempts.run())
-    assert result.resumed == ["A"]
-    assert calls == {"B": 1, "C": 1, "D": 1}
+    result = await slow_chain().execute(run=attempts.run())
+    assert result.resumed == ["a", "b"]
+    assert calls == {"c": 1}
 
 
 async def test_a_foreign_or_empty_journal_is_ignored(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
-"""The task-output journal: framing, crash tolerance, buffering and flushing."""
+"""The task-output journal: framing, crash tolerance, batching, buffering and flushing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import pickle
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,10 @@ from molexp.workflow._resume import (
     AttemptHeader,
     JournalWriter,
     TaskOutputRecord,
+    encode_frame,
     read_header,
     read_journal,
+    task_output_record,
 )
 
 
@@ -39,7 +43,7 @@ def _record(task: str, output: object) -> TaskOutputRecord:
 def _write(path: Path, records: list[TaskOutputRecord]) -> bytes:
     writer = JournalWriter(path, _header())
     for record in records:
-        writer.append(record.task, record.encode())
+        writer.append(record.task, record.model_dump())
     writer.close()
     return path.read_bytes()
 
@@ -134,8 +138,8 @@ def test_a_newer_record_version_stops_the_read(
 def test_a_malformed_record_stops_the_read(tmp_path: Path) -> None:
     path = tmp_path / "j.bin"
     writer = JournalWriter(path, _header())
-    writer.append("a", _record("a", 1).encode())
-    writer.append("bad", _header("other").encode())  # a header where a task record belongs
+    writer.append("a", _record("a", 1).model_dump())
+    writer.append("bad", _header("other").model_dump())  # a header where a task record belongs
     writer.close()
     journal = read_journal(path)
     assert journal is not None and list(journal.tasks) == ["a"] and not journal.complete
@@ -152,25 +156,56 @@ def test_a_later_record_of_the_same_task_wins(tmp_path: Path) -> None:
 async def test_records_reach_the_file_within_the_flush_interval(tmp_path: Path) -> None:
     path = tmp_path / "j.bin"
     writer = JournalWriter(path, _header(), flush_interval=0.05)
-    writer.append("a", _record("a", 1).encode())
+    writer.append("a", _record("a", 1).model_dump())
     assert path.read_bytes() == b""  # buffered, not yet written
     assert writer.written_tasks == frozenset()
     await asyncio.sleep(0.15)
     journal = read_journal(path)
     assert journal is not None and list(journal.tasks) == ["a"]
     assert writer.written_tasks == {"a"}
-    writer.append("b", _record("b", 2).encode())
+    writer.append("b", _record("b", 2).model_dump())
     writer.close()
     journal = read_journal(path)
     assert journal is not None and list(journal.tasks) == ["a", "b"] and journal.complete
 
 
+async def test_records_buffered_together_share_one_frame(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    writer = JournalWriter(path, _header(), flush_interval=60)
+    records = [_record(name, index) for index, name in enumerate("abc")]
+    for record in records:
+        writer.append(record.task, record.model_dump())
+    writer.close()
+    expected = JOURNAL_MAGIC + _header().encode() + encode_frame([r.model_dump() for r in records])
+    assert path.read_bytes() == expected
+    path.write_bytes(expected[:-1])  # the whole batch is one frame: it goes as a unit
+    journal = read_journal(path)
+    assert journal is not None and journal.tasks == {} and not journal.complete
+
+
+def test_the_fast_record_encoding_is_the_model_dump() -> None:
+    record = _record("t", [1, 2])
+    fast = task_output_record("t", "code:config", (), pickle.dumps([1, 2]))
+    assert fast == record.model_dump()
+    assert TaskOutputRecord.model_validate(fast) == record
+
+
+def test_a_frame_that_is_not_a_list_of_records_stops_the_read(tmp_path: Path) -> None:
+    path = tmp_path / "j.bin"
+    _write(path, [_record("a", 1)])
+    payload = pickle.dumps({"not": "a list"})
+    with path.open("ab") as handle:
+        handle.write(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
+    journal = read_journal(path)
+    assert journal is not None and list(journal.tasks) == ["a"] and not journal.complete
+
+
 async def test_a_full_buffer_is_written_at_once(tmp_path: Path) -> None:
     path = tmp_path / "j.bin"
     writer = JournalWriter(path, _header(), flush_interval=60, flush_bytes=1024)
-    writer.append("small", _record("small", 1).encode())
+    writer.append("small", _record("small", 1).model_dump())
     assert path.read_bytes() == b""
-    writer.append("big", _record("big", b"x" * 2048).encode())
+    writer.append("big", _record("big", b"x" * 2048).model_dump())
     journal = read_journal(path)
     assert journal is not None and list(journal.tasks) == ["small", "big"]
     writer.close()
@@ -179,12 +214,12 @@ async def test_a_full_buffer_is_written_at_once(tmp_path: Path) -> None:
 def test_without_an_event_loop_every_append_is_written(tmp_path: Path) -> None:
     path = tmp_path / "j.bin"
     writer = JournalWriter(path, _header())
-    writer.append("a", _record("a", 1).encode())
+    writer.append("a", _record("a", 1).model_dump())
     journal = read_journal(path)
     assert journal is not None and list(journal.tasks) == ["a"]
     writer.close()
     writer.close()
-    writer.append("late", _record("late", 1).encode())  # ignored once closed
+    writer.append("late", _record("late", 1).model_dump())  # ignored once closed
     journal = read_journal(path)
     assert journal is not None and list(journal.tasks) == ["a"]
 
@@ -205,7 +240,7 @@ def test_an_unwritable_path_turns_the_writer_off(
     with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
         writer = JournalWriter(blocker / "sub" / "j.bin", _header())
     assert writer.failure is not None and str(blocker) in writer.failure
-    writer.append("a", _record("a", 1).encode())
+    writer.append("a", _record("a", 1).model_dump())
     writer.close()
     assert writer.written_tasks == frozenset()
     assert "will not be resumable" in caplog.text

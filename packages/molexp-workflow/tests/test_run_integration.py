@@ -51,7 +51,12 @@ async def test_successful_execution_under_a_run() -> None:
     assert run.status == "succeeded"
     assert run.profile_configs == [{"profile": "gpu"}]
     assert run.workflow_payloads == [
-        {"version": 1, "workflow_id": spec.workflow_id, "workflow_name": "tracked", "name": "tracked"}
+        {
+            "version": 1,
+            "workflow_id": spec.workflow_id,
+            "workflow_name": "tracked",
+            "name": "tracked",
+        }
     ]
     assert context.results == {"scaled_lr": 1.0}
     (state,) = context.execution_states

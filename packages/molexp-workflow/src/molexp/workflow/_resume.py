@@ -15,17 +15,18 @@ it, when
 
 Everything else runs again. Re-used tasks end with status ``resumed``.
 
-Journal format. The file starts with ``JOURNAL_MAGIC``; then come records, each a frame header
-(payload length and CRC-32, little-endian ``uint32`` each) followed by the payload, a pickled
-``model_dump()`` of a versioned pydantic record: first one ``AttemptHeader``, then one
-``TaskOutputRecord`` per task (the task output itself is pickled separately into its ``output``
-bytes, so reading a journal never unpickles outputs that are not re-used). Records are appended
-with ``O_APPEND`` from an in-memory buffer flushed at most every ``FLUSH_INTERVAL`` seconds (or when
-``FLUSH_BYTES`` are buffered) and when the attempt ends; they are not fsynced. A crash therefore
-loses at most the records of the last interval, and the reader stops at a truncated or corrupt
-last record, keeping everything before it. A task whose output cannot be pickled (or whose
-snapshot cannot be taken) is simply not resumable: the reason is logged and recorded, the run is
-not affected.
+Journal format. The file starts with ``JOURNAL_MAGIC``; then come frames, each a frame header
+(payload length and CRC-32, little-endian ``uint32`` each) followed by the payload: a pickled list
+of ``model_dump()`` dicts of versioned pydantic records. The first frame holds the
+``AttemptHeader``; every later frame a batch of ``TaskOutputRecord`` (one per task; the output
+itself is pickled into its ``output`` bytes when the task finishes, so later mutation of the
+object does not leak in and reading never unpickles outputs that are not re-used). A task's output
+is pickled when it succeeds; the batch since the last flush becomes one frame, written with one
+``O_APPEND`` write at most ``FLUSH_INTERVAL`` seconds later (sooner once ``FLUSH_BYTES`` of outputs
+wait) and when the attempt ends. Nothing is fsynced. A crash therefore loses at most the last
+interval's records; the reader stops at a truncated or corrupt frame and keeps every frame before
+it. A task whose output cannot be pickled (or whose snapshot cannot be taken) is simply not
+resumable: the reason is logged and recorded, the run is not affected.
 
 Which attempt is "previous": among ``<run_dir>/execution/*/task-outputs/journal.bin`` other than
 the current execution's, the one whose header has the latest ``started_at``. An attempt that
@@ -43,7 +44,7 @@ import pickle
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -65,11 +66,15 @@ __all__ = [
     "AttemptJournal",
     "JournalWriter",
     "ResumePlan",
+    "StoredTask",
     "TaskOutputRecord",
+    "encode_frame",
     "find_previous_attempt",
     "journal_path",
+    "read_header",
     "read_journal",
     "snapshot_task",
+    "task_output_record",
 ]
 
 _logger = logging.getLogger("molexp.workflow")
@@ -93,9 +98,14 @@ class _JournalRecord(BaseModel):
     version: int = 1
 
     def encode(self) -> bytes:
-        """The record as one frame (header + payload) ready to append to a journal."""
-        payload = pickle.dumps(self.model_dump(), protocol=_PICKLE_PROTOCOL)
-        return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
+        """The record alone in one frame (what ``JournalWriter`` writes for a batch of one)."""
+        return encode_frame([self.model_dump()])
+
+
+def encode_frame(records: Sequence[dict[str, Any]]) -> bytes:
+    """One frame holding ``records`` (``model_dump()``-shaped dicts): header + pickled list."""
+    payload = pickle.dumps(list(records), protocol=_PICKLE_PROTOCOL)
+    return _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 class AttemptHeader(_JournalRecord):
@@ -120,19 +130,33 @@ class TaskOutputRecord(_JournalRecord):
     output: bytes
 
 
+def task_output_record(
+    task: str, snapshot_key: str, depends_on: tuple[str, ...], output: bytes
+) -> dict[str, Any]:
+    """``TaskOutputRecord(...).model_dump()`` without building the model (once per task)."""
+    return {
+        "version": TaskOutputRecord.SCHEMA_VERSION,
+        "kind": "task",
+        "task": task,
+        "snapshot_key": snapshot_key,
+        "depends_on": depends_on,
+        "output": output,
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class StoredTask:
-    """A task record read back from a journal, with its frame to copy it verbatim."""
+    """A task record read back from a journal, with its plain dict to copy it verbatim."""
 
     record: TaskOutputRecord
-    frame: bytes
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class AttemptJournal:
     """What a journal holds: its header and the last record of every task.
 
-    ``complete`` is False when reading stopped at a truncated or corrupt record.
+    ``complete`` is False when reading stopped at a truncated or corrupt frame.
     """
 
     path: Path
@@ -146,36 +170,44 @@ def journal_path(execution_dir: Path) -> Path:
     return execution_dir / JOURNAL_DIR / JOURNAL_FILE
 
 
-def _frames(data: bytes | memoryview, path: Path) -> Iterator[tuple[bytes, bytes]]:
-    """``(frame, payload)`` for every intact record after the magic; stops at a damaged one."""
+def _frames(data: bytes, path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(end offset, payload)`` of every intact frame after the magic; stops at a damaged one."""
     view = memoryview(data)
     offset = len(JOURNAL_MAGIC)
     end = len(view)
     while offset < end:
         if end - offset < _FRAME.size:
-            _logger.warning("journal %s: ignoring a truncated record at byte %d", path, offset)
+            _logger.warning("journal %s: ignoring a truncated frame at byte %d", path, offset)
             return
         length, checksum = _FRAME.unpack_from(view, offset)
         start = offset + _FRAME.size
         if end - start < length:
-            _logger.warning("journal %s: ignoring a truncated record at byte %d", path, offset)
+            _logger.warning("journal %s: ignoring a truncated frame at byte %d", path, offset)
             return
         payload = bytes(view[start : start + length])
         if zlib.crc32(payload) != checksum:
-            _logger.warning("journal %s: ignoring a corrupt record at byte %d", path, offset)
+            _logger.warning("journal %s: ignoring a corrupt frame at byte %d", path, offset)
             return
-        yield bytes(view[offset : start + length]), payload
         offset = start + length
+        yield offset, payload
 
 
-def _decode(model: type[_JournalRecord], payload: bytes, path: Path) -> Any:
-    """The record in ``payload`` or None (logged) when it cannot be read as ``model``."""
+def _records(payload: bytes, path: Path) -> list[dict[str, Any]] | None:
+    """The record dicts of one frame, or None (logged) when it is not a list of dicts."""
     try:
-        data = pickle.loads(payload)  # the run's own journal
+        records = pickle.loads(payload)  # the run's own journal
     except Exception as exc:
-        _logger.warning("journal %s: unreadable record (%s: %s)", path, type(exc).__name__, exc)
+        _logger.warning("journal %s: unreadable frame (%s)", path, _describe(exc))
         return None
-    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        _logger.warning("journal %s: a frame does not hold a list of records", path)
+        return None
+    return records
+
+
+def _validate(model: type[_JournalRecord], data: dict[str, Any], path: Path) -> Any:
+    """``data`` as a ``model``, or None (logged) when it is newer or malformed."""
+    version = data.get("version")
     if isinstance(version, int) and version > model.SCHEMA_VERSION:
         _logger.warning(
             "journal %s: record version %d is newer than this MolExp understands (%d)",
@@ -204,6 +236,14 @@ def _read_bytes(path: Path, size: int | None = None) -> bytes | None:
     return data
 
 
+def _header_of(payload: bytes, path: Path) -> AttemptHeader | None:
+    records = _records(payload, path)
+    if not records:
+        return None
+    header: AttemptHeader | None = _validate(AttemptHeader, records[0], path)
+    return header
+
+
 def read_header(path: Path) -> AttemptHeader | None:
     """Only the header of the journal at ``path`` (None if missing or unreadable)."""
     head = _read_bytes(path, len(JOURNAL_MAGIC) + _FRAME.size)
@@ -214,39 +254,34 @@ def read_header(path: Path) -> AttemptHeader | None:
     if data is None:
         return None
     for _, payload in _frames(data, path):
-        header: AttemptHeader | None = _decode(AttemptHeader, payload, path)
-        return header
+        return _header_of(payload, path)
     return None
 
 
 def read_journal(path: Path) -> AttemptJournal | None:
     """Read the journal at ``path``; None if it is missing, foreign or has no valid header.
 
-    A truncated or corrupt record ends the read (``complete=False``): records before it count.
+    A truncated or corrupt frame ends the read (``complete=False``): frames before it count.
     """
     data = _read_bytes(path)
     if data is None:
         return None
     frames = _frames(data, path)
     first = next(frames, None)
-    if first is None:
-        return None
-    header: AttemptHeader | None = _decode(AttemptHeader, first[1], path)
-    if header is None:
+    header = _header_of(first[1], path) if first is not None else None
+    if first is None or header is None:
         return None
     tasks: dict[str, StoredTask] = {}
-    complete = True
-    consumed = len(JOURNAL_MAGIC) + len(first[0])
-    for frame, payload in frames:
-        consumed += len(frame)
-        record: TaskOutputRecord | None = _decode(TaskOutputRecord, payload, path)
-        if record is None:
-            complete = False
+    consumed = first[0]
+    for end, payload in frames:
+        records = _records(payload, path)
+        stored = [] if records is None else [_validate(TaskOutputRecord, r, path) for r in records]
+        if records is None or None in stored:
             break
-        tasks[record.task] = StoredTask(record, frame)
-    if consumed != len(data):
-        complete = False
-    return AttemptJournal(path=path, header=header, tasks=tasks, complete=complete)
+        for record, raw in zip(stored, records, strict=True):
+            tasks[record.task] = StoredTask(record, raw)
+        consumed = end
+    return AttemptJournal(path=path, header=header, tasks=tasks, complete=consumed == len(data))
 
 
 def find_previous_attempt(execution_dir: Path, current_execution_id: str) -> Path | None:
@@ -268,11 +303,12 @@ def find_previous_attempt(execution_dir: Path, current_execution_id: str) -> Pat
 
 
 class JournalWriter:
-    """Appends encoded records to a journal file from a buffer (see the module docstring).
+    """Appends record batches to a journal file (see the module docstring).
 
-    ``flush_interval`` / ``flush_bytes`` default to the module's ``FLUSH_INTERVAL`` /
-    ``FLUSH_BYTES`` at construction time.
-
+    Records appended since the last flush are pickled together into one frame when the buffer is
+    flushed: after ``flush_interval`` seconds (timer on the running event loop; without one every
+    append is written at once), when ``flush_bytes`` of outputs are waiting, and on ``close()``.
+    The two default to the module's ``FLUSH_INTERVAL`` / ``FLUSH_BYTES`` at construction time.
     Use it from the event-loop thread. Writing never raises: the first ``OSError`` is logged,
     kept in ``failure`` and turns the writer off (records are then dropped).
     """
@@ -289,8 +325,10 @@ class JournalWriter:
         self.failure: str | None = None
         self._flush_interval = FLUSH_INTERVAL if flush_interval is None else flush_interval
         self._flush_bytes = FLUSH_BYTES if flush_bytes is None else flush_bytes
-        self._buffer = bytearray(JOURNAL_MAGIC + header.encode())
-        self._buffered_tasks: list[str] = []
+        self._prefix = JOURNAL_MAGIC + header.encode()  # written with the first flush
+        self._pending: list[dict[str, Any]] = []
+        self._pending_tasks: list[str] = []
+        self._pending_bytes = 0
         self._written_tasks: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._fd: int | None = None
@@ -306,13 +344,14 @@ class JournalWriter:
         """Tasks whose records reached the file."""
         return frozenset(self._written_tasks)
 
-    def append(self, task: str, frame: bytes) -> None:
-        """Buffer ``frame`` (the record of ``task``); it is written within the flush interval."""
+    def append(self, task: str, record: dict[str, Any]) -> None:
+        """Buffer the record of ``task`` (a ``model_dump()``-shaped dict with bytes output)."""
         if self._fd is None or self._closed:
             return
-        self._buffer += frame
-        self._buffered_tasks.append(task)
-        if len(self._buffer) >= self._flush_bytes:
+        self._pending.append(record)
+        self._pending_tasks.append(task)
+        self._pending_bytes += len(record.get("output", b""))
+        if self._pending_bytes >= self._flush_bytes:
             self.flush()
         elif self._timer is None:
             try:
@@ -327,25 +366,26 @@ class JournalWriter:
         self.flush()
 
     def flush(self) -> None:
-        """Write the buffer to the file now."""
+        """Write the header (first time) and the buffered records, as one frame, now."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._fd is None or not self._buffer:
+        if self._fd is None or not (self._prefix or self._pending):
             return
-        data = memoryview(self._buffer)
+        data = self._prefix + (encode_frame(self._pending) if self._pending else b"")
+        view = memoryview(data)
         try:
-            while data:
-                written = os.write(self._fd, data)
-                data = data[written:]
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
         except OSError as exc:
-            data.release()
             self._fail(exc)
             return
-        data.release()
-        self._buffer.clear()
-        self._written_tasks.update(self._buffered_tasks)
-        self._buffered_tasks.clear()
+        self._prefix = b""
+        self._written_tasks.update(self._pending_tasks)
+        self._pending.clear()
+        self._pending_tasks.clear()
+        self._pending_bytes = 0
 
     def close(self) -> None:
         """Flush and close the file (idempotent)."""
@@ -368,8 +408,9 @@ class JournalWriter:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = None
-        self._buffer.clear()
-        self._buffered_tasks.clear()
+        self._pending.clear()
+        self._pending_tasks.clear()
+        self._pending_bytes = 0
 
 
 def snapshot_task(registration: TaskRegistration, run_config: Mapping[str, Any]) -> TaskSnapshot:
@@ -385,6 +426,32 @@ def snapshot_task(registration: TaskRegistration, run_config: Mapping[str, Any])
     if isinstance(task, FunctionTask):
         return TaskSnapshot.from_callable(task.fn, task_id=registration.name, config=config)
     return TaskSnapshot.from_task(task, task_id=registration.name, config=config)
+
+
+def _snapshot_all(spec: Workflow, run_config: Mapping[str, Any]) -> dict[str, TaskSnapshot | str]:
+    """Snapshot of every task, or why it has none.
+
+    A snapshot depends only on the code and the config, so tasks registered from the same
+    function (or object) without a config of their own share one computation (parameter sweeps
+    register one function under many names); its ``task_id`` is that of the first such task.
+    """
+    from molexp.workflow.task import FunctionTask
+
+    shared: dict[int, TaskSnapshot | str] = {}
+    snapshots: dict[str, TaskSnapshot | str] = {}
+    for name, registration in spec.tasks.items():
+        task = registration.task
+        code_id = id(task.fn if isinstance(task, FunctionTask) else task)
+        found = shared.get(code_id) if registration.config is None else None
+        if found is None:
+            try:
+                found = snapshot_task(registration, run_config)
+            except Exception as exc:
+                found = f"no snapshot key: {_describe(exc)}"
+            if registration.config is None:
+                shared[code_id] = found
+        snapshots[name] = found
+    return snapshots
 
 
 def _hash_inputs(inputs: Any) -> str | None:
@@ -428,6 +495,11 @@ class ResumePlan:
     ) -> None:
         self._spec = spec
         self._snapshots = snapshots
+        self._keys = {
+            name: snapshot.key
+            for name, snapshot in snapshots.items()
+            if not isinstance(snapshot, str)
+        }
         self._writer = writer
         self._details: dict[str, str] = {}
         self._submitted: set[str] = set()
@@ -456,12 +528,7 @@ class ResumePlan:
         With ``resume=False`` nothing is re-used, but outputs are still persisted for the next
         attempt. ``run_dir`` only names the run in log messages.
         """
-        snapshots: dict[str, TaskSnapshot | str] = {}
-        for name, registration in spec.tasks.items():
-            try:
-                snapshots[name] = snapshot_task(registration, run_config)
-            except Exception as exc:
-                snapshots[name] = f"no snapshot key: {_describe(exc)}"
+        snapshots = _snapshot_all(spec, run_config)
         inputs_hash = _hash_inputs(inputs)
         previous: AttemptJournal | None = None
         if resume:
@@ -501,11 +568,9 @@ class ResumePlan:
         for name in self._spec.topological_order():
             stored = previous.tasks.get(name)
             registration = self._spec.tasks[name]
-            snapshot = self._snapshots[name]
             if (
                 stored is None
-                or isinstance(snapshot, str)
-                or stored.record.snapshot_key != snapshot.key
+                or stored.record.snapshot_key != self._keys.get(name)
                 or stored.record.depends_on != registration.depends_on
                 or not all(dep in resumed for dep in registration.depends_on)
                 or (not registration.depends_on and not roots_match)
@@ -523,13 +588,17 @@ class ResumePlan:
                 continue
             resumed[name] = output
             self._submitted.add(name)
-            self._writer.append(name, stored.frame)
+            self._writer.append(name, stored.data)
         return resumed
 
     def snapshot(self, task: str) -> TaskSnapshot | None:
         """The task's snapshot, or None when it could not be taken."""
         snapshot = self._snapshots.get(task)
-        return None if snapshot is None or isinstance(snapshot, str) else snapshot
+        if snapshot is None or isinstance(snapshot, str):
+            return None
+        if snapshot.task_id != task:  # shared with an identical task (see _snapshot_all)
+            return snapshot.model_copy(update={"task_id": task})
+        return snapshot
 
     def record_success(self, task: str, output: Any) -> None:
         """Persist the output of a task that succeeded in this attempt (never raises)."""
@@ -538,9 +607,9 @@ class ResumePlan:
         if registration.is_actor:
             self._details[task] = "actors are always executed again"
             return
-        snapshot = self._snapshots[task]
-        if isinstance(snapshot, str):
-            self._details[task] = snapshot
+        key = self._keys.get(task)
+        if key is None:
+            self._details[task] = str(self._snapshots[task])
             return
         try:
             data = pickle.dumps(output, protocol=_PICKLE_PROTOCOL)
@@ -554,13 +623,7 @@ class ResumePlan:
                 _describe(exc),
             )
             return
-        record = TaskOutputRecord(
-            task=task,
-            snapshot_key=snapshot.key,
-            depends_on=registration.depends_on,
-            output=data,
-        )
-        self._writer.append(task, record.encode())
+        self._writer.append(task, task_output_record(task, key, registration.depends_on, data))
 
     def close(self) -> None:
         """Write out every buffered record and close the journal."""
@@ -571,8 +634,8 @@ class ResumePlan:
         written = self._writer.written_tasks
         failure = self._writer.failure
         report: dict[str, TaskPersistence] = {}
-        for name, snapshot in self._snapshots.items():
-            key = None if isinstance(snapshot, str) else snapshot.key
+        for name in self._snapshots:
+            key = self._keys.get(name)
             persisted = name in written
             detail = None
             if not persisted and name in self._submitted:

