@@ -1,0 +1,206 @@
+"""Overhead of executing a workflow under a real workspace run; every figure is a ratio.
+
+P3  a 1,000-task random DAG of no-op async tasks (the P1 DAG of ``bench_workflow.py``) executed
+    with ``spec.execute(run=run)`` (a fresh ``Run`` of a temporary workspace each repetition) vs
+    ``spec.execute()`` without a run, in the same process. Target <= 3x.
+
+Then where the difference goes, each part timed on its own (best of several repetitions, fresh
+run each time) and shown as a ratio against the same no-run execution:
+
+- run lifecycle: ``with run.start(): run.set_workflow(...)`` (enter, workflow snapshot, exit:
+  run.json writes and run-index upserts; the terminal write is fsynced);
+- resume plan: task snapshots, pickling 1,000 journal records, writing and closing the journal;
+- execution state: ``result.to_state()``, then ``record_execution_state`` (state.json, indented
+  JSON with one entry per task, plus its asset record and catalog row, both fsynced), and the
+  JSON encoding alone, indented as written today and compact (which would use the C encoder);
+- fsync: how many ``os.fsync`` calls one execution under a run makes and the time spent in them.
+
+Run: ``python benchmarks/bench_run_overhead.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from molexp.workflow import TaskContext, Workflow, WorkflowBuilder
+from molexp.workflow._resume import ResumePlan
+from molexp.workspace import Experiment, Workspace
+
+TASKS = 1_000
+REPEATS = 9
+
+Job = Callable[[], Awaitable[Any]]
+INDENTED = "  of which state.json encoding (indent=2)"
+COMPACT = "  (the same as compact JSON, for comparison)"
+
+
+def random_dag(size: int) -> list[list[int]]:
+    """Task ``i`` depends on ``random.Random(0).sample(range(i), min(i, 3))`` (P1's DAG)."""
+    rng = random.Random(0)
+    return [rng.sample(range(i), min(i, 3)) for i in range(size)]
+
+
+async def _noop(ctx: TaskContext) -> None:
+    return None
+
+
+def build_dag_workflow(dag: list[list[int]]) -> Workflow:
+    builder = WorkflowBuilder(name="bench-dag")
+    for i, deps in enumerate(dag):
+        builder.task(name=f"t{i}", depends_on=[f"t{d}" for d in deps])(_noop)
+    return builder.build()
+
+
+def best_of(repeats: int, prepare: Callable[[contextlib.ExitStack], Job]) -> float:
+    """Best wall time of ``await job()``; ``prepare`` builds each job untimed (and its cleanup)."""
+
+    async def timed() -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            with contextlib.ExitStack() as cleanup:
+                job = prepare(cleanup)
+                gc.collect()
+                start = time.perf_counter()
+                await job()
+                best = min(best, time.perf_counter() - start)
+        return best
+
+    return asyncio.run(timed())
+
+
+@contextlib.contextmanager
+def counting_fsync() -> Iterator[list[float]]:
+    """Patch ``os.fsync`` to record the duration of every call made inside the block."""
+    original = os.fsync
+    durations: list[float] = []
+
+    def timed_fsync(fd: Any) -> None:
+        start = time.perf_counter()
+        original(fd)
+        durations.append(time.perf_counter() - start)
+
+    os.fsync = timed_fsync
+    try:
+        yield durations
+    finally:
+        os.fsync = original
+
+
+def main() -> None:
+    spec = build_dag_workflow(random_dag(TASKS))
+    root = Path(tempfile.mkdtemp(prefix="molexp-bench-run-"))
+    try:
+        experiment = Workspace(root / "lab").Project("bench").Experiment("overhead")
+        asyncio.run(spec.execute())  # compile and warm up outside the timings
+        without = best_of(REPEATS, lambda cleanup: spec.execute)
+        under = best_of(REPEATS, lambda cleanup: _under_run(spec, experiment))
+        print(
+            f"P3 {TASKS}-task random DAG: without a run {without * 1e3:.1f} ms, under a "
+            f"workspace run {under * 1e3:.1f} ms, ratio {under / without:.2f}x (target <= 3x)"
+        )
+        parts = _parts(spec, experiment)
+        for label, seconds in parts.items():
+            print(f"    {label:<44} {seconds * 1e3:6.2f} ms = {seconds / without:.2f}x no-run")
+        compact = under - parts[INDENTED] + parts[COMPACT]
+        print(
+            f"    projected ratio if state.json were written as compact JSON: "
+            f"{compact / without:.2f}x"
+        )
+        with counting_fsync() as durations:
+            asyncio.run(spec.execute(run=experiment.Run()))
+        spent = sum(durations)
+        print(
+            f"    fsync calls in one execution under a run: {len(durations)}, "
+            f"{spent * 1e3:.2f} ms = {spent / without:.2f}x no-run"
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _under_run(spec: Workflow, experiment: Experiment) -> Job:
+    run = experiment.Run()
+    return lambda: spec.execute(run=run)
+
+
+def _parts(spec: Workflow, experiment: Experiment) -> dict[str, float]:
+    payload = {"workflow_id": spec.workflow_id, "workflow_name": spec.name, "name": spec.name}
+    result = asyncio.run(spec.execute(run=experiment.Run()))
+    state = result.to_state()
+
+    def lifecycle(cleanup: contextlib.ExitStack) -> Job:
+        run = experiment.Run()
+
+        async def job() -> None:
+            with run.start():
+                run.set_workflow(payload)
+
+        return job
+
+    def plan(cleanup: contextlib.ExitStack) -> Job:
+        context = cleanup.enter_context(experiment.Run().start())
+
+        async def job() -> None:
+            opened = ResumePlan.open(
+                spec,
+                run_dir=context.run_dir,
+                execution_id=context.execution_id,
+                execution_dir=context.execution_dir,
+                run_config={},
+                inputs=None,
+                resume=True,
+            )
+            for name in spec.tasks:
+                opened.record_success(name, None)
+            opened.close()
+
+        return job
+
+    def to_state(cleanup: contextlib.ExitStack) -> Job:
+        async def job() -> None:
+            result.to_state()
+
+        return job
+
+    def record_state(cleanup: contextlib.ExitStack) -> Job:
+        context = cleanup.enter_context(experiment.Run().start())
+
+        async def job() -> None:
+            context.record_execution_state(state)
+
+        return job
+
+    def encode_state(cleanup: contextlib.ExitStack) -> Job:
+        async def job() -> None:
+            json.dumps(state, indent=2, ensure_ascii=False)
+
+        return job
+
+    def encode_compact(cleanup: contextlib.ExitStack) -> Job:
+        async def job() -> None:
+            json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+
+        return job
+
+    return {
+        "run lifecycle (start, set_workflow, end)": best_of(REPEATS, lifecycle),
+        "resume plan + output journal": best_of(REPEATS, plan),
+        "result.to_state()": best_of(REPEATS, to_state),
+        "record_execution_state (molexp.assets)": best_of(REPEATS, record_state),
+        INDENTED: best_of(REPEATS, encode_state),
+        COMPACT: best_of(REPEATS, encode_compact),
+    }
+
+
+if __name__ == "__main__":
+    main()
