@@ -350,16 +350,23 @@ async def test_a_corrupt_frame_ends_what_is_resumed(
     assert calls == {"c": 1}
 
 
-async def test_a_foreign_or_empty_journal_is_ignored(tmp_path: Path) -> None:
+async def test_a_foreign_or_empty_journal_is_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     attempts = Attempts(tmp_path)
     first = attempts.run()
     await chain().execute(run=first)
     path = journal_path(first.context.execution_dir)
     path.write_bytes(b"not a journal")
-    assert read_journal(path) is None
+    with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
+        assert read_journal(path) is None
+    assert "is not a MolExp task journal" in caplog.text
     assert (await chain().execute(run=attempts.run())).resumed == []
-    path.write_bytes(b"")
-    assert read_journal(path) is None
+    caplog.clear()
+    path.write_bytes(b"")  # an attempt that crashed before its first flush wrote nothing
+    with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
+        assert read_journal(path) is None
+    assert caplog.text == ""
 
 
 async def test_an_unpicklable_output_is_not_resumable_but_the_run_succeeds(
@@ -529,3 +536,35 @@ async def test_a_fresh_process_reads_the_journal_written_by_another(tmp_path: Pa
     outputs = {name: pickle.loads(stored.record.output) for name, stored in journal.tasks.items()}
     assert outputs == {"A": 1, "B": 2, "C": 20, "D": 25}
     assert journal.tasks["C"].record.depends_on == ("B",)
+
+
+async def test_tasks_sharing_one_function_share_its_snapshot_but_keep_their_names(
+    tmp_path: Path,
+) -> None:
+    from molexp.workflow._resume import ResumePlan
+
+    builder = WorkflowBuilder(name="sweep")
+    builder.task(name="p1")(one)
+    builder.task(name="p2")(one)
+    builder.task(name="p3", config={"k": 1})(one)
+    spec = builder.build()
+    context = Attempts(tmp_path).context()
+    plan = ResumePlan.open(
+        spec,
+        run_dir=context.run_dir,
+        execution_id=context.execution_id,
+        execution_dir=context.execution_dir,
+        run_config={},
+        inputs=None,
+        resume=True,
+    )
+    plan.close()
+    snapshots = {name: plan.snapshot(name) for name in ("p1", "p2", "p3")}
+    assert {name: s.task_id for name, s in snapshots.items() if s} == {
+        "p1": "p1",
+        "p2": "p2",
+        "p3": "p3",
+    }
+    keys = {name: p.snapshot_key for name, p in plan.persistence().items()}
+    assert keys["p1"] == keys["p2"] != keys["p3"]
+    assert plan.snapshot("unknown") is None

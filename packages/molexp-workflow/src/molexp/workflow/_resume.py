@@ -231,7 +231,8 @@ def _read_bytes(path: Path, size: int | None = None) -> bytes | None:
         _logger.warning("cannot read journal %s: %s", path, exc)
         return None
     if not data.startswith(JOURNAL_MAGIC):
-        _logger.warning("%s is not a MolExp task journal", path)
+        if data:  # empty: an attempt that ended before its first flush
+            _logger.warning("%s is not a MolExp task journal", path)
         return None
     return data
 
