@@ -67,6 +67,16 @@ SetOption = Annotated[
         show_default=False,
     ),
 ]
+HeartbeatOption = Annotated[
+    float | None,
+    typer.Option(
+        "--heartbeat-interval",
+        metavar="SECONDS",
+        help="Seconds between heartbeats of an executing run (default: the profile's "
+        "heartbeat_interval, else 30).",
+        show_default=False,
+    ),
+]
 ProjectOption = Annotated[
     str | None,
     typer.Option("--project", "-p", help="Only this project (id or name).", show_default=False),
@@ -91,6 +101,11 @@ class Listing(StrEnum):
     projects = "projects"
     experiments = "experiments"
     runs = "runs"
+
+
+class Executor(StrEnum):
+    local = "local"
+    slurm = "slurm"
 
 
 class Policy(StrEnum):
@@ -135,15 +150,97 @@ def run(
     project: ProjectOption = None,
     experiment: ExperimentOption = None,
     as_json: JsonOption = False,
+    executor: Annotated[
+        Executor | None,
+        typer.Option(
+            "--executor",
+            help="local, or slurm: submit the runs of each experiment as one job array "
+            "(default: the profile's executor, else local).",
+            show_default=False,
+        ),
+    ] = None,
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="Slurm partition.", show_default=False)
+    ] = None,
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--time",
+            metavar="TIME",
+            help="Slurm time limit per run: minutes or [D-]HH:MM:SS.",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_task: Annotated[
+        int | None,
+        typer.Option(
+            "--cpus-per-task", metavar="N", help="Slurm CPUs per run.", show_default=False
+        ),
+    ] = None,
+    mem: Annotated[
+        str | None,
+        typer.Option(
+            "--mem", metavar="SIZE", help="Slurm memory per run (e.g. 4G).", show_default=False
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus",
+            metavar="GPUS",
+            help="Slurm GPUs per run (e.g. 1 or a100:2).",
+            show_default=False,
+        ),
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Slurm account.", show_default=False)
+    ] = None,
+    qos: Annotated[str | None, typer.Option("--qos", help="Slurm QOS.", show_default=False)] = None,
+    sbatch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sbatch",
+            metavar="OPTION",
+            help="Extra #SBATCH option, e.g. --sbatch=--constraint=avx2 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    preamble: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--preamble",
+            metavar="LINE",
+            help="Shell line run in the job before molexp (e.g. 'module load x'; repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    hold: Annotated[
+        bool,
+        typer.Option("--hold", help="Submit the job arrays held (start with scontrol release)."),
+    ] = False,
+    heartbeat_interval: HeartbeatOption = None,
 ) -> None:
     """Execute the workflows a script binds to experiments, one run per replica.
 
     Run ids are derived from the parameters, the replica index and the profile, so running the
     same command again finds the same runs: succeeded ones are skipped, failed ones are skipped
-    unless --rerun-failed.
+    unless --rerun-failed. With --executor slurm (or executor = "slurm" in the profile) the runs
+    of each experiment are submitted as one Slurm job array instead.
     """
-    from ._cmd_run import RunOptions, run_command
+    from ._cmd_run import ExecutionOverrides, RunOptions, run_command
 
+    slurm = {
+        "partition": partition,
+        "time": time_limit,
+        "cpus_per_task": cpus_per_task,
+        "mem": mem,
+        "gpus": gpus,
+        "account": account,
+        "qos": qos,
+        "extra_sbatch": sbatch or None,
+        "preamble": preamble or None,
+        "hold": hold or None,
+    }
     code = run_command(
         RunOptions(
             script=script,
@@ -157,6 +254,11 @@ def run(
             project=project,
             experiment=experiment,
             as_json=as_json,
+            execution=ExecutionOverrides(
+                executor=None if executor is None else executor.value,
+                heartbeat_interval=heartbeat_interval,
+                slurm=tuple((key, value) for key, value in slurm.items() if value is not None),
+            ),
         )
     )
     raise typer.Exit(code)
@@ -172,6 +274,19 @@ def execute(
     set_values: SetOption = None,
     as_json: JsonOption = False,
     policy: Annotated[Policy | None, typer.Option("--policy", hidden=True)] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            "--task",
+            metavar="NAME",
+            help="Execute only this remote task of the run, with the inputs its submitter left "
+            "in <run_dir>/remote/NAME/ (what a remote task's Slurm job runs).",
+            show_default=False,
+        ),
+    ] = None,
+    call_id: Annotated[str | None, typer.Option("--call-id", hidden=True)] = None,
+    slurm_job: Annotated[str | None, typer.Option("--slurm-job", hidden=True)] = None,
+    heartbeat_interval: HeartbeatOption = None,
 ) -> None:
     """Execute one run in this process (the worker entry for schedulers).
 
@@ -179,7 +294,7 @@ def execute(
     and executes it under the run, with the profile given here or else the one stored on the
     run. Exits 1 if the run fails, 3 if another live process is executing it.
     """
-    from ._cmd_run import execute_command
+    from ._cmd_run import WorkerOptions, execute_command
 
     code = execute_command(
         run_dir,
@@ -188,6 +303,12 @@ def execute(
         overrides=tuple(set_values or ()),
         as_json=as_json,
         policy=None if policy is None else policy.value,
+        worker=WorkerOptions(
+            task=task,
+            call_id=call_id,
+            slurm_job=slurm_job,
+            heartbeat_interval=heartbeat_interval,
+        ),
     )
     raise typer.Exit(code)
 
@@ -320,8 +441,46 @@ def assets(
 
 
 @app.command()
+def status(
+    runs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Run ids or run directories (default: every queued or running run).",
+            metavar="RUN...",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show queued and running runs with the scheduler state of their jobs."""
+    from ._cmd_cluster import status_command
+
+    status_command(runs or [], workspace=workspace, as_json=as_json)
+
+
+@app.command()
+def sync(
+    heartbeat_timeout: Annotated[
+        float,
+        typer.Option(
+            "--heartbeat-timeout",
+            metavar="SECONDS",
+            help="Seconds without heartbeat after which a running run on another host is stale.",
+        ),
+    ] = 600.0,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Reconcile runs with Slurm (ended, lost or held jobs) and reap runs whose owner died."""
+    from ._cmd_cluster import sync_command
+
+    sync_command(heartbeat_timeout=heartbeat_timeout, workspace=workspace, as_json=as_json)
+
+
+@app.command()
 def cancel(run: RunArgument, workspace: WorkspaceOption = None) -> None:
-    """Mark a pending, queued or running run as cancelled."""
+    """Mark a pending, queued or running run as cancelled (and scancel its Slurm job)."""
     from ._cmd_manage import cancel_command
 
     cancel_command(run, workspace=workspace)

@@ -1,7 +1,8 @@
 """Commands that create or change workspace state, plus profile listing.
 
-``init`` materializes a workspace, ``cancel`` marks a run cancelled, ``reap`` fails stale running
-runs, ``profiles`` shows the profiles of a ``molexp.toml`` (it only reads).
+``init`` materializes a workspace, ``cancel`` marks a run cancelled (and ``scancel``s its Slurm
+job), ``reap`` fails stale running runs, ``profiles`` shows the profiles of a ``molexp.toml``
+(it only reads).
 """
 
 from __future__ import annotations
@@ -44,17 +45,31 @@ def init_command(path: Path, *, name: str | None, as_json: bool) -> None:
 
 
 def cancel_command(reference: str, *, workspace: Path | None) -> None:
-    """``molexp cancel RUN``: pending/queued/running -> cancelled."""
+    """``molexp cancel RUN``: pending/queued/running -> cancelled; its Slurm job is scancelled."""
+    from ._slurm import SlurmClient, SlurmError
+    from ._slurm_job import current_job
+
     run = resolve_run(reference, workspace)
     status = str(run.status)
     if status not in _CANCELLABLE:
         raise CliError(
             f"run {run.id} is {status}; only pending, queued or running runs can be cancelled"
         )
+    job = current_job(run) if status in {"queued", "running"} else None
+    owner = run.metadata.owner
     run.cancel()
     print(f"run {run.id} cancelled (was {status})")
-    owner = run.metadata.owner
-    if status == "running" and owner is not None:
+    if job is not None:
+        try:
+            SlurmClient().cancel([job.key])
+        except SlurmError as exc:
+            sys.stderr.write(
+                f"note: could not cancel Slurm job {job.job} ({exc.message}); when it starts it "
+                "finds the run cancelled and exits\n"
+            )
+        else:
+            print(f"Slurm job {job.job} cancelled")
+    elif status == "running" and owner is not None:
         sys.stderr.write(
             f"note: the process executing it (pid {owner.pid} on {owner.host}) is not signalled\n"
         )

@@ -1,10 +1,12 @@
 """``molexp run`` and ``molexp execute``: import the script, plan the runs, execute them.
 
-``run`` imports the script, resolves the profile per registered workspace, plans every replica
-run (``_plan``) and executes the runs to execute in this process or as ``molexp execute``
-subprocesses (``_execute``), then prints a summary. ``--dry-run`` does the same import and
-planning inside a filesystem journal (``_journal``) that restores the disk afterwards.
-``execute`` is the single-run worker entry that only needs the run directory.
+``run`` imports the script, resolves the profile (and its execution settings) per registered
+workspace, plans every replica run (``_plan``) after reconciling the runs a scheduler still holds
+(``_scheduler``), and executes the runs to execute in this process, as ``molexp execute``
+subprocesses (``_execute``) or submits them to Slurm as job arrays, then prints a summary.
+``--dry-run`` does the same import and planning inside a filesystem journal (``_journal``) that
+restores the disk afterwards. ``execute`` is the single-run worker entry that only needs the run
+directory; with ``--task`` it runs one remote task of a run (``_remote``).
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CliError, CliUsageError, one_line
 from ._execute import (
     EXIT_BUSY,
+    Executing,
     ExecutionPolicy,
     RunOutcome,
     claim_run,
@@ -29,14 +32,33 @@ from ._execute import (
     execute_plan_in_subprocesses,
 )
 from ._output import format_duration, make_table, print_json, stdout_console
-from ._plan import Action, PlannedRun, RunPlan, describe_owner, owner_is_alive, plan_runs
+from ._plan import (
+    Action,
+    Decision,
+    PlannedRun,
+    RunPlan,
+    describe_owner,
+    existing_run,
+    owner_is_alive,
+    plan_runs,
+)
 from ._progress import RunProgress
 from ._resolve import RUN_FILE, open_run_dir
 from ._script import LoadedScript, load_script, resolve_script_path
-from .profiles import ProfileFile, find_profile_file, parse_overrides
+from .profiles import (
+    ExecutionSettings,
+    ProfileError,
+    ProfileFile,
+    find_profile_file,
+    parse_overrides,
+)
 
 if TYPE_CHECKING:
+    from molexp.workflow import Workflow
     from molexp.workspace import ProfileConfig, Run, Workspace
+
+    from ._scheduler import JobReport
+    from ._slurm_job import SlurmJobInfo
 
 __all__ = ["ProfileRequest", "RunOptions", "execute_command", "run_command"]
 
@@ -71,9 +93,16 @@ class ProfileRequest:
 
     def resolve(self, search_dirs: Sequence[Path | None]) -> tuple[ProfileConfig, Path | None]:
         """The resolved profile and the file it came from (None without a profile file)."""
-        path = self.config_file or find_profile_file(search_dirs)
-        profiles = ProfileFile.load(path) if path is not None else ProfileFile(path=None)
+        profiles, path = self._load(search_dirs)
         return profiles.resolve(self.name, self.overrides), path
+
+    def execution(self, search_dirs: Sequence[Path | None]) -> ExecutionSettings:
+        """The profile's execution settings (executor, heartbeat interval, Slurm options)."""
+        return self._load(search_dirs)[0].execution(self.name, self.overrides)
+
+    def _load(self, search_dirs: Sequence[Path | None]) -> tuple[ProfileFile, Path | None]:
+        path = self.config_file or find_profile_file(search_dirs)
+        return (ProfileFile.load(path) if path is not None else ProfileFile(path=None)), path
 
     def child_args(self, path: Path | None) -> list[str]:
         """Arguments that make ``molexp execute`` resolve exactly this profile again."""
@@ -85,6 +114,39 @@ class ProfileRequest:
         for item in self.overrides:
             args += ["--set", item]
         return args
+
+
+@dataclass(frozen=True)
+class ExecutionOverrides:
+    """``molexp run``/``execute`` options that override the profile's execution settings."""
+
+    executor: str | None = None
+    heartbeat_interval: float | None = None
+    slurm: tuple[tuple[str, Any], ...] = ()
+    """Slurm options given on the command line, as (key, value) pairs."""
+
+    def validated(self) -> ExecutionOverrides:
+        from ._slurm_script import SlurmOptionError, SlurmOptions
+
+        if self.heartbeat_interval is not None and not self.heartbeat_interval > 0:
+            raise CliUsageError(
+                f"--heartbeat-interval must be a positive number of seconds, "
+                f"got {self.heartbeat_interval:g}"
+            )
+        try:
+            SlurmOptions.from_mapping(dict(self.slurm), where="command line")
+        except SlurmOptionError as exc:
+            raise CliUsageError(str(exc)) from None
+        return self
+
+    def apply(self, settings: ExecutionSettings) -> ExecutionSettings:
+        slurm = settings.slurm.merged(dict(self.slurm), where="command line")
+        return replace(
+            settings,
+            executor=self.executor or settings.executor,
+            heartbeat_interval=self.heartbeat_interval or settings.heartbeat_interval,
+            slurm=slurm,
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +162,7 @@ class RunOptions:
     project: str | None = None
     experiment: str | None = None
     as_json: bool = False
+    execution: ExecutionOverrides = ExecutionOverrides()
 
 
 @contextlib.contextmanager
@@ -116,10 +179,18 @@ def _stdout_to_stderr(enabled: bool) -> Iterator[None]:
 class _Profiles:
     """Profile resolution per registered workspace (the fallback file is the workspace root's)."""
 
-    def __init__(self, request: ProfileRequest, script: Path) -> None:
+    def __init__(
+        self,
+        request: ProfileRequest,
+        script: Path,
+        execution: ExecutionOverrides = ExecutionOverrides(),
+    ) -> None:
         self.request = request
         self.script = script
+        self.overrides = execution
         self._resolved: dict[Path, tuple[ProfileConfig, Path | None]] = {}
+        self._settings: dict[Path, ExecutionSettings] = {}
+        self._executing: dict[Path, Executing] = {}
 
     def _get(self, workspace: Workspace) -> tuple[ProfileConfig, Path | None]:
         root = Path(workspace.root)
@@ -130,8 +201,36 @@ class _Profiles:
     def profile_for(self, workspace: Workspace) -> ProfileConfig:
         return self._get(workspace)[0]
 
+    def settings_for(self, workspace: Workspace) -> ExecutionSettings:
+        root = Path(workspace.root)
+        if root not in self._settings:
+            settings = self.request.execution([self.script.parent, root])
+            self._settings[root] = self.overrides.apply(settings)
+        return self._settings[root]
+
+    def executing_for(self, planned: PlannedRun) -> Executing:
+        root = Path(planned.workspace.root)
+        if root not in self._executing:
+            self._executing[root] = executing_with(self.settings_for(planned.workspace))
+        return self._executing[root]
+
     def child_args(self, planned: PlannedRun) -> list[str]:
-        return self.request.child_args(self._get(planned.workspace)[1])
+        interval = self.settings_for(planned.workspace).heartbeat_interval
+        return [
+            *self.request.child_args(self._get(planned.workspace)[1]),
+            "--heartbeat-interval",
+            f"{interval:g}",
+        ]
+
+
+def executing_with(settings: ExecutionSettings) -> Executing:
+    """Heartbeat and remote-task executor of runs executed with these settings."""
+    from ._remote import SlurmTaskExecutor
+
+    return Executing(
+        heartbeat_interval=settings.heartbeat_interval,
+        remote_executor=SlurmTaskExecutor(settings.slurm),
+    )
 
 
 def _plan(loaded: LoadedScript, profiles: _Profiles, options: RunOptions) -> RunPlan:
@@ -146,40 +245,127 @@ def _plan(loaded: LoadedScript, profiles: _Profiles, options: RunOptions) -> Run
 
 
 def run_command(options: RunOptions) -> int:
-    """``molexp run``: returns the exit code (1 if a run executed by this invocation failed)."""
+    """``molexp run``: returns the exit code (1 if a run of this invocation failed to execute
+    or to be submitted)."""
     if options.jobs < 1:
         raise CliUsageError(f"--jobs must be at least 1, got {options.jobs}")
     script = resolve_script_path(options.script)
     request = ProfileRequest(options.profile, options.config, options.overrides).validated()
-    profiles = _Profiles(request, script)
+    profiles = _Profiles(request, script, options.execution.validated())
     if options.dry_run:
         return _dry_run(script, profiles, options)
     with _stdout_to_stderr(options.as_json):
         loaded = load_script(script)
         plan = _plan(loaded, profiles, options)
+        plan = _reconcile_scheduled(plan, lambda: _plan(loaded, profiles, options))
     _print_notes(plan.notes)
+    submitted = [p for p in plan.runs if profiles.settings_for(p.workspace).executor == "slurm"]
+    local = [p for p in plan.runs if profiles.settings_for(p.workspace).executor != "slurm"]
+    if submitted and options.jobs != 1:
+        raise CliUsageError(
+            "--jobs applies to local execution; with executor 'slurm' every run is one task "
+            "of a job array"
+        )
     policy = ExecutionPolicy(rerun_failed=options.rerun_failed, force=options.force)
+    outcomes = {id(p): o for p, o in _submit(submitted, profiles, script, policy)}
     progress_enabled = sys.stdout.isatty() and not options.as_json
     with (
-        RunProgress(len(plan.runs), enabled=progress_enabled) as progress,
+        RunProgress(len(local), enabled=progress_enabled) as progress,
         _stdout_to_stderr(options.as_json),
     ):
         if options.jobs == 1:
-            outcomes = asyncio.run(
-                execute_plan_in_process(plan.runs, script=script, policy=policy, progress=progress)
+            executed = asyncio.run(
+                execute_plan_in_process(
+                    local,
+                    script=script,
+                    policy=policy,
+                    progress=progress,
+                    executing_for=profiles.executing_for,
+                )
             )
         else:
-            outcomes = execute_plan_in_subprocesses(
-                plan.runs,
+            executed = execute_plan_in_subprocesses(
+                local,
                 script=script,
                 policy=policy,
                 profile_args_for=profiles.child_args,
                 jobs=options.jobs,
                 progress=progress,
             )
-    _add_failure_reasons(outcomes)
-    _print_summary(outcomes, plan.notes, as_json=options.as_json)
-    return 1 if any(outcome.action == "failed" for outcome in outcomes) else 0
+    outcomes.update({id(p): o for p, o in zip(local, executed, strict=True)})
+    ordered = [outcomes[id(p)] for p in plan.runs]
+    _add_failure_reasons(ordered)
+    _print_summary(ordered, plan.notes, as_json=options.as_json)
+    return 1 if any(outcome.action == "failed" for outcome in ordered) else 0
+
+
+def _submit(
+    runs: Sequence[PlannedRun], profiles: _Profiles, script: Path, policy: ExecutionPolicy
+) -> list[tuple[PlannedRun, RunOutcome]]:
+    """Submit the runs of each workspace with its execution settings (one array/experiment)."""
+    if not runs:
+        return []
+    from ._scheduler import submit_runs
+    from ._slurm import SlurmClient
+
+    client = SlurmClient()
+    by_root: dict[Path, list[PlannedRun]] = {}
+    for planned in runs:
+        by_root.setdefault(Path(planned.workspace.root), []).append(planned)
+    pairs: list[tuple[PlannedRun, RunOutcome]] = []
+    for group in by_root.values():
+        settings = profiles.settings_for(group[0].workspace)
+        outcomes = submit_runs(
+            group, settings=settings, script=script, policy=policy, client=client
+        )
+        pairs.extend(zip(group, outcomes, strict=True))
+    return pairs
+
+
+def _reconcile_scheduled(plan: RunPlan, replan: Callable[[], RunPlan]) -> RunPlan:
+    """Settle the plan's runs that Slurm still holds before deciding about them.
+
+    Runs whose job ended behind their back become failed/cancelled (and the plan is made
+    again); runs whose job is alive keep being skipped, with the job named in the reason.
+    """
+    from ._scheduler import reconcile, slurm_runs
+    from ._slurm import SlurmClient, SlurmError, slurm_available
+
+    held = [
+        run
+        for planned in plan.runs
+        if planned.status in {"queued", "running"}
+        and (run := existing_run(planned.experiment, planned.run_id)) is not None
+    ]
+    pairs = slurm_runs(held)
+    if not pairs:
+        return plan
+    if not slurm_available():
+        plan.notes.append(
+            f"{len(pairs)} run(s) are queued or running on Slurm, but sbatch is not on PATH: "
+            "their jobs were not checked"
+        )
+        return plan
+    try:
+        reports = reconcile(pairs, SlurmClient())
+    except SlurmError as exc:
+        plan.notes.append(f"could not check the Slurm jobs of {len(pairs)} run(s): {exc.message}")
+        return plan
+    changed = [r for r in reports if r.action in {"failed", "cancelled"}]
+    notes = [f"run {r.run.id}: {r.action}: {r.reason}" for r in changed]
+    if changed:
+        plan = replan()
+    plan.notes.extend(notes)
+    live = {r.run.id: r for r in reports if r.state is not None and not r.action}
+    plan.runs = [_name_live_job(p, live.get(p.run_id)) for p in plan.runs]
+    return plan
+
+
+def _name_live_job(planned: PlannedRun, report: JobReport | None) -> PlannedRun:
+    if report is None or planned.decision.action is not Action.skip:
+        return planned
+    reason = f"Slurm job {report.info.job}: {report.slurm_state}"
+    return replace(planned, decision=Decision(Action.skip, reason))
 
 
 def _dry_run(script: Path, profiles: _Profiles, options: RunOptions) -> int:
@@ -248,7 +434,7 @@ def describe_error_info(error: Any) -> str:
 
 
 def _print_summary(outcomes: Sequence[RunOutcome], notes: Sequence[str], *, as_json: bool) -> None:
-    counts = {action: 0 for action in ("executed", "failed", "skipped")}
+    counts = {action: 0 for action in ("executed", "failed", "skipped", "submitted")}
     for outcome in outcomes:
         counts[outcome.action] = counts.get(outcome.action, 0) + 1
     if as_json:
@@ -274,9 +460,24 @@ def _print_summary(outcomes: Sequence[RunOutcome], notes: Sequence[str], *, as_j
             rows,
         )
     )
+    submitted = f", {counts['submitted']} submitted" if counts["submitted"] else ""
     console.print(
         f"{counts['executed']} executed, {counts['failed']} failed, {counts['skipped']} skipped"
+        + submitted
     )
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """``molexp execute`` options used by scheduler jobs."""
+
+    task: str | None = None
+    """Execute only this remote task of the run (``--task``)."""
+    call_id: str | None = None
+    """The remote call the job was submitted for (default: the run's current call)."""
+    slurm_job: str | None = None
+    """Execute only if the run is queued as this Slurm job (``<job>_<index>``)."""
+    heartbeat_interval: float | None = None
 
 
 def execute_command(
@@ -287,18 +488,27 @@ def execute_command(
     overrides: tuple[str, ...],
     as_json: bool,
     policy: str | None,
+    worker: WorkerOptions = WorkerOptions(),
 ) -> int:
     """``molexp execute RUN_DIR``: 0 succeeded (or skipped by policy), 1 failed, 3 busy."""
+    from ._slurm_job import current_job
+
     request = ProfileRequest(profile, config, overrides).validated()
+    ExecutionOverrides(heartbeat_interval=worker.heartbeat_interval).validated()
     if not (run_dir / RUN_FILE).is_file():
         raise CliUsageError(f"{run_dir} is not a run directory: {run_dir / RUN_FILE} is missing")
     run = open_run_dir(run_dir)
-    script = _recorded_script(run)
+    job = current_job(run)
+    script = _recorded_script(run, job)
     recorded_cwd = (run.metadata.workflow_snapshot or {}).get("cwd")
+    if not isinstance(recorded_cwd, str) and job is not None:
+        recorded_cwd = job.cwd
     if isinstance(recorded_cwd, str) and Path(recorded_cwd).is_dir():
         os.chdir(recorded_cwd)
+    if worker.task is not None:
+        return _execute_task_command(run, script, worker.task, worker.call_id, as_json=as_json)
     with _stdout_to_stderr(as_json):
-        action, duration, reason = _execute_one(run, script, request, policy)
+        action, duration, reason = _execute_one(run, script, request, policy, worker, job)
     if as_json:
         print_json(
             {
@@ -324,10 +534,7 @@ def execute_command(
 _BUSY = "being executed by another process"
 
 
-def _execute_one(
-    run: Run, script: Path, request: ProfileRequest, policy: str | None
-) -> tuple[str, float | None, str]:
-    """Import the script, then execute the run under its claim: (action, seconds, reason)."""
+def _bound_workflow(run: Run, script: Path) -> Workflow:
     from molexp.workflow.bindings import get_workflow
 
     load_script(script, require_workspace=False)
@@ -337,26 +544,81 @@ def _execute_one(
             f"script {script} binds no workflow to experiment "
             f"{run.project.id}/{run.experiment.id} of workspace {run.workspace.root}"
         )
-    profile_config = _execute_profile(request, run, script)
+    return spec
+
+
+def _execute_one(
+    run: Run,
+    script: Path,
+    request: ProfileRequest,
+    policy: str | None,
+    worker: WorkerOptions,
+    job: SlurmJobInfo | None,
+) -> tuple[str, float | None, str]:
+    """Import the script, then execute the run under its claim: (action, seconds, reason)."""
+    from ._slurm_job import current_job
+
+    spec = _bound_workflow(run, script)
+    profile_config = _execute_profile(request, run, script, job)
+    settings = _execute_settings(request, run, script, profile_config.name)
+    settings = ExecutionOverrides(heartbeat_interval=worker.heartbeat_interval).apply(settings)
     with claim_run(Path(run.run_dir)) as claimed:
         run.reload()
         if not claimed or (str(run.status) == "running" and owner_is_alive(run.metadata.owner)):
             owner = describe_owner(run.metadata.owner) if claimed else ""
             return "skipped", None, _BUSY + (f" ({owner})" if owner else "")
-        if policy is not None:
+        if worker.slurm_job is not None:
+            queued_as = current_job(run)
+            if (
+                str(run.status) != "queued"
+                or queued_as is None
+                or queued_as.job != worker.slurm_job
+            ):
+                where = f" as Slurm job {queued_as.job}" if queued_as is not None else ""
+                return (
+                    "skipped",
+                    None,
+                    (f"run is {run.status}{where}, not queued as Slurm job {worker.slurm_job}"),
+                )
+        elif policy is not None:
             decision = _POLICIES[policy].decide(run)
             if decision.action is Action.skip:
                 return "skipped", None, decision.reason
-        status, duration = asyncio.run(execute_claimed(run, spec, profile_config, script=script))
+        status, duration = asyncio.run(
+            execute_claimed(
+                run, spec, profile_config, script=script, executing=executing_with(settings)
+            )
+        )
     if status == "succeeded":
         return "executed", duration, ""
     reason = describe_error_info(run.metadata.error) if run.metadata.error else status
     return "failed", duration, reason
 
 
-def _recorded_script(run: Run) -> Path:
+def _execute_task_command(
+    run: Run, script: Path, task: str, call_id: str | None, *, as_json: bool
+) -> int:
+    """``molexp execute RUN_DIR --task NAME``: one remote task, in this process."""
+    from ._remote import execute_remote_call
+
+    with _stdout_to_stderr(as_json):
+        code, message = execute_remote_call(
+            run, task, call_id, import_workflow=lambda r: _bound_workflow(r, script)
+        )
+    if as_json:
+        print_json({"run_id": run.id, "task": task, "exit_code": code, "message": message})
+    elif code == 0:
+        print(message)
+    if code != 0:
+        raise CliError(message, exit_code=code)
+    return 0
+
+
+def _recorded_script(run: Run, job: SlurmJobInfo | None) -> Path:
     snapshot = run.metadata.workflow_snapshot or {}
     recorded = snapshot.get("script")
+    if not isinstance(recorded, str) and job is not None:
+        recorded = job.script
     if not isinstance(recorded, str):
         source = run.experiment.metadata.workflow_source_path
         recorded = source if isinstance(source, str) and source.endswith(".py") else None
@@ -371,10 +633,27 @@ def _recorded_script(run: Run) -> Path:
     return script
 
 
-def _execute_profile(request: ProfileRequest, run: Run, script: Path) -> ProfileConfig:
+def _execute_profile(
+    request: ProfileRequest, run: Run, script: Path, job: SlurmJobInfo | None
+) -> ProfileConfig:
+    """``--profile``/``--config``/``--set`` when given, else the run's stored profile, else the
+    one its Slurm job was submitted with, else the default profile."""
     from molexp.workspace import ProfileConfig
 
     stored = run.metadata.profile
     if not request.explicit and stored is not None:
         return ProfileConfig(name=stored.name, config=dict(stored.config))
+    if not request.explicit and job is not None and job.profile is not None:
+        return ProfileConfig(name=job.profile["name"], config=dict(job.profile["config"]))
     return request.resolve([script.parent, Path(run.workspace.root)])[0]
+
+
+def _execute_settings(
+    request: ProfileRequest, run: Run, script: Path, profile_name: str
+) -> ExecutionSettings:
+    """The execution settings of the profile being executed (defaults if the file lost it)."""
+    named = request if request.explicit else replace(request, name=profile_name)
+    try:
+        return named.execution([script.parent, Path(run.workspace.root)])
+    except ProfileError:
+        return ExecutionSettings()

@@ -1,6 +1,8 @@
 """Executing planned runs: in this process, or as parallel ``molexp execute`` subprocesses.
 
-A run is executed only while its execution lock (``<run_dir>/.molexp-execute.lock``, an OS file
+Every execution passes the run's owner heartbeat interval and the remote executor that sends
+tasks with a ``remote={"executor": "slurm", ...}`` hint to Slurm (:class:`Executing`). A run is
+executed only while its execution lock (``<run_dir>/.molexp-execute.lock``, an OS file
 lock released automatically if the process dies) is held, and only if ``decide`` still says so
 once the lock is held, so two ``molexp`` processes never execute one run at the same time.
 """
@@ -29,20 +31,25 @@ from ._plan import (
     owner_is_alive,
 )
 from ._progress import RunProgress
+from ._slurm_job import lost_before_start
 
 if TYPE_CHECKING:
     from molexp.workflow import Workflow
+    from molexp.workflow.protocols import RemoteExecutor
     from molexp.workspace import ProfileConfig, Run, RunContext
 
 __all__ = [
     "EXECUTE_LOCK_NAME",
     "EXIT_BUSY",
+    "Executing",
     "ExecutionPolicy",
     "RunOutcome",
     "claim_run",
     "execute_claimed",
     "execute_plan_in_process",
     "execute_plan_in_subprocesses",
+    "get_or_create_run",
+    "outcome_of",
     "record_script",
     "script_payload",
 ]
@@ -68,12 +75,22 @@ class ExecutionPolicy:
             owner=describe_owner(owner),
             rerun_failed=self.rerun_failed,
             force=self.force,
+            lost_before_start=lost_before_start(run),
         )
+
+
+@dataclass(frozen=True)
+class Executing:
+    """How runs execute: owner heartbeat interval (seconds) and the remote-task executor."""
+
+    heartbeat_interval: float | None = None
+    remote_executor: RemoteExecutor | None = None
 
 
 @dataclass
 class RunOutcome:
-    """What happened to one run: ``executed``, ``failed`` or ``skipped`` (with the reason)."""
+    """What happened to one run: ``executed``, ``failed``, ``skipped`` or ``submitted`` (to a
+    scheduler), with the reason."""
 
     run_id: str
     project: str
@@ -143,16 +160,21 @@ class _ScriptKeepingRun:
     """The run as the workflow layer sees it: its own ``set_workflow`` payload is merged with
     the CLI's keys, so the recorded script survives even an attempt that never finishes."""
 
-    def __init__(self, run: Run, payload: Mapping[str, Any]) -> None:
+    def __init__(
+        self, run: Run, payload: Mapping[str, Any], heartbeat_interval: float | None
+    ) -> None:
         self._run = run
         self._payload = dict(payload)
+        self._heartbeat_interval = heartbeat_interval
 
     @property
     def id(self) -> str:
         return self._run.id
 
     def start(self, profile_config: Any = None) -> RunContext:
-        return self._run.start(profile_config=profile_config)
+        return self._run.start(
+            profile_config=profile_config, heartbeat_interval=self._heartbeat_interval
+        )
 
     def set_workflow(self, payload: Mapping[str, Any]) -> None:
         self._run.set_workflow({**self._payload, **payload})
@@ -164,28 +186,39 @@ async def execute_claimed(
     profile: ProfileConfig,
     *,
     script: Path,
+    executing: Executing = Executing(),
     progress: RunProgress | None = None,
 ) -> tuple[str, float | None]:
     """Execute ``spec`` under ``run`` (the caller holds the claim); returns (status, seconds)."""
     record_script(run, spec, script)
-    tracked = _ScriptKeepingRun(run, script_payload(run, spec, script))
+    payload = script_payload(run, spec, script)
+    tracked = _ScriptKeepingRun(run, payload, executing.heartbeat_interval)
+    remote = executing.remote_executor
     started = time.monotonic()
     if progress is not None and progress.enabled:
-        handle = await spec.start(run=tracked, profile_config=profile, raise_on_failure=False)
+        handle = await spec.start(
+            run=tracked, profile_config=profile, raise_on_failure=False, remote_executor=remote
+        )
         while not handle.done():
             progress.show_tasks(handle.statuses)
             await asyncio.sleep(0.1)
         await handle
         progress.show_tasks(handle.statuses)
     else:
-        await spec.execute(run=tracked, profile_config=profile, raise_on_failure=False)
+        await spec.execute(
+            run=tracked, profile_config=profile, raise_on_failure=False, remote_executor=remote
+        )
     elapsed = time.monotonic() - started
     run.reload()
     return str(run.status), elapsed
 
 
-def _outcome(
-    planned: PlannedRun, action: str, status: str | None, duration: float | None, reason: str
+def outcome_of(
+    planned: PlannedRun,
+    action: str,
+    status: str | None,
+    reason: str,
+    duration: float | None = None,
 ) -> RunOutcome:
     return RunOutcome(
         run_id=planned.run_id,
@@ -201,10 +234,11 @@ def _outcome(
 
 
 def _skipped(planned: PlannedRun) -> RunOutcome:
-    return _outcome(planned, "skipped", planned.status, None, planned.decision.reason)
+    return outcome_of(planned, "skipped", planned.status, planned.decision.reason)
 
 
-def _get_or_create_run(planned: PlannedRun) -> Run:
+def get_or_create_run(planned: PlannedRun) -> Run:
+    """The planned run, created on disk if it does not exist yet."""
     return planned.experiment.Run(
         parameters=planned.parameters,
         id=planned.run_id,
@@ -219,6 +253,7 @@ async def execute_plan_in_process(
     script: Path,
     policy: ExecutionPolicy,
     progress: RunProgress,
+    executing_for: Callable[[PlannedRun], Executing] | None = None,
 ) -> list[RunOutcome]:
     """Execute the plan's runs one after the other in this process."""
     outcomes = []
@@ -228,23 +263,28 @@ async def execute_plan_in_process(
             progress.advance()
             continue
         progress.start_run(f"{planned.project_id}/{planned.experiment_id} #{planned.replica_index}")
-        run = _get_or_create_run(planned)
+        run = get_or_create_run(planned)
         with claim_run(run.run_dir) as claimed:
             if not claimed:
-                outcome = _outcome(
-                    planned, "skipped", str(run.status), None, "being executed by another process"
+                outcome = outcome_of(
+                    planned, "skipped", str(run.status), "being executed by another process"
                 )
             else:
                 run.reload()
                 decision = policy.decide(run)
                 if decision.action is Action.skip:
-                    outcome = _outcome(planned, "skipped", str(run.status), None, decision.reason)
+                    outcome = outcome_of(planned, "skipped", str(run.status), decision.reason)
                 else:
                     status, duration = await execute_claimed(
-                        run, planned.workflow, planned.profile, script=script, progress=progress
+                        run,
+                        planned.workflow,
+                        planned.profile,
+                        script=script,
+                        executing=executing_for(planned) if executing_for else Executing(),
+                        progress=progress,
                     )
                     action = "executed" if status == "succeeded" else "failed"
-                    outcome = _outcome(planned, action, status, duration, planned.decision.reason)
+                    outcome = outcome_of(planned, action, status, planned.decision.reason, duration)
         outcomes.append(outcome)
         progress.advance()
     return outcomes
@@ -267,7 +307,7 @@ def execute_plan_in_subprocesses(
             outcomes[index] = _skipped(planned)
             progress.advance()
             continue
-        run = _get_or_create_run(planned)
+        run = get_or_create_run(planned)
         record_script(run, planned.workflow, script)
         pending.append((index, planned))
 
@@ -308,10 +348,10 @@ def _execute_subprocess(planned: PlannedRun, extra_args: Sequence[str]) -> RunOu
     if report is None:
         message = completed.stderr.strip().splitlines()
         reason = message[-1] if message else f"molexp execute exited with {completed.returncode}"
-        return _outcome(planned, "failed", None, None, reason)
+        return outcome_of(planned, "failed", None, reason)
     action = str(report.get("action", "failed"))
     reason = planned.decision.reason if action == "executed" else str(report.get("reason", ""))
-    return _outcome(planned, action, report.get("status"), report.get("duration"), reason)
+    return outcome_of(planned, action, report.get("status"), reason, report.get("duration"))
 
 
 def _parse_report(stdout: str) -> Mapping[str, Any] | None:

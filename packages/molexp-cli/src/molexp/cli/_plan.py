@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CliUsageError
+from ._slurm_job import lost_before_start
 
 if TYPE_CHECKING:
     from molexp.workflow import Workflow
@@ -56,13 +57,15 @@ def decide(
     owner: str = "",
     rerun_failed: bool = False,
     force: bool = False,
+    lost_before_start: bool = False,
 ) -> Decision:
     """Execute or skip a run in ``status`` (None: the run does not exist yet).
 
     new/pending -> execute; succeeded -> skip unless ``force``; failed/cancelled -> skip unless
     ``rerun_failed`` or ``force``; running with a live owner -> always skip (a run never executes
     twice at once); running whose owner is gone (a crashed attempt) is treated like failed;
-    queued (handed to a scheduler) -> skip unless ``force``.
+    queued (handed to a scheduler) -> skip unless ``force``. A failed run whose scheduler job
+    vanished before the run ever started (``lost_before_start``) never ran: execute it again.
     """
     if status is None:
         return Decision(Action.execute, "new")
@@ -80,6 +83,8 @@ def decide(
         if force:
             return Decision(Action.execute, "forced rerun")
         return Decision(Action.skip, "already succeeded")
+    if status == "failed" and lost_before_start:
+        return Decision(Action.execute, "its Slurm job vanished before the run started")
     if status in {"failed", "cancelled"}:
         if rerun_failed or force:
             return Decision(Action.execute, f"rerun of a {status} run")
@@ -304,6 +309,7 @@ def _plan_experiment(
             owner=describe_owner(owner),
             rerun_failed=rerun_failed,
             force=force,
+            lost_before_start=existing is not None and lost_before_start(existing),
         )
         planned.append(
             PlannedRun(

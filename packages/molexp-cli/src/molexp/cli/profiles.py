@@ -6,6 +6,14 @@ then the root ancestor, down to the profile itself. ``--set a.b=1`` overrides ar
 result is a :class:`molexp.workspace.ProfileConfig` whose ``config_hash`` identifies the
 configuration (independent of key order and of the profile name).
 
+Three keys of a profile choose *how* its runs execute rather than what tasks compute:
+``executor`` (``"local"`` or ``"slurm"``), ``heartbeat_interval`` (seconds between owner
+heartbeats of an executing run) and the ``[profiles.X.slurm]`` table of Slurm job options. They
+merge like every other key (``[defaults]``, ``extends``, ``--set slurm.time=30``) but are taken out
+of the configuration: tasks never see them in ``ctx.config`` and they are not part of the
+``config_hash``, so running the same profile locally or on Slurm finds the same runs.
+:meth:`ProfileFile.execution` returns them as :class:`ExecutionSettings`.
+
 This module owns the parsing, validation, merging and value coercion; it reads files but never
 writes any.
 """
@@ -21,12 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._slurm_script import SlurmOptionError, SlurmOptions
+
 if TYPE_CHECKING:
     from molexp.workspace import ProfileConfig
 
 __all__ = [
+    "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_PROFILE",
+    "EXECUTION_KEYS",
+    "EXECUTORS",
     "PROFILE_FILENAME",
+    "ExecutionSettings",
     "OverrideError",
     "ProfileError",
     "ProfileFile",
@@ -34,6 +48,7 @@ __all__ = [
     "apply_overrides",
     "coerce_value",
     "deep_merge",
+    "execution_settings",
     "find_profile_file",
     "parse_override",
     "parse_overrides",
@@ -42,6 +57,10 @@ __all__ = [
 
 PROFILE_FILENAME = "molexp.toml"
 DEFAULT_PROFILE = "default"
+EXECUTION_KEYS = ("executor", "heartbeat_interval", "slurm")
+"""Profile keys that configure execution; never part of the task config or its hash."""
+EXECUTORS = ("local", "slurm")
+DEFAULT_HEARTBEAT_INTERVAL = 30.0
 
 _TOP_LEVEL_TABLES = ("defaults", "profiles")
 _EXTENDS = "extends"
@@ -66,6 +85,46 @@ class UnknownProfileError(ProfileError):
 
 class OverrideError(ProfileError):
     """A ``--set key=value`` argument that cannot be parsed."""
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How a profile's runs execute: the executor, the heartbeat and the Slurm job options."""
+
+    executor: str = "local"
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "executor": self.executor,
+            "heartbeat_interval": self.heartbeat_interval,
+            "slurm": self.slurm.to_json(),
+        }
+
+
+def execution_settings(data: Mapping[str, Any], *, where: str) -> ExecutionSettings:
+    """Validate the execution keys of a merged profile (``where`` names it in errors)."""
+    executor = data.get("executor", "local")
+    if executor not in EXECUTORS:
+        raise ProfileError(
+            f"{where}: executor must be one of {', '.join(map(repr, EXECUTORS))}, got {executor!r}"
+        )
+    interval = data.get("heartbeat_interval", DEFAULT_HEARTBEAT_INTERVAL)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise ProfileError(
+            f"{where}: heartbeat_interval must be a positive number of seconds, got {interval!r}"
+        )
+    table = data.get("slurm", {})
+    if not isinstance(table, Mapping):
+        raise ProfileError(f"{where}: slurm must be a table ([...slurm]), got {_kind(table)}")
+    try:
+        slurm = SlurmOptions.from_mapping(table, where=f"{where}: slurm")
+    except SlurmOptionError as exc:
+        raise ProfileError(str(exc)) from None
+    return ExecutionSettings(
+        executor=str(executor), heartbeat_interval=float(interval), slurm=slurm
+    )
 
 
 @dataclass(frozen=True)
@@ -129,8 +188,9 @@ class ProfileFile:
                 )
             _check_plain(table, f"profiles.{name}", source)
         loaded = cls(path=path, defaults=defaults, profiles=profiles)
-        for name in profiles:
+        for name in loaded.names:
             loaded.chain(name)
+            loaded.execution(name)
         return loaded
 
     @property
@@ -175,12 +235,27 @@ class ProfileFile:
         return config
 
     def resolve(self, name: str | None = None, overrides: Iterable[str] = ()) -> ProfileConfig:
-        """The ``ProfileConfig`` of ``name`` (``default`` when None) with ``--set`` overrides."""
+        """The ``ProfileConfig`` of ``name`` (``default`` when None) with ``--set`` overrides.
+
+        The execution keys (``EXECUTION_KEYS``) are left out: see :meth:`execution`.
+        """
         from molexp.workspace import ProfileConfig
 
         profile_name = name or DEFAULT_PROFILE
         config = apply_overrides(self.merged(profile_name), overrides)
-        return ProfileConfig(name=profile_name, config=config)
+        task_config = {key: value for key, value in config.items() if key not in EXECUTION_KEYS}
+        return ProfileConfig(name=profile_name, config=task_config)
+
+    def execution(
+        self, name: str | None = None, overrides: Iterable[str] = ()
+    ) -> ExecutionSettings:
+        """The validated execution keys of ``name`` with ``--set`` overrides."""
+        profile_name = name or DEFAULT_PROFILE
+        overrides = list(overrides)
+        config = apply_overrides(self.merged(profile_name), overrides)
+        source = str(self.path) if self.path is not None else "profile data"
+        where = f"{source}: profile {profile_name!r}" + (" with --set" if overrides else "")
+        return execution_settings(config, where=where)
 
 
 def find_profile_file(directories: Iterable[Path | None]) -> Path | None:
