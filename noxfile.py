@@ -1,8 +1,9 @@
 """Development sessions for the MolExp monorepo.
 
-`nox` (no arguments) runs everything CI runs: each package's tests in its own environment holding only
-that package's declared dependencies, the integration suite, lint, type checks, the import-layering
-contracts, docs and the wheel smoke test. `nox -s bench` runs the benchmarks (never part of CI tests).
+`nox` (no arguments) runs everything CI runs: each package's tests in its own environment
+holding only that package's declared dependencies, the integration suite, lint, type checks,
+the import-layering contracts, docs and the wheel smoke test. `nox -s bench` runs the
+benchmarks (never part of CI tests).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 @nox.session
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
-    """One package, installed alone with its declared dependencies: catches undeclared sibling imports."""
+    """One package installed alone with its declared dependencies: catches undeclared imports."""
     _sync(session, "--package", package, "--group", "dev")
     tests_dir = PACKAGES_DIR / package / "tests"
     _pytest(session, str(tests_dir.relative_to(ROOT)), "-p", "no:cacheprovider")
@@ -92,10 +93,10 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def imports(session: nox.Session) -> None:
-    """import-linter contracts: the layering rules of docs/architecture.md, enforced on the code.
+    """import-linter contracts: docs/architecture.md's layering rules, enforced on the code.
 
-    The meta package is left out on purpose: its `molexp/__init__.py` turns the namespace into a regular
-    package, and import-linter analyses each layer as a namespace portion.
+    The meta package is left out on purpose: its `molexp/__init__.py` turns the namespace into a
+    regular package, and import-linter analyses each layer as a namespace portion.
     """
     _sync(session, "--package", "molexp-cli", "--package", "molexp-server", "--group", "dev")
     session.run("lint-imports")
@@ -117,7 +118,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def wheels(session: nox.Session) -> None:
-    """Build every wheel, then install each alone in a clean venv outside the workspace and import it."""
+    """Build every wheel; install each alone in a clean venv outside the workspace; import it."""
     dist = Path(tempfile.mkdtemp(prefix="molexp-dist-"))
     session.run("uv", "build", "--all-packages", "--wheel", "--out-dir", str(dist), external=True)
     checks = {
@@ -140,7 +141,15 @@ def wheels(session: nox.Session) -> None:
             python = Path(venv_dir) / "bin" / "python"
             session.run("uv", "venv", "-q", "-p", sys.executable, venv_dir, external=True)
             session.run(
-                "uv", "pip", "install", "-q", "-p", str(python), "--find-links", str(dist), str(wheel),
+                "uv",
+                "pip",
+                "install",
+                "-q",
+                "-p",
+                str(python),
+                "--find-links",
+                str(dist),
+                str(wheel),
                 external=True,
             )
             code = checks[package]
@@ -150,5 +159,7 @@ def wheels(session: nox.Session) -> None:
                 f"\nfound = [m for m in {absent!r} if importlib.util.find_spec(m) is not None]"
                 f"\nassert not found, f'{package} alone must not install {{found}}'"
             )
-            session.run(str(python), "-c", code, external=True, env={"PYTHONPATH": ""}, silent=False)
+            session.run(
+                str(python), "-c", code, external=True, env={"PYTHONPATH": ""}, silent=False
+            )
     shutil.rmtree(dist, ignore_errors=True)

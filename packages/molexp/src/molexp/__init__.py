@@ -64,14 +64,60 @@ _EXPORTS: dict[str, str] = {
     "promote_callable": "molexp.workflow.bindings",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ArtifactAsset",
+    "Asset",
+    "AssetKind",
+    "Caching",
+    "CheckpointAsset",
+    "DataAsset",
+    "ErrorInfo",
+    "ErrorTraceAsset",
+    "ExecutionRecord",
+    "ExecutionStateAsset",
+    "Experiment",
+    "GridSpace",
+    "LogAsset",
+    "ParamSpace",
+    "Producer",
+    "ProfileConfig",
+    "Project",
+    "Run",
+    "RunContext",
+    "RunMetadata",
+    "RunStatus",
+    "Task",
+    "TaskContext",
+    "TaskSnapshot",
+    "TaskStatus",
+    "UniformSpace",
+    "Workflow",
+    "WorkflowBuilder",
+    "WorkflowFailed",
+    "WorkflowResult",
+    "WorkflowSnapshotRef",
+    "Workspace",
+    "derive_run_id",
+    "entry",
+    "join",
+    "parallel_map",
+    "promote_callable",
+    "reap_stale_runs",
+    "set_workflow",
+    "workflow",
+]
 
 
 def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'molexp' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
+    module = importlib.import_module(module_name)
+    # `molexp.workflow` is both the DSL entry point and a subpackage; the import system binds the
+    # subpackage to this name, and that package is callable exactly like `workflow(name=...)`.
+    value = module if name == "workflow" else getattr(module, name)
     globals()[name] = value
     return value
 

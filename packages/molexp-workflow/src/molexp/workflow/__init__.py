@@ -7,6 +7,8 @@ stays cheap (no pydantic, pydantic-graph or asyncio import until a workflow exec
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from molexp.workflow.context import ActorContext, TaskContext
@@ -117,3 +119,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _CallableWorkflowPackage(types.ModuleType):
+    """Makes the package itself callable like ``workflow(name=...)``.
+
+    ``import molexp as me`` re-exports ``workflow``, but once ``molexp.workflow`` is imported the
+    package attribute of that name is this subpackage; calling it builds a DSL, so
+    ``me.workflow(name="demo")`` and ``me.workflow.Workflow`` both work.
+    """
+
+    def __call__(self, name: str) -> WorkflowDSL:
+        return workflow(name)
+
+
+sys.modules[__name__].__class__ = _CallableWorkflowPackage

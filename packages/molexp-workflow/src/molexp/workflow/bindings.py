@@ -1,8 +1,8 @@
 """Process-local registry binding compiled workflows to workspace experiments.
 
-The workflow layer owns this binding so the workspace stays pure storage: an experiment is identified
-here only by duck-typed attributes (``id`` and, when present, its project's ``id`` and its workspace's
-``root``), never by importing the workspace package.
+The workflow layer owns this binding so the workspace stays pure storage: an experiment is
+identified here only by duck-typed attributes (``id`` and, when present, its project's ``id`` and
+its workspace's ``root``), never by importing the workspace package.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def set_workflow(experiment: Any, spec: Workflow) -> Workflow:
 
     if not isinstance(spec, Workflow):
         raise TypeError(
-            f"set_workflow expects a compiled Workflow (from wf.build()), got {type(spec).__name__}; "
-            "wrap a bare callable with promote_callable(fn)"
+            "set_workflow expects a compiled Workflow (from wf.build()), "
+            f"got {type(spec).__name__}; wrap a bare callable with promote_callable(fn)"
         )
     key = experiment_key(experiment)
     with _lock:
