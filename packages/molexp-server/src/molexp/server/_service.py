@@ -35,6 +35,7 @@ from molexp.workspace import (
     QuerySyntaxError,
     Run,
     RunMetadata,
+    RunQueryResult,
     RunStateError,
     RunStatus,
     RunSummary,
@@ -42,6 +43,7 @@ from molexp.workspace import (
 )
 
 from ._broken import BrokenRecordScanner
+from ._cache import IndexCache
 from ._files import (
     LOG_SUFFIX,
     FileEntry,
@@ -87,6 +89,16 @@ TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.
 ARTIFACTS_DIR = "artifacts"
 LOGS_DIR = "logs"
 MAX_EXECUTION_STATE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _RunStats:
+    """What the experiment views need from all of an experiment's index rows."""
+
+    count: int
+    by_status: dict[str, int]
+    param_keys: list[str]
+    result_keys: list[str]
 
 
 class ServiceError(Exception):
@@ -304,6 +316,7 @@ class WorkspaceService:
         self._ws = workspace
         self._lock = threading.RLock()
         self._scanner = BrokenRecordScanner(workspace.root, workspace.id)
+        self._cache = IndexCache(workspace.catalog.db_path)
 
     @property
     def root(self) -> Path:
@@ -351,7 +364,7 @@ class WorkspaceService:
         def work() -> WorkspaceInfo:
             projects = self._ws.list_projects()
             experiments = sum(len(project.list_experiments()) for project in projects)
-            statuses = Counter(row.status.value for row in self._ws.runs())
+            statuses = Counter(row.status.value for row in self._runs())
             return WorkspaceInfo(
                 id=self._ws.id,
                 name=self._ws.name,
@@ -369,7 +382,7 @@ class WorkspaceService:
 
     def projects(self) -> list[ProjectInfo]:
         def work() -> list[ProjectInfo]:
-            run_counts = Counter(row.project for row in self._ws.runs())
+            run_counts = Counter(row.project for row in self._runs())
             return [
                 ProjectInfo(
                     id=project.id,
@@ -385,14 +398,41 @@ class WorkspaceService:
 
         return self._call(work)
 
-    def _experiment_info(
-        self, project_id: str, experiment: Experiment, rows: Sequence[RunSummary]
-    ) -> ExperimentInfo:
-        param_keys: dict[str, None] = {}
-        result_keys: dict[str, None] = {}
-        for row in rows:
-            param_keys.update(dict.fromkeys(_flat_keys(row.params)))
-            result_keys.update(dict.fromkeys(_flat_keys(row.results)))
+    def _runs(
+        self,
+        where: str | None = None,
+        order_by: str | None = None,
+        project: str | None = None,
+        experiment: str | None = None,
+    ) -> RunQueryResult:
+        """``ws.runs(...)``, reused until the run index changes."""
+        key = ("runs", where, order_by, project, experiment)
+        return self._cache.get(
+            key,
+            lambda: self._ws.runs(
+                where=where, order_by=order_by, project=project, experiment=experiment
+            ),
+        )
+
+    def _run_stats(self, project_id: str, experiment_id: str) -> _RunStats:
+        def compute() -> _RunStats:
+            rows = self._runs(project=project_id, experiment=experiment_id)
+            param_keys: dict[str, None] = {}
+            result_keys: dict[str, None] = {}
+            for row in rows:
+                param_keys.update(dict.fromkeys(_flat_keys(row.params)))
+                result_keys.update(dict.fromkeys(_flat_keys(row.results)))
+            return _RunStats(
+                count=len(rows),
+                by_status=dict(Counter(row.status.value for row in rows)),
+                param_keys=sorted(param_keys),
+                result_keys=sorted(result_keys),
+            )
+
+        return self._cache.get(("stats", project_id, experiment_id), compute)
+
+    def _experiment_info(self, project_id: str, experiment: Experiment) -> ExperimentInfo:
+        stats = self._run_stats(project_id, experiment.id)
         metadata = experiment.metadata
         return ExperimentInfo(
             id=experiment.id,
@@ -405,10 +445,10 @@ class WorkspaceService:
             workflow_source=metadata.workflow_source,
             git_commit=metadata.git_commit,
             created_at=metadata.created_at,
-            run_count=len(rows),
-            by_status=dict(Counter(row.status.value for row in rows)),
-            param_keys=sorted(param_keys),
-            result_keys=sorted(result_keys),
+            run_count=stats.count,
+            by_status=dict(stats.by_status),
+            param_keys=list(stats.param_keys),
+            result_keys=list(stats.result_keys),
         )
 
     def experiments(self, project_id: str) -> list[ExperimentInfo]:
@@ -416,11 +456,8 @@ class WorkspaceService:
 
         def work() -> list[ExperimentInfo]:
             project = self._ws.project(project_id)
-            by_experiment: dict[str, list[RunSummary]] = {}
-            for row in self._ws.runs(project=project.id):
-                by_experiment.setdefault(row.experiment, []).append(row)
             return [
-                self._experiment_info(project.id, experiment, by_experiment.get(experiment.id, []))
+                self._experiment_info(project.id, experiment)
                 for experiment in project.list_experiments()
             ]
 
@@ -433,8 +470,7 @@ class WorkspaceService:
         def work() -> ExperimentInfo:
             project = self._ws.project(project_id)
             experiment = project.experiment(experiment_id)
-            rows = self._ws.runs(project=project.id, experiment=experiment.id)
-            return self._experiment_info(project.id, experiment, rows)
+            return self._experiment_info(project.id, experiment)
 
         return self._call(work)
 
@@ -468,7 +504,7 @@ class WorkspaceService:
                 project = self._ws.project(_checked(project_id, "project id"))
                 if experiment_id is not None:
                     project.experiment(_checked(experiment_id, "experiment id"))
-            rows = self._ws.runs(
+            rows = self._runs(
                 where=query or None,
                 order_by=order_by or None,
                 project=project_id,
@@ -747,9 +783,7 @@ class WorkspaceService:
         def work() -> CompareTable:
             project = self._ws.project(project_id)
             experiment = project.experiment(experiment_id)
-            rows = {
-                row.id: row for row in self._ws.runs(project=project.id, experiment=experiment.id)
-            }
+            rows = {row.id: row for row in self._runs(project=project.id, experiment=experiment.id)}
             missing = [run_id for run_id in wanted if run_id not in rows]
             if missing:
                 where = f"experiment {experiment.id!r} of project {project.id!r}"
