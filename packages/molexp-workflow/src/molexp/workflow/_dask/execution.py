@@ -178,15 +178,11 @@ class DaskExecution:
     def _start(self) -> None:
         resumed = self.resume_plan.resumed_outputs if self.resume_plan is not None else {}
         position = {name: i for i, name in enumerate(self.plan.names)}
-        for name, output in resumed.items():
-            index = position[name]
-            self.statuses[index] = _RESUMED
-            self._store_output(index, output, None)
-        self.ready.extend(
-            index
-            for index, status in enumerate(self.statuses)
-            if status is _PENDING and self.remaining[index] == 0
-        )
+        for name in resumed:
+            self.statuses[position[name]] = _RESUMED
+        self.ready.extend(root for root in self.plan.roots if self.statuses[root] is _PENDING)
+        for name, output in resumed.items():  # makes the dependents of resumed tasks ready
+            self._store_output(position[name], output, None)
         self._launch_ready()
 
     def _launch_ready(self) -> None:

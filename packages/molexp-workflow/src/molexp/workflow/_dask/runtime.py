@@ -181,7 +181,7 @@ class DaskRuntime(WorkflowRuntime):
             n_workers=self.n_workers,
             processes=self.processes,
             threads_per_worker=self.threads_per_worker,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: several runtimes may run side by side
         )
         try:
             client: Client = distributed.Client(cluster, set_as_default=False)
