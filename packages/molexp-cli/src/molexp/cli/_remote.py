@@ -36,7 +36,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from molexp.assets._io import VersionedRecord, atomic_write_bytes, atomic_write_json, load_record
-from pydantic import Field
 
 from ._errors import CliError
 from ._slurm import SlurmClient, SlurmError
@@ -82,7 +81,7 @@ class RemoteCall(VersionedRecord):
     execution_id: str
     inputs_kind: Literal["value", "mapping"] = "value"
     """``mapping``: the inputs are the ``name -> output`` mapping of several dependencies."""
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = {}
     job_id: str | None = None
     submitted_at: datetime | None = None
 

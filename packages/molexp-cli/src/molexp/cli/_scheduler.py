@@ -148,6 +148,7 @@ def _submit_group(
         reason = f"sbatch failed: {exc.message}"
         return outcomes + [outcome_of(p, "failed", str(r.status), reason) for p, r in selected]
     cwd = str(Path.cwd())
+    submitted_at = _now()
     for index, (planned, run) in enumerate(selected):
         info = SlurmJobInfo(
             job_id=job_id,
@@ -159,6 +160,7 @@ def _submit_group(
             options=options.to_json(),
             hold=options.hold,
             profile={"name": planned.profile.name, "config": dict(planned.profile.config)},
+            submitted_at=submitted_at,
             script=str(script),
             cwd=cwd,
         )

@@ -8,12 +8,11 @@ writes the job's output, the options, the profile and the script the worker exec
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from molexp.assets._io import VersionedRecord, parse_record
-from pydantic import Field
 
 from ._slurm_text import JobKey
 
@@ -33,10 +32,6 @@ LOST_ERROR_TYPE = "SlurmJobLost"
 """``ErrorInfo.type`` of an attempt whose job neither ``squeue`` nor ``sacct`` knows any more."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class SlurmJobInfo(VersionedRecord):
     """What a run records about its Slurm job (``ExecutionRecord.scheduler`` of the attempt)."""
 
@@ -49,10 +44,10 @@ class SlurmJobInfo(VersionedRecord):
     stdout: str
     """Where Slurm writes the job's stdout (a link into the attempt's execution directory)."""
     stderr: str
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = {}
     hold: bool = False
     """Submitted held on purpose: only ``scontrol release`` starts it."""
-    submitted_at: datetime = Field(default_factory=_now)
+    submitted_at: datetime
     profile: dict[str, Any] | None = None
     """``{"name", "config"}`` the worker executes with when the run has no stored profile."""
     script: str | None = None
