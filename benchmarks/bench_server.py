@@ -8,9 +8,9 @@ against a reference measured in the same run:
                        experiment, then sort and page in Python (what a server without the run
                        index would do for each page);
 * log read           vs reading the same bytes straight from the file;
-* browser first load vs fetching the two API answers the experiment page needs directly (the
-                       browser, bundle and rendering overhead on top of the data), when Debian's
-                       Chromium is at /usr/bin/chromium (skipped otherwise).
+* browser first load vs loading the app shell alone (bundle and first render, no data): the
+                       cost of fetching and rendering the runs table, when Debian's Chromium is
+                       at /usr/bin/chromium (skipped otherwise).
 
 Usage: ``python benchmarks/bench_server.py [--runs 1000] [--repeat 15] [--no-browser]``
 """
@@ -102,8 +102,8 @@ def report(name: str, seconds: float, reference: float, reference_name: str) -> 
     )
 
 
-def browser_first_load(url: str, repeat: int) -> float:
-    """Median time from navigation to the first runs-table row, each in a fresh context."""
+def browser_first_load(url: str, test_id: str, repeat: int) -> float:
+    """Median time from navigation until ``test_id`` shows, each load in a fresh context."""
     from playwright.sync_api import sync_playwright
 
     samples = []
@@ -123,7 +123,7 @@ def browser_first_load(url: str, repeat: int) -> float:
             page = context.new_page()
             started = time.perf_counter()
             page.goto(url)
-            page.get_by_test_id("run-row").first.wait_for()
+            page.get_by_test_id(test_id).first.wait_for()
             samples.append(time.perf_counter() - started)
             context.close()
         browser.close()
@@ -164,9 +164,27 @@ def main() -> None:
                 "GET run detail": base + f"api/v1/runs/{run_id}",
             }
             print(f"\nreference: naive scan of {args.runs} run.json files = {naive * 1000:.1f} ms")
+            print("after a change to the run index (nothing reusable):")
+            changed = Workspace.load(root).find_run(run_id)
+            edits = iter(range(10**9))
+
+            def change_then_get(url: str) -> None:
+                changed.set_workflow({"workflow_id": f"bench-{next(edits)}"})
+                started = time.perf_counter()
+                get(url)
+                timings.append(time.perf_counter() - started)
+
             for name, url in requests.items():
-                get(url)  # warm caches of the server process
-                report(name, median_time(partial(get, url), args.repeat), naive, "naive scan")
+                timings: list[float] = []
+                for _ in range(args.repeat):
+                    change_then_get(url)
+                report(f"  {name}", statistics.median(timings), naive, "naive scan")
+            print("repeated while the index is unchanged:")
+            for name, url in requests.items():
+                get(url)  # warm the server's index cache
+                report(
+                    f"  {name}", median_time(partial(get, url), args.repeat), naive, "naive scan"
+                )
 
             size = log_path.stat().st_size
             direct = median_time(lambda: log_path.read_bytes(), args.repeat)
@@ -190,15 +208,11 @@ def main() -> None:
             if args.no_browser or not CHROMIUM.exists():
                 print("\nbrowser first load: skipped (needs /usr/bin/chromium)")
                 return
-            data = median_time(
-                lambda: (get(api), get(api + f"/runs?order_by=-created_at&limit={PAGE_SIZE}")),
-                args.repeat,
-            )
-            first = browser_first_load(base + "#/p/bench/e/sweep", repeat=5)
-            print(
-                f"\nreference: the page's two API answers fetched directly = {data * 1000:.1f} ms"
-            )
-            report(f"browser first load ({args.runs} runs)", first, data, "its API data")
+            # The app shell alone: bundle and first render, no data (an unknown route).
+            shell = browser_first_load(base + "#/bench-shell", "home-link", repeat=5)
+            first = browser_first_load(base + "#/p/bench/e/sweep", "run-row", repeat=5)
+            print(f"\nreference: loading the app shell alone = {shell * 1000:.1f} ms")
+            report(f"browser first load ({args.runs} runs)", first, shell, "app shell")
         finally:
             process.terminate()
             process.wait(timeout=10)
