@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
 from ._schemas import (
@@ -219,13 +219,13 @@ def build_router(service: WorkspaceService) -> APIRouter:
         last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
     ) -> StreamingResponse:
         """Live tail: `log` events with new lines, then one `end` event (run over, or timeout)."""
-        path: Path = await anyio.to_thread.run_sync(service.log_path, ref, name)
+        path: Path = await run_in_threadpool(service.log_path, ref, name)
         if last_event_id is not None and last_event_id.isdigit():
             since = int(last_event_id)  # a reconnecting EventSource resumes where it stopped
 
         async def is_terminal() -> bool:
             try:
-                return await anyio.to_thread.run_sync(service.run_is_terminal, ref)
+                return await run_in_threadpool(service.run_is_terminal, ref)
             except ServiceError:
                 return True  # the run went away: nothing more will be written
 
