@@ -648,6 +648,16 @@ async def test_start_exposes_live_statuses_and_cancel_stops_the_rest(
     assert result.statuses == {"slow": TaskStatus.CANCELLED, "after": TaskStatus.CANCELLED}
 
 
+async def test_one_runtime_executes_several_workflows_concurrently(
+    dask_runtime: DaskRuntime,
+) -> None:
+    wf = workflow(name="again")
+    wf.task(name="t")(lambda ctx: ctx.inputs * 10)
+    spec = wf.build()
+    results = await asyncio.gather(*(run(spec, dask_runtime, i) for i in range(5)))
+    assert [r.output for r in results] == [0, 10, 20, 30, 40]
+
+
 def test_execute_sync_works_with_the_dask_runtime(dask_runtime: DaskRuntime) -> None:
     wf = workflow(name="sync")
     wf.task(name="t")(lambda ctx: ctx.inputs + 1)
