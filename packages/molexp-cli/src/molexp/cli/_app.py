@@ -552,3 +552,31 @@ def query(
     from ._cmd_inspect import query_command
 
     query_command(expression, order_by=order_by, limit=limit, workspace=workspace, as_json=as_json)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOption = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to bind. Anything but loopback requires a token (one is generated "
+            "and printed when --token is not given).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            help="Require this access token on every request.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the workspace's API (/api/v1) and web UI until interrupted."""
+    from ._cmd_serve import serve_command
+
+    serve_command(workspace=workspace, host=host, port=port, token=token)
