@@ -91,6 +91,23 @@ def test_deleted_index_is_rebuilt_automatically(
         fresh.close()
 
 
+def test_a_catalog_follows_an_index_file_replaced_by_another_process(
+    catalog: Catalog, root: Path, populated: dict[str, Any]
+) -> None:
+    """Deleted and recreated behind the catalog's back: writes go to the new file."""
+    assert catalog.count() == len(populated["all"])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{catalog.db_path}{suffix}").unlink(missing_ok=True)
+    other = Catalog(root, "lab")  # e.g. another process: recreates and rebuilds the file
+    try:
+        assert other.count() == len(populated["all"])
+        added = register(catalog, RUN, "late.json")
+        assert other.get(added.id) == added
+        assert catalog.count() == other.count() == len(populated["all"]) + 1
+    finally:
+        other.close()
+
+
 def test_explicit_rebuild_after_deleting_the_index(
     catalog: Catalog, root: Path, populated: dict[str, Any]
 ) -> None:

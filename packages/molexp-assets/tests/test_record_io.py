@@ -202,3 +202,27 @@ def test_locked_is_reentrant_in_a_thread_but_excludes_other_threads(tmp_path: Pa
     after.start()
     after.join()
     assert outcome == ["timed out", "acquired"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, r"not valid JSON \(nested too deeply\)"),
+        (b'{"version": 1, "title": "t", "count": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b'{"title": "\xff\xfe"}', "not valid JSON"),
+    ],
+)
+def test_hostile_json_is_a_record_error_naming_the_file(
+    tmp_path: Path, raw: bytes, why: str
+) -> None:
+    target = tmp_path / "hostile.json"
+    target.write_bytes(raw)
+    with pytest.raises(RecordError, match=rf"hostile\.json: {why}"):
+        load_record(target, Sample)
+
+
+def test_invalid_field_error_shows_the_offending_value_shortened(tmp_path: Path) -> None:
+    target = tmp_path / "bad.json"
+    target.write_text(json.dumps({"version": 1, "title": "t", "count": "many" * 100}))
+    with pytest.raises(RecordError, match=r"\(field 'count'\).*got 'manymany.*\.\.\.$"):
+        load_record(target, Sample)

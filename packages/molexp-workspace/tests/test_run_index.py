@@ -225,3 +225,15 @@ def test_a_deleted_index_file_is_rebuilt_by_a_live_workspace(ws: Workspace) -> N
     assert records(ws) == before
     ws.project("qm9").experiment("baseline").Run(id="after-delete")
     assert index_rows(ws) == len(before) + 1
+
+
+def test_an_index_file_replaced_by_another_process_is_followed(ws: Workspace) -> None:
+    """Deleted and recreated behind the live workspace's back: its writes reach the new file."""
+    populate(ws)
+    before = records(ws)
+    for suffix in ("", "-wal", "-shm"):
+        (ws.root / ".molexp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+    assert records(Workspace(ws.root)) == before  # another workspace object recreates it
+    ws.project("qm9").experiment("baseline").Run(id="after-replace")
+    assert index_rows(ws) == len(before) + 1
+    assert "after-replace" in Workspace(ws.root).runs().ids

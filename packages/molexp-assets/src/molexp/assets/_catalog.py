@@ -4,8 +4,11 @@ Every asset has one JSON record file (normally ``<scope_dir>/.assets/<id>.json``
 those files are the source of truth. ``<root>/.molexp/index.sqlite`` is an index
 over them that can always be rebuilt from the files (``Catalog.rebuild``); it is
 rebuilt automatically the first time a catalog opens an index without an asset
-table (for example after the file was deleted). Other layers keep their own tables
-in the same index file through ``Catalog.connect``.
+table (for example after the file was deleted). Before each use the catalog checks that
+the index file is still the one its connection opened (same device and inode); when
+another process deleted or replaced it, the catalog reconnects instead of writing on
+into the unlinked file. Other layers keep their own tables in the same index file
+through ``Catalog.connect`` (and can pin their connections with ``open_pinned``).
 
 Concurrency: record writes happen under a per-record file lock (``locked``) and
 index writes in ``BEGIN IMMEDIATE`` transactions on a WAL database with a 30 s busy
@@ -43,8 +46,11 @@ __all__ = [
     "AssetView",
     "BrokenRecord",
     "Catalog",
+    "FileIdentity",
     "RebuildReport",
+    "file_identity",
     "load_asset_record",
+    "open_pinned",
 ]
 
 INDEX_DIR_NAME = ".molexp"
@@ -164,6 +170,38 @@ def _retry_locked(operation: Callable[[], T]) -> T:
     raise AssertionError("unreachable: the last attempt either returns or raises")
 
 
+FileIdentity = tuple[int, int]
+_PIN_ATTEMPTS = 5
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """``(st_dev, st_ino)`` of the file at ``path``, or None if there is none."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def open_pinned(
+    db_path: Path, connect: Callable[[], sqlite3.Connection]
+) -> tuple[sqlite3.Connection, FileIdentity | None]:
+    """A connection to ``db_path`` and the identity of the file it opened.
+
+    The file is stat'ed before and after connecting; if it was replaced in between,
+    connecting is retried, so the identity returned is the connection's file and a later
+    mismatch means the file at ``db_path`` is no longer the one being written.
+    """
+    for _ in range(_PIN_ATTEMPTS):
+        before = file_identity(db_path)
+        conn = connect()
+        after = file_identity(db_path)
+        if before is None or before == after:
+            return conn, after
+        conn.close()
+    raise sqlite3.OperationalError(f"{db_path} keeps being replaced while it is opened")
+
+
 def _open_index(db_path: Path, *, autocommit: bool) -> sqlite3.Connection:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     if autocommit:
@@ -203,6 +241,7 @@ class Catalog:
         self._workspace_id = validate_name(workspace_id, "workspace_id")
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
+        self._conn_identity: FileIdentity | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -231,19 +270,26 @@ class Catalog:
 
     def _connection(self, *, populate_new_index: bool = True) -> sqlite3.Connection:
         pid = os.getpid()
-        if self._conn is not None and (self._conn_pid != pid or not self.db_path.exists()):
+        if self._conn is not None and (
+            self._conn_pid != pid or file_identity(self.db_path) != self._conn_identity
+        ):
+            # The index file was deleted or replaced (another process deleted and recreated
+            # it): writing on through this connection would go to the unlinked file.
             if self._conn_pid == pid:
                 self._conn.close()
             # A connection inherited through fork must not be used (or closed) here.
             self._conn = None
         if self._conn is None:
-            conn = _retry_locked(lambda: _open_index(self.db_path, autocommit=True))
+            conn, identity = open_pinned(
+                self.db_path,
+                lambda: _retry_locked(lambda: _open_index(self.db_path, autocommit=True)),
+            )
             try:
                 self._ensure_schema(conn, populate=populate_new_index)
             except BaseException:
                 conn.close()
                 raise
-            self._conn, self._conn_pid = conn, pid
+            self._conn, self._conn_pid, self._conn_identity = conn, pid, identity
         return self._conn
 
     def _ensure_schema(self, conn: sqlite3.Connection, *, populate: bool) -> None:

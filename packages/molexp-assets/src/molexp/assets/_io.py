@@ -1,45 +1,54 @@
 """Durable record I/O shared by the persistent layers.
 
-Owns atomic writes (temp file + fsync + ``os.replace``), per-record file locks,
-validation of user-supplied names, and versioned record loading with errors
-that name the file and the field.
+Owns atomic writes (temp file + fsync + ``os.replace``), validation of user-supplied
+names, and versioned record loading with errors that name the file, the field and the
+offending value. The record locks (``locked``) live in ``molexp.assets._locks`` and are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import tempfile
-import threading
+import time
 import unicodedata
-import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from filelock import FileLock
+from molexp.assets._locks import LOCK_TIMEOUT_SECONDS, lock_path_for, locked
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 __all__ = [
+    "LOCK_TIMEOUT_SECONDS",
+    "SLOW_WRITES_ENV",
     "RecordError",
     "UnsupportedVersionError",
     "VersionedRecord",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "decode_json",
     "dump_json",
     "load_record",
+    "lock_path_for",
     "locked",
     "parse_record",
     "read_json",
+    "shown_value",
     "slugify",
     "validate_name",
 ]
 
 MAX_NAME_BYTES = 200
-LOCK_TIMEOUT_SECONDS = 60.0
+SLOW_WRITES_ENV = "MOLEXP_TEST_SLOW_WRITES"
+"""Test hook: seconds every atomic write sleeps between writing its temp file and renaming it.
+
+Read once at import. Crash tests set it in worker processes to widen the window in which a
+kill lands mid-write; it is never set in normal use.
+"""
+_SLOW_WRITES = float(os.environ.get(SLOW_WRITES_ENV) or 0.0)
 
 
 class RecordError(ValueError):
@@ -127,6 +136,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
             os.fchmod(handle.fileno(), _FILE_MODE)
             handle.write(data)
             handle.flush()
+            if _SLOW_WRITES:
+                time.sleep(_SLOW_WRITES)
             if durable:
                 os.fsync(handle.fileno())
         tmp_path.replace(path)
@@ -151,46 +162,6 @@ def atomic_write_json(path: Path, obj: Any, *, durable: bool = True) -> None:
     """Atomically write a pydantic model (its JSON) or a plain object (``dump_json``)."""
     text = obj.model_dump_json(indent=2) + "\n" if isinstance(obj, BaseModel) else dump_json(obj)
     atomic_write_text(path, text, durable=durable)
-
-
-def lock_path_for(path: Path) -> Path:
-    path = Path(path)
-    return path.with_name(f".{path.name}.lock")
-
-
-# One FileLock object per (process, lock file) while it is in use: FileLock counts
-# nested acquisitions of the same object, which makes ``locked`` re-entrant within a
-# thread, while other threads and processes still block on the OS-level lock.
-_LOCKS: weakref.WeakValueDictionary[tuple[int, str], FileLock] = weakref.WeakValueDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def _lock_for(lock_file: Path) -> FileLock:
-    key = (os.getpid(), str(Path(lock_file).absolute()))
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(key)
-        if lock is None:
-            lock = FileLock(key[1])
-            _LOCKS[key] = lock
-        return lock
-
-
-@contextlib.contextmanager
-def locked(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-    """Hold an inter-process lock for a read-modify-write of the record at ``path``.
-
-    The lock file is ``.<name>.lock`` beside the record. Locks are re-entrant within
-    one thread of one process (for the same spelling of ``path``); other threads and
-    processes wait, up to ``timeout`` seconds, then get ``filelock.Timeout``.
-    """
-    lock_file = lock_path_for(path)
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    lock = _lock_for(lock_file)
-    lock.acquire(timeout=timeout)
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 class VersionedRecord(BaseModel):
@@ -218,9 +189,20 @@ def read_json(path: Path) -> Any:
         raise RecordError(path, "record file is missing") from None
     except OSError as exc:
         raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
+    return decode_json(path, raw)
+
+
+def decode_json(path: Path, raw: bytes) -> Any:
+    """Decode the bytes of a JSON record file, raising ``RecordError`` naming the file.
+
+    Besides syntax errors this covers invalid UTF-8, integers too long to convert and
+    nesting too deep for the decoder.
+    """
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise RecordError(path, "not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
         raise RecordError(path, f"not valid JSON ({exc})") from None
 
 
@@ -249,4 +231,23 @@ def parse_record(path: Path, data: Any, model: type[M]) -> M:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
-        raise RecordError(path, first["msg"], field=field) from None
+        message = first["msg"]
+        if "input" in first and first["type"] != "missing":
+            message += f", got {shown_value(first['input'])}"
+        raise RecordError(path, message, field=field) from None
+    except RecursionError:
+        raise RecordError(path, "record is nested too deeply to validate") from None
+
+
+SHOWN_VALUE_CHARS = 80
+
+
+def shown_value(value: Any) -> str:
+    """``repr(value)`` cut to ``SHOWN_VALUE_CHARS`` characters, for error messages."""
+    try:
+        text = repr(value)
+    except Exception:  # a hostile __repr__ must not hide the real error
+        text = f"<{type(value).__name__}>"
+    if len(text) > SHOWN_VALUE_CHARS:
+        text = text[: SHOWN_VALUE_CHARS - 3] + "..."
+    return text

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from molexp.assets._catalog import FileIdentity, file_identity, open_pinned
+
 from ._records import RunMetadata
 
 __all__ = ["INDEX_VERSION", "IndexRow", "RunIndex", "format_time"]
@@ -101,7 +103,7 @@ class _Local(threading.local):
     def __init__(self) -> None:
         self.connection: sqlite3.Connection | None = None
         self.pid = -1
-        self.generation = 0
+        self.identity: FileIdentity | None = None
 
 
 class RunIndex:
@@ -115,14 +117,13 @@ class RunIndex:
     ) -> None:
         """``scan`` yields the rows of every run on disk; it fills a newly created table.
 
-        With ``db_path``, a connection whose database file was deleted is replaced by a
-        fresh one (which recreates and refills the table).
+        With ``db_path``, a connection whose database file was deleted or replaced (another
+        device or inode than the one it opened) is replaced by a fresh one, which recreates
+        and refills the table when the new file lacks it.
         """
         self._connect = connect
         self._scan = scan
         self._db_path = db_path
-        # Bumped when the database file was found deleted: every thread reconnects.
-        self._generation = 0
         self._local = _Local()
         self._schema_lock = threading.Lock()
         self._schema_ready_pid = -1
@@ -131,25 +132,24 @@ class RunIndex:
         """This thread's connection (a forked child opens its own)."""
         local = self._local
         pid = os.getpid()
-        if local.connection is not None and local.pid == pid:
-            if self._db_deleted():
-                self._generation += 1
-                self._schema_ready_pid = -1
-            if local.generation != self._generation:
-                local.connection.close()
-                local.connection = None
+        if local.connection is not None and local.pid == pid and self._file_replaced(local):
+            local.connection.close()
+            local.connection = None
+            self._schema_ready_pid = -1
         if local.connection is None or local.pid != pid:
             if local.connection is not None:
                 _inherited_connections.append(local.connection)
-            local.connection = self._connect()
+            if self._db_path is None:
+                local.connection, local.identity = self._connect(), None
+            else:
+                local.connection, local.identity = open_pinned(self._db_path, self._connect)
             local.pid = pid
-            local.generation = self._generation
         if self._schema_ready_pid != pid:
             self._ensure_schema(local.connection, pid)
         return local.connection
 
-    def _db_deleted(self) -> bool:
-        return self._db_path is not None and not self._db_path.exists()
+    def _file_replaced(self, local: _Local) -> bool:
+        return self._db_path is not None and file_identity(self._db_path) != local.identity
 
     def _ensure_schema(self, connection: sqlite3.Connection, pid: int) -> None:
         with self._schema_lock:

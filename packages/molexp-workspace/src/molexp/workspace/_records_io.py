@@ -8,11 +8,16 @@ overwrite somebody else's change.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from molexp.assets._io import RecordError, VersionedRecord, atomic_write_text, parse_record
+from molexp.assets._io import (
+    RecordError,
+    VersionedRecord,
+    atomic_write_text,
+    decode_json,
+    parse_record,
+)
 
 __all__ = ["RecordFile", "StaleRecordError", "read_record"]
 
@@ -31,11 +36,7 @@ class StaleRecordError(RuntimeError):
 
 
 def _decode(path: Path, raw: bytes, model: type[M]) -> M:
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RecordError(path, f"not valid JSON ({exc})") from None
-    return parse_record(path, data, model)
+    return parse_record(path, decode_json(path, raw), model)
 
 
 def _read_bytes(path: Path) -> bytes:
