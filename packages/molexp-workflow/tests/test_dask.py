@@ -597,6 +597,46 @@ async def test_cache_entries_are_shared_with_the_default_runtime(
     assert len(cache) == 2
 
 
+async def test_cache_failures_fail_the_task_and_uncacheable_inputs_run_uncached(
+    dask_runtime: DaskRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    wf = workflow(name="cache-edges")
+
+    @wf.task(cache=True)
+    def make_function(ctx: TaskContext) -> Any:
+        return lambda x: x  # cloudpickle carries it back from the worker; the cache cannot store it
+
+    @wf.task(cache=True)
+    def echo(ctx: TaskContext) -> str:
+        return type(ctx.inputs).__name__
+
+    class Unhashable:
+        pass
+
+    spec = wf.build()
+    stored = await run(spec, dask_runtime, 1, cache=Caching(), raise_on_failure=False)
+    assert stored.statuses == {"make_function": TaskStatus.FAILED, "echo": TaskStatus.SUCCEEDED}
+    assert stored.errors["make_function"].type == "CacheStoreError"
+    assert (
+        "cannot cache the result of task 'make_function'" in stored.errors["make_function"].message
+    )
+    with caplog.at_level("WARNING", logger="molexp.workflow"):
+        uncached = await run(spec, dask_runtime, Unhashable(), cache=Caching())
+    assert uncached["echo"] == "Unhashable"
+    assert "task 'echo' of workflow 'cache-edges' runs uncached" in caplog.text
+
+    class BrokenCache:
+        def lookup(self, snapshot: Any, inputs: Any) -> Any:
+            raise OSError("cache disk is gone")
+
+        def put(self, snapshot: Any, inputs: Any, value: Any) -> str:
+            raise AssertionError("never reached")
+
+    broken = await run(spec, dask_runtime, 1, cache=BrokenCache(), raise_on_failure=False)
+    assert set(broken.statuses.values()) == {TaskStatus.FAILED}
+    assert broken.errors["echo"].message == "cache disk is gone"
+
+
 async def test_remote_executor_runs_hinted_tasks_on_the_client(dask_runtime: DaskRuntime) -> None:
     wf = workflow(name="hinted")
     calls: list[tuple[str, Any, bool]] = []
@@ -618,9 +658,28 @@ async def test_remote_executor_runs_hinted_tasks_on_the_client(dask_runtime: Das
         return int(ctx.inputs) * 2
 
     context = FakeRunContext()
-    result = await run(wf.build(), dask_runtime, run_context=context, remote_executor=executor)
+    spec = wf.build()
+    result = await run(spec, dask_runtime, run_context=context, remote_executor=executor)
     assert calls == [("train", {"partition": "gpu"}, True)]
     assert result.outputs == {"prepare": 20, "train": 40, "evaluate": 41}
+
+    async def unpicklable(registration: Any, ctx: TaskContext) -> Any:
+        return threading.Lock()
+
+    async def failing(registration: Any, ctx: TaskContext) -> Any:
+        raise RuntimeError("no GPU left")
+
+    kept = await run(spec, dask_runtime, remote_executor=unpicklable, raise_on_failure=False)
+    assert kept.statuses["train"] is TaskStatus.SUCCEEDED  # it never had to leave the client
+    assert kept.statuses["evaluate"] is TaskStatus.FAILED
+    assert "output of task 'train' (lock) cannot be pickled" in kept.errors["evaluate"].message
+    lost = await run(spec, dask_runtime, remote_executor=failing, raise_on_failure=False)
+    assert lost.statuses == {
+        "prepare": TaskStatus.SUCCEEDED,
+        "train": TaskStatus.FAILED,
+        "evaluate": TaskStatus.SKIPPED,
+    }
+    assert lost.errors["train"].message == "no GPU left"
 
 
 async def test_start_exposes_live_statuses_and_cancel_stops_the_rest(

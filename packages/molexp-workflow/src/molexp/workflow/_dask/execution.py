@@ -79,7 +79,18 @@ async def _call_remote_executor(
 
 
 class DaskExecution:
-    """State and driving loop of one execution; ``statuses`` is live during ``run()``."""
+    """State and driving loop of one execution; ``statuses`` is live during ``run()``.
+
+    It is created before the client is connected (``spec.start()`` hands out its live
+    statuses at once); what depends on the client and the run is set when ``run()`` begins.
+    """
+
+    client: Client
+    config: dict[str, Any]
+    scope: ExecutionScope
+    resume_plan: ResumePlan | None
+    cache: Any
+    _completions: _Completions
 
     def __init__(
         self,
@@ -221,8 +232,10 @@ class DaskExecution:
             encoded = encode_call(call)
             for dep in task.deps:
                 handle = self.handles[dep]
-                dep_name = self.plan.names[dep]
-                arguments.append(handle or TaskOutcome.of(dep_name, self.outputs[dep]))
+                if handle is None:  # the output is on the client: send it along
+                    arguments.append(TaskOutcome.of(self.plan.names[dep], self.outputs[dep]))
+                else:
+                    arguments.append(handle)
         except TypeError as exc:
             self.finished[index] = time.time()
             self._fail(index, TaskError.from_exception(exc))
@@ -329,9 +342,15 @@ class DaskExecution:
             self._cancel(index)
             return
         # The worker could not run the task (e.g. it died more often than the scheduler's
-        # allowed-failures, KilledWorker) or the output could not be brought back.
-        _, exc, traceback = result
-        self._fail(index, TaskError.from_exception(exc.with_traceback(traceback)))
+        # allowed-failures: KilledWorker); ``result`` is then (type, exception, traceback).
+        if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
+            error = TaskError.from_exception(result[1].with_traceback(result[2]))
+        else:
+            name = self.plan.names[index]
+            error = TaskError.from_exception(
+                RuntimeError(f"Dask reported task {name!r} as {status}: {result!r}")
+            )
+        self._fail(index, error)
 
     def _on_local_done(self, finished: asyncio.Future[Any]) -> None:
         index = self.local.pop(finished)
