@@ -34,7 +34,7 @@ wf = workflow(name="fit")
 async def fit(ctx: TaskContext) -> float:
     """A stand-in for training: the loss depends on the run's parameters."""
     lr, batch = ctx.params["lr"], ctx.params["batch"]
-    loss = abs(lr - 5e-4) * 1000 + 32 / batch
+    loss: float = abs(lr - 5e-4) * 1000 + 32 / batch
     ctx.set_result("loss", loss)
     return loss
 
