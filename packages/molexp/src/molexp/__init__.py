@@ -9,10 +9,10 @@ installed. ``molexp`` is a namespace shared by several distributions; ``extend_p
 from __future__ import annotations
 
 import importlib
-from pkgutil import extend_path
 from typing import TYPE_CHECKING, Any
 
-__path__ = extend_path(__path__, __name__)
+# Spelled the way static readers (griffe, for the API docs) recognise a pkgutil-style namespace.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 __version__ = "0.1.0"
 
