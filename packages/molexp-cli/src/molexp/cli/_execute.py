@@ -189,7 +189,13 @@ async def execute_claimed(
     executing: Executing = Executing(),
     progress: RunProgress | None = None,
 ) -> tuple[str, float | None]:
-    """Execute ``spec`` under ``run`` (the caller holds the claim); returns (status, seconds)."""
+    """Execute ``spec`` under ``run`` (the caller holds the claim); returns (status, seconds).
+
+    A run still marked ``running`` whose owner is gone (a crashed attempt) is reaped to
+    ``failed`` first, so the new attempt can start and resume from it.
+    """
+    if run.status == "running":
+        run.reap()
     record_script(run, spec, script)
     payload = script_payload(run, spec, script)
     tracked = _ScriptKeepingRun(run, payload, executing.heartbeat_interval)

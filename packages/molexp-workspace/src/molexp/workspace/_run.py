@@ -351,7 +351,13 @@ class Run:
             stale_reason(self._metadata, heartbeat_timeout=heartbeat_timeout, now=now) is not None
         )
 
-    def _reap(self, *, heartbeat_timeout: float, now: datetime | None) -> bool:
+    def reap(
+        self,
+        *,
+        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        now: datetime | None = None,
+    ) -> bool:
+        """Mark this run ``failed`` if it is stale (checked under its lock); True if it was."""
         reaped: list[bool] = []
 
         def apply(metadata: RunMetadata) -> bool:

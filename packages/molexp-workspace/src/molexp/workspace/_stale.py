@@ -106,7 +106,7 @@ def reap_stale_runs(
     """
     reaped: list[Run] = []
     for run in find_stale_runs(workspace, heartbeat_timeout=heartbeat_timeout, now=now):
-        if run._reap(heartbeat_timeout=heartbeat_timeout, now=now):
+        if run.reap(heartbeat_timeout=heartbeat_timeout, now=now):
             reaped.append(run)
     return reaped
 
