@@ -63,8 +63,11 @@ def _pytest(session: nox.Session, *paths: str) -> None:
 @nox.session
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
-    """One package installed alone with its declared dependencies: catches undeclared imports."""
-    _sync(session, "--package", package, "--group", "dev")
+    """One package installed alone with its declared dependencies (extras included).
+
+    Catches imports of siblings the package does not declare.
+    """
+    _sync(session, "--package", package, "--all-extras", "--group", "dev")
     tests_dir = PACKAGES_DIR / package / "tests"
     _pytest(session, str(tests_dir.relative_to(ROOT)), "-p", "no:cacheprovider")
 
