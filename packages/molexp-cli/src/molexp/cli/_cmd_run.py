@@ -465,6 +465,25 @@ def _print_summary(outcomes: Sequence[RunOutcome], notes: Sequence[str], *, as_j
         f"{counts['executed']} executed, {counts['failed']} failed, {counts['skipped']} skipped"
         + submitted
     )
+    for line in _where_records_went(outcomes):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _where_records_went(outcomes: Sequence[RunOutcome]) -> list[str]:
+    """One line per experiment's runs directory, then how to inspect the workspace."""
+    runs_dirs = sorted({outcome.run_dir.parent for outcome in outcomes})
+    lines = [f"records: {runs_dir}" for runs_dir in runs_dirs]
+    roots = sorted(
+        {
+            parent
+            for runs_dir in runs_dirs
+            for parent in runs_dir.parents
+            if (parent / "workspace.json").is_file()
+        }
+    )
+    if roots:
+        lines.append(f"inspect: molexp ls runs -w {roots[-1]}")
+    return lines
 
 
 @dataclass(frozen=True)
