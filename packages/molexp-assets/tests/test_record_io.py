@@ -127,7 +127,7 @@ def _raise_enospc(*args: object, **kwargs: object) -> None:
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("failing", ["replace", "fsync"])
+@pytest.mark.parametrize("failing", ["write", "replace", "fsync"])
 def test_failed_atomic_write_keeps_the_old_content(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
@@ -140,6 +140,13 @@ def test_failed_atomic_write_keeps_the_old_content(
     assert excinfo.value.errno == errno.ENOSPC
     assert json.loads(target.read_text()) == {"generation": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_atomic_write_creates_missing_directories(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "record.json"
+    atomic_write_text(target, "x", durable=False)
+    assert target.read_text() == "x"
+    assert [p.name for p in target.parent.iterdir()] == ["record.json"]
 
 
 def test_load_record_round_trips(tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ re-exported here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import tempfile
+import secrets
 import time
 import unicodedata
 from pathlib import Path
@@ -103,18 +104,30 @@ def slugify(name: str) -> str:
     return validate_name(slug, "slug")
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+_TEMP_ATTEMPTS = 100
 
 
-# mkstemp creates 0600 files; atomically written files get the usual umask-based mode.
-_FILE_MODE = 0o666 & ~_current_umask()
+def _open_temp(directory: str, name: str) -> tuple[int, str]:
+    """Create ``<directory>/.<name>.<random>.tmp`` exclusively (mode 0o666 minus the umask).
+
+    The directory is created only when it is missing, so the common case costs one
+    ``open``.
+    """
+    for _ in range(_TEMP_ATTEMPTS):
+        # str paths and os calls on purpose: this is the hot path of every record write.
+        tmp_name = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")  # noqa: PTH118
+        try:
+            return os.open(tmp_name, _TEMP_FLAGS, 0o666), tmp_name
+        except FileNotFoundError:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temp file name for {name!r} in {directory}")
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -124,28 +137,35 @@ def _fsync_dir(directory: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new content, never a mix.
 
-    The bytes go to a temp file in the same directory, are fsynced, then renamed over
-    ``path``. On any error the temp file is removed and ``path`` is untouched.
+    The bytes go to a temp file in the same directory (created with the umask-derived
+    mode), are fsynced, then renamed over ``path``; the directory is fsynced after the
+    rename. On any error the temp file is removed and ``path`` is untouched (an error
+    from the final directory fsync comes after the rename: ``path`` then holds the new
+    content, which may not yet be durable). ``durable=False`` skips both fsyncs: the
+    write still survives a crash of the process, not necessarily one of the system.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp_path = Path(tmp_name)
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    directory = directory or "."
+    fd, tmp_name = _open_temp(directory, name)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), _FILE_MODE)
-            handle.write(data)
-            handle.flush()
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
             if _SLOW_WRITES:
                 time.sleep(_SLOW_WRITES)
             if durable:
-                os.fsync(handle.fileno())
-        tmp_path.replace(path)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp_name, target)  # noqa: PTH105
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)  # noqa: PTH108
         raise
     if durable:
-        _fsync_dir(path.parent)
+        _fsync_dir(directory)
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
