@@ -19,7 +19,7 @@ def tree_digest(root: Path) -> str:
 SCRIPT_TEMPLATE = """
 from pathlib import Path
 
-import molexp as me
+from molexp.workspace import Workspace, entry
 from molexp.workflow import TaskContext, workflow
 from molexp.workflow.bindings import set_workflow
 
@@ -40,12 +40,12 @@ def total(ctx: TaskContext) -> float:
 
 
 spec = wf.build()
-ws = me.Workspace(HERE / "lab")
+ws = Workspace(HERE / "lab")
 project = ws.Project("demo")
 exp = project.Experiment("baseline", params={{"lr": 0.01}}, n_replicas={replicas})
 set_workflow(exp, spec)
 project.Experiment("unbound", params={{"lr": 0.1}})
-me.entry(ws)
+entry(ws)
 
 if __name__ == "__main__":
     (HERE / "main-block-ran").write_text("yes")

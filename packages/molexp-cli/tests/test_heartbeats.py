@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-import molexp as me
+from molexp.workspace import Workspace, entry
 from molexp.workflow import TaskContext, workflow
 
 HERE = Path(__file__).parent
@@ -36,10 +36,10 @@ def wait(ctx: TaskContext) -> None:
 
 
 spec = wf.build()
-ws = me.Workspace(HERE / "lab")
+ws = Workspace(HERE / "lab")
 exp = ws.Project("p").Experiment("e")
 spec.bind_to(exp)
-me.entry(ws)
+entry(ws)
 """
 
 

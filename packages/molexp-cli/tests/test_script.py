@@ -47,8 +47,8 @@ def test_script_can_import_its_sibling_modules(tmp_path: Path) -> None:
     (tmp_path / "helpers_for_script.py").write_text("VALUE = 7\n")
     script = tmp_path / "uses_sibling.py"
     script.write_text(
-        "import molexp as me\nfrom helpers_for_script import VALUE\n"
-        f"me.entry(me.Workspace({str(tmp_path / 'lab')!r}))\n"
+        "from molexp.workspace import Workspace, entry\nfrom helpers_for_script import VALUE\n"
+        f"entry(Workspace({str(tmp_path / 'lab')!r}))\n"
     )
     assert load_script(script).module.VALUE == 7
 
