@@ -10,9 +10,9 @@ run each time) and shown as a ratio against the same no-run execution:
 - run lifecycle: ``with run.start(): run.set_workflow(...)`` (enter, workflow snapshot, exit:
   run.json writes and run-index upserts; the terminal write is fsynced);
 - resume plan: task snapshots, pickling 1,000 journal records, writing and closing the journal;
-- execution state: ``result.to_state()``, then ``record_execution_state`` (state.json, indented
-  JSON with one entry per task, plus its asset record and catalog row, both fsynced), and the
-  JSON encoding alone, indented as written today and compact (which would use the C encoder);
+- execution state: ``result.to_state()``, then ``record_execution_state`` (state.json, compact
+  JSON with one entry per task, plus its asset record and catalog row, both fsynced), and its
+  JSON encoding alone;
 - fsync: how many ``os.fsync`` calls one execution under a run makes and the time spent in them.
 
 Run: ``python benchmarks/bench_run_overhead.py``.
@@ -41,8 +41,6 @@ TASKS = 1_000
 REPEATS = 9
 
 Job = Callable[[], Awaitable[Any]]
-INDENTED = "  of which state.json encoding (indent=2)"
-COMPACT = "  (the same as compact JSON, for comparison)"
 
 
 def random_dag(size: int) -> list[list[int]]:
@@ -112,11 +110,6 @@ def main() -> None:
         parts = _parts(spec, experiment)
         for label, seconds in parts.items():
             print(f"    {label:<44} {seconds * 1e3:6.2f} ms = {seconds / without:.2f}x no-run")
-        compact = under - parts[INDENTED] + parts[COMPACT]
-        print(
-            f"    projected ratio if state.json were written as compact JSON: "
-            f"{compact / without:.2f}x"
-        )
         with counting_fsync() as durations:
             asyncio.run(spec.execute(run=experiment.Run()))
         spent = sum(durations)
@@ -182,12 +175,6 @@ def _parts(spec: Workflow, experiment: Experiment) -> dict[str, float]:
 
     def encode_state(cleanup: contextlib.ExitStack) -> Job:
         async def job() -> None:
-            json.dumps(state, indent=2, ensure_ascii=False)
-
-        return job
-
-    def encode_compact(cleanup: contextlib.ExitStack) -> Job:
-        async def job() -> None:
             json.dumps(state, ensure_ascii=False, separators=(",", ":"))
 
         return job
@@ -197,8 +184,7 @@ def _parts(spec: Workflow, experiment: Experiment) -> dict[str, float]:
         "resume plan + output journal": best_of(REPEATS, plan),
         "result.to_state()": best_of(REPEATS, to_state),
         "record_execution_state (molexp.assets)": best_of(REPEATS, record_state),
-        INDENTED: best_of(REPEATS, encode_state),
-        COMPACT: best_of(REPEATS, encode_compact),
+        "  of which state.json encoding": best_of(REPEATS, encode_state),
     }
 
 
