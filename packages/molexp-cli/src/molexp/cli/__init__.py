@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "find_workspace_root": "molexp.cli._resolve",
     "resolve_workspace_root": "molexp.cli._resolve",
     "resolve_run": "molexp.cli._resolve",
+    "ExecutionSettings": "molexp.cli.profiles",
     "ProfileError": "molexp.cli.profiles",
     "ProfileFile": "molexp.cli.profiles",
     "UnknownProfileError": "molexp.cli.profiles",
@@ -42,6 +43,7 @@ __all__ = [
     "CliError",
     "CliUsageError",
     "Decision",
+    "ExecutionSettings",
     "LoadedScript",
     "OverrideError",
     "PlannedRun",
@@ -84,6 +86,7 @@ if TYPE_CHECKING:
     from molexp.cli._resolve import find_workspace_root, resolve_run, resolve_workspace_root
     from molexp.cli._script import LoadedScript, ScriptError, load_script
     from molexp.cli.profiles import (
+        ExecutionSettings,
         OverrideError,
         ProfileError,
         ProfileFile,
