@@ -421,3 +421,44 @@ def test_status_without_slurm_on_path_is_an_error(
     monkeypatch.setattr(slurm_module, "slurm_available", lambda: False)
     assert run_cli(["status"]) == 1
     assert "sbatch is not on PATH" in capsys.readouterr().err
+
+
+def test_submitting_without_sbatch_is_a_one_line_error(
+    cli: tuple[Path, FakeSlurm], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script, fake = cli
+    import molexp.cli._slurm as slurm_module
+
+    monkeypatch.setattr(slurm_module, "slurm_available", lambda: False)
+    assert run_cli(["run", str(script), "--executor", "slurm"]) == 1
+    err = capsys.readouterr().err
+    assert "error: executor 'slurm' for 2 run(s), but sbatch is not on PATH" in err
+    assert fake.commands == []
+
+
+def test_dry_run_and_profiles_show_the_executor(
+    cli: tuple[Path, FakeSlurm], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    script, fake = cli
+    (tmp_path / "molexp.toml").write_text(
+        '[profiles.cluster]\nexecutor = "slurm"\n[profiles.cluster.slurm]\ntime = 30\n'
+    )
+    plan = _json(capsys, "run", str(script), "--profile", "cluster", "--dry-run")
+    assert isinstance(plan, dict)
+    assert [(r["action"], r["executor"]) for r in plan["runs"]] == [("execute", "slurm")] * 2
+    local = _json(
+        capsys, "run", str(script), "--profile", "cluster", "--executor", "local", "--dry-run"
+    )
+    assert isinstance(local, dict) and {r["executor"] for r in local["runs"]} == {"local"}
+    assert fake.commands == []
+    assert run_cli(["run", str(script), "--profile", "cluster", "--dry-run"]) == 0
+    assert "submit" in capsys.readouterr().out
+    listed = _json(capsys, "profiles", str(script))
+    assert isinstance(listed, dict)
+    cluster = next(p for p in listed["profiles"] if p["name"] == "cluster")
+    assert cluster["execution"] == {
+        "executor": "slurm",
+        "heartbeat_interval": 30.0,
+        "slurm": {"time": "00:30:00"},
+    }
+    assert cluster["config"] == {}

@@ -113,7 +113,8 @@ def reap_command(*, heartbeat_timeout: float, workspace: Path | None, as_json: b
 
 
 def profiles_command(location: Path | None, *, config: Path | None, as_json: bool) -> None:
-    """``molexp profiles``: every profile with its chain, merged config and config_hash."""
+    """``molexp profiles``: every profile with its chain, merged config, config_hash and
+    execution settings."""
     path = _profile_file(location, config)
     profiles = ProfileFile.load(path) if path is not None else ProfileFile(path=None)
     entries: list[dict[str, Any]] = []
@@ -125,6 +126,7 @@ def profiles_command(location: Path | None, *, config: Path | None, as_json: boo
                 "chain": profiles.chain(name),
                 "config": resolved.config,
                 "config_hash": resolved.config_hash,
+                "execution": profiles.execution(name).to_json(),
             }
         )
     if as_json:
@@ -135,13 +137,14 @@ def profiles_command(location: Path | None, *, config: Path | None, as_json: boo
     console.print(
         make_table(
             None,
-            ["profile", "extends", "config_hash", "config"],
+            ["profile", "extends", "config_hash", "config", "executor"],
             [
                 (
                     e["name"],
                     " -> ".join(e["chain"][:-1]) or None,
                     e["config_hash"][:16],
                     format_value(e["config"]),
+                    e["execution"]["executor"],
                 )
                 for e in entries
             ],

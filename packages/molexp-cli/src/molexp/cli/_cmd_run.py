@@ -306,7 +306,13 @@ def _submit(
     if not runs:
         return []
     from ._scheduler import submit_runs
-    from ._slurm import SlurmClient
+    from ._slurm import SlurmClient, slurm_available
+
+    if not slurm_available():
+        raise CliError(
+            f"executor 'slurm' for {len(runs)} run(s), but sbatch is not on PATH: run molexp "
+            "where the Slurm commands are available, or use --executor local"
+        )
 
     client = SlurmClient()
     by_root: dict[Path, list[PlannedRun]] = {}
@@ -378,6 +384,8 @@ def _dry_run(script: Path, profiles: _Profiles, options: RunOptions) -> int:
             loaded = load_script(script)
             plan = _plan(loaded, profiles, options)
             report = plan.to_json()
+            for item, planned in zip(report["runs"], plan.runs, strict=True):
+                item["executor"] = profiles.settings_for(planned.workspace).executor
     finally:
         sys.dont_write_bytecode = previous
     report["dry_run"] = True
@@ -393,7 +401,9 @@ def _dry_run(script: Path, profiles: _Profiles, options: RunOptions) -> int:
             item["seed"],
             item["profile"],
             item["status"] or "new",
-            item["action"],
+            "submit"
+            if item["action"] == "execute" and item["executor"] == "slurm"
+            else item["action"],
             item["reason"],
         )
         for item in report["runs"]
@@ -406,7 +416,7 @@ def _dry_run(script: Path, profiles: _Profiles, options: RunOptions) -> int:
             rows,
         )
     )
-    console.print(f"{report['to_execute']} of {len(rows)} run(s) would be executed")
+    console.print(f"{report['to_execute']} of {len(rows)} run(s) would be executed or submitted")
     return 0
 
 
