@@ -1,7 +1,8 @@
 """Artifacts: named files a run (or any scope) saves under ``<scope_dir>/artifacts/``.
 
 Each save serializes the data by its type (see ``molexp.assets._payload``), writes it
-atomically, and registers an ``ArtifactAsset`` whose id is derived from the scope
+atomically, and registers an ``ArtifactAsset`` (if that registration fails, the previous
+payload is put back: payload and record always agree) whose id is derived from the scope
 and the name, so saving the same name again updates the same asset.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from molexp.assets._io import locked, validate_name
 from molexp.assets._models import ArtifactAsset, AssetKind, asset_id_for, utc_now
-from molexp.assets._payload import load_payload, write_payload
+from molexp.assets._payload import load_payload, replacing, write_payload
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["ARTIFACTS_DIR_NAME", "ArtifactStore"]
@@ -50,7 +51,7 @@ class ArtifactStore(ScopedStore):
         what = f"artifact {name!r}"
         producer = self._producer_for(task_name, what)
         self.directory.mkdir(parents=True, exist_ok=True)
-        with locked(dest):
+        with locked(dest), replacing(dest):
             media_type = write_payload(dest, data, what=what)
             payload = self._describe_payload(dest)
             now = utc_now()

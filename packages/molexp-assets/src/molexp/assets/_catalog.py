@@ -29,7 +29,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from molexp.assets._io import RecordError, atomic_write_json, locked, read_json, validate_name
+from molexp.assets._io import (
+    RecordError,
+    atomic_write_json,
+    decode_json,
+    locked,
+    read_bytes_if_present,
+    read_json,
+    restore_file,
+    validate_name,
+)
 from molexp.assets._models import (
     Asset,
     AssetKind,
@@ -412,7 +421,8 @@ class Catalog:
         record_path = Path(record_dir) / f"{asset.id}.json"
         record_rel = self.relative_path(record_path, "record_dir")
         with locked(record_path):
-            existing = self._existing_record(record_path)
+            previous = read_bytes_if_present(record_path)
+            existing = self._existing_record(record_path, previous)
             if existing is not None:
                 asset = asset.model_copy(
                     update={
@@ -420,16 +430,31 @@ class Catalog:
                         "uses": _merge_uses(existing.uses, asset.uses),
                     }
                 )
-            atomic_write_json(record_path, asset)
-            self._write(lambda conn: self._index_row(conn, asset, record_rel))
+            self._write_record(record_path, record_rel, asset, previous)
         return asset
 
+    def _write_record(
+        self, record_path: Path, record_rel: str, asset: Asset, previous: bytes | None
+    ) -> None:
+        """Write the record file and its index row, all or nothing (caller holds the lock).
+
+        ``previous`` is what the file held (None: nothing). When the write fails after
+        its rename (the directory fsync) or the index write fails, the file is put back
+        to ``previous``, so record, index and payload keep agreeing.
+        """
+        try:
+            atomic_write_json(record_path, asset)
+            self._write(lambda conn: self._index_row(conn, asset, record_rel))
+        except BaseException:
+            restore_file(record_path, previous)
+            raise
+
     @staticmethod
-    def _existing_record(record_path: Path) -> Asset | None:
-        if not record_path.exists():
+    def _existing_record(record_path: Path, raw: bytes | None) -> Asset | None:
+        if raw is None:
             return None
         try:
-            return load_asset_record(record_path)
+            return parse_asset(decode_json(record_path, raw), path=record_path)
         except RecordError:
             # An unreadable record is being replaced; nothing in it can be kept.
             return None
@@ -446,7 +471,10 @@ class Catalog:
         record_path = self._record_path(asset_id)
         use = AssetUse(run_id=run_id, execution_id=execution_id, task_name=task_name)
         with locked(record_path):
-            asset = load_asset_record(record_path)
+            previous = read_bytes_if_present(record_path)
+            if previous is None:
+                raise RecordError(record_path, "record file is missing")
+            asset = parse_asset(decode_json(record_path, previous), path=record_path)
             for known in asset.uses:
                 if (known.run_id, known.execution_id, known.task_name) == (
                     run_id,
@@ -455,9 +483,8 @@ class Catalog:
                 ):
                     return known
             asset.uses.append(use)
-            atomic_write_json(record_path, asset)
             record_rel = self.relative_path(record_path, "record")
-            self._write(lambda conn: self._index_row(conn, asset, record_rel))
+            self._write_record(record_path, record_rel, asset, previous)
         return use
 
     def delete(self, asset_id: str) -> None:

@@ -4,8 +4,9 @@ Each save gets the next sequence number of the scope (whatever its name) and poi
 at the previous checkpoint through ``parent_id``. The payload is written to
 ``.ckpt/<sequence:06d>-<name>`` with the artifact serialization rules; saving without
 data writes an empty marker file and records ``media_type=None``. Sequence numbers
-are allocated under a file lock from the ``.ckpt`` directory itself, so concurrent
-savers in several processes still form one chain.
+are allocated under a lock of the ``.ckpt`` directory itself, so concurrent savers in
+several processes still form one chain; a save whose registration fails removes its
+payload again, so the chain never has a payload without a record.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from molexp.assets._io import atomic_write_bytes, locked, validate_name
 from molexp.assets._models import AssetKind, CheckpointAsset, asset_id_for, utc_now
-from molexp.assets._payload import load_payload, write_payload
+from molexp.assets._payload import load_payload, replacing, write_payload
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["CHECKPOINT_DIR_NAME", "CheckpointStore"]
@@ -58,32 +59,33 @@ class CheckpointStore(ScopedStore):
             sequence = previous[0] + 1 if previous else 1
             entry = validate_name(_entry_name(sequence, name), "checkpoint file name")
             dest = self.directory / entry
-            if data is None:
-                atomic_write_bytes(dest, b"")
-                media_type = None
-            else:
-                media_type = write_payload(dest, data, what=what)
-            payload = self._describe_payload(dest)
-            now = utc_now()
-            asset = CheckpointAsset(
-                id=asset_id_for(self._scope, AssetKind.CHECKPOINT, entry),
-                name=name,
-                scope=self._scope,
-                path=payload.path,
-                created_at=now,
-                updated_at=now,
-                producer=producer,
-                content_hash=payload.content_hash,
-                size=payload.size,
-                sequence=sequence,
-                parent_id=(
-                    asset_id_for(self._scope, AssetKind.CHECKPOINT, previous[1])
-                    if previous
-                    else None
-                ),
-                media_type=media_type,
-            )
-            return self._catalog.register(asset, self._record_dir)
+            with replacing(dest):
+                if data is None:
+                    atomic_write_bytes(dest, b"")
+                    media_type = None
+                else:
+                    media_type = write_payload(dest, data, what=what)
+                payload = self._describe_payload(dest)
+                now = utc_now()
+                asset = CheckpointAsset(
+                    id=asset_id_for(self._scope, AssetKind.CHECKPOINT, entry),
+                    name=name,
+                    scope=self._scope,
+                    path=payload.path,
+                    created_at=now,
+                    updated_at=now,
+                    producer=producer,
+                    content_hash=payload.content_hash,
+                    size=payload.size,
+                    sequence=sequence,
+                    parent_id=(
+                        asset_id_for(self._scope, AssetKind.CHECKPOINT, previous[1])
+                        if previous
+                        else None
+                    ),
+                    media_type=media_type,
+                )
+                return self._catalog.register(asset, self._record_dir)
 
     def chain(self) -> list[CheckpointAsset]:
         """Every checkpoint of this scope in sequence order."""

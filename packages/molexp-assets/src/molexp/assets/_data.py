@@ -6,7 +6,9 @@ actions — ``copy``, ``move``, ``symlink`` (an absolute link to the source) or
 ``hardlink`` (for a directory, every file is hardlinked into a new tree) — and
 registers a ``DataAsset`` recording the original location and the action. The
 payload is assembled in a hidden staging directory and renamed into place, so a
-failed import leaves no half-imported asset (and a failed move puts the source back).
+failed import leaves no half-imported asset (and a failed move puts the source back);
+if registering the record fails, the payload is removed again (a replaced asset gets
+its previous payload back), so a retry finds nothing in its way.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from molexp.assets._models import (
     asset_id_for,
     utc_now,
 )
-from molexp.assets._payload import install_path, remove_path, staging_dir
+from molexp.assets._payload import install_path, remove_path, replacing, staging_dir
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["DATA_ASSETS_DIR_NAME", "IMPORT_ACTIONS", "PAYLOAD_DIR_NAME", "DataAssetLibrary"]
@@ -118,24 +120,31 @@ class DataAssetLibrary(ScopedStore):
                     f"{what} already exists in {self._scope.describe()}; "
                     "pass overwrite=True to replace it"
                 )
-            self._install(source, asset_dir, basename, action, what)
-            payload = self._describe_payload(asset_dir / PAYLOAD_DIR_NAME / basename)
-            now = utc_now()
-            asset = DataAsset(
-                id=asset_id,
-                name=name,
-                scope=self._scope,
-                path=payload.path,
-                created_at=now,
-                updated_at=now,
-                tags=list(tags or ()),
-                content_hash=payload.content_hash,
-                size=payload.size,
-                meta=dict(meta or {}),
-                source=original_location,
-                action=cast(ImportAction, action),
-            )
-            return self._catalog.register(asset, self._record_dir)
+            with replacing(asset_dir):
+                self._install(source, asset_dir, basename, action, what)
+                installed = asset_dir / PAYLOAD_DIR_NAME / basename
+                try:
+                    payload = self._describe_payload(installed)
+                    now = utc_now()
+                    asset = DataAsset(
+                        id=asset_id,
+                        name=name,
+                        scope=self._scope,
+                        path=payload.path,
+                        created_at=now,
+                        updated_at=now,
+                        tags=list(tags or ()),
+                        content_hash=payload.content_hash,
+                        size=payload.size,
+                        meta=dict(meta or {}),
+                        source=original_location,
+                        action=cast(ImportAction, action),
+                    )
+                    return self._catalog.register(asset, self._record_dir)
+                except BaseException:
+                    if action == "move":
+                        shutil.move(installed, source)
+                    raise
 
     @staticmethod
     def _install(source: Path, asset_dir: Path, basename: str, action: str, what: str) -> None:

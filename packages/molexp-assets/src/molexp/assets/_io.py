@@ -36,7 +36,9 @@ __all__ = [
     "lock_path_for",
     "locked",
     "parse_record",
+    "read_bytes_if_present",
     "read_json",
+    "restore_file",
     "shown_value",
     "slugify",
     "validate_name",
@@ -166,6 +168,30 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
         raise
     if durable:
         _fsync_dir(directory)
+
+
+def read_bytes_if_present(path: Path) -> bytes | None:
+    """The bytes of ``path``, or None when there is no such file."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def restore_file(path: Path, previous: bytes | None) -> None:
+    """Best effort after a failed write: put ``path`` back to ``previous`` (None: absent).
+
+    Touches the file only when it no longer holds ``previous`` - the failed write got as
+    far as its rename (the directory fsync failed) or a later step (an index write)
+    failed. Errors are swallowed: the caller is already raising the original one.
+    """
+    with contextlib.suppress(OSError):
+        if read_bytes_if_present(path) == previous:
+            return
+        if previous is None:
+            Path(path).unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(path, previous)
 
 
 def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:

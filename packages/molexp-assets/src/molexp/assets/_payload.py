@@ -10,16 +10,22 @@ Serialization rules (``write_payload``):
 * anything else -> ``TypeError`` naming the type and the payload.
 
 Every payload is built beside its destination and renamed into place, so readers
-see the old payload or the new one, never a partial write.
+see the old payload or the new one, never a partial write. ``replacing(dest)`` keeps
+the previous payload restorable until its asset record is written too: a store whose
+record write fails (a full disk) puts the old payload back, or removes a new one, so
+payload and record never disagree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mimetypes
+import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from molexp.assets._io import atomic_write_bytes
@@ -33,6 +39,7 @@ __all__ = [
     "install_path",
     "load_payload",
     "remove_path",
+    "replacing",
     "staging_dir",
     "write_payload",
 ]
@@ -78,6 +85,58 @@ def install_path(staged: Path, dest: Path) -> None:
         aside.rename(dest)
         raise
     remove_path(aside)
+
+
+def _is_real_dir(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        a, b = first.lstat(), second.lstat()
+    except FileNotFoundError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _aside_name(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.old")
+
+
+@contextlib.contextmanager
+def replacing(dest: Path) -> Iterator[None]:
+    """Make replacing the payload at ``dest`` all-or-nothing together with the block.
+
+    Inside the block the caller installs the new payload at ``dest`` and registers it.
+    If the block raises, ``dest`` is restored: the previous file (kept as a hard link, or
+    a copy where hard links are not supported, so readers never see it missing) or
+    directory (renamed aside meanwhile) comes back, and a payload that did not exist
+    before is removed. On success the kept copy is deleted.
+    """
+    aside: Path | None = None
+    if _is_real_dir(dest):
+        aside = _aside_name(dest)
+        dest.rename(aside)
+    elif dest.exists() or dest.is_symlink():
+        aside = _aside_name(dest)
+        try:
+            os.link(dest, aside, follow_symlinks=False)
+        except OSError:  # a filesystem without hard links: keep a copy instead
+            shutil.copy2(dest, aside, follow_symlinks=False)
+    try:
+        yield
+    except BaseException:
+        if aside is None:
+            remove_path(dest)
+        elif _same_file(aside, dest):
+            aside.unlink()  # the block failed before replacing dest
+        else:
+            if _is_real_dir(dest) or _is_real_dir(aside):
+                remove_path(dest)
+            aside.replace(dest)  # a file over a file: one atomic rename
+        raise
+    if aside is not None:
+        remove_path(aside)
 
 
 def _json_text(data: object, what: str) -> str:

@@ -346,17 +346,31 @@ class FileCacheStore:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _move_into_place(self, staging: Path, target: Path) -> None:
-        """Rename ``staging`` to ``target``, replacing an existing entry (last writer wins)."""
+        """Rename ``staging`` to ``target``, replacing an existing entry (last writer wins).
+
+        An existing entry is renamed aside first and only deleted once the new one is in
+        place; if that rename fails, the previous entry is put back.
+        """
         try:
             staging.rename(target)
             return
         except OSError:
             if not target.exists():
                 raise
-        self._discard(target)
-        with contextlib.suppress(OSError):
-            # A concurrent writer may have put its own copy in place meanwhile: keep theirs.
+        aside = self._scratch_dir / f"trash-{uuid.uuid4().hex}"
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: nothing to keep
+            target.rename(aside)
+        try:
             staging.rename(target)
+        except OSError:
+            if not target.exists():
+                # Nobody else put an entry in place: restore the previous one, if any.
+                with contextlib.suppress(FileNotFoundError):
+                    aside.rename(target)
+                raise
+            # A concurrent writer put its own copy in place meanwhile: keep theirs.
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
 
     def _discard(self, entry_dir: Path) -> None:
         """Move an entry out of sight in one rename, then remove it."""

@@ -2,8 +2,9 @@
 
 Owns ``RecordFile``: it remembers the exact bytes it last read or wrote, so code holding
 the record's lock can tell in one small read whether anybody else changed the file
-(and skip re-parsing when nobody did), and ``StaleRecordError`` for saves that would
-overwrite somebody else's change.
+(and skip re-parsing when nobody did), and can put those bytes back when a write fails
+after its rename; and ``StaleRecordError`` for saves that would overwrite somebody
+else's change.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Generic, TypeVar
 from molexp.assets._io import (
     RecordError,
     VersionedRecord,
-    atomic_write_text,
+    atomic_write_bytes,
     decode_json,
     parse_record,
+    restore_file,
 )
 
 __all__ = ["RecordFile", "StaleRecordError", "read_record"]
@@ -88,10 +90,28 @@ class RecordFile(Generic[M]):
             return self._seen is not None
 
     def write(self, record: M, *, durable: bool = True) -> None:
-        """Atomically replace the file with ``record`` (call with the record's lock held)."""
-        text = record.model_dump_json(indent=2) + "\n"
-        atomic_write_text(self.path, text, durable=durable)
-        self._seen = text.encode("utf-8")
+        """Atomically replace the file with ``record`` (call with the record's lock held).
+
+        All or nothing: if the write fails after its rename (the directory fsync), the
+        file is put back to what this process last saw in it.
+        """
+        data = (record.model_dump_json(indent=2) + "\n").encode("utf-8")
+        try:
+            atomic_write_bytes(self.path, data, durable=durable)
+        except BaseException:
+            self.restore(self._seen)
+            raise
+        self._seen = data
+
+    @property
+    def seen(self) -> bytes | None:
+        """The bytes this process last read or wrote (None: none yet)."""
+        return self._seen
+
+    def restore(self, previous: bytes | None) -> None:
+        """After a failed write (lock held): put the file back to ``previous`` (None: absent)."""
+        restore_file(self.path, previous)
+        self._seen = previous
 
     def forget(self) -> None:
         """Drop the remembered bytes so the next ``refresh`` re-parses the file."""

@@ -178,9 +178,19 @@ class Run:
     # -- persistence -----------------------------------------------------------------
 
     def _persist(self, *, durable: bool) -> None:
-        """Write the in-memory record and index it (caller holds the lock or owns the run)."""
+        """Write the in-memory record and index it (caller holds the lock or owns the run).
+
+        All or nothing: when the write fails after its rename (the directory fsync) or
+        the index upsert fails, the file is put back to what it held before (for a new
+        run: removed), so the record and its index row keep agreeing.
+        """
+        previous = self._record.seen
         self._record.write(self._metadata, durable=durable)
-        self.workspace._index_run(self._metadata)
+        try:
+            self.workspace._index_run(self._metadata)
+        except BaseException:
+            self._record.restore(previous)
+            raise
 
     def _update(self, mutate: Mutation) -> None:
         """Locked read-modify-write of ``run.json`` plus the index upsert.
@@ -196,6 +206,11 @@ class Run:
                 if mutate(current) is False:
                     return
                 current.updated_at = utc_now()
+            except BaseException:
+                self._record.forget()
+                self._reload_quietly()
+                raise
+            try:
                 self._persist(durable=current.status is not RunStatus.running)
             except BaseException:
                 self._record.forget()
