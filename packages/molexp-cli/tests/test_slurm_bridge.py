@@ -462,3 +462,29 @@ def test_dry_run_and_profiles_show_the_executor(
         "slurm": {"time": "00:30:00"},
     }
     assert cluster["config"] == {}
+
+
+def test_a_crashed_attempt_is_reaped_before_it_is_resubmitted(
+    workspace: Workspace, fake: FakeSlurm, tmp_path: Path
+) -> None:
+    exp = _experiment(workspace, replicas=1)
+    [planned] = _plan(workspace).runs
+    run = planned.experiment.Run(
+        parameters=planned.parameters, id=planned.run_id, replica_index=0, seed=planned.seed
+    )
+    run.start(profile_config=PROFILE).__enter__()
+    owner = run.reload().metadata.owner
+    assert owner is not None
+    owner.pid = 2**22 + 12345  # beyond pid_max: this owner is dead
+    run.save()
+    outcomes = submit_runs(
+        plan_runs([workspace], lambda ws: PROFILE, rerun_failed=True).runs,
+        settings=ExecutionSettings(executor="slurm"),
+        script=tmp_path / "train.py",
+        policy=ExecutionPolicy(rerun_failed=True),
+        client=SlurmClient(fake),
+    )
+    assert [o.action for o in outcomes] == ["submitted"]
+    history = exp.get_run(run.id).metadata.execution_history
+    assert [str(record.status) for record in history] == ["failed", "pending"]
+    assert history[0].error is not None and history[0].error.type == "StaleRun"

@@ -120,8 +120,10 @@ def _submit_group(
         decision = policy.decide(run)
         if decision.action is Action.skip:
             outcomes.append(outcome_of(planned, "skipped", str(run.status), decision.reason))
-        else:
-            selected.append((planned, run))
+            continue
+        if run.status == "running":  # a crashed attempt (--rerun-failed): end it first
+            run.reap(heartbeat_timeout=policy.heartbeat_timeout)
+        selected.append((planned, run))
     if not selected:
         return outcomes
     stamp = _now().strftime("%Y%m%dT%H%M%S")
