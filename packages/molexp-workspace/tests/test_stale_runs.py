@@ -87,3 +87,40 @@ def test_other_hosts_are_judged_by_their_heartbeat(exp: Experiment) -> None:
     assert "no heartbeat from process" in error.message
     assert "another-host.example" in error.message
     assert exp.get_run("chatty").status is RunStatus.running
+
+
+def _start_without_indexing_and_die(root: Path, run_id: str) -> None:
+    ws = Workspace(root)
+    run = ws.project("qm9").experiment("baseline").get_run(run_id)
+    ws._index_run = lambda metadata: None  # type: ignore[method-assign]  # killed before it
+    run.start().__enter__()
+    os._exit(0)
+
+
+def test_a_run_killed_before_its_index_row_was_updated_is_still_reaped(
+    exp: Experiment,
+) -> None:
+    """run.json says running, the index row still says pending: the file decides."""
+    run = exp.Run(id="lagging")
+    child = _fork.Process(
+        target=_start_without_indexing_and_die, args=(exp.workspace.root, "lagging")
+    )
+    child.start()
+    child.join()
+    assert on_disk(run).status is RunStatus.running
+    assert [r.status for r in exp.workspace.runs()] == ["pending"]
+    assert [r.id for r in find_stale_runs(exp.workspace)] == ["lagging"]
+    assert [r.id for r in reap_stale_runs(exp.workspace)] == ["lagging"]
+    assert on_disk(run).status is RunStatus.failed
+    assert [r.status for r in exp.workspace.runs()] == ["failed"]
+
+
+def test_reaping_brings_a_lagging_index_row_back_in_step(exp: Experiment) -> None:
+    """A writer died after finishing run.json but before its upsert: the row is repaired."""
+    run = exp.Run(id="finished")
+    with run.start():
+        pass
+    exp.workspace._run_index.upsert(on_disk(run).model_copy(update={"status": RunStatus.running}))
+    assert [r.status for r in exp.workspace.runs()] == ["running"]
+    assert reap_stale_runs(exp.workspace) == []
+    assert [r.status for r in exp.workspace.runs()] == ["succeeded"]

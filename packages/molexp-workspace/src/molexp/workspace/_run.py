@@ -223,6 +223,12 @@ class Run:
         except RecordError:
             self._record.forget()
 
+    def _sync_index(self) -> None:
+        """Upsert the index row from ``run.json`` as it is now (under the run's lock)."""
+        with self._lock, locked(self._record.path):
+            self._metadata = self._check(self._record.refresh(self._metadata))
+            self.workspace._index_run(self._metadata)
+
     def refresh(self) -> Run:
         """Adopt the on-disk record if another writer changed it (cheap when unchanged)."""
         with self._lock:

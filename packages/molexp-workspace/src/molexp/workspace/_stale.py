@@ -6,14 +6,21 @@ heartbeat. On the same host the owner is dead when its pid no longer exists
 heartbeat can tell: the run is stale when the last heartbeat is older than
 ``heartbeat_timeout`` seconds, so runs on other hosts should be started with a
 ``heartbeat_interval`` well below that timeout.
+
+Candidates come from the run index, but the decision is always taken on ``run.json``
+(under the run's lock when reaping), and reaping repairs index rows a crashed writer
+left one step behind its file.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
+
+from molexp.assets import RecordError
 
 from ._records import ErrorInfo, RunMetadata, RunStatus, utc_now
 
@@ -78,19 +85,41 @@ def stale_reason(
     return None
 
 
+_UNFINISHED = [RunStatus.pending.value, RunStatus.queued.value, RunStatus.running.value]
+
+
+def _candidates(workspace: Workspace) -> Iterator[tuple[str, Run]]:
+    """Every run the index lists as unfinished, with the status of its index row.
+
+    Not only ``running`` rows: a process killed between writing ``run.json`` and
+    upserting its index row leaves the row one step behind (still ``pending`` while the
+    file says ``running``), and the file is what counts.
+    """
+    for summary in workspace.runs(where={"status": _UNFINISHED}):
+        try:
+            run = workspace.find_run(
+                summary.id, project=summary.project, experiment=summary.experiment
+            )
+        except (KeyError, RecordError):
+            continue  # deleted meanwhile, or unreadable (listed by broken_records())
+        yield summary.status, run
+
+
 def find_stale_runs(
     workspace: Workspace,
     *,
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
     now: datetime | None = None,
 ) -> list[Run]:
-    """Runs the index lists as ``running`` whose owner is gone (nothing is changed)."""
-    stale: list[Run] = []
-    for summary in workspace.runs(where={"status": RunStatus.running.value}):
-        run = workspace.find_run(summary.id, project=summary.project, experiment=summary.experiment)
-        if stale_reason(run.metadata, heartbeat_timeout=heartbeat_timeout, now=now):
-            stale.append(run)
-    return stale
+    """Runs whose ``run.json`` says ``running`` while their owner is gone (nothing is changed).
+
+    Candidates are the runs the index lists as pending, queued or running.
+    """
+    return [
+        run
+        for _indexed, run in _candidates(workspace)
+        if stale_reason(run.metadata, heartbeat_timeout=heartbeat_timeout, now=now)
+    ]
 
 
 def reap_stale_runs(
@@ -102,12 +131,15 @@ def reap_stale_runs(
     """Mark stale ``running`` runs as failed with an ``ErrorInfo`` saying why; returns them.
 
     Each run is re-checked under its lock, so a run that finished or sent a heartbeat
-    meanwhile is left alone.
+    meanwhile is left alone. An index row left behind by a writer that died between
+    its file write and its index upsert is brought back in step with the file.
     """
     reaped: list[Run] = []
-    for run in find_stale_runs(workspace, heartbeat_timeout=heartbeat_timeout, now=now):
+    for indexed, run in _candidates(workspace):
         if run.reap(heartbeat_timeout=heartbeat_timeout, now=now):
             reaped.append(run)
+        elif run.status.value != indexed:
+            run._sync_index()
     return reaped
 
 
