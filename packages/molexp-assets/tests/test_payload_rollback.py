@@ -179,3 +179,14 @@ def test_replacing_keeps_a_copy_where_hard_links_are_not_supported(
         raise DiskFull()
     assert dest.read_text() == "old"
     assert list(tmp_path.iterdir()) == [dest]
+
+
+def test_a_checkpoint_payload_left_by_a_dead_saver_is_not_chained(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path, "lab")
+    store = CheckpointStore(catalog, RUN, tmp_path / "run", Producer(run_id="r"))
+    first = store.save("epoch", {"epoch": 1})
+    (store.directory / "000002-epoch").write_text('{"epoch": 2}')  # killed before registering
+    second = store.save("epoch", {"epoch": 2})
+    assert (second.sequence, second.parent_id) == (2, first.id)
+    assert [c.sequence for c in store.chain()] == [1, 2]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["000001-epoch", "000002-epoch"]

@@ -6,7 +6,8 @@ at the previous checkpoint through ``parent_id``. The payload is written to
 data writes an empty marker file and records ``media_type=None``. Sequence numbers
 are allocated under a lock of the ``.ckpt`` directory itself, so concurrent savers in
 several processes still form one chain; a save whose registration fails removes its
-payload again, so the chain never has a payload without a record.
+payload again, and a payload left without a record by a process that died mid-save is
+removed by the next save, so the chain never continues from an unregistered checkpoint.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from molexp.assets._io import atomic_write_bytes, locked, validate_name
 from molexp.assets._models import AssetKind, CheckpointAsset, asset_id_for, utc_now
-from molexp.assets._payload import load_payload, replacing, write_payload
+from molexp.assets._payload import load_payload, remove_path, replacing, write_payload
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["CHECKPOINT_DIR_NAME", "CheckpointStore"]
@@ -37,14 +38,27 @@ class CheckpointStore(ScopedStore):
         return self._scope_dir / CHECKPOINT_DIR_NAME
 
     def _last_entry(self) -> tuple[int, str] | None:
-        last: tuple[int, str] | None = None
+        """The newest checkpoint of the chain (call with the chain lock held).
+
+        A payload without an asset record belongs to a save that died between writing
+        the payload and registering it (a live saver would hold the lock): it is
+        removed, so the chain continues from the last registered checkpoint.
+        """
         if not self.directory.is_dir():
             return None
+        entries = []
         for entry in self.directory.iterdir():
             match = _ENTRY.match(entry.name)
-            if match and (last is None or int(match.group(1)) > last[0]):
-                last = (int(match.group(1)), entry.name)
-        return last
+            if match:
+                entries.append((int(match.group(1)), entry.name))
+        for sequence, name in sorted(entries, reverse=True):
+            record = (
+                self._record_dir / f"{asset_id_for(self._scope, AssetKind.CHECKPOINT, name)}.json"
+            )
+            if record.is_file():
+                return sequence, name
+            remove_path(self.directory / name)
+        return None
 
     def save(
         self, name: str, data: object = None, *, task_name: str | None = None
