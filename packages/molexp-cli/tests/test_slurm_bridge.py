@@ -460,6 +460,7 @@ def test_dry_run_and_profiles_show_the_executor(
         "executor": "slurm",
         "heartbeat_interval": 30.0,
         "slurm": {"time": "00:30:00"},
+        "runtime": {"runtime": "default"},
     }
     assert cluster["config"] == {}
 

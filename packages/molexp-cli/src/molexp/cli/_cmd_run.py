@@ -230,6 +230,7 @@ def executing_with(settings: ExecutionSettings) -> Executing:
     return Executing(
         heartbeat_interval=settings.heartbeat_interval,
         remote_executor=SlurmTaskExecutor(settings.slurm),
+        runtime=settings.runtime,
     )
 
 

@@ -85,6 +85,8 @@ class Executing:
 
     heartbeat_interval: float | None = None
     remote_executor: RemoteExecutor | None = None
+    runtime: Mapping[str, Any] | None = None
+    """Options for ``molexp.workflow.runtime_from_config`` (e.g. the Dask runtime's address)."""
 
 
 @dataclass
@@ -199,24 +201,45 @@ async def execute_claimed(
     record_script(run, spec, script)
     payload = script_payload(run, spec, script)
     tracked = _ScriptKeepingRun(run, payload, executing.heartbeat_interval)
-    remote = executing.remote_executor
+    options: dict[str, Any] = {
+        "run": tracked,
+        "profile_config": profile,
+        "raise_on_failure": False,
+        "remote_executor": executing.remote_executor,
+    }
     started = time.monotonic()
-    if progress is not None and progress.enabled:
-        handle = await spec.start(
-            run=tracked, profile_config=profile, raise_on_failure=False, remote_executor=remote
-        )
-        while not handle.done():
+    with _runtime_for(executing) as runtime:
+        if runtime is not None:
+            options["runtime"] = runtime
+        if progress is not None and progress.enabled:
+            handle = await spec.start(**options)
+            while not handle.done():
+                progress.show_tasks(handle.statuses)
+                await asyncio.sleep(0.1)
+            await handle
             progress.show_tasks(handle.statuses)
-            await asyncio.sleep(0.1)
-        await handle
-        progress.show_tasks(handle.statuses)
-    else:
-        await spec.execute(
-            run=tracked, profile_config=profile, raise_on_failure=False, remote_executor=remote
-        )
+        else:
+            await spec.execute(**options)
     elapsed = time.monotonic() - started
     run.reload()
     return str(run.status), elapsed
+
+
+@contextlib.contextmanager
+def _runtime_for(executing: Executing) -> Iterator[Any]:
+    """The profile's workflow runtime (None: the default one), closed after the execution."""
+    if not executing.runtime:
+        yield None
+        return
+    from molexp.workflow import runtime_from_config
+
+    runtime = runtime_from_config(executing.runtime)
+    try:
+        yield runtime
+    finally:
+        close = getattr(runtime, "close", None)
+        if callable(close):
+            close()
 
 
 def outcome_of(

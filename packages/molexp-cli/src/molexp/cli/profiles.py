@@ -35,11 +35,13 @@ if TYPE_CHECKING:
     from molexp.workspace import ProfileConfig
 
 __all__ = [
+    "DASK_KEYS",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "DEFAULT_PROFILE",
     "EXECUTION_KEYS",
     "EXECUTORS",
     "PROFILE_FILENAME",
+    "RUNTIMES",
     "ExecutionSettings",
     "OverrideError",
     "ProfileError",
@@ -53,13 +55,17 @@ __all__ = [
     "parse_override",
     "parse_overrides",
     "resolve_profile",
+    "task_config_keys",
 ]
 
 PROFILE_FILENAME = "molexp.toml"
 DEFAULT_PROFILE = "default"
-EXECUTION_KEYS = ("executor", "heartbeat_interval", "slurm")
+EXECUTION_KEYS = ("executor", "heartbeat_interval", "slurm", "runtime")
 """Profile keys that configure execution; never part of the task config or its hash."""
 EXECUTORS = ("local", "slurm")
+RUNTIMES = ("default", "dask")
+DASK_KEYS = ("address", "n_workers", "processes", "threads_per_worker")
+"""With ``runtime = "dask"``, these keys configure the Dask runtime (not the task config)."""
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 
 _TOP_LEVEL_TABLES = ("defaults", "profiles")
@@ -94,13 +100,25 @@ class ExecutionSettings:
     executor: str = "local"
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    runtime: Mapping[str, Any] = field(default_factory=dict)
+    """The workflow runtime's options: empty for the default runtime, else ``runtime`` plus the
+    ``DASK_KEYS`` given (what ``molexp.workflow.runtime_from_config`` reads)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "executor": self.executor,
             "heartbeat_interval": self.heartbeat_interval,
             "slurm": self.slurm.to_json(),
+            "runtime": dict(self.runtime) or {"runtime": "default"},
         }
+
+
+def task_config_keys(config: Mapping[str, Any]) -> list[str]:
+    """The keys of a merged profile that reach tasks as ``ctx.config`` (and its hash)."""
+    excluded = set(EXECUTION_KEYS)
+    if config.get("runtime") == "dask":
+        excluded.update(DASK_KEYS)
+    return [key for key in config if key not in excluded]
 
 
 def execution_settings(data: Mapping[str, Any], *, where: str) -> ExecutionSettings:
@@ -122,8 +140,21 @@ def execution_settings(data: Mapping[str, Any], *, where: str) -> ExecutionSetti
         slurm = SlurmOptions.from_mapping(table, where=f"{where}: slurm")
     except SlurmOptionError as exc:
         raise ProfileError(str(exc)) from None
+    runtime = data.get("runtime", "default")
+    if runtime not in RUNTIMES:
+        raise ProfileError(
+            f"{where}: runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}"
+        )
+    runtime_options = (
+        {"runtime": runtime, **{key: data[key] for key in DASK_KEYS if key in data}}
+        if runtime == "dask"
+        else {}
+    )
     return ExecutionSettings(
-        executor=str(executor), heartbeat_interval=float(interval), slurm=slurm
+        executor=str(executor),
+        heartbeat_interval=float(interval),
+        slurm=slurm,
+        runtime=runtime_options,
     )
 
 
@@ -237,13 +268,14 @@ class ProfileFile:
     def resolve(self, name: str | None = None, overrides: Iterable[str] = ()) -> ProfileConfig:
         """The ``ProfileConfig`` of ``name`` (``default`` when None) with ``--set`` overrides.
 
-        The execution keys (``EXECUTION_KEYS``) are left out: see :meth:`execution`.
+        The execution keys (``EXECUTION_KEYS``, and ``DASK_KEYS`` under ``runtime = "dask"``)
+        are left out: see :meth:`execution`.
         """
         from molexp.workspace import ProfileConfig
 
         profile_name = name or DEFAULT_PROFILE
         config = apply_overrides(self.merged(profile_name), overrides)
-        task_config = {key: value for key, value in config.items() if key not in EXECUTION_KEYS}
+        task_config = {key: config[key] for key in task_config_keys(config)}
         return ProfileConfig(name=profile_name, config=task_config)
 
     def execution(
