@@ -244,3 +244,38 @@ def test_an_unwritable_path_turns_the_writer_off(
     writer.close()
     assert writer.written_tasks == frozenset()
     assert "will not be resumable" in caplog.text
+
+
+def test_before_frame_runs_before_each_frame_of_records(tmp_path: Path) -> None:
+    path = tmp_path / "journal.bin"
+    sizes: list[int] = []
+    writer = JournalWriter(path, _header(), before_frame=lambda: sizes.append(path.stat().st_size))
+    writer.flush()  # the header alone: no records, no call
+    assert sizes == []
+    writer.append("a", _record("a", 1).model_dump())  # no loop: written at once
+    assert sizes == [len(JOURNAL_MAGIC) + len(_header().encode())]
+    writer.close()
+    assert sizes == [sizes[0]]
+    journal = read_journal(path)
+    assert journal is not None and set(journal.tasks) == {"a"}
+
+
+def test_a_failing_before_frame_keeps_the_records_out_of_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "journal.bin"
+    failures = [OSError("run.json could not be written")]
+
+    def persist_results() -> None:
+        if failures:
+            raise failures.pop()
+
+    writer = JournalWriter(path, _header(), before_frame=persist_results)
+    with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
+        writer.append("a", _record("a", 1).model_dump())
+    journal = read_journal(path)
+    assert journal is None or journal.tasks == {}
+    assert "persisting their run results failed" in caplog.text
+    writer.close()  # the next flush succeeds and writes the held records
+    journal = read_journal(path)
+    assert journal is not None and set(journal.tasks) == {"a"}

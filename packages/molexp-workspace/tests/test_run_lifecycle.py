@@ -288,6 +288,21 @@ def test_results_in_a_burst_ride_along_with_the_next_write(exp: Experiment) -> N
     assert on_disk(run).results == {"a": 1, "b": [1, 2], "c": {"x": None}}
 
 
+def test_flush_results_writes_held_results_now_and_only_then(exp: Experiment) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.flush_results()  # nothing held: no write
+        written = run.record_path.read_bytes()
+        ctx.set_result("loss", 0.5)
+        assert on_disk(run).results == {}
+        ctx.flush_results()
+        assert on_disk(run).results == {"loss": 0.5}
+        ctx.flush_results()
+        assert run.record_path.read_bytes() != written
+    with pytest.raises(RuntimeError, match="cannot flush results"):
+        ctx.flush_results()
+
+
 def test_results_must_be_json(exp: Experiment) -> None:
     with exp.Run().start() as ctx:
         with pytest.raises(TypeError, match=r"result 'when'\[0\] is a object"):

@@ -211,6 +211,9 @@ def _open_plan(
             run_config=merged_config(run_context, options),
             inputs=options.inputs,
             resume=options.resume,
+            # A workspace run context holds back results for a moment: they must reach
+            # run.json before the journal marks their task done (it will not run again).
+            before_frame=getattr(run_context, "flush_results", None),
         )
     except Exception:  # persistence is best effort: it must never fail the run
         _logger.warning(

@@ -44,7 +44,7 @@ import pickle
 import struct
 import time
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -312,6 +312,11 @@ class JournalWriter:
     The two default to the module's ``FLUSH_INTERVAL`` / ``FLUSH_BYTES`` at construction time.
     Use it from the event-loop thread. Writing never raises: the first ``OSError`` is logged,
     kept in ``failure`` and turns the writer off (records are then dropped).
+
+    ``before_frame`` is called before a frame of task records is written: it persists what those
+    tasks produced that is held back elsewhere (the run's buffered results), so a journaled task,
+    which the next attempt will not run again, never lost its side effects. If it raises, the
+    frame is not written this time (the records stay buffered for the next flush).
     """
 
     def __init__(
@@ -321,8 +326,10 @@ class JournalWriter:
         *,
         flush_interval: float | None = None,
         flush_bytes: int | None = None,
+        before_frame: Callable[[], object] | None = None,
     ) -> None:
         self.path = path
+        self._before_frame = before_frame
         self.failure: str | None = None
         self._flush_interval = FLUSH_INTERVAL if flush_interval is None else flush_interval
         self._flush_bytes = FLUSH_BYTES if flush_bytes is None else flush_bytes
@@ -373,6 +380,15 @@ class JournalWriter:
             self._timer = None
         if self._fd is None or not (self._prefix or self._pending):
             return
+        if self._pending and self._before_frame is not None:
+            try:
+                self._before_frame()
+            except Exception:
+                _logger.warning(
+                    "task outputs not journaled yet: persisting their run results failed",
+                    exc_info=True,
+                )
+                return
         data = self._prefix + (encode_frame(self._pending) if self._pending else b"")
         view = memoryview(data)
         try:
@@ -523,11 +539,13 @@ class ResumePlan:
         run_config: Mapping[str, Any],
         inputs: Any,
         resume: bool,
+        before_frame: Callable[[], object] | None = None,
     ) -> ResumePlan:
         """Plan the attempt ``execution_id`` and start its journal under ``execution_dir``.
 
         With ``resume=False`` nothing is re-used, but outputs are still persisted for the next
-        attempt. ``run_dir`` only names the run in log messages.
+        attempt. ``run_dir`` only names the run in log messages. ``before_frame`` goes to the
+        ``JournalWriter``.
         """
         snapshots = _snapshot_all(spec, run_config)
         inputs_hash = _hash_inputs(inputs)
@@ -543,7 +561,7 @@ class ResumePlan:
             started_at=time.time(),
             inputs_hash=inputs_hash,
         )
-        writer = JournalWriter(journal_path(execution_dir), header)
+        writer = JournalWriter(journal_path(execution_dir), header, before_frame=before_frame)
         plan = cls(
             spec,
             execution_id=execution_id,

@@ -15,9 +15,11 @@ that process's state, and only this attempt's record is closed.
 Results: ``set_result`` writes through to ``run.json`` when this context has not
 written the record during the last ``RESULT_WRITE_INTERVAL`` seconds; a result set
 sooner is kept by the context (``get_result`` sees it) and rides along with the next
-write of the record: the next such ``set_result``, a heartbeat, or at the latest the
-final write when the context exits. Bursts of results thus cost one write, and a
-crash of the process loses at most the results of the last interval.
+write of the record: the next such ``set_result``, a heartbeat, ``flush_results()``
+(which the workflow layer calls before it journals a task as done, so a task that will
+not run again never loses its results), or at the latest the final write when the
+context exits. Bursts of results thus cost one write, and a crash of the process loses
+at most the results of the last interval of tasks that are not journaled yet.
 
 Channels (``emit``/``receive``) are named, unbounded, thread-safe FIFO queues that
 live in this context object only (one process): actor-style tasks running under the
@@ -449,6 +451,23 @@ class RunContext:
             if time.monotonic() - self._last_write < RESULT_WRITE_INTERVAL:
                 return
             results, self._pending_results = self._pending_results, {}
+
+        def store(metadata: RunMetadata) -> None:
+            metadata.results.update(results)
+
+        self._write_with_results(store, results)
+
+    def flush_results(self) -> None:
+        """Write results ``set_result`` is holding back to ``run.json`` now (none held: no write).
+
+        The workflow layer calls this before it journals tasks as done, since a journaled
+        task is not run again by the next attempt and could not set its results again.
+        """
+        self._require_active("flush results")
+        with self._lock:
+            results, self._pending_results = self._pending_results, {}
+        if not results:
+            return
 
         def store(metadata: RunMetadata) -> None:
             metadata.results.update(results)
