@@ -84,7 +84,7 @@ def resolve_run(reference: str, workspace_option: Path | None) -> Run:
     if (candidate / RUN_FILE).is_file():
         return open_run_dir(candidate)
     workspace = open_workspace(workspace_option)
-    matches = list(workspace.runs(where={"id": reference}))
+    matches = list(workspace.runs(where={"id": reference})) if _is_text(reference) else []
     if not matches:
         raise CliError(
             f"unknown run {reference!r} in workspace {workspace.root}: no run has this id and no "
@@ -98,6 +98,15 @@ def resolve_run(reference: str, workspace_option: Path | None) -> Run:
         )
     row = matches[0]
     return workspace.project(row.project).experiment(row.experiment).get_run(row.id)
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode (an argument may carry undecodable bytes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def open_run_dir(run_dir: Path) -> Run:
