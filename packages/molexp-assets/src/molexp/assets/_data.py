@@ -113,6 +113,11 @@ class DataAssetLibrary(ScopedStore):
         )
         asset_id = asset_id_for(self._scope, AssetKind.DATA, name)
         asset_dir = self.directory / asset_id
+        if source.is_dir() and self.directory.resolve().is_relative_to(source.resolve()):
+            raise ValueError(
+                f"{what}: cannot import {source}: the directory contains the destination "
+                f"{asset_dir} (the copy would never end)"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         with locked(asset_dir):
             if not overwrite and (self._catalog.get(asset_id) is not None or asset_dir.exists()):

@@ -30,11 +30,14 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "checked_path",
     "decode_json",
     "dump_json",
+    "is_valid_unicode",
     "load_record",
     "lock_path_for",
     "locked",
+    "lone_surrogate_at",
     "parse_record",
     "read_bytes_if_present",
     "read_json",
@@ -78,19 +81,89 @@ def validate_name(value: object, what: str = "name") -> str:
     if not isinstance(value, str):
         raise ValueError(f"{what} must be a string, got {type(value).__name__}: {value!r}")
     if value == "":
-        raise ValueError(f"{what} must not be empty")
+        raise ValueError(f"{what} must not be empty, got {value!r}")
     if value in {".", ".."}:
         raise ValueError(f"{what} {value!r} is not allowed: it would leave its directory")
     if "/" in value or "\\" in value:
         raise ValueError(f"{what} {value!r} must not contain a path separator")
     if "\x00" in value or any(unicodedata.category(ch) == "Cc" for ch in value):
         raise ValueError(f"{what} {value!r} must not contain NUL or control characters")
+    if not is_valid_unicode(value):
+        raise ValueError(f"{what} {value!r} is not valid Unicode (it holds a lone surrogate)")
     if value != value.strip():
         raise ValueError(f"{what} {value!r} must not start or end with whitespace")
-    if len(value.encode("utf-8")) > MAX_NAME_BYTES:
-        size = len(value.encode("utf-8"))
-        raise ValueError(f"{what} is too long ({size} bytes > {MAX_NAME_BYTES})")
+    size = len(value.encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise ValueError(
+            f"{what} {shown_value(value)} is too long ({size} bytes > {MAX_NAME_BYTES})"
+        )
     return value
+
+
+def checked_path(value: str | os.PathLike[str], what: str) -> Path:
+    """``value`` as a ``Path``, or ``ValueError`` naming ``what`` and the value.
+
+    Rejects what the operating system would refuse with a bare "embedded null byte" or
+    an encoding error: NUL characters, text the filesystem encoding cannot represent, and
+    values that are not paths at all.
+    """
+    try:
+        text = os.fspath(value)
+    except TypeError:
+        raise ValueError(
+            f"{what} must be a path, got {type(value).__name__}: {shown_value(value)}"
+        ) from None
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be a text path, got {shown_value(text)}")
+    if "\x00" in text:
+        raise ValueError(f"{what} {shown_value(text)} must not contain a NUL character")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{what} {shown_value(text)} cannot be encoded as a file name "
+            "(it holds a lone surrogate)"
+        ) from None
+    return Path(text)
+
+
+def is_valid_unicode(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8 (no lone surrogates), as JSON records need."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` (keys included) a string is not valid Unicode, or None.
+
+    Walks dicts, lists, tuples and pydantic models; the answer is a path such as
+    ``parameters['a'][2]`` (relative to ``path``).
+    """
+    if isinstance(value, str):
+        return None if is_valid_unicode(value) else (path or "value")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and not is_valid_unicode(key):
+                return f"{path}[{key!r}] (the key)"
+            found = lone_surrogate_at(item, f"{path}[{key!r}]")
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = lone_surrogate_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found = lone_surrogate_at(getattr(value, name), f"{path}.{name}" if path else name)
+            if found is not None:
+                return found
+    return None
 
 
 _SLUG_STRIP = re.compile(r"[^a-z0-9._-]+")
@@ -241,15 +314,23 @@ def read_json(path: Path) -> Any:
 def decode_json(path: Path, raw: bytes) -> Any:
     """Decode the bytes of a JSON record file, raising ``RecordError`` naming the file.
 
-    Besides syntax errors this covers invalid UTF-8, integers too long to convert and
-    nesting too deep for the decoder.
+    Besides syntax errors this covers invalid UTF-8, integers too long to convert,
+    nesting too deep for the decoder and ``\\u`` escapes of lone surrogates (text that
+    could never be written back as UTF-8).
     """
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except RecursionError:
         raise RecordError(path, "not valid JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, int digit limit
         raise RecordError(path, f"not valid JSON ({exc})") from None
+    if b"\\ud" in raw or b"\\uD" in raw:  # only \u escapes can smuggle in a lone surrogate
+        where = lone_surrogate_at(data)
+        if where is not None:
+            raise RecordError(
+                path, f"not valid JSON text: {where} holds a lone surrogate (\\ud800-\\udfff)"
+            )
+    return data
 
 
 def load_record(path: Path, model: type[M]) -> M:

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from molexp.assets._io import atomic_write_bytes
+from molexp.assets._io import atomic_write_bytes, shown_value
 from pydantic import BaseModel
 
 __all__ = [
@@ -146,6 +146,16 @@ def _json_text(data: object, what: str) -> str:
         raise TypeError(f"{what} cannot be serialized as JSON: {exc}") from None
 
 
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{what} cannot be written as UTF-8: {shown_value(exc.object[exc.start : exc.end])} "
+            f"at position {exc.start} is a lone surrogate"
+        ) from None
+
+
 def _copy_into_place(src: Path, dest: Path, what: str) -> str:
     if not (src.exists() or src.is_symlink()):
         raise FileNotFoundError(f"{what}: source path {src} does not exist")
@@ -186,16 +196,20 @@ def _replace_with_file(dest: Path, write: bytes) -> None:
 def write_payload(dest: Path, data: object, *, what: str) -> str:
     """Serialize ``data`` to ``dest`` (see the module rules); returns the media type."""
     if isinstance(data, BaseModel):
-        _replace_with_file(dest, (data.model_dump_json(indent=2) + "\n").encode("utf-8"))
+        try:
+            text = data.model_dump_json(indent=2) + "\n"
+        except ValueError as exc:  # PydanticSerializationError
+            raise ValueError(f"{what} cannot be serialized as JSON: {exc}") from None
+        _replace_with_file(dest, _utf8(text, what))
         return JSON_MEDIA_TYPE
     if isinstance(data, dict | list):
-        _replace_with_file(dest, _json_text(data, what).encode("utf-8"))
+        _replace_with_file(dest, _utf8(_json_text(data, what), what))
         return JSON_MEDIA_TYPE
     if isinstance(data, bytes | bytearray):
         _replace_with_file(dest, bytes(data))
         return BINARY_MEDIA_TYPE
     if isinstance(data, str):
-        _replace_with_file(dest, data.encode("utf-8"))
+        _replace_with_file(dest, _utf8(data, what))
         return TEXT_MEDIA_TYPE
     if isinstance(data, Path):
         return _copy_into_place(data, dest, what)

@@ -56,6 +56,7 @@ from molexp.assets import (
     write_error_trace,
     write_execution_state,
 )
+from molexp.assets._io import checked_path, is_valid_unicode
 
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
@@ -99,18 +100,39 @@ class _Failure:
     text: str
 
 
+def _recordable(text: str) -> str:
+    """``text`` with lone surrogates (e.g. undecodable file names) escaped, so JSON can hold it."""
+    if is_valid_unicode(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _safe_str(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a hostile __str__ must not keep the run from ending failed
+        return f"<{type(error).__name__} whose message cannot be shown>"
+
+
 def _failure_from(error: BaseException | str, task_name: str | None) -> _Failure:
+    """What a failed attempt records; every text is made storable in JSON records."""
     if isinstance(error, BaseException):
-        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        try:
+            text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        except Exception:
+            text = f"{type(error).__name__}: {_safe_str(error)}\n"
+        task = task_name if task_name is not None else getattr(error, "task_name", None)
         return _Failure(
-            type=type(error).__name__,
-            message=str(error) or type(error).__name__,
-            task_name=task_name if task_name is not None else getattr(error, "task_name", None),
-            text=text,
+            type=_recordable(type(error).__name__),
+            message=_recordable(_safe_str(error) or type(error).__name__),
+            task_name=_recordable(task) if isinstance(task, str) else None,
+            text=_recordable(text),
         )
     if not isinstance(error, str):
         raise TypeError(f"mark_failed takes an exception or a message, got {type(error).__name__}")
-    return _Failure(type="Error", message=error, task_name=task_name, text=error + "\n")
+    message = _recordable(error)
+    task = _recordable(task_name) if task_name is not None else None
+    return _Failure(type="Error", message=message, task_name=task, text=message + "\n")
 
 
 class RunContext:
@@ -155,9 +177,15 @@ class RunContext:
         """
         from ._workspace import Workspace
 
-        directory = Path(run_dir).expanduser().resolve()
+        directory = checked_path(run_dir, "run directory").expanduser().resolve()
         record = directory / "run.json"
-        if not record.is_file():
+        try:
+            is_run = record.is_file()
+        except OSError as exc:  # e.g. a name too long for the filesystem
+            raise FileNotFoundError(
+                f"{directory} is not a run directory: {exc.strerror or exc}"
+            ) from None
+        if not is_run:
             raise FileNotFoundError(f"{directory} is not a run directory: {record} is missing")
         root = next(
             (parent for parent in directory.parents if (parent / "workspace.json").is_file()),
@@ -443,8 +471,8 @@ class RunContext:
         (see the module docstring).
         """
         self._require_active("set a result")
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"result keys must be non-empty strings, got {key!r}")
+        if not isinstance(key, str) or not key or not is_valid_unicode(key):
+            raise ValueError(f"result keys must be non-empty strings of valid Unicode, got {key!r}")
         plain = plain_json(value, f"result {key!r}")
         with self._lock:
             self._pending_results[key] = plain
@@ -578,13 +606,19 @@ class RunContext:
                 f"no asset {asset_name!r} visible from run {self._run.id!r} "
                 "(searched run, experiment, project and workspace) and no fallback given"
             )
-        relative = Path(fallback)
-        if relative.is_absolute() or ".." in relative.parts:
+        relative = checked_path(fallback, f"fallback for asset {asset_name!r}")
+        root = self.workspace.root
+        directory = root / relative
+        if (
+            relative.is_absolute()
+            or ".." in relative.parts
+            or not directory.resolve().is_relative_to(root)
+            or directory.resolve() == root
+        ):
             raise ValueError(
                 f"fallback {str(fallback)!r} for asset {asset_name!r} must be a relative path "
-                "inside the workspace"
+                "inside the workspace, naming a directory below its root"
             )
-        directory = self.workspace.root / relative
         directory.mkdir(parents=True, exist_ok=True)
         return directory
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, DataAssetLibrary, RecordError, locked
+from molexp.assets._io import checked_path
 
 from ._hashing import new_run_id, plain_json
 from ._layout import (
@@ -26,7 +27,14 @@ from ._layout import (
     child_dirs,
     run_dir_name,
 )
-from ._records import ExperimentMetadata, RunMetadata, RunStatus, check_tags, utc_now
+from ._records import (
+    ExperimentMetadata,
+    RunMetadata,
+    RunStatus,
+    check_tags,
+    check_text,
+    utc_now,
+)
 from ._records_io import RecordFile, StaleRecordError
 from ._run import Run
 
@@ -141,37 +149,43 @@ class Experiment:
     ) -> Experiment:
         record = cls._record_for(project, experiment_id)
         what = f"experiment {experiment_id!r}"
+        # Checked before anything touches the disk: a rejected argument leaves no trace.
+        source_path: str | None = None
+        if workflow_source is not None:
+            if not isinstance(workflow_source, str) or not workflow_source:
+                raise ValueError(
+                    f"{what}: workflow_source must be a non-empty path string, "
+                    f"got {workflow_source!r}"
+                )
+            check_text(workflow_source, f"{what} workflow_source")
+            source = checked_path(workflow_source, f"{what} workflow_source")
+            source_path = str(source.expanduser().resolve())
+        fields = {
+            "description": check_text(description, f"{what} description"),
+            "tags": check_tags(tags, what),
+            "parameters": plain_json(dict(params or {}), f"{what} params"),
+            "n_replicas": n_replicas,
+            "seeds": _check_replicas(experiment_id, n_replicas, seeds),
+            "workflow_source": workflow_source,
+            "workflow_source_path": source_path,
+            "workflow_type": check_text(workflow_type, f"{what} workflow_type"),
+        }
+        check_text(git_commit, f"{what} git_commit")
         with locked(record.path):
             if record.exists():
                 metadata = check_experiment(
                     record.path, record.load(), project.workspace.id, project.id
                 )
             else:
-                source_path: str | None = None
-                if workflow_source is not None:
-                    if not isinstance(workflow_source, str) or not workflow_source:
-                        raise ValueError(
-                            f"{what}: workflow_source must be a non-empty path string, "
-                            f"got {workflow_source!r}"
-                        )
-                    resolved = Path(workflow_source).expanduser().resolve()
-                    source_path = str(resolved)
-                    if git_commit is None:
-                        git_commit = git_commit_of(resolved)
+                if source_path is not None and git_commit is None:
+                    git_commit = git_commit_of(Path(source_path))
                 metadata = ExperimentMetadata(
                     id=experiment_id,
                     name=name,
                     project_id=project.id,
                     workspace_id=project.workspace.id,
-                    description=description,
-                    tags=check_tags(tags, what),
-                    parameters=plain_json(dict(params or {}), f"{what} params"),
-                    n_replicas=n_replicas,
-                    seeds=_check_replicas(experiment_id, n_replicas, seeds),
-                    workflow_source=workflow_source,
-                    workflow_source_path=source_path,
-                    workflow_type=workflow_type,
                     git_commit=git_commit,
+                    **fields,
                 )
                 record.write(metadata)
         (record.path.parent / RUNS_DIR).mkdir(exist_ok=True)

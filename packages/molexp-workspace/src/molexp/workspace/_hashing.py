@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from molexp.assets._io import is_valid_unicode
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -29,12 +30,17 @@ __all__ = [
 def plain_json(value: Any, what: str) -> Any:
     """Return a deep plain copy of ``value`` (dicts, lists, scalars) or raise naming the path.
 
-    Accepted: ``None``, ``bool``, ``int``, finite ``float``, ``str``, lists/tuples and
-    mappings with string keys of those. NaN and infinities are rejected because JSON
+    Accepted: ``None``, ``bool``, ``int``, finite ``float``, ``str`` (valid Unicode: no
+    lone surrogates, which UTF-8 cannot hold), lists/tuples and mappings with string keys
+    of those. NaN and infinities are rejected because JSON
     (and SQLite's JSON functions) cannot represent them. ``what`` names the value in the
     error, e.g. ``"parameters"`` gives ``parameters['model'][2] is a set, ...``.
     """
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        if not is_valid_unicode(value):
+            raise ValueError(f"{what} is {value!r}: not valid Unicode (a lone surrogate)")
+        return value
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -47,6 +53,8 @@ def plain_json(value: Any, what: str) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"{what} has a non-string key {key!r}; JSON keys must be strings")
+            if not is_valid_unicode(key):
+                raise ValueError(f"{what} has a key {key!r} that is not valid Unicode")
             plain[key] = plain_json(item, f"{what}[{key!r}]")
         return plain
     raise TypeError(f"{what} is a {type(value).__name__}, which is not JSON-serializable")

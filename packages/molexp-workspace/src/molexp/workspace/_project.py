@@ -33,7 +33,7 @@ from ._layout import (
     child_dirs,
     safe_id,
 )
-from ._records import ProjectMetadata, check_tags, utc_now
+from ._records import ProjectMetadata, check_tags, check_text, utc_now
 from ._records_io import RecordFile, StaleRecordError
 
 if TYPE_CHECKING:
@@ -80,18 +80,20 @@ class Project:
         config: Mapping[str, Any] | None,
     ) -> Project:
         record = cls._record_for(workspace, project_id)
+        what = f"project {project_id!r}"
+        # Checked before anything touches the disk: a rejected argument leaves no trace.
+        fields = {
+            "description": check_text(description, f"{what} description"),
+            "owner": check_text(owner, f"{what} owner"),
+            "tags": check_tags(tags, what),
+            "config": plain_json(dict(config or {}), f"{what} config"),
+        }
         with locked(record.path):
             if record.exists():
                 metadata = check_project(record.path, record.load(), workspace.id)
             else:
                 metadata = ProjectMetadata(
-                    id=project_id,
-                    name=name,
-                    workspace_id=workspace.id,
-                    description=description,
-                    owner=owner,
-                    tags=check_tags(tags, f"project {project_id!r}"),
-                    config=plain_json(dict(config or {}), f"project {project_id!r} config"),
+                    id=project_id, name=name, workspace_id=workspace.id, **fields
                 )
                 record.write(metadata)
         (record.path.parent / EXPERIMENTS_DIR).mkdir(exist_ok=True)

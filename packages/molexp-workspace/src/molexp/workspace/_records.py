@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from molexp.assets._io import VersionedRecord
+from molexp.assets._io import VersionedRecord, is_valid_unicode
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "RunStatus",
     "WorkspaceMetadata",
     "check_tags",
+    "check_text",
     "utc_now",
 ]
 
@@ -54,9 +55,24 @@ def check_tags(tags: Sequence[str] | None, what: str) -> list[str]:
     """``tags`` as a list of non-empty strings, or ``ValueError`` naming ``what``."""
     if tags is None:
         return []
-    if isinstance(tags, str) or not all(isinstance(tag, str) and tag for tag in tags):
-        raise ValueError(f"{what} tags must be a list of non-empty strings, got {tags!r}")
+    if isinstance(tags, str) or not all(
+        isinstance(tag, str) and tag and is_valid_unicode(tag) for tag in tags
+    ):
+        raise ValueError(
+            f"{what} tags must be a list of non-empty strings of valid Unicode, got {tags!r}"
+        )
     return list(tags)
+
+
+def check_text(value: str | None, what: str) -> str | None:
+    """``value`` if it is None or a string a JSON record can hold, else ``ValueError``."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}: {value!r}")
+    if not is_valid_unicode(value):
+        raise ValueError(f"{what} {value!r} is not valid Unicode (it holds a lone surrogate)")
+    return value
 
 
 class _Nested(BaseModel):

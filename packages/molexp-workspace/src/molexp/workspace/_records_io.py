@@ -20,6 +20,7 @@ from molexp.assets._io import (
     parse_record,
     restore_file,
 )
+from pydantic_core import PydanticSerializationError
 
 __all__ = ["RecordFile", "StaleRecordError", "read_record"]
 
@@ -95,7 +96,10 @@ class RecordFile(Generic[M]):
         All or nothing: if the write fails after its rename (the directory fsync), the
         file is put back to what this process last saw in it.
         """
-        data = (record.model_dump_json(indent=2) + "\n").encode("utf-8")
+        try:
+            data = (record.model_dump_json(indent=2) + "\n").encode("utf-8")
+        except (PydanticSerializationError, UnicodeError) as exc:
+            raise ValueError(f"{self.path}: the record cannot be written as JSON: {exc}") from None
         try:
             atomic_write_bytes(self.path, data, durable=durable)
         except BaseException:

@@ -33,6 +33,7 @@ from molexp.assets import (
     slugify,
     validate_name,
 )
+from molexp.assets._io import checked_path, is_valid_unicode, lone_surrogate_at
 
 from ._errors import AmbiguousRunIdError, BrokenRecordWarning
 from ._index import IndexRow, RunIndex, row_for
@@ -76,9 +77,11 @@ class Workspace:
     """
 
     def __init__(self, root: str | os.PathLike[str], name: str | None = None) -> None:
-        if name is not None and (not isinstance(name, str) or not name.strip()):
+        if name is not None and (
+            not isinstance(name, str) or not name.strip() or not is_valid_unicode(name)
+        ):
             raise ValueError(f"workspace name must be a non-empty string, got {name!r}")
-        self._root = Path(root).expanduser().resolve()
+        self._root = checked_path(root, "workspace root").expanduser().resolve()
         self._record = RecordFile(self._root / WORKSPACE_FILE, WorkspaceMetadata)
         self._lock = threading.RLock()
         self._projects: dict[str, Project] = {}
@@ -97,7 +100,7 @@ class Workspace:
     @classmethod
     def load(cls, root: str | os.PathLike[str]) -> Workspace:
         """Open an existing workspace; ``FileNotFoundError`` if ``workspace.json`` is missing."""
-        path = Path(root).expanduser().resolve() / WORKSPACE_FILE
+        path = checked_path(root, "workspace root").expanduser().resolve() / WORKSPACE_FILE
         if not path.is_file():
             raise FileNotFoundError(
                 f"no MolExp workspace at {path.parent}: {path} is missing "
@@ -347,6 +350,12 @@ class Workspace:
         """
         if not self._exists():
             return RunQueryResult([])
+        surrogate = lone_surrogate_at(where, "where")
+        if surrogate is not None:
+            raise ValueError(
+                f"{surrogate} is not valid Unicode (it holds a lone surrogate); "
+                f"no stored value can match it: {where!r}"
+            )
         conditions: list[tuple[str, list[Any]]] = []
         if isinstance(where, str):
             conditions.append(compile_where(parse_query(where)))
