@@ -241,6 +241,13 @@ def test_a_cli_run_on_a_broken_record_prints_one_line() -> None:
             line = assert_one_line_error(molexp(*args, cwd=root))
             assert "run.json" in line
         assert tree_digest(root) == before
+        (root / "projects/p/experiments/e/experiment.json").write_text("[]")
+        before = tree_digest(root)
+        listing = molexp("ls", "-w", root, cwd=root)  # skips the broken record, in one line
+        assert listing.returncode == 0, listing.stderr
+        [warning] = listing.stderr.splitlines()
+        assert warning.startswith("warning: skipped broken record"), warning
+        assert "experiment.json" in warning
         (root / "workspace.json").write_bytes(b"\xff\xfe not json")
         before = tree_digest(root)
         line = assert_one_line_error(molexp("ls", "-w", root, cwd=root))

@@ -2,14 +2,17 @@
 
 Runs the typer application in non-standalone mode so that every error, including click's usage
 errors, is reported here as one line on stderr with the right exit code (2 usage, 1 otherwise);
-``MOLEXP_DEBUG=1`` adds the traceback.
+``MOLEXP_DEBUG=1`` adds the traceback. Warnings (a listing skipping a broken record) are printed as
+one ``warning: ...`` line each, without the source line Python would show.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from ._errors import EXIT_FAILURE, EXIT_USAGE, CliError, debug_enabled, one_line
 
@@ -28,7 +31,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = get_command(app)
     try:
-        result = command.main(args=args, prog_name="molexp", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = command.main(args=args, prog_name="molexp", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (KeyboardInterrupt, typer.Abort):
@@ -65,6 +70,19 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
     text = str(exc)
     detail = f"{type(exc).__name__}: {one_line(text)}" if text else type(exc).__name__
     return detail, EXIT_FAILURE
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Warnings (e.g. a broken record skipped by a listing) as one ``warning: ...`` line."""
+    sys.stderr.write(f"warning: {one_line(str(message))}\n")
+    sys.stderr.flush()
 
 
 def _report(message: str) -> None:
