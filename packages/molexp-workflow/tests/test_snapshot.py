@@ -616,3 +616,16 @@ def test_file_rewritten_and_reimported_is_read_afresh(load: Loader) -> None:
     second = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(second)
     assert code_hash(second) != before
+
+
+def test_a_file_edited_after_import_is_not_taken_for_the_running_code(load: Loader) -> None:
+    """Hashing the edited text would file the old code's results under the new code's key."""
+    module = load("def task(x):\n    return x + 1\n")
+    running = module.task
+    Path(running.__code__.co_filename).write_text("def task(x):\n    return x + 100\n")
+    stale = TaskSnapshot.from_callable(running, task_id="t")
+    assert stale.code_origin == "bytecode"
+    edited = load("def task(x):\n    return x + 100\n").task
+    fresh = TaskSnapshot.from_callable(edited, task_id="t")
+    assert fresh.code_origin == "source"
+    assert fresh.code_hash != stale.code_hash

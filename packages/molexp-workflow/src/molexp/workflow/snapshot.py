@@ -2,10 +2,13 @@
 
 ``code_hash`` is the sha256 of the task's AST-normalized source: comments, formatting, docstrings
 and decorators do not count; ``functools.wraps`` wrappers and ``functools.partial`` are unwrapped
-(a partial's bound arguments are part of the code identity). When no source is available (code
-built with ``exec``, a lambda typed into a REPL) the hash falls back to the bytecode (``co_code``,
-constants and names, recursively through nested code objects) and ``code_origin`` says
-``"bytecode"``; bytecode hashes are only stable within one Python minor version.
+(a partial's bound arguments are part of the code identity). The source is only used when it
+compiles to the very code object being snapshotted: a file edited after its module was imported
+no longer describes the code that runs. When no (matching) source is available (code built with
+``exec``, a lambda typed into a REPL, a file edited since import) the hash falls back to the
+bytecode (``co_code``, constants and names, recursively through nested code objects) and
+``code_origin`` says ``"bytecode"``; bytecode hashes are only stable within one Python minor
+version.
 
 Folded dependencies. The code hash also covers what the task calls inside its own project, so
 that editing a helper invalidates cached results. Starting from the task body, every global name
@@ -116,6 +119,45 @@ def _module_tree(filename: str, module_globals: dict[str, Any]) -> tuple[str, as
         _module_trees.pop(next(iter(_module_trees)))
     _module_trees[filename] = (text, tree)
     return text, tree
+
+
+_compiled_modules: dict[str, tuple[str, dict[tuple[str, int], list[CodeType]] | None]] = {}
+
+
+def _source_compiles_to(code: CodeType, parsed: tuple[str, ast.Module]) -> bool:
+    """Whether the source text read now is what ``code`` was compiled from.
+
+    A file edited after its module was imported holds other text than the code that runs:
+    hashing that text would file the old code's results under the new code's key (a false
+    cache hit once the new code runs). The text is compiled once (memoized per file and text)
+    and the function's code object must equal one compiled from it at the same place
+    (``code.__eq__`` compares the bytecode, constants, names and line table).
+    """
+    text, tree = parsed
+    cached = _compiled_modules.get(code.co_filename)
+    if cached is None or cached[0] != text:
+        codes: dict[tuple[str, int], list[CodeType]] | None = None
+        try:
+            module = compile(
+                tree,
+                code.co_filename,
+                "exec",
+                flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                dont_inherit=True,
+            )
+        except (SyntaxError, ValueError):
+            pass
+        else:
+            codes = {}
+            for nested in _nested_codes(module):
+                codes.setdefault((nested.co_name, nested.co_firstlineno), []).append(nested)
+        if len(_compiled_modules) >= _MODULE_TREE_MEMO_SIZE:
+            _compiled_modules.pop(next(iter(_compiled_modules)), None)
+        cached = _compiled_modules[code.co_filename] = (text, codes)
+    compiled = cached[1]
+    if compiled is None:
+        return False
+    return code in compiled.get((code.co_name, code.co_firstlineno), [])
 
 
 def _first_line(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -249,7 +291,7 @@ def _source_analysis(fn: FunctionType) -> _CodeAnalysis | None:
         return None
     text, tree = parsed
     node = _find_node(tree, code)
-    if node is None:
+    if node is None or not _source_compiles_to(code, parsed):
         return None
     if isinstance(node, ast.Lambda):
         source = ast.get_source_segment(text, node) or ""
