@@ -18,6 +18,7 @@ fails exactly the runs left running and ``molexp run --rerun-failed`` completes 
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -27,7 +28,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ def cached_square(value: int) -> int:
     return value * value
 
 
-def _work(root: Path, run_id: str, phase: Synchronized[int], slow: float) -> None:
+def _work(root: Path, run_id: str, phase: ctypes.c_int, slow: float) -> None:
     _io._SLOW_WRITES = slow  # what MOLEXP_TEST_SLOW_WRITES gives a freshly started process
     ws = Workspace(root)
     run = ws.project("crash").experiment("kill").get_run(run_id)
@@ -94,7 +94,7 @@ def _work(root: Path, run_id: str, phase: Synchronized[int], slow: float) -> Non
 
 def _execute(root: Path, run_id: str, *, kill_after: float | None, slow: float) -> int:
     """Run one worker; SIGKILL it after ``kill_after`` seconds. Returns the phase reached."""
-    phase: Synchronized[int] = _fork.Value("i", 0)
+    phase = _fork.RawValue(ctypes.c_int, 0)  # no lock: a killed worker must not hold one
     worker = _fork.Process(target=_work, args=(root, run_id, phase, slow))
     worker.start()
     if kill_after is not None:

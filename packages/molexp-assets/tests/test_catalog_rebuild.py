@@ -207,3 +207,23 @@ def test_records_are_indexed_when_another_layer_created_the_index_first(
         assert _snapshot(fresh) == populated
     finally:
         fresh.close()
+
+
+def test_reindex_scope_repairs_one_scope_after_a_dead_writer(
+    catalog: Catalog, root: Path, populated: dict[str, Any]
+) -> None:
+    """A writer killed between a record file and its index row (or a file and its row's
+    deletion) leaves the index behind; reindexing the scope brings it back in step."""
+    records = _record_dir(root, RUN)
+    unindexed = register(catalog, RUN, "late.json")
+    catalog._write(lambda conn: conn.execute("DELETE FROM assets WHERE id = ?", (unindexed.id,)))
+    vanished = next(a for a in catalog.query_assets(scope=RUN) if a.id != unindexed.id)
+    (records / f"{vanished.id}.json").unlink()
+    (records / "not-json.json").write_text("{")
+    untouched = catalog.query_assets(scope=WS)
+    report = catalog.reindex_scope(RUN, records)
+    assert [Path(b.path).name for b in report.broken] == ["not-json.json"]
+    ids = {a.id for a in catalog.query_assets(scope=RUN)}
+    assert unindexed.id in ids and vanished.id not in ids
+    assert report.indexed == len(ids)
+    assert catalog.query_assets(scope=WS) == untouched

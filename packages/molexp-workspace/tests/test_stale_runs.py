@@ -124,3 +124,30 @@ def test_reaping_brings_a_lagging_index_row_back_in_step(exp: Experiment) -> Non
     assert [r.status for r in exp.workspace.runs()] == ["running"]
     assert reap_stale_runs(exp.workspace) == []
     assert [r.status for r in exp.workspace.runs()] == ["succeeded"]
+
+
+def _save_unindexed_artifact_and_die(root: Path, run_id: str) -> None:
+    ws = Workspace(root)
+    run = ws.project("qm9").experiment("baseline").get_run(run_id)
+    ctx = run.start().__enter__()
+
+    def killed_before_indexing(work: object) -> None:
+        os._exit(0)
+
+    ws.catalog._write = killed_before_indexing  # type: ignore[assignment,method-assign]
+    ctx.artifact.save("metrics.json", {"loss": 0.5})
+
+
+def test_reaping_indexes_assets_the_dead_owner_wrote_but_never_indexed(exp: Experiment) -> None:
+    run = exp.Run(id="unindexed")
+    assert exp.workspace.catalog.count() == 0  # the asset index exists before the crash
+    child = _fork.Process(
+        target=_save_unindexed_artifact_and_die, args=(exp.workspace.root, "unindexed")
+    )
+    child.start()
+    child.join()
+    assert exp.workspace.catalog.query_assets(producer_run="unindexed") == []
+    assert [r.id for r in reap_stale_runs(exp.workspace)] == ["unindexed"]
+    [artifact] = exp.workspace.catalog.query_assets(producer_run="unindexed")
+    assert artifact.name == "metrics.json"
+    assert on_disk(run).status is RunStatus.failed

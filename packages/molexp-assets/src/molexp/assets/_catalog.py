@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -620,6 +621,44 @@ class Catalog:
         return Lineage(asset_id=asset.id, produced_by=asset.producer, consumed_by=asset.uses)
 
     # -- rebuilding --------------------------------------------------------------
+
+    def reindex_scope(self, scope: AssetScope, record_dir: Path) -> RebuildReport:
+        """Bring the index rows of exactly ``scope`` in step with the records in ``record_dir``.
+
+        For recovery after a writer died between writing a record file and indexing it
+        (or between deleting a file and its row): every record is re-read under its lock
+        and upserted, and rows of the scope whose record file is gone are dropped.
+        Broken records are reported, not raised. Cheaper than ``rebuild`` when the
+        damage is known to be confined to one scope (a reaped run).
+        """
+        self._check_scope(scope, "scope")
+        record_dir = Path(record_dir)
+        scanned = indexed = 0
+        broken: list[BrokenRecord] = []
+        present: set[str] = set()
+        paths = sorted(record_dir.glob("*.json")) if record_dir.is_dir() else []
+        for record_path in paths:
+            if record_path.name.startswith("."):
+                continue
+            scanned += 1
+            record_rel = self.relative_path(record_path, "record")
+            with locked(record_path):
+                try:
+                    asset = load_asset_record(record_path)
+                    if asset.id != record_path.stem or asset.scope != scope:
+                        raise RecordError(record_path, "does not belong to this scope")
+                except RecordError as exc:
+                    broken.append(BrokenRecord(record_path, str(exc)))
+                    continue
+                self._write(partial(self._index_row, asset=asset, record_rel=record_rel))
+            present.add(asset.id)
+            indexed += 1
+        where, params = self._where(scope=scope)
+        rows = self._read(f"SELECT id FROM assets WHERE {where}", params)
+        gone = [asset_id for (asset_id,) in rows if asset_id not in present]
+        if gone:
+            self._write(lambda conn: _delete_rows(conn, gone))
+        return RebuildReport(scanned=scanned, indexed=indexed, broken=tuple(broken))
 
     def rebuild(self) -> RebuildReport:
         """Drop the asset index and re-create it from every record file under the root.

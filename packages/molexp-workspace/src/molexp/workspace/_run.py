@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked
+from molexp.assets._catalog import RECORD_DIR_NAME
 from pydantic import ValidationError
 
 from ._errors import RunStateError
@@ -378,7 +379,11 @@ class Run:
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
         now: datetime | None = None,
     ) -> bool:
-        """Mark this run ``failed`` if it is stale (checked under its lock); True if it was."""
+        """Mark this run ``failed`` if it is stale (checked under its lock); True if it was.
+
+        A reaped run's asset index rows are then brought in step with its asset records:
+        the dead owner may have been killed between writing a record and indexing it.
+        """
         reaped: list[bool] = []
 
         def apply(metadata: RunMetadata) -> bool:
@@ -401,4 +406,6 @@ class Run:
             return True
 
         self._update(apply)
+        if reaped:
+            self.workspace.catalog.reindex_scope(self.scope, self.run_dir / RECORD_DIR_NAME)
         return bool(reaped)

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from molexp.assets import RecordError
+from molexp.assets._catalog import RECORD_DIR_NAME
 
 from ._records import ErrorInfo, RunMetadata, RunStatus, utc_now
 
@@ -132,7 +133,8 @@ def reap_stale_runs(
 
     Each run is re-checked under its lock, so a run that finished or sent a heartbeat
     meanwhile is left alone. An index row left behind by a writer that died between
-    its file write and its index upsert is brought back in step with the file.
+    its file write and its index upsert is brought back in step with the file, and so
+    are the asset rows of each reaped run and of its experiment.
     """
     reaped: list[Run] = []
     for indexed, run in _candidates(workspace):
@@ -140,6 +142,11 @@ def reap_stale_runs(
             reaped.append(run)
         elif run.status.value != indexed:
             run._sync_index()
+    # A dead owner may also have been importing data into its experiment's library.
+    for experiment in {id(run.experiment): run.experiment for run in reaped}.values():
+        workspace.catalog.reindex_scope(
+            experiment.scope, experiment.experiment_dir / RECORD_DIR_NAME
+        )
     return reaped
 
 
