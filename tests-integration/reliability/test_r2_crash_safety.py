@@ -154,6 +154,9 @@ def test_100_runs_killed_at_random_moments_recover(tmp_path: Path) -> None:
     assert {run.id for run in reaped} == running
     assert all(run.metadata.error and run.metadata.error.type == "StaleRun" for run in reaped)
     assert len(running) >= kills["heartbeat (run.json write)"]
+    # Reaping also repaired what the dead writers left unindexed: index == rebuild.
+    after_reap = index_snapshot(ws)
+    assert (ws.rebuild_index().broken, index_snapshot(ws)) == ((), after_reap)
 
     # A new worker completes every unfinished run.
     unfinished = [run.id for run in exp.list_runs() if run.status is not RunStatus.succeeded]
