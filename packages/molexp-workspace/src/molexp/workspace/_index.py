@@ -49,8 +49,15 @@ _COLUMNS = (
 )
 # What a query returns (the workspace id is the same for every row).
 SELECT_COLUMNS = ", ".join(_COLUMNS[1:])
+# An update in place (not INSERT OR REPLACE, which deletes and re-inserts the row and so
+# rewrites every index): a status change only touches the indexes whose columns changed.
+_KEY_COLUMNS = ("project_id", "experiment_id", "id")
 _UPSERT = (
-    f"INSERT OR REPLACE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+    f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    f"ON CONFLICT ({', '.join(_KEY_COLUMNS)}) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}" for column in _COLUMNS if column not in _KEY_COLUMNS
+    )
 )
 _SCHEMA = (
     f"CREATE TABLE runs ({', '.join(_COLUMNS)}, PRIMARY KEY (project_id, experiment_id, id))",
