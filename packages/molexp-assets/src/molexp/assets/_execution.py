@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from molexp.assets._catalog import RECORD_DIR_NAME, Catalog
 from molexp.assets._hashing import digest_payload
@@ -49,6 +49,41 @@ def _execution_dir(scope_dir: Path, execution_id: str) -> Path:
     return Path(scope_dir) / EXECUTION_DIR_NAME / validate_name(execution_id, "execution_id")
 
 
+ExecutionAsset = TypeVar("ExecutionAsset", ErrorTraceAsset, ExecutionStateAsset)
+
+
+def _register(
+    catalog: Catalog,
+    scope: AssetScope,
+    scope_dir: Path,
+    asset_type: type[ExecutionAsset],
+    kind: AssetKind,
+    *,
+    path: Path,
+    name: str,
+    execution_id: str,
+    producer: Producer | None,
+    **fields: Any,
+) -> ExecutionAsset:
+    """Register the payload at ``path`` (already written) as this execution's asset."""
+    digest = digest_payload(path)
+    now = utc_now()
+    asset = asset_type(
+        id=asset_id_for(scope, kind, name),
+        name=name,
+        scope=scope,
+        path=catalog.relative_path(path, kind.value.replace("_", " ")),
+        created_at=now,
+        updated_at=now,
+        producer=_attributed(producer, execution_id),
+        content_hash=digest.content_hash,
+        size=digest.size,
+        execution_id=execution_id,
+        **fields,
+    )
+    return catalog.register(asset, Path(scope_dir) / RECORD_DIR_NAME)
+
+
 def write_error_trace(
     catalog: Catalog,
     scope: AssetScope,
@@ -62,23 +97,18 @@ def write_error_trace(
     """Write ``execution/<execution_id>/error.txt`` and register its ``ErrorTraceAsset``."""
     path = _execution_dir(scope_dir, execution_id) / ERROR_TRACE_FILE_NAME
     atomic_write_text(path, text)
-    name = f"error-{execution_id}"
-    digest = digest_payload(path)
-    now = utc_now()
-    asset = ErrorTraceAsset(
-        id=asset_id_for(scope, AssetKind.ERROR_TRACE, name),
-        name=name,
-        scope=scope,
-        path=catalog.relative_path(path, "error trace"),
-        created_at=now,
-        updated_at=now,
-        producer=_attributed(producer, execution_id),
-        content_hash=digest.content_hash,
-        size=digest.size,
+    return _register(
+        catalog,
+        scope,
+        scope_dir,
+        ErrorTraceAsset,
+        AssetKind.ERROR_TRACE,
+        path=path,
+        name=f"error-{execution_id}",
         execution_id=execution_id,
+        producer=producer,
         error_type=error_type,
     )
-    return catalog.register(asset, Path(scope_dir) / RECORD_DIR_NAME)
 
 
 def write_execution_state(
@@ -101,19 +131,14 @@ def write_execution_state(
             f"execution state of execution {execution_id!r} is not JSON-serializable: {exc}"
         ) from None
     atomic_write_text(path, text)
-    name = f"state-{execution_id}"
-    digest = digest_payload(path)
-    now = utc_now()
-    asset = ExecutionStateAsset(
-        id=asset_id_for(scope, AssetKind.EXECUTION_STATE, name),
-        name=name,
-        scope=scope,
-        path=catalog.relative_path(path, "execution state"),
-        created_at=now,
-        updated_at=now,
-        producer=_attributed(producer, execution_id),
-        content_hash=digest.content_hash,
-        size=digest.size,
+    return _register(
+        catalog,
+        scope,
+        scope_dir,
+        ExecutionStateAsset,
+        AssetKind.EXECUTION_STATE,
+        path=path,
+        name=f"state-{execution_id}",
         execution_id=execution_id,
+        producer=producer,
     )
-    return catalog.register(asset, Path(scope_dir) / RECORD_DIR_NAME)
