@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from cli_helpers import tree_digest
 from molexp.cli._errors import CliUsageError
-from molexp.cli._plan import Action, decide, owner_is_alive, plan_runs, replica_parameters
+from molexp.cli._plan import Action, decide, plan_runs, replica_parameters
 from molexp.workflow import TaskContext, Workflow, workflow
 from molexp.workflow.bindings import get_workflow, set_workflow
 from molexp.workspace import Experiment, ProfileConfig, Workspace, derive_run_id
@@ -49,24 +46,6 @@ def test_decide(
     decision = decide(status, owner_alive=alive, rerun_failed=rerun, force=force)
     assert decision.action is action
     assert fragment in decision.reason
-
-
-def test_owner_liveness_on_this_host_uses_the_pid() -> None:
-    host = socket.gethostname()
-    now = datetime.now(UTC)
-    me = SimpleNamespace(host=host, pid=os.getpid(), heartbeat_at=now)
-    assert owner_is_alive(me)
-    gone = SimpleNamespace(host=host, pid=2**22 + 12345, heartbeat_at=now)
-    assert not owner_is_alive(gone)
-    assert not owner_is_alive(None)
-
-
-def test_owner_liveness_on_other_hosts_uses_the_heartbeat() -> None:
-    now = datetime.now(UTC)
-    fresh = SimpleNamespace(host="elsewhere", pid=1, heartbeat_at=now - timedelta(seconds=5))
-    old = SimpleNamespace(host="elsewhere", pid=1, heartbeat_at=now - timedelta(seconds=900))
-    assert owner_is_alive(fresh, heartbeat_timeout=600, now=now)
-    assert not owner_is_alive(old, heartbeat_timeout=600, now=now)
 
 
 def _workflow() -> Workflow:

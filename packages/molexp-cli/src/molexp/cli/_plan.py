@@ -8,14 +8,13 @@ function; the executor calls it again under the run's execution lock before it a
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from molexp.workspace import owner_is_alive
 
 from ._errors import CliUsageError
 from ._slurm_job import lost_before_start
@@ -94,34 +93,6 @@ def decide(
             return Decision(Action.execute, "forced run of a queued run")
         return Decision(Action.skip, "queued on a scheduler")
     return Decision(Action.skip, f"unknown status {status!r}")
-
-
-def owner_is_alive(
-    owner: Any, *, heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT, now: datetime | None = None
-) -> bool:
-    """Whether a run's recorded owner (host, pid, heartbeat_at) is still executing it.
-
-    On this host the pid is probed with signal 0; on another host the heartbeat must be younger
-    than ``heartbeat_timeout`` seconds.
-    """
-    if owner is None:
-        return False
-    if getattr(owner, "host", None) == socket.gethostname():
-        pid = getattr(owner, "pid", None)
-        if not isinstance(pid, int) or pid <= 0:
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    heartbeat = getattr(owner, "heartbeat_at", None)
-    if not isinstance(heartbeat, datetime):
-        return False
-    current = now or datetime.now(UTC)
-    return (current - heartbeat).total_seconds() < heartbeat_timeout
 
 
 def describe_owner(owner: Any) -> str:

@@ -32,7 +32,7 @@ from molexp.workspace._records_io import StaleRecordError
 from molexp.workspace._registry import clear_registry, entry, registered_workspaces
 from molexp.workspace._results import RunQueryResult, RunSummary
 from molexp.workspace._run import Run
-from molexp.workspace._stale import find_stale_runs, reap_stale_runs
+from molexp.workspace._stale import find_stale_runs, owner_is_alive, reap_stale_runs
 from molexp.workspace._workspace import IndexRebuildReport, Workspace
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "derive_run_id",
     "entry",
     "find_stale_runs",
+    "owner_is_alive",
     "reap_stale_runs",
     "registered_workspaces",
 ]

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from molexp.assets import RecordError
 from molexp.assets._catalog import RECORD_DIR_NAME
 
-from ._records import ErrorInfo, RunMetadata, RunStatus, utc_now
+from ._records import ErrorInfo, OwnerInfo, RunMetadata, RunStatus, utc_now
 
 if TYPE_CHECKING:
     from ._run import Run
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HEARTBEAT_TIMEOUT",
     "find_stale_runs",
+    "owner_is_alive",
     "pid_alive",
     "reap_stale_runs",
     "stale_error",
@@ -58,6 +59,24 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def owner_is_alive(
+    owner: OwnerInfo | None,
+    *,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    now: datetime | None = None,
+) -> bool:
+    """Whether a run's recorded owner is still executing it.
+
+    On this host its pid is probed; on another host its heartbeat must be younger than
+    ``heartbeat_timeout`` seconds.
+    """
+    if owner is None:
+        return False
+    if owner.host == this_host():
+        return pid_alive(owner.pid)
+    return ((now or utc_now()) - owner.heartbeat_at).total_seconds() < heartbeat_timeout
 
 
 def stale_reason(
