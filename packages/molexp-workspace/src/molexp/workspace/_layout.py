@@ -8,12 +8,13 @@ listings, ``broken_records()`` and the index rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
-from molexp.assets import BrokenRecord, RecordError, VersionedRecord, validate_name
+from molexp.assets import BrokenRecord, RecordError, VersionedRecord, slugify, validate_name
 
 from ._records import ExperimentMetadata, ProjectMetadata, RunMetadata
 from ._records_io import read_record
@@ -27,6 +28,7 @@ __all__ = [
     "RUN_DIR_PREFIX",
     "RUN_FILE",
     "WORKSPACE_FILE",
+    "ChildRecords",
     "check_experiment",
     "check_project",
     "check_run",
@@ -46,6 +48,7 @@ RUN_FILE = "run.json"
 RUN_DIR_PREFIX = "run-"
 
 M = TypeVar("M", bound=VersionedRecord)
+Child = TypeVar("Child")
 
 
 def run_dir_name(run_id: str) -> str:
@@ -72,6 +75,58 @@ def child_dirs(parent: Path, prefix: str = "") -> list[Path]:
         for entry in entries
         if entry.name.startswith(prefix) and not entry.name.startswith(".") and entry.is_dir()
     )
+
+
+class ChildRecords(Generic[Child]):
+    """The children of one record kept as ``<directory>/<id>/<record_file>`` (a workspace's
+    projects, a project's experiments): one in-memory object per id, loaded on first use.
+
+    Not thread-safe by itself: the owner calls it under its own lock.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        record_file: str,
+        load: Callable[[str], Child],
+        report_broken: Callable[[Path, RecordError], None],
+    ) -> None:
+        self.directory = directory
+        self.record_file = record_file
+        self._load = load
+        self._report_broken = report_broken
+        self.cache: dict[str, Child] = {}
+
+    def find(self, name_or_id: str) -> Child | None:
+        """The child whose id is ``name_or_id`` or its slug: cached, else read from disk."""
+        candidates = [name_or_id]
+        with contextlib.suppress(ValueError):
+            candidates.append(slugify(name_or_id))
+        for candidate in candidates:
+            child_id = safe_id(candidate)
+            if child_id is None:
+                continue
+            if child_id in self.cache:
+                return self.cache[child_id]
+            if (self.directory / child_id / self.record_file).is_file():
+                child = self._load(child_id)
+                self.cache[child_id] = child
+                return child
+        return None
+
+    def list(self) -> list[Child]:
+        """Every readable child on disk plus those created in this process, by id; broken
+        records are reported and skipped."""
+        for child_dir in child_dirs(self.directory):
+            child_id = child_dir.name
+            path = child_dir / self.record_file
+            if child_id in self.cache or not path.is_file():
+                continue
+            try:
+                self.cache[child_id] = self._load(child_id)
+            except RecordError as exc:
+                self._report_broken(path, exc)
+        return [self.cache[key] for key in sorted(self.cache)]
 
 
 def _mismatch(path: Path, field: str, found: str, expected: str, where: str) -> RecordError:

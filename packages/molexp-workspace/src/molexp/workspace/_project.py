@@ -6,9 +6,9 @@ listing, and the project-scoped asset views.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,6 @@ from molexp.assets import (
     AssetScope,
     AssetView,
     DataAssetLibrary,
-    RecordError,
     locked,
     slugify,
     validate_name,
@@ -29,9 +28,8 @@ from ._layout import (
     EXPERIMENTS_DIR,
     PROJECT_FILE,
     PROJECTS_DIR,
+    ChildRecords,
     check_project,
-    child_dirs,
-    safe_id,
 )
 from ._records import ProjectMetadata, check_tags, check_text, utc_now
 from ._records_io import RecordFile, StaleRecordError
@@ -54,7 +52,12 @@ class Project:
         self._metadata = metadata
         self._record = record
         self._lock = threading.RLock()
-        self._experiments: dict[str, Experiment] = {}
+        self._experiments: ChildRecords[Experiment] = ChildRecords(
+            record.path.parent / EXPERIMENTS_DIR,
+            EXPERIMENT_FILE,
+            partial(Experiment._load, self),
+            workspace._report_broken,
+        )
 
     @staticmethod
     def _record_for(workspace: Workspace, project_id: str) -> RecordFile[ProjectMetadata]:
@@ -202,7 +205,7 @@ class Project:
         experiment_id = validate_name(id, "experiment id") if id is not None else slugify(name)
         validate_name(name, "experiment name")
         with self._lock:
-            cached = self._experiments.get(experiment_id)
+            cached = self._experiments.cache.get(experiment_id)
             if cached is not None:
                 return cached
             experiment = Experiment._open_or_create(
@@ -218,25 +221,15 @@ class Project:
                 description=description,
                 tags=tags,
             )
-            self._experiments[experiment_id] = experiment
+            self._experiments.cache[experiment_id] = experiment
             return experiment
 
     def experiment(self, experiment_id: str) -> _Experiment:
         """The experiment with this id (or slugified name); ``KeyError`` naming it if absent."""
-        candidates = [experiment_id]
-        with contextlib.suppress(ValueError):
-            candidates.append(slugify(experiment_id))
         with self._lock:
-            for candidate in candidates:
-                safe = safe_id(candidate)
-                if safe is None:
-                    continue
-                if safe in self._experiments:
-                    return self._experiments[safe]
-                if (self.project_dir / EXPERIMENTS_DIR / safe / EXPERIMENT_FILE).is_file():
-                    experiment = Experiment._load(self, safe)
-                    self._experiments[safe] = experiment
-                    return experiment
+            found = self._experiments.find(experiment_id)
+            if found is not None:
+                return found
         known = ", ".join(item.id for item in self.list_experiments()) or "none"
         raise KeyError(
             f"no experiment {experiment_id!r} in project {self.id!r} (experiments: {known})"
@@ -245,13 +238,4 @@ class Project:
     def list_experiments(self) -> list[_Experiment]:
         """Every readable experiment of this project, by id (broken ones are warned about)."""
         with self._lock:
-            for experiment_dir in child_dirs(self.project_dir / EXPERIMENTS_DIR):
-                experiment_id = experiment_dir.name
-                path = experiment_dir / EXPERIMENT_FILE
-                if experiment_id in self._experiments or not path.is_file():
-                    continue
-                try:
-                    self._experiments[experiment_id] = Experiment._load(self, experiment_id)
-                except RecordError as exc:
-                    self._workspace._report_broken(path, exc)
-            return [self._experiments[key] for key in sorted(self._experiments)]
+            return self._experiments.list()

@@ -9,7 +9,6 @@ use of the asset catalog) creates the record. Run queries go through the run ind
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import sqlite3
@@ -18,6 +17,7 @@ import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,6 @@ from molexp.assets import (
     Catalog,
     DataAssetLibrary,
     RebuildReport,
-    RecordError,
     locked,
     slugify,
     validate_name,
@@ -41,8 +40,7 @@ from ._layout import (
     PROJECT_FILE,
     PROJECTS_DIR,
     WORKSPACE_FILE,
-    child_dirs,
-    safe_id,
+    ChildRecords,
     scan_records,
 )
 from ._project import Project
@@ -84,7 +82,12 @@ class Workspace:
         self._root = checked_path(root, "workspace root").expanduser().resolve()
         self._record = RecordFile(self._root / WORKSPACE_FILE, WorkspaceMetadata)
         self._lock = threading.RLock()
-        self._projects: dict[str, Project] = {}
+        self._projects: ChildRecords[Project] = ChildRecords(
+            self._root / PROJECTS_DIR,
+            PROJECT_FILE,
+            partial(Project._load, self),
+            self._report_broken,
+        )
         self._catalog: Catalog | None = None
         self._index: RunIndex | None = None
         self._scan_broken: list[BrokenRecord] = []
@@ -220,7 +223,7 @@ class Workspace:
         project_id = validate_name(id, "project id") if id is not None else slugify(name)
         validate_name(name, "project name")
         with self._lock:
-            cached = self._projects.get(project_id)
+            cached = self._projects.cache.get(project_id)
             if cached is not None:
                 return cached
             self.materialize()
@@ -233,26 +236,16 @@ class Workspace:
                 tags=tags,
                 config=config,
             )
-            self._projects[project_id] = project
+            self._projects.cache[project_id] = project
             return project
 
     def project(self, name_or_id: str) -> _Project:
         """The project with this id or slugified name; ``KeyError`` naming it if absent."""
-        candidates = [name_or_id]
-        with contextlib.suppress(ValueError):
-            candidates.append(slugify(name_or_id))
         with self._lock:
-            for candidate in candidates:
-                project_id = safe_id(candidate)
-                if project_id is None:
-                    continue
-                if project_id in self._projects:
-                    return self._projects[project_id]
-                if (self._root / PROJECTS_DIR / project_id / PROJECT_FILE).is_file():
-                    project = Project._load(self, project_id)
-                    self._projects[project_id] = project
-                    return project
-            for project in self.list_projects():
+            found = self._projects.find(name_or_id)
+            if found is not None:
+                return found
+            for project in self._projects.list():
                 if project.name == name_or_id:
                     return project
         known = ", ".join(project.id for project in self.list_projects()) or "none"
@@ -264,15 +257,7 @@ class Workspace:
         Unreadable ``project.json`` files are skipped with a ``BrokenRecordWarning``.
         """
         with self._lock:
-            for project_dir in child_dirs(self._root / PROJECTS_DIR):
-                project_id = project_dir.name
-                if project_id in self._projects or not (project_dir / PROJECT_FILE).is_file():
-                    continue
-                try:
-                    self._projects[project_id] = Project._load(self, project_id)
-                except RecordError as exc:
-                    self._report_broken(project_dir / PROJECT_FILE, exc)
-            return [self._projects[key] for key in sorted(self._projects)]
+            return self._projects.list()
 
     def delete_project(self, project_id: str) -> None:
         """Delete the project directory and drop its runs and assets from the index."""
@@ -282,7 +267,7 @@ class Workspace:
             raise KeyError(f"no project {project_id!r} in workspace {self._root}")
         with self._lock:
             shutil.rmtree(project_dir)
-            self._projects.pop(project_id, None)
+            self._projects.cache.pop(project_id, None)
             self._run_index.delete_project(project_id)
             self.catalog.delete_within(AssetScope.for_project(self.id, project_id))
 
