@@ -97,6 +97,13 @@ class ChildRecords(Generic[Child]):
         self._report_broken = report_broken
         self.cache: dict[str, Child] = {}
 
+    def get_or_create(self, child_id: str, create: Callable[[], Child]) -> Child:
+        """The child ``child_id`` of this process, else ``create()`` (which opens or writes it)."""
+        child = self.cache.get(child_id)
+        if child is None:
+            child = self.cache[child_id] = create()
+        return child
+
     def find(self, name_or_id: str) -> Child | None:
         """The child whose id is ``name_or_id`` or its slug: cached, else read from disk."""
         candidates = [name_or_id]

@@ -205,24 +205,22 @@ class Project:
         experiment_id = validate_name(id, "experiment id") if id is not None else slugify(name)
         validate_name(name, "experiment name")
         with self._lock:
-            cached = self._experiments.cache.get(experiment_id)
-            if cached is not None:
-                return cached
-            experiment = Experiment._open_or_create(
-                self,
+            return self._experiments.get_or_create(
                 experiment_id,
-                name=name,
-                params=params,
-                n_replicas=n_replicas,
-                seeds=seeds,
-                workflow_source=workflow_source,
-                workflow_type=workflow_type,
-                git_commit=git_commit,
-                description=description,
-                tags=tags,
+                lambda: Experiment._open_or_create(
+                    self,
+                    experiment_id,
+                    name=name,
+                    params=params,
+                    n_replicas=n_replicas,
+                    seeds=seeds,
+                    workflow_source=workflow_source,
+                    workflow_type=workflow_type,
+                    git_commit=git_commit,
+                    description=description,
+                    tags=tags,
+                ),
             )
-            self._experiments.cache[experiment_id] = experiment
-            return experiment
 
     def experiment(self, experiment_id: str) -> _Experiment:
         """The experiment with this id (or slugified name); ``KeyError`` naming it if absent."""

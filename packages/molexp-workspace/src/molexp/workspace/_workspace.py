@@ -223,21 +223,20 @@ class Workspace:
         project_id = validate_name(id, "project id") if id is not None else slugify(name)
         validate_name(name, "project name")
         with self._lock:
-            cached = self._projects.cache.get(project_id)
-            if cached is not None:
-                return cached
-            self.materialize()
-            project = Project._open_or_create(
-                self,
+            if project_id not in self._projects.cache:
+                self.materialize()
+            return self._projects.get_or_create(
                 project_id,
-                name=name,
-                description=description,
-                owner=owner,
-                tags=tags,
-                config=config,
+                lambda: Project._open_or_create(
+                    self,
+                    project_id,
+                    name=name,
+                    description=description,
+                    owner=owner,
+                    tags=tags,
+                    config=config,
+                ),
             )
-            self._projects.cache[project_id] = project
-            return project
 
     def project(self, name_or_id: str) -> _Project:
         """The project with this id or slugified name; ``KeyError`` naming it if absent."""
