@@ -4,7 +4,7 @@ Public surface: the asset models (``Asset`` and its per-kind subclasses, scopes,
 producers), the ``Catalog`` and read-only ``AssetView``, the per-scope stores that
 write payloads and register assets (data assets, artifacts, logs, checkpoints,
 error traces, execution state), and the durable record helpers shared with the
-workspace layer.
+workspace layer, including the permission helpers of a workspace a lab shares.
 """
 
 from molexp.assets._artifacts import ArtifactStore
@@ -51,9 +51,19 @@ from molexp.assets._models import (
     asset_id_for,
     parse_asset,
 )
+from molexp.assets._permissions import (
+    SHARED_WORKSPACE_HELP,
+    SharedPermissionError,
+    explain_permission_error,
+    explained_permissions,
+    file_mode,
+    make_dirs,
+    process_umask,
+)
 
 __all__ = [
     "IMPORT_ACTIONS",
+    "SHARED_WORKSPACE_HELP",
     "AnyAsset",
     "ArtifactAsset",
     "ArtifactStore",
@@ -78,17 +88,23 @@ __all__ = [
     "RebuildReport",
     "RecordError",
     "ScopeLevel",
+    "SharedPermissionError",
     "UnsupportedVersionError",
     "VersionedRecord",
     "asset_id_for",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "explain_permission_error",
+    "explained_permissions",
+    "file_mode",
     "load_asset_record",
     "load_record",
     "locked",
+    "make_dirs",
     "parse_asset",
     "parse_record",
+    "process_umask",
     "slugify",
     "validate_name",
     "write_error_trace",

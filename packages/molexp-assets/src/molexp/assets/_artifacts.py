@@ -15,6 +15,7 @@ from typing import Any
 from molexp.assets._io import locked, validate_name
 from molexp.assets._models import ArtifactAsset, AssetKind, asset_id_for, utc_now
 from molexp.assets._payload import load_payload, replacing, write_payload
+from molexp.assets._permissions import make_dirs
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["ARTIFACTS_DIR_NAME", "ArtifactStore"]
@@ -50,7 +51,7 @@ class ArtifactStore(ScopedStore):
         dest = self.path(name)
         what = f"artifact {name!r}"
         producer = self._producer_for(task_name, what)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         with locked(dest), replacing(dest):
             media_type = write_payload(dest, data, what=what)
             payload = self._describe_payload(dest)

@@ -18,6 +18,7 @@ from pathlib import Path
 from molexp.assets._io import atomic_write_bytes, locked, validate_name
 from molexp.assets._models import AssetKind, CheckpointAsset, asset_id_for, utc_now
 from molexp.assets._payload import load_payload, remove_path, replacing, write_payload
+from molexp.assets._permissions import make_dirs
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["CHECKPOINT_DIR_NAME", "CheckpointStore"]
@@ -67,7 +68,7 @@ class CheckpointStore(ScopedStore):
         validate_name(name, "checkpoint name")
         what = f"checkpoint {name!r}"
         producer = self._producer_for(task_name, what)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         with locked(self.directory / "chain"):
             previous = self._last_entry()
             sequence = previous[0] + 1 if previous else 1

@@ -32,6 +32,7 @@ from molexp.assets._models import (
     utc_now,
 )
 from molexp.assets._payload import install_path, remove_path, replacing, staging_dir
+from molexp.assets._permissions import copy_file, copy_tree, make_dirs
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["DATA_ASSETS_DIR_NAME", "IMPORT_ACTIONS", "PAYLOAD_DIR_NAME", "DataAssetLibrary"]
@@ -49,11 +50,11 @@ def _hardlink_tree(source: Path, dest: Path) -> None:
 
 
 def _materialize(source: Path, dest: Path, action: str, what: str) -> None:
-    if action == "copy":
+    if action == "copy":  # modes from the umask; moved and linked files keep theirs
         if source.is_dir():
-            shutil.copytree(source, dest, symlinks=True)
+            copy_tree(source, dest)
         else:
-            shutil.copy2(source, dest)
+            copy_file(source, dest)
     elif action == "move":
         shutil.move(source, dest)
     elif action == "symlink":
@@ -118,7 +119,7 @@ class DataAssetLibrary(ScopedStore):
                 f"{what}: cannot import {source}: the directory contains the destination "
                 f"{asset_dir} (the copy would never end)"
             )
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.directory)
         with locked(asset_dir):
             if not overwrite and (self._catalog.get(asset_id) is not None or asset_dir.exists()):
                 raise ValueError(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from molexp.assets._locks import LOCK_TIMEOUT_SECONDS, lock_path_for, locked
+from molexp.assets._permissions import explain_permission_error, make_dirs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 __all__ = [
@@ -183,21 +184,24 @@ _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, 
 _TEMP_ATTEMPTS = 100
 
 
-def _open_temp(directory: str, name: str) -> tuple[int, str]:
-    """Create ``<directory>/.<name>.<random>.tmp`` exclusively (mode 0o666 minus the umask).
+def _open_temp(directory: str, name: str, mode: int = 0o666) -> tuple[int, str]:
+    """Create ``<directory>/.<name>.<random>.tmp`` exclusively (``mode`` minus the umask).
 
     The directory is created only when it is missing, so the common case costs one
-    ``open``.
+    ``open``. A name taken (by anyone) is skipped; a directory that refuses the file
+    raises ``SharedPermissionError`` naming it and the fix.
     """
     for _ in range(_TEMP_ATTEMPTS):
         # str paths and os calls on purpose: this is the hot path of every record write.
         tmp_name = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")  # noqa: PTH118
         try:
-            return os.open(tmp_name, _TEMP_FLAGS, 0o666), tmp_name
+            return os.open(tmp_name, _TEMP_FLAGS, mode), tmp_name
         except FileNotFoundError:
-            Path(directory).mkdir(parents=True, exist_ok=True)
+            make_dirs(Path(directory))
         except FileExistsError:
             continue
+        except PermissionError as exc:
+            raise explain_permission_error(exc, tmp_name) from exc
     raise FileExistsError(f"no free temp file name for {name!r} in {directory}")
 
 
@@ -209,11 +213,14 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+def atomic_write_bytes(
+    path: Path, data: bytes, *, durable: bool = True, executable: bool = False
+) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new content, never a mix.
 
-    The bytes go to a temp file in the same directory (created with the umask-derived
-    mode), are fsynced, then renamed over ``path``; the directory is fsynced after the
+    The bytes go to a temp file in the same directory (mode 0o666, or 0o777 when
+    ``executable``, minus the umask), are fsynced, then renamed over ``path``; replacing
+    a file another user owns needs only a writable directory. The directory is fsynced after the
     rename. On any error the temp file is removed and ``path`` is untouched (an error
     from the final directory fsync comes after the rename: ``path`` then holds the new
     content, which may not yet be durable). ``durable=False`` skips both fsyncs: the
@@ -222,7 +229,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
     target = os.fspath(path)
     directory, name = os.path.split(target)
     directory = directory or "."
-    fd, tmp_name = _open_temp(directory, name)
+    fd, tmp_name = _open_temp(directory, name, 0o777 if executable else 0o666)
     try:
         try:
             view = memoryview(data)
@@ -235,9 +242,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None
         finally:
             os.close(fd)
         os.replace(tmp_name, target)  # noqa: PTH105
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)  # noqa: PTH108
+        if isinstance(exc, PermissionError):
+            raise explain_permission_error(exc, target) from exc
         raise
     if durable:
         _fsync_dir(directory)
@@ -267,9 +276,11 @@ def restore_file(path: Path, previous: bytes | None) -> None:
             atomic_write_bytes(path, previous)
 
 
-def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+def atomic_write_text(
+    path: Path, text: str, *, durable: bool = True, executable: bool = False
+) -> None:
     """``atomic_write_bytes`` of ``text`` encoded as UTF-8."""
-    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable, executable=executable)
 
 
 def dump_json(obj: Any) -> str:

@@ -24,6 +24,7 @@ lock files are handled by ``filelock``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import threading
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import Timeout
+from molexp.assets._permissions import explain_permission_error, make_dirs
 
 __all__ = [
     "LOCAL_FILESYSTEMS",
@@ -155,7 +157,7 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     def locked(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
         """Hold the lock file ``.<name>.lock`` of the record at ``path`` (see the module)."""
         lock_file = lock_path_for(path)
-        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(lock_file.parent)
         lock = FileLock(str(lock_file.absolute()), is_singleton=True)
         lock.acquire(timeout=timeout)
         try:
@@ -168,6 +170,21 @@ else:
 
     _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
     _LOCK_FILE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+    _READ_ONLY_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+
+    def _open_lock_file(lock_file: Path) -> int:
+        """Open (or create, mode 0o666 minus the umask) a lock file.
+
+        One another user left without group write is opened read-only: ``flock`` needs
+        no write access on local filesystems (on NFS it then fails, see ``_flock_until``).
+        """
+        try:
+            return os.open(lock_file, _LOCK_FILE_FLAGS, 0o666)
+        except PermissionError as exc:
+            try:
+                return os.open(lock_file, _READ_ONLY_FLAGS)
+            except OSError:
+                raise explain_permission_error(exc, lock_file) from exc
 
     def _open_lock_target(path: Path) -> tuple[int, Path]:
         """An open descriptor of what to lock for ``path`` and that object's path."""
@@ -175,7 +192,7 @@ else:
         try:
             fd = os.open(directory, _DIRECTORY_FLAGS)
         except FileNotFoundError:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(directory)
             fd = os.open(directory, _DIRECTORY_FLAGS)
         try:
             if directory_locking(os.fstat(fd).st_dev, directory):
@@ -185,7 +202,7 @@ else:
             raise
         os.close(fd)
         lock_file = lock_path_for(path)
-        return os.open(lock_file, _LOCK_FILE_FLAGS, 0o666), lock_file  # umask applies
+        return _open_lock_file(lock_file), lock_file
 
     def _identity(stat: os.stat_result) -> tuple[int, int]:
         return stat.st_dev, stat.st_ino
@@ -204,6 +221,12 @@ else:
                 return
             except BlockingIOError:
                 pass
+            except OSError as exc:
+                if exc.errno != errno.EBADF:
+                    raise
+                # NFS emulates flock with write locks: a read-only lock file is not enough.
+                denied = PermissionError(errno.EACCES, "Permission denied", str(target))
+                raise explain_permission_error(denied, target) from exc
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise Timeout(str(target))

@@ -22,6 +22,7 @@ from typing import Self
 from molexp.assets._catalog import Catalog
 from molexp.assets._io import locked, validate_name
 from molexp.assets._models import AssetKind, AssetScope, LogAsset, Producer, asset_id_for, utc_now
+from molexp.assets._permissions import explained_permissions, make_dirs
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["LOGS_DIR_NAME", "LogHandle", "encode_log_lines"]
@@ -83,8 +84,9 @@ class LogHandle(ScopedStore):
 
     def _descriptor(self) -> int:
         if self._fd is None or self._fd_pid != os.getpid():
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            make_dirs(self._path.parent)
+            with explained_permissions(self._path):  # mode: 0o666 minus the umask
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             self._fd_pid = os.getpid()
         return self._fd
 

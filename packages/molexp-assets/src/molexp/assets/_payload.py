@@ -23,12 +23,12 @@ import json
 import mimetypes
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from molexp.assets._io import atomic_write_bytes, shown_value
+from molexp.assets._permissions import copy_file, copy_tree, make_temp_dir
 from pydantic import BaseModel
 
 __all__ = [
@@ -51,9 +51,12 @@ DIRECTORY_MEDIA_TYPE = "inode/directory"
 
 
 def staging_dir(dest: Path) -> Path:
-    """A fresh hidden directory beside ``dest`` to build a payload in."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    """A fresh hidden directory beside ``dest`` to build a payload in (umask mode).
+
+    Not ``tempfile.mkdtemp``: its 0o700 would stay on a directory payload renamed
+    into place, which the rest of the lab could then neither read nor replace.
+    """
+    return make_temp_dir(dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
 
 
 def remove_path(path: Path) -> None:
@@ -166,9 +169,9 @@ def _copy_into_place(src: Path, dest: Path, what: str) -> str:
     try:
         staged = staging / "payload"
         if src.is_dir():
-            shutil.copytree(src, staged, symlinks=True)
+            copy_tree(src, staged)
         else:
-            shutil.copy2(src, staged)
+            copy_file(src, staged)
         install_path(staged, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
