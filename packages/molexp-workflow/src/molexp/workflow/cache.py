@@ -19,8 +19,8 @@ import json
 import os
 import pickle
 import re
+import secrets
 import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -203,6 +203,21 @@ _clock_lock = threading.Lock()
 _last_ns = 0
 
 
+def _new_staging_dir(parent: Path) -> Path:
+    """A fresh ``entry-<random>`` directory in ``parent``, mode 0o777 minus the umask.
+
+    Not ``tempfile.mkdtemp``: its 0o700 would stay on the entry once renamed into place,
+    and other users of a shared workspace could neither read nor replace it.
+    """
+    while True:
+        candidate = parent / f"entry-{secrets.token_hex(8)}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+
+
 def _strictly_increasing_ns() -> int:
     """Wall-clock nanoseconds, strictly increasing within this process (for LRU order)."""
     global _last_ns
@@ -325,10 +340,10 @@ class FileCacheStore:
         target = self._entry_dir(entry.key)
         try:
             try:
-                staging = Path(tempfile.mkdtemp(prefix="entry-", dir=self._scratch_dir))
+                staging = _new_staging_dir(self._scratch_dir)
             except FileNotFoundError:
                 self.initialize()
-                staging = Path(tempfile.mkdtemp(prefix="entry-", dir=self._scratch_dir))
+                staging = _new_staging_dir(self._scratch_dir)
         except OSError as exc:
             raise CacheStoreError(
                 f"cannot write to cache directory {self.store_dir}: {exc}"
@@ -401,8 +416,14 @@ class FileCacheStore:
 
     def touch(self, key: str) -> None:
         stamp = _strictly_increasing_ns()
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            os.utime(self._entry_dir(key) / self.META_FILE, ns=(stamp, stamp))
+        meta = self._entry_dir(key) / self.META_FILE
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+            try:
+                os.utime(meta, ns=(stamp, stamp))
+            except PermissionError:
+                # An entry another user wrote: only its owner may set explicit times, any
+                # writer may set "now". Recency is a hint, so a refusal is ignored.
+                os.utime(meta)
 
     def entries(self) -> list[CacheEntryInfo]:
         listed: list[tuple[int, str]] = []
