@@ -54,6 +54,11 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
 
     if isinstance(exc, CliError):
         return one_line(exc.message), exc.exit_code
+    if isinstance(exc, PermissionError) and exc.filename is not None:
+        from molexp.assets import explain_permission_error
+
+        # What blocks the write (a path another lab member owns) and how to fix it.
+        return one_line(str(explain_permission_error(exc))), EXIT_FAILURE
     if isinstance(exc, UnknownProfileError | OverrideError):
         return one_line(str(exc)), EXIT_USAGE
     if isinstance(exc, ProfileError):

@@ -122,9 +122,12 @@ class RunOutcome:
 def claim_run(run_dir: Path) -> Iterator[bool]:
     """Hold the run's execution lock for the body; yields False if another process holds it."""
     from filelock import FileLock, Timeout
+    from molexp.assets import file_mode, make_dirs
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(run_dir / EXECUTE_LOCK_NAME), timeout=0)
+    make_dirs(run_dir)
+    # An explicit umask mode: older filelock releases default to 0o644, which would keep
+    # another lab member from executing (resuming) this run.
+    lock = FileLock(str(run_dir / EXECUTE_LOCK_NAME), timeout=0, mode=file_mode())
     try:
         lock.acquire()
     except Timeout:

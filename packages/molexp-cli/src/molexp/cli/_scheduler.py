@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.assets import file_mode, make_dirs
 from molexp.assets._io import atomic_write_text
 
 from ._errors import one_line
@@ -95,8 +96,10 @@ def submit_runs(
             )
     for group in _groups(to_submit):
         slurm_dir = Path(group[0].experiment.experiment_dir) / SLURM_DIR
-        slurm_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(slurm_dir / SUBMIT_LOCK)):
+        make_dirs(slurm_dir)
+        # An explicit umask mode: older filelock releases default to 0o644, which would
+        # keep the rest of a lab from submitting runs of this experiment.
+        with FileLock(str(slurm_dir / SUBMIT_LOCK), mode=file_mode()):
             for outcome in _submit_group(
                 group, slurm_dir, settings, script, policy, client, python or sys.executable
             ):
@@ -142,8 +145,7 @@ def _submit_group(
         python=python,
         heartbeat_interval=settings.heartbeat_interval,
     )
-    atomic_write_text(files.script, text, durable=False)
-    files.script.chmod(0o755)
+    atomic_write_text(files.script, text, durable=False, executable=True)  # 0o777 - umask
     try:
         job_id = client.submit(files.script, hold=True)
     except SlurmError as exc:
