@@ -52,6 +52,7 @@ from molexp.assets import (
     ExecutionStateAsset,
     LogHandle,
     Producer,
+    make_dirs,
     validate_name,
     write_error_trace,
     write_execution_state,
@@ -259,7 +260,7 @@ class RunContext:
         """``<run_dir>/execution/<execution_id>/`` (created on first access while active)."""
         directory = self._run.run_dir / EXECUTION_DIR / self._execution_id
         if self._state == "active" and not directory.is_dir():
-            directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(directory)
         return directory
 
     @property

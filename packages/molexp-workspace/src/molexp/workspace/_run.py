@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molexp.assets import AssetScope, AssetView, RecordError, locked
+from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
 from molexp.assets._catalog import RECORD_DIR_NAME
 from pydantic import ValidationError
 
@@ -109,7 +109,7 @@ class Run:
             run_id = new_id()
             run_dir = runs_dir / run_dir_name(run_id)
             try:
-                run_dir.mkdir(parents=True)
+                make_dirs(run_dir, exist_ok=False)  # a refusal names the directory and fix
             except FileExistsError:
                 continue
             run = cls(experiment, new_metadata(run_id), RecordFile(run_dir / RUN_FILE, RunMetadata))
