@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from molexp.assets import AssetScope, Catalog, Producer
+
+# Every test session keeps its per-host index files in a directory of its own, not in ~/.cache.
+os.environ.setdefault("MOLEXP_INDEX_DIR", tempfile.mkdtemp(prefix="molexp-test-index-"))
+
 
 WORKSPACE_ID = "lab"
 

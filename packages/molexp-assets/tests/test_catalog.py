@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -47,8 +48,27 @@ def populated(catalog: Catalog) -> list[Asset]:
 
 def test_catalog_is_lazy(root: Path) -> None:
     catalog = Catalog(root, "lab")
-    assert catalog.db_path == root / ".molexp" / "index.sqlite"
     assert list(root.iterdir()) == []
+    assert not catalog.db_path.exists()
+
+
+def test_the_index_lives_outside_the_workspace_per_user_and_host(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MOLEXP_INDEX_DIR", str(tmp_path / "idx"))
+    monkeypatch.setattr(socket, "gethostname", lambda: "node/7")
+    catalog = Catalog(root, "lab")
+    assert catalog.db_path.parent == tmp_path / "idx"
+    assert catalog.db_path.name.startswith("lab-")
+    assert catalog.db_path.name.endswith("-node_7.sqlite")
+    register(catalog, RUN, "x")
+    assert catalog.db_path.is_file()
+    assert not (root / ".molexp" / "index.sqlite").exists()
+    # Another host gets a file of its own.
+    monkeypatch.setattr(socket, "gethostname", lambda: "node8")
+    other = Catalog(root, "lab")
+    assert other.db_path != catalog.db_path
+    assert [asset.name for asset in other.query_assets()] == ["x"]
 
 
 def test_register_writes_the_record_file_and_indexes_it(catalog: Catalog, root: Path) -> None:
@@ -226,7 +246,7 @@ def test_lineage_survives_rebuild_and_a_lost_index(catalog: Catalog, root: Path)
     assert Catalog(root, "lab").lineage(asset.id) == before
 
 
-def test_connect_gives_a_wal_connection_to_the_shared_index(catalog: Catalog) -> None:
+def test_connect_gives_a_wal_connection_to_the_host_index(catalog: Catalog) -> None:
     register(catalog, RUN, "x")
     conn = catalog.connect()
     try:
@@ -238,10 +258,13 @@ def test_connect_gives_a_wal_connection_to_the_shared_index(catalog: Catalog) ->
             conn.execute("INSERT INTO runs VALUES ('r1')")
     finally:
         conn.close()
+    # A rebuild starts a fresh file: other layers' tables are refilled by their owners.
     catalog.rebuild()
     check = sqlite3.connect(catalog.db_path)
     try:
-        assert check.execute("SELECT id FROM runs").fetchall() == [("r1",)]
+        tables = {row[0] for row in check.execute("SELECT name FROM sqlite_master")}
+        assert "runs" not in tables
+        assert "assets" in tables
     finally:
         check.close()
 

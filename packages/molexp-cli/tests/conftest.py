@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 from molexp.workflow.bindings import clear_bindings
 from molexp.workspace import clear_registry
+
+# Every test session keeps its per-host index files in a directory of its own, not in ~/.cache.
+os.environ.setdefault("MOLEXP_INDEX_DIR", tempfile.mkdtemp(prefix="molexp-test-index-"))
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +12,9 @@ import pytest
 from fastapi import FastAPI
 from molexp.server import create_app
 from server_helpers import Lab, build_lab, make_client
+
+# Every test session keeps its per-host index files in a directory of its own, not in ~/.cache.
+os.environ.setdefault("MOLEXP_INDEX_DIR", tempfile.mkdtemp(prefix="molexp-test-index-"))
 
 
 @pytest.fixture

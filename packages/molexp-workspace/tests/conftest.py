@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from molexp.workspace import Experiment, Project, Workspace, clear_registry
+
+# Every test session keeps its per-host index files in a directory of its own, not in ~/.cache.
+os.environ.setdefault("MOLEXP_INDEX_DIR", tempfile.mkdtemp(prefix="molexp-test-index-"))
 
 
 @pytest.fixture

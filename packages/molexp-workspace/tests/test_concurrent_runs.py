@@ -46,7 +46,7 @@ def test_four_processes_create_400_runs(tmp_path: Path) -> None:
     assert all(run.status is RunStatus.succeeded for run in runs)
     values = sorted(run.results["value"] for run in runs)
     assert values == sorted(w * 1000 + i for w in range(PROCESSES) for i in range(RUNS_PER_PROCESS))
-    with sqlite3.connect(root / ".molexp" / "index.sqlite") as connection:
+    with sqlite3.connect(Workspace(root).catalog.db_path) as connection:
         rows = connection.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall()
     assert rows == [("succeeded", PROCESSES * RUNS_PER_PROCESS)]
     assert Workspace(root).broken_records() == []

@@ -45,7 +45,7 @@ def records(ws: Workspace, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def index_rows(ws: Workspace) -> int:
-    with sqlite3.connect(ws.root / ".molexp" / "index.sqlite") as connection:
+    with sqlite3.connect(ws.catalog.db_path) as connection:
         (count,) = connection.execute("SELECT COUNT(*) FROM runs").fetchone()
     return int(count)
 
@@ -79,9 +79,9 @@ def test_index_equals_rebuild(ws: Workspace) -> None:
     assert report.runs == 7
     assert report.broken == ()
     assert records(ws) == before
-    (ws.root / ".molexp" / "index.sqlite").unlink()
+    (ws.catalog.db_path).unlink()
     for suffix in ("-wal", "-shm"):
-        (ws.root / ".molexp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+        Path(f"{ws.catalog.db_path}{suffix}").unlink(missing_ok=True)
     fresh = Workspace(ws.root)
     assert records(fresh) == before
     assert {a.name for a in fresh.assets.list()} == {a.name for a in ws.assets.list()}
@@ -90,7 +90,7 @@ def test_index_equals_rebuild(ws: Workspace) -> None:
 def test_an_outdated_table_is_recreated_from_disk(ws: Workspace) -> None:
     populate(ws)
     before = records(ws)
-    with sqlite3.connect(ws.root / ".molexp" / "index.sqlite") as connection:
+    with sqlite3.connect(ws.catalog.db_path) as connection:
         connection.execute("UPDATE workspace_index_versions SET version = 0")
         connection.execute("DELETE FROM runs")
     assert records(Workspace(ws.root)) == before
@@ -221,7 +221,7 @@ def test_a_deleted_index_file_is_rebuilt_by_a_live_workspace(ws: Workspace) -> N
     populate(ws)
     before = records(ws)
     for suffix in ("", "-wal", "-shm"):
-        (ws.root / ".molexp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+        Path(f"{ws.catalog.db_path}{suffix}").unlink(missing_ok=True)
     assert records(ws) == before
     ws.project("qm9").experiment("baseline").Run(id="after-delete")
     assert index_rows(ws) == len(before) + 1
@@ -232,7 +232,7 @@ def test_an_index_file_replaced_by_another_process_is_followed(ws: Workspace) ->
     populate(ws)
     before = records(ws)
     for suffix in ("", "-wal", "-shm"):
-        (ws.root / ".molexp" / f"index.sqlite{suffix}").unlink(missing_ok=True)
+        Path(f"{ws.catalog.db_path}{suffix}").unlink(missing_ok=True)
     assert records(Workspace(ws.root)) == before  # another workspace object recreates it
     ws.project("qm9").experiment("baseline").Run(id="after-replace")
     assert index_rows(ws) == len(before) + 1

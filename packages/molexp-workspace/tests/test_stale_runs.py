@@ -92,15 +92,15 @@ def test_other_hosts_are_judged_by_their_heartbeat(exp: Experiment) -> None:
 def _start_without_indexing_and_die(root: Path, run_id: str) -> None:
     ws = Workspace(root)
     run = ws.project("qm9").experiment("baseline").get_run(run_id)
-    ws._index_run = lambda metadata: None  # type: ignore[method-assign]  # killed before it
+    ws._index_run = lambda metadata, span=None: None  # type: ignore[method-assign]  # killed
     run.start().__enter__()
     os._exit(0)
 
 
-def test_a_run_killed_before_its_index_row_was_updated_is_still_reaped(
+def test_a_run_killed_before_its_index_row_was_updated_is_seen_and_reaped(
     exp: Experiment,
 ) -> None:
-    """run.json says running, the index row still says pending: the file decides."""
+    """The dead writer never upserted its row: the change feed still tells the next query."""
     run = exp.Run(id="lagging")
     child = _fork.Process(
         target=_start_without_indexing_and_die, args=(exp.workspace.root, "lagging")
@@ -108,7 +108,7 @@ def test_a_run_killed_before_its_index_row_was_updated_is_still_reaped(
     child.start()
     child.join()
     assert on_disk(run).status is RunStatus.running
-    assert [r.status for r in exp.workspace.runs()] == ["pending"]
+    assert [r.status for r in exp.workspace.runs()] == ["running"]
     assert [r.id for r in find_stale_runs(exp.workspace)] == ["lagging"]
     assert [r.id for r in reap_stale_runs(exp.workspace)] == ["lagging"]
     assert on_disk(run).status is RunStatus.failed
@@ -138,7 +138,7 @@ def _save_unindexed_artifact_and_die(root: Path, run_id: str) -> None:
     ctx.artifact.save("metrics.json", {"loss": 0.5})
 
 
-def test_reaping_indexes_assets_the_dead_owner_wrote_but_never_indexed(exp: Experiment) -> None:
+def test_assets_a_dead_owner_wrote_but_never_indexed_are_found(exp: Experiment) -> None:
     run = exp.Run(id="unindexed")
     assert exp.workspace.catalog.count() == 0  # the asset index exists before the crash
     child = _fork.Process(
@@ -146,7 +146,9 @@ def test_reaping_indexes_assets_the_dead_owner_wrote_but_never_indexed(exp: Expe
     )
     child.start()
     child.join()
-    assert exp.workspace.catalog.query_assets(producer_run="unindexed") == []
+    # The change feed named the record before the writer died: the next query indexes it.
+    [seen] = exp.workspace.catalog.query_assets(producer_run="unindexed")
+    assert seen.name == "metrics.json"
     assert [r.id for r in reap_stale_runs(exp.workspace)] == ["unindexed"]
     [artifact] = exp.workspace.catalog.query_assets(producer_run="unindexed")
     assert artifact.name == "metrics.json"

@@ -1,24 +1,27 @@
 """The workspace asset catalog: JSON asset records indexed by an embedded SQLite file.
 
 Every asset has one JSON record file (normally ``<scope_dir>/.assets/<id>.json``);
-those files are the source of truth. ``<root>/.molexp/index.sqlite`` is an index
-over them that can always be rebuilt from the files (``Catalog.rebuild``); it is
-rebuilt automatically the first time a catalog opens an index without an asset
-table (for example after the file was deleted). Before each use the catalog checks that
-the index file is still the one its connection opened (same device and inode); when
-another process deleted or replaced it, the catalog reconnects instead of writing on
-into the unlinked file. Other layers keep their own tables in the same index file
-through ``Catalog.connect`` (and can pin their connections with ``open_pinned``).
+those files are the source of truth. The SQLite index is a cache of them kept per
+user and per host outside the workspace (``molexp.assets._index_file``), so hosts
+sharing a workspace over a network filesystem never share a database. It learns of
+records other processes wrote from the change feed (``molexp.assets._feed``): every
+query first catches up by re-reading the records the new feed lines name. A missing,
+outdated, corrupt or truncated index file is discarded and rebuilt from the records.
 
-Concurrency: record writes happen under a per-record file lock (``locked``) and
-index writes in ``BEGIN IMMEDIATE`` transactions on a WAL database with a 30 s busy
-timeout, retried when SQLite still reports the database as locked.
+Index trouble never fails, delays or undoes a record write: the record is written
+first, the index row afterwards on a best-effort basis (a failure is logged and the
+next catch-up repairs it). Other layers keep their own tables in the same index file
+(``Catalog.connect``) and take part in catch-up through ``add_feed_handler``.
+Record read-modify-writes hold ``locked`` (a same-host optimisation); index writes run
+in ``BEGIN IMMEDIATE`` transactions on a WAL database with a 30 s busy timeout.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -30,6 +33,25 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from molexp.assets._feed import (
+    RETENTION_SECONDS,
+    FeedSpan,
+    changing,
+    feed_dir,
+    journal_states,
+    note_change,
+    read_journal,
+)
+from molexp.assets._index_file import (
+    FileIdentity,
+    discard_index,
+    file_identity,
+    index_path,
+    is_corruption,
+    is_locked,
+    open_index,
+    open_pinned,
+)
 from molexp.assets._io import (
     RecordError,
     atomic_write_json,
@@ -50,24 +72,23 @@ from molexp.assets._models import (
 )
 
 __all__ = [
-    "INDEX_DIR_NAME",
-    "INDEX_FILE_NAME",
     "RECORD_DIR_NAME",
     "AssetView",
     "BrokenRecord",
     "Catalog",
-    "FileIdentity",
+    "FeedHandler",
     "RebuildReport",
-    "file_identity",
+    "consume_span",
     "load_asset_record",
-    "open_pinned",
 ]
 
-INDEX_DIR_NAME = ".molexp"
-INDEX_FILE_NAME = "index.sqlite"
+logger = logging.getLogger("molexp.assets")
+
 RECORD_DIR_NAME = ".assets"
-BUSY_TIMEOUT_SECONDS = 30.0
 LOCKED_RETRIES = 8
+ASSET_CHANGE = "asset"
+# How often catch-up records that it ran (an index silent for RETENTION_SECONDS / 2 is rebuilt).
+_MARK_INTERVAL = 60.0
 # Directories the stores fill with payloads. Inside a scope directory (one holding
 # ``.assets``) rebuild never descends into them: payloads may be large trees and may
 # even contain another workspace's ``.assets`` folders.
@@ -107,6 +128,8 @@ _SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS asset_tags_by_tag ON asset_tags (tag)",
+    "CREATE TABLE IF NOT EXISTS feed_offsets (journal TEXT PRIMARY KEY, offset INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value)",
 )
 _COLUMNS = (
     "id",
@@ -132,6 +155,9 @@ _SCOPE_ID_COLUMNS = ("workspace_id", "project_id", "experiment_id", "run_id")
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Asset)
+
+FeedHandler = Callable[[sqlite3.Connection, "builtins.list[str]"], None]
+"""Applies feed lines of one kind: re-reads the records they name and updates its rows."""
 
 
 @dataclass(frozen=True)
@@ -162,72 +188,17 @@ def _timestamp_key(asset: Asset, field: str) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _is_locked(exc: sqlite3.OperationalError) -> bool:
-    message = str(exc).lower()
-    return "locked" in message or "busy" in message
-
-
 def _retry_locked(operation: Callable[[], T]) -> T:
     delay = 0.01
     for attempt in range(LOCKED_RETRIES):
         try:
             return operation()
         except sqlite3.OperationalError as exc:
-            if not _is_locked(exc) or attempt == LOCKED_RETRIES - 1:
+            if not is_locked(exc) or attempt == LOCKED_RETRIES - 1:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable: the last attempt either returns or raises")
-
-
-FileIdentity = tuple[int, int]
-_PIN_ATTEMPTS = 5
-
-
-def file_identity(path: Path) -> FileIdentity | None:
-    """``(st_dev, st_ino)`` of the file at ``path``, or None if there is none."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_dev, stat.st_ino
-
-
-def open_pinned(
-    db_path: Path, connect: Callable[[], sqlite3.Connection]
-) -> tuple[sqlite3.Connection, FileIdentity | None]:
-    """A connection to ``db_path`` and the identity of the file it opened.
-
-    The file is stat'ed before and after connecting; if it was replaced in between,
-    connecting is retried, so the identity returned is the connection's file and a later
-    mismatch means the file at ``db_path`` is no longer the one being written.
-    """
-    for _ in range(_PIN_ATTEMPTS):
-        before = file_identity(db_path)
-        conn = connect()
-        after = file_identity(db_path)
-        if before is None or before == after:
-            return conn, after
-        conn.close()
-    raise sqlite3.OperationalError(f"{db_path} keeps being replaced while it is opened")
-
-
-def _open_index(db_path: Path, *, autocommit: bool) -> sqlite3.Connection:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    if autocommit:
-        conn = sqlite3.connect(
-            db_path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
-    else:
-        conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_SECONDS)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _coerce_kind(kind: AssetKind | str) -> AssetKind:
@@ -249,10 +220,14 @@ class Catalog:
     def __init__(self, workspace_root: Path, workspace_id: str) -> None:
         self._root = Path(workspace_root).resolve()
         self._workspace_id = validate_name(workspace_id, "workspace_id")
+        self._db_path: Path | None = None
         self._conn: sqlite3.Connection | None = None
         self._conn_pid: int | None = None
         self._conn_identity: FileIdentity | None = None
         self._lock = threading.RLock()
+        self._handlers: dict[str, FeedHandler] = {ASSET_CHANGE: self._apply_asset_changes}
+        self._fill_report = RebuildReport(scanned=0, indexed=0, broken=())
+        self._marked_at = 0.0
 
     def __repr__(self) -> str:
         return f"Catalog(root={str(self._root)!r}, workspace_id={self._workspace_id!r})"
@@ -267,7 +242,18 @@ class Catalog:
 
     @property
     def db_path(self) -> Path:
-        return self._root / INDEX_DIR_NAME / INDEX_FILE_NAME
+        """This user's index file for the workspace on this host (see ``_index_file``)."""
+        if self._db_path is None:
+            self._db_path = index_path(self._root, self._workspace_id)
+        return self._db_path
+
+    def add_feed_handler(self, kind: str, handler: FeedHandler) -> None:
+        """Let ``handler`` apply the feed lines of ``kind`` during catch-up (same transaction)."""
+        self._handlers[kind] = handler
+
+    def note_change(self, kind: str, target: str) -> None:
+        """Tell every index that ``target`` (a record path relative to the root) changed."""
+        note_change(self._root, kind, target)
 
     # -- connections -------------------------------------------------------------
 
@@ -276,9 +262,9 @@ class Catalog:
 
         The caller owns and closes it. It uses Python's default transaction handling.
         """
-        return _retry_locked(lambda: _open_index(self.db_path, autocommit=False))
+        return _retry_locked(lambda: open_index(self.db_path, autocommit=False))
 
-    def _connection(self, *, populate_new_index: bool = True) -> sqlite3.Connection:
+    def _connection(self) -> sqlite3.Connection:
         pid = os.getpid()
         if self._conn is not None and (
             self._conn_pid != pid or file_identity(self.db_path) != self._conn_identity
@@ -292,17 +278,17 @@ class Catalog:
         if self._conn is None:
             conn, identity = open_pinned(
                 self.db_path,
-                lambda: _retry_locked(lambda: _open_index(self.db_path, autocommit=True)),
+                lambda: _retry_locked(lambda: open_index(self.db_path, autocommit=True)),
             )
             try:
-                self._ensure_schema(conn, populate=populate_new_index)
+                self._ensure_schema(conn)
             except BaseException:
                 conn.close()
                 raise
             self._conn, self._conn_pid, self._conn_identity = conn, pid, identity
         return self._conn
 
-    def _ensure_schema(self, conn: sqlite3.Connection, *, populate: bool) -> None:
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         def has_assets_table() -> bool:
             row = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'assets'"
@@ -317,8 +303,13 @@ class Catalog:
                 return
             for statement in _SCHEMA:
                 conn.execute(statement)
-            if populate:
-                self._reindex(conn)
+            # Lines already in the feed describe records the scan below reads anyway.
+            conn.executemany(
+                "INSERT OR REPLACE INTO feed_offsets VALUES (?, ?)",
+                [(state.name, state.size) for state in journal_states(self._root)],
+            )
+            self._mark_caught_up(conn)
+            self._fill_report = self._reindex(conn)
 
         self._transaction(conn, create)
 
@@ -336,14 +327,100 @@ class Catalog:
 
         return _retry_locked(attempt)
 
-    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def _healing(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` on the connection; a damaged index file is discarded and rebuilt
+        from the records once, then the operation is retried."""
         with self._lock:
+            try:
+                return operation(self._connection())
+            except sqlite3.DatabaseError as exc:
+                if not is_corruption(exc):
+                    raise
+                logger.warning("index %s is damaged (%s); rebuilding it", self.db_path, exc)
+                self.discard()
+            return operation(self._connection())
+
+    def ensure_index(self) -> None:
+        """Open (creating and filling, if need be) this host's index file."""
+        self._healing(lambda conn: None)
+
+    def discard(self) -> None:
+        """Delete this host's index file; the next use rebuilds it from the records."""
+        with self._lock:
+            self.close()
+            discard_index(self.db_path)
+
+    def catch_up(self) -> None:
+        """Apply the feed lines other processes (on any host) appended since the last catch-up."""
+        self._healing(self._catch_up)
+
+    def _catch_up(self, conn: sqlite3.Connection) -> None:
+        now = time.time()
+        marked = self._marked_at
+        if now - marked > _MARK_INTERVAL:
+            row = conn.execute("SELECT value FROM index_meta WHERE key = 'caught_up_at'").fetchone()
+            marked = float(row[0]) if row else 0.0
+            if now - marked > RETENTION_SECONDS / 2:
+                # Journals this index never read may have expired: only a rebuild is exact.
+                self.discard()
+                conn = self._connection()
+        states = journal_states(self._root)
+        offsets = dict(conn.execute("SELECT journal, offset FROM feed_offsets").fetchall())
+        pending = [state for state in states if state.size > offsets.get(state.name, 0)]
+        expired = [state.name for state in states if state.mtime < now - RETENTION_SECONDS]
+        listed = {state.name for state in states}
+        forgotten = [name for name in offsets if name not in listed]
+        if not pending and not expired and not forgotten and now - self._marked_at < _MARK_INTERVAL:
+            return
+
+        def apply(conn: sqlite3.Connection) -> None:
+            current = dict(conn.execute("SELECT journal, offset FROM feed_offsets").fetchall())
+            changes: dict[str, dict[str, None]] = {}
+            for state in pending:
+                start = current.get(state.name, 0)
+                lines, end = read_journal(self._root, state.name, start)
+                for line in lines:
+                    changes.setdefault(line.kind, {})[line.target] = None
+                if end != start:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO feed_offsets VALUES (?, ?)", (state.name, end)
+                    )
+            for kind, targets in changes.items():
+                handler = self._handlers.get(kind)
+                if handler is not None:
+                    handler(conn, list(targets))
+            for name in forgotten:
+                conn.execute("DELETE FROM feed_offsets WHERE journal = ?", (name,))
+            self._mark_caught_up(conn)
+
+        self._transaction(conn, apply)
+        for name in expired:
+            with contextlib.suppress(OSError):
+                (feed_dir(self._root) / name).unlink()
+
+    def _mark_caught_up(self, conn: sqlite3.Connection) -> None:
+        self._marked_at = time.time()
+        conn.execute(
+            "INSERT OR REPLACE INTO index_meta VALUES ('caught_up_at', ?)", (self._marked_at,)
+        )
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            self._catch_up(conn)
             conn = self._connection()
             return _retry_locked(lambda: conn.execute(sql, params).fetchall())
 
+        return self._healing(read)
+
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            return self._transaction(self._connection(), work)
+        return self._healing(lambda conn: self._transaction(conn, work))
+
+    def index_quietly(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Run an index write; any failure is logged, never raised (catch-up repairs it)."""
+        try:
+            self._write(work)
+        except Exception as exc:  # the record is written; the index is only a cache
+            logger.warning("index %s not updated (%s); catch-up will repair it", self.db_path, exc)
 
     def close(self) -> None:
         """Close this process's index connection (reopened on next use)."""
@@ -437,18 +514,24 @@ class Catalog:
     def _write_record(
         self, record_path: Path, record_rel: str, asset: Asset, previous: bytes | None
     ) -> None:
-        """Write the record file and its index row, all or nothing (caller holds the lock).
+        """Write the record file, then its index row (caller holds the lock).
 
         ``previous`` is what the file held (None: nothing). When the write fails after
-        its rename (the directory fsync) or the index write fails, the file is put back
-        to ``previous``, so record, index and payload keep agreeing.
+        its rename (the directory fsync), the file is put back to ``previous``. The index
+        row is best effort: a failing index never fails or undoes the record write.
         """
-        try:
-            atomic_write_json(record_path, asset)
-            self._write(lambda conn: self._index_row(conn, asset, record_rel))
-        except BaseException:
-            restore_file(record_path, previous)
-            raise
+        with changing(self._root, ASSET_CHANGE, record_rel) as change:
+            try:
+                atomic_write_json(record_path, asset)
+            except BaseException:
+                restore_file(record_path, previous)
+                raise
+
+        def index(conn: sqlite3.Connection) -> None:
+            self._index_row(conn, asset, record_rel)
+            consume_span(conn, change.span)
+
+        self.index_quietly(index)
 
     @staticmethod
     def _existing_record(record_path: Path, raw: bytes | None) -> Asset | None:
@@ -492,8 +575,9 @@ class Catalog:
         """Remove an asset's record file and index row (payload files are left alone)."""
         record_path = self._record_path(asset_id)
         with locked(record_path):
-            record_path.unlink(missing_ok=True)
-            self._write(lambda conn: _delete_rows(conn, [asset_id]))
+            with changing(self._root, ASSET_CHANGE, self.relative_path(record_path, "record")):
+                record_path.unlink(missing_ok=True)
+            self.index_quietly(lambda conn: _delete_rows(conn, [asset_id]))
 
     def delete_within(self, scope: AssetScope) -> int:
         """Forget every asset in ``scope`` or beneath it; returns how many were removed."""
@@ -501,8 +585,9 @@ class Catalog:
         where, params = self._where(within=scope)
         rows = self._read(f"SELECT id, record_path FROM assets WHERE {where}", params)
         for _asset_id, record_rel in rows:
-            (self._root / record_rel).unlink(missing_ok=True)
-        self._write(lambda conn: _delete_rows(conn, [row[0] for row in rows]))
+            with changing(self._root, ASSET_CHANGE, record_rel):
+                (self._root / record_rel).unlink(missing_ok=True)
+        self.index_quietly(lambda conn: _delete_rows(conn, [row[0] for row in rows]))
         return len(rows)
 
     # -- reading -----------------------------------------------------------------
@@ -661,13 +746,35 @@ class Catalog:
         return RebuildReport(scanned=scanned, indexed=indexed, broken=tuple(broken))
 
     def rebuild(self) -> RebuildReport:
-        """Drop the asset index and re-create it from every record file under the root.
+        """Discard this host's index file and re-create it from every record file.
 
-        Broken records are reported (file + error), never raised.
+        Works whatever state the old file is in. Broken records are reported (file +
+        error), never raised.
         """
         with self._lock:
-            conn = self._connection(populate_new_index=False)
-            return self._transaction(conn, self._reindex)
+            self.discard()
+            self._connection()
+            return self._fill_report
+
+    def _apply_asset_changes(self, conn: sqlite3.Connection, targets: builtins.list[str]) -> None:
+        """Catch-up for asset records: re-read each named record; index it or drop its row."""
+        for record_rel in targets:
+            record_path = self._root / record_rel
+            asset_id = record_path.stem
+            try:
+                asset = load_asset_record(record_path)
+                if asset.id != asset_id or asset.scope.workspace_id != self._workspace_id:
+                    raise RecordError(record_path, "does not belong here")
+            except (RecordError, OSError):
+                # Gone or unreadable: a rebuild would not index it either.
+                conn.execute(
+                    "DELETE FROM asset_tags WHERE asset_id IN "
+                    "(SELECT id FROM assets WHERE record_path = ?)",
+                    (record_rel,),
+                )
+                conn.execute("DELETE FROM assets WHERE record_path = ?", (record_rel,))
+                continue
+            self._index_row(conn, asset, record_rel)
 
     def _reindex(self, conn: sqlite3.Connection) -> RebuildReport:
         conn.execute("DELETE FROM asset_tags")
@@ -722,6 +829,17 @@ class Catalog:
                         and entry.is_file()
                     ):
                         yield record_dir / entry.name
+
+
+def consume_span(conn: sqlite3.Connection, span: FeedSpan | None) -> None:
+    """Mark this process's own feed lines as applied (only when nothing is pending before them)."""
+    if span is None:
+        return
+    conn.execute("INSERT OR IGNORE INTO feed_offsets VALUES (?, 0)", (span.journal,))
+    conn.execute(
+        "UPDATE feed_offsets SET offset = ? WHERE journal = ? AND offset = ?",
+        (span.end, span.journal, span.start),
+    )
 
 
 def _merge_uses(old: list[AssetUse], new: list[AssetUse]) -> list[AssetUse]:

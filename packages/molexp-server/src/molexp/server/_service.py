@@ -9,6 +9,7 @@ and maps user mistakes to ``ServiceError`` with the HTTP status to answer.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -81,6 +82,8 @@ from ._schemas import (
 )
 
 __all__ = ["CANCELLABLE_STATUSES", "RunRef", "ServiceError", "WorkspaceService"]
+
+logger = logging.getLogger("molexp.server")
 
 T = TypeVar("T")
 
@@ -406,6 +409,7 @@ class WorkspaceService:
         experiment: str | None = None,
     ) -> RunQueryResult:
         """``ws.runs(...)``, reused until the run index changes."""
+        self._catch_up()
         key = ("runs", where, order_by, project, experiment)
         return self._cache.get(
             key,
@@ -414,7 +418,16 @@ class WorkspaceService:
             ),
         )
 
+    def _catch_up(self) -> None:
+        """Bring this host's index up to date with every host's change feed (cheap if idle)."""
+        try:
+            self._ws.catalog.catch_up()
+        except Exception as exc:  # answer from the index as it is
+            logger.warning("run index could not catch up: %s", exc)
+
     def _run_stats(self, project_id: str, experiment_id: str) -> _RunStats:
+        self._catch_up()
+
         def compute() -> _RunStats:
             rows = self._runs(project=project_id, experiment=experiment_id)
             param_keys: dict[str, None] = {}

@@ -1,9 +1,10 @@
-"""The run index: one row per run in the ``runs`` table of ``<root>/.molexp/index.sqlite``.
+"""The run index: one row per run in the ``runs`` table of the catalog's per-host index file.
 
-Owns the table layout, the upsert done on every run write, deletion of a project's
-rows, the full rebuild from ``run.json`` files and the SELECT behind ``ws.runs()``.
+Owns the table layout, the upsert done after every run write, deletion of a project's
+rows, the full fill from ``run.json`` files and the SELECT behind ``ws.runs()``.
 The JSON records stay the source of truth; this table is a rebuildable cache of them
-(a missing or outdated table is recreated and refilled from disk on first use).
+(a missing or outdated table is recreated and refilled from disk on first use, and a
+damaged index file is discarded and rebuilt).
 Columns carry no declared type, so values keep their own type and the query
 language's comparisons never meet SQLite type affinity.
 """
@@ -18,13 +19,30 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from molexp.assets._catalog import FileIdentity, file_identity, open_pinned
+from molexp.assets.storage import (
+    FeedSpan,
+    FileIdentity,
+    consume_span,
+    file_identity,
+    is_corruption,
+    open_pinned,
+)
 
 from ._records import RunMetadata
 
-__all__ = ["INDEX_VERSION", "IndexRow", "RunIndex", "format_time"]
+__all__ = [
+    "INDEX_VERSION",
+    "IndexRow",
+    "RunIndex",
+    "delete_rows",
+    "format_time",
+    "has_runs_table",
+    "upsert_rows",
+]
+
+T = TypeVar("T")
 
 INDEX_VERSION = 2
 
@@ -121,65 +139,66 @@ class RunIndex:
         connect: Callable[[], sqlite3.Connection],
         scan: Callable[[], Iterable[IndexRow]],
         db_path: Path | None = None,
+        discard: Callable[[], None] | None = None,
     ) -> None:
         """``scan`` yields the rows of every run on disk; it fills a newly created table.
 
         With ``db_path``, a connection whose database file was deleted or replaced (another
         device or inode than the one it opened) is replaced by a fresh one, which recreates
-        and refills the table when the new file lacks it.
+        and refills the table when the new file lacks it. ``discard`` deletes a damaged
+        index file; an operation that meets one is retried once on a fresh file.
         """
         self._connect = connect
         self._scan = scan
         self._db_path = db_path
+        self._discard = discard
         self._local = _Local()
         self._schema_lock = threading.Lock()
-        self._schema_ready_pid = -1
 
     def connection(self) -> sqlite3.Connection:
-        """This thread's connection (a forked child opens its own)."""
+        """This thread's connection (a forked child opens its own); a new one checks the schema."""
         local = self._local
         pid = os.getpid()
         if local.connection is not None and local.pid == pid and self._file_replaced(local):
             local.connection.close()
             local.connection = None
-            self._schema_ready_pid = -1
         if local.connection is None or local.pid != pid:
             if local.connection is not None:
                 _inherited_connections.append(local.connection)
+                local.connection = None
             if self._db_path is None:
-                local.connection, local.identity = self._connect(), None
+                connection, identity = self._connect(), None
             else:
-                local.connection, local.identity = open_pinned(self._db_path, self._connect)
-            local.pid = pid
-        if self._schema_ready_pid != pid:
-            self._ensure_schema(local.connection, pid)
+                connection, identity = open_pinned(self._db_path, self._connect)
+            try:
+                self._ensure_schema(connection)
+            except BaseException:
+                connection.close()
+                raise
+            local.connection, local.identity, local.pid = connection, identity, pid
         return local.connection
 
     def _file_replaced(self, local: _Local) -> bool:
         return self._db_path is not None and file_identity(self._db_path) != local.identity
 
-    def _ensure_schema(self, connection: sqlite3.Connection, pid: int) -> None:
-        with self._schema_lock:
-            if self._schema_ready_pid == pid:
-                return
-            with self._transaction(connection):
+    def _ensure_schema(self, connection: sqlite3.Connection) -> None:
+        with self._schema_lock, self._transaction(connection):
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS workspace_index_versions "
+                "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            row = connection.execute(
+                "SELECT version FROM workspace_index_versions WHERE component = 'runs'"
+            ).fetchone()
+            if row is None or row[0] != INDEX_VERSION:
+                connection.execute("DROP TABLE IF EXISTS runs")
+                for statement in _SCHEMA:
+                    connection.execute(statement)
                 connection.execute(
-                    "CREATE TABLE IF NOT EXISTS workspace_index_versions "
-                    "(component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+                    "INSERT OR REPLACE INTO workspace_index_versions VALUES ('runs', ?)",
+                    (INDEX_VERSION,),
                 )
-                row = connection.execute(
-                    "SELECT version FROM workspace_index_versions WHERE component = 'runs'"
-                ).fetchone()
-                if row is None or row[0] != INDEX_VERSION:
-                    connection.execute("DROP TABLE IF EXISTS runs")
-                    for statement in _SCHEMA:
-                        connection.execute(statement)
-                    connection.execute(
-                        "INSERT OR REPLACE INTO workspace_index_versions VALUES ('runs', ?)",
-                        (INDEX_VERSION,),
-                    )
-                    connection.executemany(_UPSERT, self._scan())
-            self._schema_ready_pid = pid
+                connection.executemany(_UPSERT, self._scan())
 
     @staticmethod
     @contextmanager
@@ -192,36 +211,35 @@ class RunIndex:
             raise
         connection.execute("COMMIT")
 
-    def upsert(self, metadata: RunMetadata) -> None:
-        connection = self.connection()
-        with self._transaction(connection):
-            connection.execute(_UPSERT, row_for(metadata))
+    def _healing(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return operation(self.connection())
+        except sqlite3.DatabaseError as exc:
+            if self._discard is None or not is_corruption(exc):
+                raise
+            self._discard()
+        return operation(self.connection())
 
-    def rebuild(self) -> int:
-        """Replace every row by a fresh scan; returns how many rows were written.
+    def upsert(self, metadata: RunMetadata, span: FeedSpan | None = None) -> None:
+        """Write the run's row; ``span`` (this process's feed lines of the write) is consumed."""
 
-        The scan runs inside the write transaction, so a run written meanwhile either
-        is already on disk when scanned or upserts its row after the rebuild commits.
-        """
-        connection = self.connection()
-        with self._transaction(connection):
-            connection.execute("DELETE FROM runs")
-            rows = list(self._scan())
-            connection.executemany(_UPSERT, rows)
-        return len(rows)
+        def write(connection: sqlite3.Connection) -> None:
+            with self._transaction(connection):
+                connection.execute(_UPSERT, row_for(metadata))
+                if span is not None:
+                    consume_span(connection, span)
+
+        self._healing(write)
+
+    def row_count(self) -> int:
+        return int(self._healing(lambda c: c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]))
 
     def delete_project(self, project_id: str) -> None:
-        connection = self.connection()
-        with self._transaction(connection):
-            connection.execute("DELETE FROM runs WHERE project_id = ?", (project_id,))
+        def delete(connection: sqlite3.Connection) -> None:
+            with self._transaction(connection):
+                connection.execute("DELETE FROM runs WHERE project_id = ?", (project_id,))
 
-    def delete_run(self, project_id: str, experiment_id: str, run_id: str) -> None:
-        connection = self.connection()
-        with self._transaction(connection):
-            connection.execute(
-                "DELETE FROM runs WHERE project_id = ? AND experiment_id = ? AND id = ?",
-                (project_id, experiment_id, run_id),
-            )
+        self._healing(delete)
 
     def select(
         self,
@@ -247,4 +265,30 @@ class RunIndex:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return self.connection().execute(sql, args).fetchall()
+        return self._healing(lambda connection: connection.execute(sql, args).fetchall())
+
+
+def upsert_rows(connection: sqlite3.Connection, rows: Iterable[IndexRow]) -> None:
+    """Write ``rows`` on ``connection`` (inside the caller's transaction)."""
+    connection.executemany(_UPSERT, rows)
+
+
+def delete_rows(connection: sqlite3.Connection, keys: Iterable[tuple[str, str, str]]) -> None:
+    """Drop the rows of ``(project_id, experiment_id, run_id)`` (in the caller's transaction)."""
+    connection.executemany(
+        "DELETE FROM runs WHERE project_id = ? AND experiment_id = ? AND id = ?", keys
+    )
+
+
+def has_runs_table(connection: sqlite3.Connection) -> bool:
+    """Whether the file holds a current ``runs`` table (else its next use fills one)."""
+    exists = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'workspace_index_versions'"
+    ).fetchone()
+    if exists is None:
+        return False
+    row = connection.execute(
+        "SELECT 1 FROM workspace_index_versions WHERE component = 'runs' AND version = ?",
+        (INDEX_VERSION,),
+    ).fetchone()
+    return row is not None

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from molexp.assets import RecordError
-from molexp.assets._catalog import RECORD_DIR_NAME
+from molexp.assets.storage import RECORD_DIR_NAME
 
 from ._records import ErrorInfo, OwnerInfo, RunMetadata, RunStatus, utc_now
 

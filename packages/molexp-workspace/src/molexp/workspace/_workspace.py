@@ -9,6 +9,7 @@ use of the asset catalog) creates the record. Run queries go through the run ind
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -28,25 +29,35 @@ from molexp.assets import (
     Catalog,
     DataAssetLibrary,
     RebuildReport,
+    RecordError,
     locked,
     slugify,
     validate_name,
 )
 from molexp.assets._io import checked_path, is_valid_unicode, lone_surrogate_at
+from molexp.assets.storage import FeedSpan, changing
 
 from ._errors import AmbiguousRunIdError, BrokenRecordWarning
-from ._index import IndexRow, RunIndex, row_for
+from ._index import IndexRow, RunIndex, delete_rows, has_runs_table, row_for, upsert_rows
 from ._layout import (
+    EXPERIMENT_FILE,
+    EXPERIMENTS_DIR,
     PROJECT_FILE,
     PROJECTS_DIR,
+    RUN_DIR_PREFIX,
+    RUN_FILE,
+    RUNS_DIR,
     WORKSPACE_FILE,
     ChildRecords,
+    check_experiment,
+    check_project,
+    check_run,
     scan_records,
 )
 from ._project import Project
 from ._query import compile_order, compile_where, parse_query, where_from_mapping
-from ._records import RunMetadata, WorkspaceMetadata, utc_now
-from ._records_io import RecordFile, StaleRecordError
+from ._records import ExperimentMetadata, ProjectMetadata, RunMetadata, WorkspaceMetadata, utc_now
+from ._records_io import RecordFile, StaleRecordError, read_record
 from ._results import RunQueryResult, RunSummary
 
 if TYPE_CHECKING:
@@ -55,7 +66,14 @@ if TYPE_CHECKING:
 
 _Project = Project  # the factory method below shadows the class name
 
-__all__ = ["IndexRebuildReport", "Workspace"]
+__all__ = ["PROJECT_CHANGE", "RUN_CHANGE", "IndexRebuildReport", "Workspace"]
+
+logger = logging.getLogger("molexp.workspace")
+
+RUN_CHANGE = "run"
+"""Feed lines naming a ``run.json`` (relative to the root) that changed."""
+PROJECT_CHANGE = "project"
+"""Feed lines naming a project directory that was deleted."""
 
 
 @dataclass(frozen=True)
@@ -187,7 +205,10 @@ class Workspace:
         with self._lock:
             if self._catalog is None:
                 self.materialize()
-                self._catalog = Catalog(self._root, self.id)
+                catalog = Catalog(self._root, self.id)
+                catalog.add_feed_handler(RUN_CHANGE, self._apply_run_changes)
+                catalog.add_feed_handler(PROJECT_CHANGE, self._apply_project_changes)
+                self._catalog = catalog
             return self._catalog
 
     @property
@@ -265,9 +286,13 @@ class Workspace:
         if not project_dir.is_dir():
             raise KeyError(f"no project {project_id!r} in workspace {self._root}")
         with self._lock:
-            shutil.rmtree(project_dir)
+            with changing(self._root, PROJECT_CHANGE, f"{PROJECTS_DIR}/{project_id}"):
+                shutil.rmtree(project_dir)
             self._projects.cache.pop(project_id, None)
-            self._run_index.delete_project(project_id)
+            try:
+                self._run_index.delete_project(project_id)
+            except Exception as exc:  # the index is a cache; catch-up drops the rows
+                logger.warning("run index not updated after deleting %s: %s", project_dir, exc)
             self.catalog.delete_within(AssetScope.for_project(self.id, project_id))
 
     # -- broken records ------------------------------------------------------------
@@ -293,15 +318,102 @@ class Workspace:
                 catalog = self.catalog
 
                 def connect() -> sqlite3.Connection:
+                    # The catalog's tables (and feed offsets) come first: a run fill that
+                    # preceded the feed snapshot could miss changes made in between.
+                    catalog.ensure_index()
                     connection = catalog.connect()
                     connection.isolation_level = None
                     return connection
 
-                self._index = RunIndex(connect, self._scan_index_rows, catalog.db_path)
+                self._index = RunIndex(
+                    connect, self._scan_index_rows, catalog.db_path, catalog.discard
+                )
             return self._index
 
-    def _index_run(self, metadata: RunMetadata) -> None:
-        self._run_index.upsert(metadata)
+    def _index_run(self, metadata: RunMetadata, span: FeedSpan | None = None) -> None:
+        """Best-effort upsert of a run's row after its record was written (never raises)."""
+        try:
+            self._run_index.upsert(metadata, span)
+        except Exception as exc:  # the record is written; catch-up repairs the index
+            logger.warning("run index not updated for run %s: %s", metadata.id, exc)
+
+    def _select_runs(
+        self,
+        conditions: Sequence[tuple[str, Sequence[Any]]],
+        order: tuple[str, Sequence[Any]] | None,
+        limit: int | None,
+    ) -> list[IndexRow]:
+        """Rows of the run index after catching up with every host's change feed."""
+        index = self._run_index
+        index.connection()  # the runs table exists before catch-up applies run lines
+        try:
+            self.catalog.catch_up()
+        except Exception as exc:  # answer from the index as it is; the next query retries
+            logger.warning("run index could not catch up with the change feed: %s", exc)
+        return index.select(conditions, order, limit)
+
+    def _apply_run_changes(self, connection: sqlite3.Connection, targets: list[str]) -> None:
+        """Catch-up for run records: re-read each named ``run.json``; index it or drop its row."""
+        if not has_runs_table(connection):
+            return  # the table's first use fills it from the records
+        parents: dict[tuple[str, str], bool] = {}
+        upserts: list[IndexRow] = []
+        deletes: list[tuple[str, str, str]] = []
+        for target in targets:
+            parts = target.split("/")
+            if (
+                len(parts) != 7
+                or parts[0] != PROJECTS_DIR
+                or parts[2] != EXPERIMENTS_DIR
+                or parts[4] != RUNS_DIR
+                or not parts[5].startswith(RUN_DIR_PREFIX)
+                or parts[6] != RUN_FILE
+            ):
+                continue
+            project_id, experiment_id = parts[1], parts[3]
+            key = (project_id, experiment_id, parts[5][len(RUN_DIR_PREFIX) :])
+            if (project_id, experiment_id) not in parents:
+                parents[project_id, experiment_id] = self._parents_readable(
+                    project_id, experiment_id
+                )
+            path = self._root / target
+            try:
+                if not parents[project_id, experiment_id]:
+                    raise RecordError(path, "its project or experiment record is unreadable")
+                metadata = check_run(
+                    path, read_record(path, RunMetadata), self.id, project_id, experiment_id
+                )
+            except (RecordError, OSError):
+                deletes.append(key)  # a rebuild would not index it either
+                continue
+            upserts.append(row_for(metadata))
+        delete_rows(connection, deletes)
+        upsert_rows(connection, upserts)
+
+    def _parents_readable(self, project_id: str, experiment_id: str) -> bool:
+        """Whether a rebuild would visit runs of this experiment (both parents readable)."""
+        project_path = self._root / PROJECTS_DIR / project_id / PROJECT_FILE
+        experiment_path = project_path.parent / EXPERIMENTS_DIR / experiment_id / EXPERIMENT_FILE
+        try:
+            check_project(project_path, read_record(project_path, ProjectMetadata), self.id)
+            check_experiment(
+                experiment_path,
+                read_record(experiment_path, ExperimentMetadata),
+                self.id,
+                project_id,
+            )
+        except (RecordError, OSError):
+            return False
+        return True
+
+    def _apply_project_changes(self, connection: sqlite3.Connection, targets: list[str]) -> None:
+        """Catch-up for deleted projects: drop the run rows of every project that is gone."""
+        if not has_runs_table(connection):
+            return
+        for target in targets:
+            parts = target.split("/")
+            if len(parts) == 2 and not (self._root / target / PROJECT_FILE).is_file():
+                connection.execute("DELETE FROM runs WHERE project_id = ?", (parts[1],))
 
     def _scan_index_rows(self) -> Iterator[IndexRow]:
         self._scan_broken = []
@@ -312,11 +424,13 @@ class Workspace:
                 yield row_for(item)
 
     def rebuild_index(self) -> IndexRebuildReport:
-        """Recreate the run index from every ``run.json`` and the asset index from its records."""
+        """Discard this host's index file and recreate it from every record, whatever state
+        the old file is in (missing, outdated, corrupt, truncated)."""
         with self._lock:
-            count = self._run_index.rebuild()
-            broken = tuple(self._scan_broken)
+            self._scan_broken = []
             assets = self.catalog.rebuild()
+            count = self._run_index.row_count()
+            broken = tuple(self._scan_broken)
         return IndexRebuildReport(runs=count, broken=broken, assets=assets)
 
     def runs(
@@ -367,7 +481,7 @@ class Workspace:
         ):
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
         order = compile_order(order_by) if order_by else None
-        rows = self._run_index.select(conditions, order, limit)
+        rows = self._select_runs(conditions, order, limit)
         return RunQueryResult([RunSummary(self._root, row) for row in rows])
 
     def find_run(
@@ -382,7 +496,7 @@ class Workspace:
             conditions.append(("project_id = ?", [project]))
         if experiment is not None:
             conditions.append(("experiment_id = ?", [experiment]))
-        rows = self._run_index.select(conditions, None, None)
+        rows = self._select_runs(conditions, None, None)
         matches = sorted({(row[0], row[1]) for row in rows})
         if not matches:
             raise KeyError(f"no run {run_id!r} in workspace {self._root}")

@@ -1,0 +1,34 @@
+"""Low-level storage shared with the layers above: the index file and the change feed.
+
+The workspace layer keeps its own tables in the catalog's per-host index file and its
+own record kinds in the change feed; this module is the supported way to reach them.
+"""
+
+from molexp.assets._catalog import RECORD_DIR_NAME, consume_span
+from molexp.assets._feed import RETENTION_SECONDS, Change, FeedSpan, changing, note_change
+from molexp.assets._index_file import (
+    INDEX_DIR_ENV,
+    FileIdentity,
+    discard_index,
+    file_identity,
+    index_dir,
+    is_corruption,
+    open_pinned,
+)
+
+__all__ = [
+    "INDEX_DIR_ENV",
+    "RECORD_DIR_NAME",
+    "RETENTION_SECONDS",
+    "Change",
+    "FeedSpan",
+    "FileIdentity",
+    "changing",
+    "consume_span",
+    "discard_index",
+    "file_identity",
+    "index_dir",
+    "is_corruption",
+    "note_change",
+    "open_pinned",
+]
