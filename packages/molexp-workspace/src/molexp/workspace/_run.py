@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
-from molexp.assets._catalog import RECORD_DIR_NAME
+from molexp.assets.storage import RECORD_DIR_NAME, changing
 from pydantic import ValidationError
 
 from ._errors import RunStateError
@@ -33,6 +33,8 @@ from ._layout import RUN_FILE, check_run, run_dir_name
 from ._records import TERMINAL_STATUSES, ExecutionRecord, RunMetadata, RunStatus, utc_now
 from ._records_io import RecordFile, StaleRecordError
 from ._stale import DEFAULT_HEARTBEAT_TIMEOUT, stale_error, stale_reason
+
+RUN_CHANGE = "run"  # the feed kind the workspace's index applies (see _workspace.RUN_CHANGE)
 
 if TYPE_CHECKING:
     from ._context import RunContext
@@ -179,19 +181,18 @@ class Run:
     # -- persistence -----------------------------------------------------------------
 
     def _persist(self, *, durable: bool) -> None:
-        """Write the in-memory record and index it (caller holds the lock or owns the run).
+        """Write the in-memory record, then index it (caller holds the lock or owns the run).
 
-        All or nothing: when the write fails after its rename (the directory fsync) or
-        the index upsert fails, the file is put back to what it held before (for a new
-        run: removed), so the record and its index row keep agreeing.
+        The write is announced on the change feed before and after it, so every host's
+        index catches up. When the write fails after its rename (the directory fsync), the
+        file is put back to what it held before (for a new run: removed). The index upsert
+        is best effort: a failing index never fails or undoes the record write.
         """
-        previous = self._record.seen
-        self._record.write(self._metadata, durable=durable)
-        try:
-            self.workspace._index_run(self._metadata)
-        except BaseException:
-            self._record.restore(previous)
-            raise
+        workspace = self.workspace
+        target = self._record.path.relative_to(workspace.root).as_posix()
+        with changing(workspace.root, RUN_CHANGE, target) as change:
+            self._record.write(self._metadata, durable=durable)
+        workspace._index_run(self._metadata, change.span)
 
     def _update(self, mutate: Mutation) -> None:
         """Locked read-modify-write of ``run.json`` plus the index upsert.
