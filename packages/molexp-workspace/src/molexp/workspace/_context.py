@@ -311,7 +311,7 @@ class RunContext:
             metadata.profile = self._profile
             metadata.owner = OwnerInfo(host=host, pid=pid, started_at=now, heartbeat_at=now)
 
-        self._run._update(begin)
+        self._run._update(begin, "start")
         self._last_write = time.monotonic()
         for directory in (self.run_dir / ARTIFACTS_DIR, self.run_dir / LOGS_DIR):
             directory.mkdir(exist_ok=True)
@@ -399,7 +399,7 @@ class RunContext:
                 record.error = error_info
 
         try:
-            self._run._update(finish)
+            self._run._update(finish, "finish")
         finally:
             self._state = "closed"
         if cleanup_error is not None and exc is None:
@@ -457,7 +457,7 @@ class RunContext:
     ) -> None:
         """Apply ``mutate`` (which stores ``results``); on failure keep them pending."""
         try:
-            self._run._update(mutate)
+            self._run._update(mutate, "results", owner_write=True)
         except BaseException:
             with self._lock:
                 self._pending_results = {**results, **self._pending_results}

@@ -194,3 +194,5 @@ class RunMetadata(VersionedRecord):
     replica_index: int | None = None
     seed: int | None = None
     tags: list[str] = Field(default_factory=list)
+    epoch: int = 0
+    """How many claimed transitions the record has been through (see ``_claims``)."""

@@ -17,7 +17,11 @@ The terminal write at the end of an execution carries every result set during it
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -27,12 +31,19 @@ from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
 from molexp.assets.storage import RECORD_DIR_NAME, changing
 from pydantic import ValidationError
 
+from ._claims import claim_exists, claim_path, prune_claims, read_claim, try_claim
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
 from ._layout import RUN_FILE, check_run, run_dir_name
 from ._records import TERMINAL_STATUSES, ExecutionRecord, RunMetadata, RunStatus, utc_now
 from ._records_io import RecordFile, StaleRecordError
-from ._stale import DEFAULT_HEARTBEAT_TIMEOUT, stale_error, stale_reason
+from ._stale import (
+    DEFAULT_HEARTBEAT_TIMEOUT,
+    last_sign_of_life,
+    stale_error,
+    stale_reason,
+    this_host,
+)
 
 RUN_CHANGE = "run"  # the feed kind the workspace's index applies (see _workspace.RUN_CHANGE)
 
@@ -45,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 MAX_FRESH_ID_ATTEMPTS = 100
+MAX_CLAIM_ROUNDS = 100
+CREATE_WAIT_SECONDS = 5.0
 
 # A mutation of the run record; returning False means "nothing to write".
 Mutation = Callable[[RunMetadata], bool | None]
@@ -89,13 +102,32 @@ class Run:
     ) -> Run:
         record = RecordFile(run_dir / RUN_FILE, RunMetadata)
         with locked(record.path):
-            if record.exists():
-                run = cls(experiment, record.load(), record)
-                run._check(run._metadata)
+            if not record.exists():
+                run = cls(experiment, new_metadata(run_id), record)
+                # The claim of epoch 0 decides between creators on different hosts.
+                if try_claim(run_dir, "create", run._metadata):
+                    run._persist(durable=False)
+                    return run
+                run._adopt_created()
                 return run
-            run = cls(experiment, new_metadata(run_id), record)
-            run._persist(durable=False)
+            run = cls(experiment, record.load(), record)
+            run._check(run._metadata)
             return run
+
+    def _adopt_created(self) -> None:
+        """Another process won the creation: wait for its record (or write it from its claim)."""
+        deadline = time.monotonic() + CREATE_WAIT_SECONDS
+        while not self._record.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._record.exists():
+            try:
+                claim = read_claim(self.run_dir, 0)
+            except FileNotFoundError:
+                claim = None
+            if claim is not None:
+                self._metadata = self._check(RunMetadata.model_validate(claim.record))
+            self._persist(durable=False)
+        self._metadata = self._check(self._record.load())
 
     @classmethod
     def _create_fresh(
@@ -194,30 +226,108 @@ class Run:
             self._record.write(self._metadata, durable=durable)
         workspace._index_run(self._metadata, change.span)
 
-    def _update(self, mutate: Mutation) -> None:
-        """Locked read-modify-write of ``run.json`` plus the index upsert.
+    def _update(self, mutate: Mutation, action: str, *, owner_write: bool = False) -> None:
+        """Read-modify-write of ``run.json`` as one claimed transition, plus the index upsert.
 
         ``mutate`` receives the current on-disk record (re-read only if another writer
         changed the file) and changes it in place; it raises before changing anything
-        when the step is not allowed.
+        when the step is not allowed. The write moves the record to the next epoch only
+        after winning that epoch's ``O_EXCL`` claim (see ``_claims``), so concurrent
+        writers on any hosts never lose each other's updates: a loser adopts the winner's
+        record and applies ``mutate`` to it (which may now refuse, naming the winner).
+        ``owner_write``: a write of the executing process to its own running attempt
+        (results, heartbeats); it needs no claim while nobody else has moved the run on.
+        The record's directory lock is held too, as a same-host shortcut.
         """
         with self._lock, locked(self._record.path):
+            for _ in range(MAX_CLAIM_ROUNDS):
+                try:
+                    current = self._check(self._record.refresh(self._metadata))
+                    self._metadata = current
+                    if self._roll_forward(current):
+                        continue
+                    claimed = not (owner_write and self._owned_here(current))
+                    if mutate(current) is False:
+                        return
+                    current.updated_at = utc_now()
+                    if not claimed and current.owner is not None:
+                        current.owner.heartbeat_at = current.updated_at  # a write is a sign of life
+                    if claimed:
+                        current.epoch += 1
+                        if not self._claim(current, action):
+                            self._record.forget()
+                            self._reload_quietly()
+                            continue
+                except BaseException:
+                    self._record.forget()
+                    self._reload_quietly()
+                    raise
+                try:
+                    self._persist(durable=current.status is not RunStatus.running)
+                except BaseException:
+                    self._record.forget()
+                    self._reload_quietly()
+                    raise
+                if claimed:
+                    prune_claims(self.run_dir, current.epoch)
+                return
+        raise RunStateError(
+            f"run {self.id!r}: {action} found no free transition after {MAX_CLAIM_ROUNDS} "
+            "attempts (other processes keep changing it); try again"
+        )
+
+    @staticmethod
+    def _owned_here(metadata: RunMetadata) -> bool:
+        owner = metadata.owner
+        return (
+            metadata.status is RunStatus.running
+            and owner is not None
+            and owner.host == this_host()
+            and owner.pid == os.getpid()
+        )
+
+    def _claim(self, record: RunMetadata, action: str) -> bool:
+        """Win the claim of ``record.epoch``; False if another process holds it."""
+        if not try_claim(self.run_dir, action, record):
+            return False
+        # A reader that fell behind may re-create a pruned claim of an old epoch: only a
+        # claim of the epoch right after the one on disk counts.
+        if self._epoch_on_disk() != record.epoch - 1:
+            with contextlib.suppress(OSError):
+                claim_path(self.run_dir, record.epoch).unlink()
+            return False
+        return True
+
+    def _epoch_on_disk(self) -> int | None:
+        try:
+            data = json.loads(self._record.path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        epoch = data.get("epoch", 0) if isinstance(data, dict) else None
+        return epoch if isinstance(epoch, int) else None
+
+    def _roll_forward(self, current: RunMetadata) -> bool:
+        """Write the record of a claim newer than ``current`` whose winner did not (yet); True
+        if the record on disk moved on (re-read it)."""
+        epoch = current.epoch + 1
+        if not claim_exists(self.run_dir, epoch):
+            return False
+        try:
+            claim = read_claim(self.run_dir, epoch)
+        except FileNotFoundError:
+            return True  # pruned: the record is further on already
+        if self._epoch_on_disk() != current.epoch:
+            return True
+        if claim is None:  # its claimer died while writing it: the epoch passes empty
+            record = current.model_copy(update={"epoch": epoch})
+        else:
             try:
-                current = self._check(self._record.refresh(self._metadata))
-                self._metadata = current
-                if mutate(current) is False:
-                    return
-                current.updated_at = utc_now()
-            except BaseException:
-                self._record.forget()
-                self._reload_quietly()
-                raise
-            try:
-                self._persist(durable=current.status is not RunStatus.running)
-            except BaseException:
-                self._record.forget()
-                self._reload_quietly()
-                raise
+                record = self._check(RunMetadata.model_validate(claim.record))
+            except (ValidationError, RecordError):
+                record = current.model_copy(update={"epoch": epoch})
+        self._metadata = record
+        self._persist(durable=True)
+        return True
 
     def _reload_quietly(self) -> None:
         try:
@@ -260,7 +370,12 @@ class Run:
             self._metadata.parameters = plain_json(self._metadata.parameters, "parameters")
             self._metadata.results = plain_json(self._metadata.results, "results")
             self._metadata.updated_at = utc_now()
+            self._metadata.epoch += 1
+            if not self._claim(self._metadata, "save"):
+                self._metadata.epoch -= 1
+                raise StaleRecordError(self._record.path)
             self._persist(durable=True)
+            prune_claims(self.run_dir, self._metadata.epoch)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -289,7 +404,7 @@ class Run:
                     last.status = RunStatus.cancelled
                     last.finished_at = now
 
-        self._update(apply)
+        self._update(apply, "cancel")
 
     def mark_queued(self, scheduler: Mapping[str, Any]) -> ExecutionRecord:
         """Set ``queued`` and append a pending execution record carrying ``scheduler`` info.
@@ -316,7 +431,7 @@ class Run:
             metadata.execution_history.append(record)
             created.append(record)
 
-        self._update(apply)
+        self._update(apply, "queue")
         return created[0]
 
     def set_workflow(self, payload: Mapping[str, Any]) -> None:
@@ -333,7 +448,7 @@ class Run:
             if workflow_id is not None:
                 metadata.workflow_id = workflow_id
 
-        self._update(apply)
+        self._update(apply, "set-workflow")
 
     def start(
         self,
@@ -392,7 +507,7 @@ class Run:
             if reason is None:
                 return False
             error = stale_error(reason)
-            finished = utc_now()
+            finished = last_sign_of_life(metadata)
             metadata.status = RunStatus.failed
             metadata.finished_at = finished
             metadata.error = error
@@ -406,7 +521,7 @@ class Run:
             reaped.append(True)
             return True
 
-        self._update(apply)
+        self._update(apply, "reap")
         if reaped:
             self.workspace.catalog.reindex_scope(self.scope, self.run_dir / RECORD_DIR_NAME)
         return bool(reaped)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_HEARTBEAT_TIMEOUT",
     "find_stale_runs",
+    "last_sign_of_life",
     "owner_is_alive",
     "pid_alive",
     "reap_stale_runs",
@@ -103,6 +104,13 @@ def stale_reason(
             f"(timeout {heartbeat_timeout:g} s)"
         )
     return None
+
+
+def last_sign_of_life(metadata: RunMetadata) -> datetime:
+    """When the run's executing process last showed it was alive (the reaped attempt's end
+    time): its last heartbeat, which every write of the owner to the record refreshes."""
+    owner = metadata.owner
+    return owner.heartbeat_at if owner is not None else metadata.updated_at
 
 
 _UNFINISHED = [RunStatus.pending.value, RunStatus.queued.value, RunStatus.running.value]
