@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import os
 import re
 import threading
+import time
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
@@ -26,6 +28,7 @@ from molexp.assets import (
     validate_name,
 )
 from molexp.assets._io import MAX_NAME_BYTES
+from molexp.assets.storage import create_exclusive_bytes
 
 
 class Sample(VersionedRecord):
@@ -233,3 +236,31 @@ def test_invalid_field_error_shows_the_offending_value_shortened(tmp_path: Path)
     target.write_text(json.dumps({"version": 1, "title": "t", "count": "many" * 100}))
     with pytest.raises(RecordError, match=r"\(field 'count'\).*got 'manymany.*\.\.\.$"):
         load_record(target, Sample)
+
+
+def test_create_exclusive_writes_once_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "record.json"
+    assert create_exclusive_bytes(target, b'{"first": true}\n', durable=True)
+    assert not create_exclusive_bytes(target, b'{"second": true}\n', durable=False)
+    assert target.read_bytes() == b'{"first": true}\n'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["record.json"]
+
+
+def _race_create(target: Path, index: int, go: float) -> None:
+    time.sleep(max(0.0, go - time.time()))
+    won = create_exclusive_bytes(target, f"creator {index}\n".encode() * 1000, durable=False)
+    os._exit(0 if won else 1)
+
+
+def test_exactly_one_concurrent_creator_wins(tmp_path: Path) -> None:
+    target = tmp_path / "record.json"
+    fork = multiprocessing.get_context("fork")
+    go = time.time() + 0.2
+    children = [fork.Process(target=_race_create, args=(target, i, go)) for i in range(6)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+    winners = [i for i, child in enumerate(children) if child.exitcode == 0]
+    assert len(winners) == 1
+    assert target.read_bytes() == f"creator {winners[0]}\n".encode() * 1000

@@ -17,7 +17,10 @@ from molexp.workspace import (
     RunStatus,
     Workspace,
     _claims,
+    _experiment,
+    _project,
     _run,
+    _workspace,
     reap_stale_runs,
 )
 from molexp.workspace._claims import claim_path, read_claim, try_claim
@@ -182,3 +185,37 @@ def test_a_reaped_owner_writing_late_never_makes_its_run_running_again(exp: Expe
     # It was alive after all: its attempt's real outcome is recorded, and nothing is running.
     assert on_disk(run).status is RunStatus.succeeded
     assert on_disk(run).owner is None
+
+
+def _create_hierarchy(root: Path, go: float, results: multiprocessing.Queue[str]) -> None:
+    for module in (_project, _experiment, _workspace):
+        module.locked = _no_lock  # type: ignore[attr-defined]
+    time.sleep(max(0.0, go - time.time()))
+    experiment = Workspace(root).materialize().Project("Shared").Experiment("grid")
+    results.put(
+        " ".join(
+            record.created_at.isoformat()
+            for record in (
+                experiment.project.workspace.metadata,
+                experiment.project.metadata,
+                experiment.metadata,
+            )
+        )
+    )
+
+
+def test_creators_of_one_project_and_experiment_agree_without_locks(tmp_path: Path) -> None:
+    root = tmp_path / "lab"
+    results: multiprocessing.Queue[str] = _fork.Queue()
+    go = time.time() + 0.3
+    children = [
+        _fork.Process(target=_create_hierarchy, args=(root, go, results)) for _ in range(CONTENDERS)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+    seen = {results.get(timeout=5) for _ in children}
+    assert len(seen) == 1
+    experiment = Workspace(root).project("shared").experiment("grid")
+    assert experiment.metadata.created_at.isoformat() == seen.pop().split()[2]

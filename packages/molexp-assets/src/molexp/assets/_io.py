@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "checked_path",
+    "create_exclusive_bytes",
     "decode_json",
     "dump_json",
     "is_valid_unicode",
@@ -250,6 +251,43 @@ def atomic_write_bytes(
         raise
     if durable:
         _fsync_dir(directory)
+
+
+def create_exclusive_bytes(path: Path, data: bytes, *, durable: bool = True) -> bool:
+    """Create ``path`` holding ``data`` unless it exists; True if this call created it.
+
+    The complete content is written to a temp file first and hard-linked into place:
+    ``link`` fails on an existing name atomically on local and network filesystems
+    (NFS, Lustre, GPFS, sshfs), so of concurrent creators on any hosts exactly one wins
+    and readers never see a partial file. (An NFS ``link`` whose reply was lost reports
+    EEXIST although it worked: the temp file's link count tells.)
+    """
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    directory = directory or "."
+    fd, tmp_name = _open_temp(directory, name)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp_name, target)
+            created = True
+        except FileExistsError:
+            created = os.stat(tmp_name).st_nlink == 2  # noqa: PTH116
+    except PermissionError as exc:
+        raise explain_permission_error(exc, target) from exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)  # noqa: PTH108
+    if created and durable:
+        _fsync_dir(directory)
+    return created
 
 
 def read_bytes_if_present(path: Path) -> bytes | None:

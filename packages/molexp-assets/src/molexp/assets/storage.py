@@ -15,6 +15,7 @@ from molexp.assets._index_file import (
     is_corruption,
     open_pinned,
 )
+from molexp.assets._io import create_exclusive_bytes
 
 __all__ = [
     "INDEX_DIR_ENV",
@@ -25,6 +26,7 @@ __all__ = [
     "FileIdentity",
     "changing",
     "consume_span",
+    "create_exclusive_bytes",
     "discard_index",
     "file_identity",
     "index_dir",

@@ -172,11 +172,8 @@ class Experiment:
         }
         check_text(git_commit, f"{what} git_commit")
         with locked(record.path):
-            if record.exists():
-                metadata = check_experiment(
-                    record.path, record.load(), project.workspace.id, project.id
-                )
-            else:
+            created = False
+            if not record.exists():
                 if source_path is not None and git_commit is None:
                     git_commit = git_commit_of(Path(source_path))
                 metadata = ExperimentMetadata(
@@ -187,7 +184,12 @@ class Experiment:
                     git_commit=git_commit,
                     **fields,
                 )
-                record.write(metadata)
+                # Exclusive across hosts: a creator that loses adopts the winner's record.
+                created = record.create(metadata)
+            if not created:
+                metadata = check_experiment(
+                    record.path, record.load(), project.workspace.id, project.id
+                )
         (record.path.parent / RUNS_DIR).mkdir(exist_ok=True)
         return cls(project, metadata, record)
 

@@ -92,13 +92,12 @@ class Project:
             "config": plain_json(dict(config or {}), f"{what} config"),
         }
         with locked(record.path):
-            if record.exists():
+            metadata = ProjectMetadata(
+                id=project_id, name=name, workspace_id=workspace.id, **fields
+            )
+            # Exclusive across hosts: a creator that loses adopts the winner's record.
+            if record.exists() or not record.create(metadata):
                 metadata = check_project(record.path, record.load(), workspace.id)
-            else:
-                metadata = ProjectMetadata(
-                    id=project_id, name=name, workspace_id=workspace.id, **fields
-                )
-                record.write(metadata)
         (record.path.parent / EXPERIMENTS_DIR).mkdir(exist_ok=True)
         return cls(workspace, metadata, record)
 

@@ -20,6 +20,7 @@ from molexp.assets._io import (
     parse_record,
     restore_file,
 )
+from molexp.assets.storage import create_exclusive_bytes
 from pydantic_core import PydanticSerializationError
 
 __all__ = ["RecordFile", "StaleRecordError", "read_record"]
@@ -90,16 +91,27 @@ class RecordFile(Generic[M]):
         except FileNotFoundError:
             return self._seen is not None
 
+    def _encode(self, record: M) -> bytes:
+        try:
+            return (record.model_dump_json(indent=2) + "\n").encode("utf-8")
+        except (PydanticSerializationError, UnicodeError) as exc:
+            raise ValueError(f"{self.path}: the record cannot be written as JSON: {exc}") from None
+
+    def create(self, record: M, *, durable: bool = True) -> bool:
+        """Write ``record`` unless the file exists (exclusive across hosts); True if written."""
+        data = self._encode(record)
+        if not create_exclusive_bytes(self.path, data, durable=durable):
+            return False
+        self._seen = data
+        return True
+
     def write(self, record: M, *, durable: bool = True) -> None:
         """Atomically replace the file with ``record`` (call with the record's lock held).
 
         All or nothing: if the write fails after its rename (the directory fsync), the
         file is put back to what this process last saw in it.
         """
-        try:
-            data = (record.model_dump_json(indent=2) + "\n").encode("utf-8")
-        except (PydanticSerializationError, UnicodeError) as exc:
-            raise ValueError(f"{self.path}: the record cannot be written as JSON: {exc}") from None
+        data = self._encode(record)
         try:
             atomic_write_bytes(self.path, data, durable=durable)
         except BaseException:

@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -57,7 +56,6 @@ __all__ = ["Run"]
 
 MAX_FRESH_ID_ATTEMPTS = 100
 MAX_CLAIM_ROUNDS = 100
-CREATE_WAIT_SECONDS = 5.0
 
 # A mutation of the run record; returning False means "nothing to write".
 Mutation = Callable[[RunMetadata], bool | None]
@@ -104,30 +102,12 @@ class Run:
         with locked(record.path):
             if not record.exists():
                 run = cls(experiment, new_metadata(run_id), record)
-                # The claim of epoch 0 decides between creators on different hosts.
-                if try_claim(run_dir, "create", run._metadata):
-                    run._persist(durable=False)
+                # Exclusive across hosts: a creator that loses adopts the winner's record.
+                if run._persist(durable=False, create=True):
                     return run
-                run._adopt_created()
-                return run
             run = cls(experiment, record.load(), record)
             run._check(run._metadata)
             return run
-
-    def _adopt_created(self) -> None:
-        """Another process won the creation: wait for its record (or write it from its claim)."""
-        deadline = time.monotonic() + CREATE_WAIT_SECONDS
-        while not self._record.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        if not self._record.exists():
-            try:
-                claim = read_claim(self.run_dir, 0)
-            except FileNotFoundError:
-                claim = None
-            if claim is not None:
-                self._metadata = self._check(RunMetadata.model_validate(claim.record))
-            self._persist(durable=False)
-        self._metadata = self._check(self._record.load())
 
     @classmethod
     def _create_fresh(
@@ -212,19 +192,26 @@ class Run:
 
     # -- persistence -----------------------------------------------------------------
 
-    def _persist(self, *, durable: bool) -> None:
+    def _persist(self, *, durable: bool, create: bool = False) -> bool:
         """Write the in-memory record, then index it (caller holds the lock or owns the run).
 
         The write is announced on the change feed before and after it, so every host's
         index catches up. When the write fails after its rename (the directory fsync), the
         file is put back to what it held before (for a new run: removed). The index upsert
-        is best effort: a failing index never fails or undoes the record write.
+        is best effort: a failing index never fails or undoes the record write. With
+        ``create`` the file is only written if absent (exclusive across hosts); returns
+        whether this call wrote it.
         """
         workspace = self.workspace
         target = self._record.path.relative_to(workspace.root).as_posix()
         with changing(workspace.root, RUN_CHANGE, target) as change:
-            self._record.write(self._metadata, durable=durable)
+            if create:
+                if not self._record.create(self._metadata, durable=durable):
+                    return False
+            else:
+                self._record.write(self._metadata, durable=durable)
         workspace._index_run(self._metadata, change.span)
+        return True
 
     def _update(self, mutate: Mutation, action: str, *, owner_write: bool = False) -> None:
         """Read-modify-write of ``run.json`` as one claimed transition, plus the index upsert.

@@ -165,10 +165,9 @@ class Workspace:
         with self._lock:
             if not self._materialized:
                 with locked(self._record.path):
-                    if self._record.exists():
+                    # Exclusive across hosts: a creator that loses adopts the winner's record.
+                    if self._record.exists() or not self._record.create(self._metadata):
                         self._metadata = self._record.load()
-                    else:
-                        self._record.write(self._metadata)
                 (self._root / PROJECTS_DIR).mkdir(exist_ok=True)
                 self._materialized = True
         return self
