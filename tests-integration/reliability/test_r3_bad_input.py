@@ -3,12 +3,17 @@
 Hypothesis generates malformed ``workspace.json`` / ``project.json`` / ``experiment.json``
 / ``run.json`` files (random bytes, non-objects, fields of the wrong type, missing
 fields, newer versions, truncations, deep nesting, huge integers, ``\\u`` escapes of
-lone surrogates, ids that do not match their directory) and malformed ``molexp.toml``
-files. Every public entry that reads them must either succeed or raise the typed error
-(``RecordError`` naming the file, ``ProfileError``), never anything else; the CLI must
-answer with exactly one ``error: ...`` line and a non-zero exit code, never a
-traceback; and nothing in the workspace may change (the whole tree is hashed before and
-after, the rebuildable SQLite index aside).
+lone surrogates, ids that do not match their directory or are not valid names) and
+malformed ``molexp.toml`` files. Every public entry that reads them must either succeed
+or raise the typed error (``RecordError`` naming the file, ``ProfileError``), never
+anything else; the CLI must answer with exactly one ``error: ...`` line naming the
+broken file and a non-zero exit code, never a traceback; and nothing in the workspace
+may change (the whole tree is hashed before and after, the rebuildable SQLite index
+aside).
+
+Every hypothesis test here is derandomized and keeps no example database: CI tries
+the same inputs on every run (a failure reproduces), and cases found once are pinned
+with ``@example``.
 
 Hostile names (``..``, ``/abs``, NUL, separators, control characters, lone surrogates,
 very long, unicode) go to every entry that takes a name - the hierarchy constructors
@@ -27,11 +32,12 @@ import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from molexp.assets import RecordError
 from molexp.assets._io import shown_value
@@ -40,10 +46,15 @@ from molexp.cli.profiles import ProfileError, ProfileFile
 from molexp.workspace import (
     BrokenRecordWarning,
     Experiment,
+    ExperimentMetadata,
+    ProjectMetadata,
     RunContext,
+    RunMetadata,
     Workspace,
+    WorkspaceMetadata,
     reap_stale_runs,
 )
+from molexp.workspace._records_io import read_record
 from reliability_helpers import (
     assert_one_line_error,
     index_snapshot,
@@ -54,6 +65,12 @@ from reliability_helpers import (
 TRIED: Counter[str] = Counter()
 RECORD_FILES = ["workspace.json", "project.json", "experiment.json", "run.json"]
 EXAMPLES = 60
+REPRODUCIBLE = settings(
+    deadline=None,
+    derandomize=True,  # the same inputs on every run: CI is reproducible
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,10 +129,64 @@ _json_values = st.recursive(
 )
 
 
+ID_FIELDS = ("id", "workspace_id", "project_id", "experiment_id")
+INVALID_IDS = ["", " ", ".", "..", "a/b", "a\\b", "nul\x00", "tab\tid", " padded", "x" * 201]
+"""Ids ``validate_name`` refuses: a record holding one must be refused when read."""
+
+
+@dataclass(frozen=True)
+class Corruption:
+    """One way to break a valid record, applied to its bytes inside the test.
+
+    ``key`` is the field to change: its name, or an index into the record's sorted field
+    names (its id fields for ``invalid id``). ``value`` is what the kind needs: the new
+    field value, the raw bytes, a cut position, a nesting depth or a number of digits.
+    """
+
+    kind: str
+    key: str | int = 0
+    value: Any = None
+
+    def apply(self, valid: bytes) -> bytes:
+        TRIED[f"record: {self.kind}"] += 1
+        record = json.loads(valid)
+        if isinstance(self.key, str):
+            key = self.key
+        elif self.kind == "invalid id":
+            present = [field for field in ID_FIELDS if field in record]
+            key = present[self.key % len(present)]
+        else:
+            key = sorted(record)[self.key % len(record)]
+        if self.kind == "bytes":
+            return bytes(self.value)
+        if self.kind == "not an object":
+            return json.dumps(self.value).encode()
+        if self.kind in ("wrong type", "invalid id", "foreign id"):
+            record["id" if self.kind == "foreign id" else key] = self.value
+        elif self.kind == "missing field":
+            del record[key]
+        elif self.kind in ("newer version", "bad version"):
+            record["version"] = self.value
+        elif self.kind == "truncated":
+            return valid[: self.value % len(valid)]
+        elif self.kind == "deep nesting":
+            depth = self.value
+            return valid[:-2] + b', "x": ' + b"[" * depth + b"]" * depth + b"}"
+        elif self.kind == "huge integer":
+            text = json.dumps({**record, key: 0})
+            digits = "9" * self.value
+            return text.replace(f"{json.dumps(key)}: 0", f"{json.dumps(key)}: {digits}", 1).encode()
+        elif self.kind == "lone surrogate":
+            record[key] = self.value
+            return json.dumps(record).encode()  # ensure_ascii: written as a \\u escape
+        else:
+            raise AssertionError(f"unknown corruption {self.kind!r}")
+        return json.dumps(record).encode()
+
+
 @st.composite
-def malformed(draw: st.DrawFn, valid: bytes) -> bytes:
-    """A corruption of the valid record ``valid``."""
-    record = json.loads(valid)
+def corruptions(draw: st.DrawFn) -> Corruption:
+    """A corruption of any valid record."""
     kind = draw(
         st.sampled_from(
             [
@@ -130,38 +201,26 @@ def malformed(draw: st.DrawFn, valid: bytes) -> bytes:
                 "huge integer",
                 "lone surrogate",
                 "foreign id",
+                "invalid id",
             ]
         )
     )
-    TRIED[f"record: {kind}"] += 1
-    key = draw(st.sampled_from(sorted(record)))
-    if kind == "bytes":
-        return draw(st.binary(max_size=64))
-    if kind == "not an object":
-        return json.dumps(draw(st.one_of(_json_scalars, st.lists(_json_values)))).encode()
-    if kind == "wrong type":
-        record[key] = draw(_json_values)
-    elif kind == "missing field":
-        del record[key]
-    elif kind == "newer version":
-        record["version"] = draw(st.integers(min_value=100))
-    elif kind == "bad version":
-        record["version"] = draw(st.sampled_from(["1", 1.5, None, True, [1]]))
-    elif kind == "truncated":
-        return valid[: draw(st.integers(min_value=0, max_value=len(valid) - 1))]
-    elif kind == "deep nesting":
-        depth = draw(st.integers(min_value=2_000, max_value=50_000))
-        return valid[:-2] + b', "x": ' + b"[" * depth + b"]" * depth + b"}"
-    elif kind == "huge integer":
-        digits = "9" * draw(st.integers(min_value=4_400, max_value=6_000))
-        text = json.dumps({**record, key: 0})
-        return text.replace(f"{json.dumps(key)}: 0", f"{json.dumps(key)}: {digits}", 1).encode()
-    elif kind == "lone surrogate":
-        record[key] = draw(st.sampled_from(["\ud800", "a\udcffb", "\udfff"]))
-        return json.dumps(record).encode()  # ensure_ascii: written as a \\u escape
-    else:
-        record["id"] = draw(st.sampled_from(["other", "p2", "r2"]))
-    return json.dumps(record).encode()
+    key = draw(st.integers(min_value=0, max_value=63))
+    value: Any = {
+        "bytes": st.binary(max_size=64),
+        "not an object": st.one_of(_json_scalars, st.lists(_json_values)),
+        "wrong type": _json_values,
+        "missing field": st.none(),
+        "newer version": st.integers(min_value=100),
+        "bad version": st.sampled_from(["1", 1.5, None, True, [1]]),
+        "truncated": st.integers(min_value=0, max_value=10_000),
+        "deep nesting": st.integers(min_value=2_000, max_value=50_000),
+        "huge integer": st.integers(min_value=4_400, max_value=6_000),
+        "lone surrogate": st.sampled_from(["\ud800", "a\udcffb", "\udfff"]),
+        "foreign id": st.sampled_from(["other", "p2", "r2"]),
+        "invalid id": st.sampled_from(INVALID_IDS),
+    }[kind]
+    return Corruption(kind, key, draw(value))
 
 
 def _expect_record_error(action: Callable[[], object], root: Path) -> None:
@@ -206,24 +265,60 @@ def _read_everything(root: Path, broken: Path) -> None:
     for args in commands:
         code, _out, err = cli(*args)
         assert_cli_clean(code, err)
+        if code != 0:  # the error names the broken record, never a query
+            assert ".json" in err and "query" not in err, err
 
 
 @pytest.mark.parametrize("name", RECORD_FILES)
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(data=st.data())
+@settings(REPRODUCIBLE, max_examples=EXAMPLES)
+@example(corruption=Corruption("wrong type", "id", ""))  # an empty workspace id: ValueError
+@given(corruption=corruptions())
 def test_malformed_records_give_typed_errors_and_change_nothing(
-    name: str, data: st.DataObject
+    name: str, corruption: Corruption
 ) -> None:
     with lab() as (root, _exp):
         target = record_path(root, name)
-        target.write_bytes(data.draw(malformed(target.read_bytes()), label="content"))
+        target.write_bytes(corruption.apply(target.read_bytes()))
         before = tree_digest(root)
         _read_everything(root, target)
         assert tree_digest(root) == before
+
+
+MODELS = {
+    "workspace.json": WorkspaceMetadata,
+    "project.json": ProjectMetadata,
+    "experiment.json": ExperimentMetadata,
+    "run.json": RunMetadata,
+}
+
+
+@pytest.mark.parametrize("name", RECORD_FILES)
+@pytest.mark.parametrize("bad", INVALID_IDS, ids=lambda bad: repr(bad)[:12])
+def test_a_record_holding_an_invalid_id_is_refused_when_read(name: str, bad: str) -> None:
+    """Every id field of every record, with every kind of invalid name: ``RecordError``
+    naming the file and the field, as the id would be refused when written."""
+    with lab() as (root, _exp):
+        target = record_path(root, name)
+        valid = target.read_bytes()
+        for field in (field for field in ID_FIELDS if field in json.loads(valid)):
+            target.write_bytes(Corruption("invalid id", field, bad).apply(valid))
+            with pytest.raises(RecordError) as info:
+                read_record(target, MODELS[name])
+            assert info.value.path == target and info.value.field == field, info.value
+
+
+def test_an_empty_workspace_id_is_a_record_error_in_the_cli() -> None:
+    """The case that once opened, then failed later as "invalid query: workspace_id ..."."""
+    with lab() as (root, _exp):
+        target = root / "workspace.json"
+        target.write_bytes(Corruption("wrong type", "id", "").apply(target.read_bytes()))
+        with pytest.raises(RecordError, match="workspace.json .field 'id'.: workspace id"):
+            Workspace(root)
+        for args in (["ls", "-w", root], ["ls", "runs", "-w", root], ["show", "r1", "-w", root]):
+            code, _out, err = cli(*args)
+            assert code == 1 and "Traceback" not in err, err
+            [line] = err.splitlines()
+            assert "workspace.json (field 'id')" in line and "query" not in line, line
 
 
 def test_a_cli_run_on_a_broken_record_prints_one_line() -> None:
@@ -283,11 +378,7 @@ def malformed_toml(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(
-    max_examples=4 * EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(REPRODUCIBLE, max_examples=4 * EXAMPLES)
 @given(content=malformed_toml())
 def test_malformed_molexp_toml_gives_a_profile_error_and_changes_nothing(content: str) -> None:
     with lab() as (root, _exp):
@@ -417,11 +508,7 @@ def _run_entries(ctx: Any) -> dict[str, Callable[[str], Any]]:
     }
 
 
-@settings(
-    max_examples=2 * EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(REPRODUCIBLE, max_examples=2 * EXAMPLES)
 @given(name=_names)
 def test_hostile_names_are_kept_inside_or_rejected_naming_the_value(name: str) -> None:
     with lab() as (root, exp):
@@ -445,11 +532,7 @@ def test_hostile_names_are_kept_inside_or_rejected_naming_the_value(name: str) -
         assert index_snapshot(check) == before  # the index still equals a rebuild
 
 
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@settings(REPRODUCIBLE, max_examples=EXAMPLES)
 @given(name=_names)
 def test_hostile_cli_arguments_give_one_line_errors_and_change_nothing(name: str) -> None:
     with lab() as (root, _exp):

@@ -80,3 +80,63 @@ def test_broken_project_and_experiment_records(ws: Workspace) -> None:
         Workspace(ws.root).project("bad")
     with pytest.raises(RecordError, match="n_replicas"):
         Workspace(ws.root).project("ok").experiment("broken")
+
+
+def test_an_invalid_workspace_id_is_refused_when_the_workspace_opens(ws: Workspace) -> None:
+    ws.materialize()
+    for bad in ["", "..", "a/b", " padded"]:
+        edit(ws.record_path, id=bad)
+        with pytest.raises(RecordError, match=r"workspace\.json \(field 'id'\): workspace id"):
+            Workspace(ws.root)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"results": {"loss": float("nan")}}, "results", r"results\['loss'\] is nan"),
+        ({"parameters": {"lr": float("inf")}}, "parameters", "cannot hold NaN or infinity"),
+        ({"created_at": "2026-01-01T00:00:00"}, "created_at", "timezone"),
+        ({"replica_index": -1}, "replica_index", ">= 0"),
+        ({"tags": [""]}, "tags", "non-empty strings"),
+        ({"experiment_id": ""}, "experiment_id", "experiment id must not be empty"),
+        (
+            {
+                "owner": {
+                    "host": "h",
+                    "pid": 0,
+                    "started_at": "2026-01-01T00:00:00Z",
+                    "heartbeat_at": "2026-01-01T00:00:00Z",
+                }
+            },
+            "owner.pid",
+            ">= 1",
+        ),
+    ],
+)
+def test_run_fields_are_checked_when_read_as_when_written(
+    exp: Experiment, changes: dict[str, object], field: str, message: str
+) -> None:
+    run = exp.Run(id="checked")
+    edit(run.record_path, **changes)
+    fresh = Workspace(exp.workspace.root).project("qm9").experiment("baseline")
+    with pytest.raises(RecordError, match=message) as info:
+        fresh.get_run("checked")
+    assert info.value.field == field and info.value.path == run.record_path
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"seeds": [1, 2]}, "seeds"),  # n_replicas is 1
+        ({"n_replicas": 0}, "n_replicas"),
+        ({"name": "a/b"}, "name"),
+        ({"parameters": {"x": float("nan")}}, "parameters"),
+    ],
+)
+def test_experiment_fields_are_checked_when_read(
+    exp: Experiment, changes: dict[str, object], field: str
+) -> None:
+    edit(exp.record_path, **changes)
+    with pytest.raises(RecordError) as info:
+        Workspace(exp.workspace.root).project("qm9").experiment("baseline")
+    assert info.value.field == field

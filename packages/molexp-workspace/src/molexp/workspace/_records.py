@@ -2,18 +2,33 @@
 
 Owns the pydantic models written as ``workspace.json``, ``project.json``,
 ``experiment.json`` and ``run.json`` (with their nested execution, error, owner and
-profile records), the run status enumeration and its allowed transitions.
+profile records), the run status enumeration and its allowed transitions. Each model
+checks its fields with the rules used when they are written (ids are valid names,
+timestamps carry an offset, JSON values are finite, ...), so a malformed record is
+refused when it is read, with a ``RecordError`` naming the file and the field.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from molexp.assets._io import VersionedRecord, is_valid_unicode
-from pydantic import BaseModel, ConfigDict, Field
+from molexp.assets._io import VersionedRecord, is_valid_unicode, validate_name
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from ._hashing import plain_json
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -75,6 +90,85 @@ def check_text(value: str | None, what: str) -> str | None:
     return value
 
 
+def _refused(message: str) -> PydanticCustomError:
+    """A validation error whose message is ``message`` as is (no "Value error, " prefix)."""
+    return PydanticCustomError("invalid_record_value", "{reason}", {"reason": message})
+
+
+def _name_rule(what: str) -> AfterValidator:
+    """A valid name (one safe path component, ``validate_name``), as ids are when written."""
+
+    def check(value: str) -> str:
+        try:
+            return validate_name(value, what)
+        except ValueError as exc:
+            raise _refused(str(exc).removesuffix(f", got {value!r}")) from None
+
+    return AfterValidator(check)
+
+
+def _plain_and_finite(value: Any) -> bool:
+    """Whether ``value`` holds only plain JSON types and finite floats (no copy made)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif kind is float:
+            if not math.isfinite(item):
+                return False
+        elif not (item is None or kind is str or kind is int or kind is bool):
+            return False
+    return True
+
+
+def _json_rule(what: str) -> AfterValidator:
+    """JSON data as ``plain_json`` accepts it when written (finite numbers, valid text)."""
+
+    def check(value: Any) -> Any:
+        if _plain_and_finite(value):  # the fast path: data as read from a file
+            return value
+        try:
+            return plain_json(value, what)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise _refused(str(exc)) from None
+
+    return AfterValidator(check)
+
+
+def _tags(value: list[str]) -> list[str]:
+    try:
+        return check_tags(value, "record")
+    except ValueError:
+        raise _refused("tags must be non-empty strings") from None
+
+
+def _at_least(minimum: int) -> AfterValidator:
+    def check(value: int | None) -> int | None:
+        if value is not None and value < minimum:
+            raise _refused(f"must be an integer >= {minimum}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _non_empty(value: str) -> str:
+    if not value:
+        raise _refused("must be a non-empty string")
+    return value
+
+
+WorkspaceId = Annotated[str, _name_rule("workspace id")]
+ProjectId = Annotated[str, _name_rule("project id")]
+ExperimentId = Annotated[str, _name_rule("experiment id")]
+RunId = Annotated[str, _name_rule("run id")]
+Tags = Annotated[list[str], AfterValidator(_tags)]
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+
+
 class _Nested(BaseModel):
     """Base for records embedded inside a versioned record (they carry no version)."""
 
@@ -89,110 +183,118 @@ class ErrorInfo(_Nested):
     task_name: str | None = None
     traceback_path: str | None = None
     """POSIX path of the traceback file, relative to the run directory."""
-    occurred_at: datetime = Field(default_factory=utc_now)
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
 
 
 class ProfileInfo(_Nested):
     """The profile a run executed under: its name, the merged config and its hash."""
 
     name: str
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: Annotated[dict[str, Any], _json_rule("config")] = Field(default_factory=dict)
     config_hash: str
 
 
 class OwnerInfo(_Nested):
     """Which process currently executes a run; cleared when the execution ends."""
 
-    host: str
-    pid: int
-    started_at: datetime
-    heartbeat_at: datetime
+    host: NonEmpty
+    pid: Annotated[int, _at_least(1)]
+    started_at: AwareDatetime
+    heartbeat_at: AwareDatetime
 
 
 class ExecutionRecord(_Nested):
     """One execution attempt of a run; attempts are appended, never flattened."""
 
     execution_id: str
-    attempt: int
+    attempt: Annotated[int, _at_least(1)]
     status: RunStatus
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
     host: str | None = None
-    pid: int | None = None
+    pid: Annotated[int | None, _at_least(1)] = None
     profile_name: str | None = None
     config_hash: str | None = None
     error: ErrorInfo | None = None
-    scheduler: dict[str, Any] | None = None
+    scheduler: Annotated[dict[str, Any] | None, _json_rule("scheduler")] = None
 
 
 class WorkspaceMetadata(VersionedRecord):
     """Contents of ``<root>/workspace.json``."""
 
-    id: str
-    name: str
+    id: WorkspaceId
+    name: NonEmpty
     description: str | None = None
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
+    created_at: AwareDatetime = Field(default_factory=utc_now)
+    updated_at: AwareDatetime = Field(default_factory=utc_now)
 
 
 class ProjectMetadata(VersionedRecord):
     """Contents of ``<root>/projects/<project_id>/project.json``."""
 
-    id: str
-    name: str
-    workspace_id: str
+    id: ProjectId
+    name: Annotated[str, _name_rule("project name")]
+    workspace_id: WorkspaceId
     description: str | None = None
     owner: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    config: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
+    tags: Tags = Field(default_factory=list)
+    config: Annotated[dict[str, Any], _json_rule("config")] = Field(default_factory=dict)
+    created_at: AwareDatetime = Field(default_factory=utc_now)
+    updated_at: AwareDatetime = Field(default_factory=utc_now)
 
 
 class ExperimentMetadata(VersionedRecord):
     """Contents of ``<project_dir>/experiments/<experiment_id>/experiment.json``."""
 
-    id: str
-    name: str
-    project_id: str
-    workspace_id: str
+    id: ExperimentId
+    name: Annotated[str, _name_rule("experiment name")]
+    project_id: ProjectId
+    workspace_id: WorkspaceId
     description: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    n_replicas: int = 1
+    tags: Tags = Field(default_factory=list)
+    parameters: Annotated[dict[str, Any], _json_rule("parameters")] = Field(default_factory=dict)
+    n_replicas: Annotated[int, _at_least(1)] = 1
     seeds: list[int] | None = None
-    workflow_source: str | None = None
+    workflow_source: NonEmpty | None = None
     """The workflow source exactly as the user gave it."""
     workflow_source_path: str | None = None
     """``workflow_source`` resolved to an absolute path when the experiment was created."""
     workflow_type: str | None = None
     git_commit: str | None = None
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
+    created_at: AwareDatetime = Field(default_factory=utc_now)
+    updated_at: AwareDatetime = Field(default_factory=utc_now)
+
+    @field_validator("seeds")
+    @classmethod
+    def _one_seed_per_replica(cls, seeds: list[int] | None, info: ValidationInfo) -> Any:
+        replicas = info.data.get("n_replicas")
+        if seeds is not None and replicas is not None and len(seeds) != replicas:
+            raise _refused(f"{len(seeds)} seeds for n_replicas={replicas}: one per replica")
+        return seeds
 
 
 class RunMetadata(VersionedRecord):
     """Contents of ``<experiment_dir>/runs/run-<run_id>/run.json``."""
 
-    id: str
-    experiment_id: str
-    project_id: str
-    workspace_id: str
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    id: RunId
+    experiment_id: ExperimentId
+    project_id: ProjectId
+    workspace_id: WorkspaceId
+    parameters: Annotated[dict[str, Any], _json_rule("parameters")] = Field(default_factory=dict)
     status: RunStatus = RunStatus.pending
-    created_at: datetime = Field(default_factory=utc_now)
-    updated_at: datetime = Field(default_factory=utc_now)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    results: dict[str, Any] = Field(default_factory=dict)
+    created_at: AwareDatetime = Field(default_factory=utc_now)
+    updated_at: AwareDatetime = Field(default_factory=utc_now)
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    results: Annotated[dict[str, Any], _json_rule("results")] = Field(default_factory=dict)
     profile: ProfileInfo | None = None
     owner: OwnerInfo | None = None
     error: ErrorInfo | None = None
     execution_history: list[ExecutionRecord] = Field(default_factory=list)
-    workflow_snapshot: dict[str, Any] | None = None
+    workflow_snapshot: Annotated[dict[str, Any] | None, _json_rule("workflow snapshot")] = None
     workflow_id: str | None = None
-    replica_index: int | None = None
+    replica_index: Annotated[int | None, _at_least(0)] = None
     seed: int | None = None
-    tags: list[str] = Field(default_factory=list)
+    tags: Tags = Field(default_factory=list)
     epoch: int = 0
     """How many claimed transitions the record has been through (see ``_claims``)."""
