@@ -276,7 +276,8 @@ def test_corrupt_entries_are_misses_with_reason(tmp_path: Path) -> None:
     assert "does not match its metadata" in cache.lookup(SNAPSHOT, 1).reason
     (entry_dir(tmp_path, key) / "meta.json").write_text("{not json")
     assert "corrupt cache metadata" in cache.lookup(SNAPSHOT, 1).reason
-    (entry_dir(tmp_path, key) / "meta.json").write_text(json.dumps({"version": 1, "key": key}))
+    meta = {"version": CACHE_FORMAT_VERSION, "key": key}
+    (entry_dir(tmp_path, key) / "meta.json").write_text(json.dumps(meta))
     assert "field" in cache.lookup(SNAPSHOT, 1).reason
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from molexp.workflow import snapshot as snapshot_module
+from molexp.workflow import _code_analysis
 from molexp.workflow._hashing import UnhashableInputError, dumps_canonical, sha256_hex
-from molexp.workflow.snapshot import MAX_DEPENDENCY_DEPTH, TaskSnapshot
+from molexp.workflow.snapshot import MAX_DEPENDENCY_DEPTH, MAX_FOLDED_OBJECTS, TaskSnapshot
 from pydantic import BaseModel
 
 _counter = itertools.count()
@@ -476,16 +476,28 @@ def test_non_callables_are_rejected() -> None:
         TaskSnapshot.from_callable(len, task_id="bad")
 
 
-def test_depth_bound_limits_folding(load: Loader) -> None:
+def test_beyond_the_depth_bound_whole_modules_are_folded(load: Loader) -> None:
     levels = MAX_DEPENDENCY_DEPTH + 2
     lines = [f"def f{i}(x):\n    return f{i + 1}(x) + {i}\n" for i in range(levels)]
     lines.append(f"def f{levels}(x):\n    return x\n")
     source = "".join(lines) + "def task(ctx):\n    return f0(ctx)\n"
-    base = code_hash(load(source))
-    within = source.replace(f"+ {MAX_DEPENDENCY_DEPTH - 1}\n", "+ 1000\n")
+    base = TaskSnapshot.from_callable(load(source).task, task_id="t")
+    assert base.whole_modules
     beyond = source.replace(f"+ {MAX_DEPENDENCY_DEPTH + 1}\n", "+ 1000\n")
-    assert code_hash(load(within)) != base
-    assert code_hash(load(beyond)) == base
+    assert code_hash(load(beyond)) != base.code_hash
+    shallow = TaskSnapshot.from_callable(load(BASE).task, task_id="t")
+    assert not shallow.whole_modules
+
+
+def test_beyond_the_object_bound_whole_modules_are_folded(load: Loader) -> None:
+    count = MAX_FOLDED_OBJECTS + 5
+    helpers = "".join(f"def h{i}(x):\n    return x + {i}\n" for i in range(count))
+    calls = ", ".join(f"h{i}(ctx)" for i in range(count))
+    source = f"{helpers}def task(ctx):\n    return sum([{calls}])\n"
+    base = TaskSnapshot.from_callable(load(source).task, task_id="t")
+    assert base.whole_modules
+    last = f"return x + {count - 1}\n"
+    assert code_hash(load(source.replace(last, "return x - 1\n"))) != base.code_hash
 
 
 def test_recursive_helpers_terminate(load: Loader) -> None:
@@ -511,13 +523,13 @@ def test_analysis_is_memoized_per_code_object(
 ) -> None:
     module = load(HELPERS)
     calls: list[str] = []
-    original = snapshot_module._source_analysis
+    original = _code_analysis._source_analysis
 
     def counting(fn: Any) -> Any:
         calls.append(fn.__name__)
         return original(fn)
 
-    monkeypatch.setattr(snapshot_module, "_source_analysis", counting)
+    monkeypatch.setattr(_code_analysis, "_source_analysis", counting)
     for _ in range(3):
         TaskSnapshot.from_callable(module.task, task_id="t")
     assert sorted(calls) == ["helper", "square", "task"]
@@ -528,7 +540,7 @@ def test_key_and_record_fields(load: Loader) -> None:
     assert snapshot.key == f"{snapshot.code_hash}:{snapshot.config_hash}"
     assert snapshot.task_type.endswith(".task")
     assert snapshot.created_at.tzinfo is not None
-    assert snapshot.version == 1
+    assert snapshot.version == 2
     assert len(snapshot.code_hash) == len(snapshot.config_hash) == 64
     assert "total += value * 2" in snapshot.code_source
     restored = TaskSnapshot.model_validate_json(snapshot.model_dump_json())

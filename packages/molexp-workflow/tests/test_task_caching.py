@@ -24,13 +24,22 @@ from molexp.workflow.spec import Workflow
 from pydantic import BaseModel
 from workflow_fakes import FakeRunContext
 
+CALLS: list[Any] = []
+"""Inputs of every executed body. Module level: a list captured by a task's closure is part of
+the task's identity by value, so appending to it would change the key."""
 
-def _counting_spec(calls: list[Any], name: str = "cached") -> Workflow:
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    CALLS.clear()
+
+
+def _counting_spec(name: str = "cached") -> Workflow:
     wf = workflow(name=name)
 
     @wf.task(cache=True)
     async def square(ctx: TaskContext) -> int:
-        calls.append(ctx.inputs)
+        CALLS.append(ctx.inputs)
         return int(ctx.inputs * ctx.inputs * ctx.config.get("factor", 1))
 
     @wf.task(depends_on=["square"])
@@ -41,12 +50,11 @@ def _counting_spec(calls: list[Any], name: str = "cached") -> Workflow:
 
 
 async def test_second_execution_is_served_from_the_cache() -> None:
-    calls: list[Any] = []
     cache = Caching(store=MemoryCacheStore())
-    spec = _counting_spec(calls)
+    spec = _counting_spec()
     first = await spec.execute(3, cache=cache)
     second = await spec.execute(3, cache=cache)
-    assert calls == [3]
+    assert CALLS == [3]
     assert first.statuses["square"] is TaskStatus.SUCCEEDED
     assert second.statuses["square"] is TaskStatus.CACHED
     assert second["square"] == 9
@@ -55,32 +63,29 @@ async def test_second_execution_is_served_from_the_cache() -> None:
 
 
 async def test_inputs_and_run_config_are_part_of_the_key() -> None:
-    calls: list[Any] = []
     cache = Caching()
-    spec = _counting_spec(calls)
+    spec = _counting_spec()
     await spec.execute(3, cache=cache)
     await spec.execute(4, cache=cache)
     await spec.execute(3, cache=cache, config={"factor": 2})
     result = await spec.execute(3, cache=cache, config={"factor": 2})
-    assert calls == [3, 4, 3]
+    assert CALLS == [3, 4, 3]
     assert result["square"] == 18
 
 
 async def test_without_cache_argument_a_process_wide_memory_cache_is_used() -> None:
-    calls: list[Any] = []
-    spec = _counting_spec(calls, name="process-wide")
+    spec = _counting_spec(name="process-wide")
     await spec.execute(918_273_645)
     result = await spec.execute(918_273_645)
-    assert calls == [918_273_645]
+    assert CALLS == [918_273_645]
     assert result.statuses["square"] is TaskStatus.CACHED
 
 
 async def test_under_a_run_the_workspace_cache_is_used(tmp_path: Path) -> None:
-    calls: list[Any] = []
-    spec = _counting_spec(calls)
+    spec = _counting_spec()
     for _ in range(2):
         result = await spec.execute(5, run_context=FakeRunContext(root=tmp_path))
-    assert calls == [5]
+    assert CALLS == [5]
     assert result.statuses["square"] is TaskStatus.CACHED
     assert any((tmp_path / ".subsystems" / "workflow.cache").iterdir())
 
@@ -114,21 +119,20 @@ async def test_task_objects_fold_their_config_into_the_key() -> None:
 
 
 async def test_several_dependency_outputs_are_hashed_as_a_mapping() -> None:
-    calls: list[Any] = []
     wf = workflow(name="multi")
     wf.task(name="a")(lambda ctx: 1)
     wf.task(name="b")(lambda ctx: 2)
 
     @wf.task(depends_on=["a", "b"], cache=True)
     async def total(ctx: TaskContext) -> int:
-        calls.append(dict(ctx.inputs))
+        CALLS.append(dict(ctx.inputs))
         return int(ctx.inputs["a"] + ctx.inputs["b"])
 
     cache = Caching()
     spec = wf.build()
     await spec.execute(cache=cache)
     result = await spec.execute(cache=cache)
-    assert calls == [{"a": 1, "b": 2}]
+    assert CALLS == [{"a": 1, "b": 2}]
     assert result.statuses["total"] is TaskStatus.CACHED
 
 
@@ -148,8 +152,7 @@ async def test_unstorable_result_fails_the_task_naming_it() -> None:
 async def test_unhashable_inputs_run_uncached_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    calls: list[Any] = []
-    spec = _counting_spec(calls)
+    spec = _counting_spec()
 
     class Opaque:
         def __mul__(self, other: object) -> int:
@@ -159,7 +162,7 @@ async def test_unhashable_inputs_run_uncached_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
         for _ in range(2):
             result = await spec.execute(Opaque(), cache=cache)
-    assert len(calls) == 2
+    assert len(CALLS) == 2
     assert result.statuses["square"] is TaskStatus.SUCCEEDED
     assert len(cache) == 0
     assert "task 'square' of workflow 'cached' ran uncached: unhashable input" in caplog.text

@@ -440,9 +440,14 @@ def snapshot_task(registration: TaskRegistration, run_config: Mapping[str, Any])
 
     config = {"task": dict(registration.config or {}), "run": dict(run_config)}
     task = registration.task
+    versions = registration.track_dependency_versions
     if isinstance(task, FunctionTask):
-        return TaskSnapshot.from_callable(task.fn, task_id=registration.name, config=config)
-    return TaskSnapshot.from_task(task, task_id=registration.name, config=config)
+        return TaskSnapshot.from_callable(
+            task.fn, task_id=registration.name, config=config, track_dependency_versions=versions
+        )
+    return TaskSnapshot.from_task(
+        task, task_id=registration.name, config=config, track_dependency_versions=versions
+    )
 
 
 def _snapshot_all(spec: Workflow, run_config: Mapping[str, Any]) -> dict[str, TaskSnapshot | str]:
@@ -454,11 +459,12 @@ def _snapshot_all(spec: Workflow, run_config: Mapping[str, Any]) -> dict[str, Ta
     """
     from molexp.workflow.task import FunctionTask
 
-    shared: dict[int, TaskSnapshot | str] = {}
+    shared: dict[tuple[int, bool], TaskSnapshot | str] = {}
     snapshots: dict[str, TaskSnapshot | str] = {}
     for name, registration in spec.tasks.items():
         task = registration.task
-        code_id = id(task.fn if isinstance(task, FunctionTask) else task)
+        code = task.fn if isinstance(task, FunctionTask) else task
+        code_id = (id(code), registration.track_dependency_versions)
         found = shared.get(code_id) if registration.config is None else None
         if found is None:
             try:

@@ -50,7 +50,7 @@ __all__ = [
     "WorkspaceCacheStore",
 ]
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Format of stored entries; entries written with another version are misses."""
 
 _EVICTED_MEMORY = 10_000
@@ -84,6 +84,7 @@ class CacheEntryMetadata(BaseModel):
     last_used_at: datetime
     body_hash: str = ""
     dependency_hashes: dict[str, str] = Field(default_factory=dict)
+    distributions: dict[str, str] = Field(default_factory=dict)
     config_data: dict[str, Any] = Field(default_factory=dict)
     input_hashes: dict[str, str] = Field(
         default_factory=dict, description="per-input sha256 when the inputs are a str mapping"
@@ -529,6 +530,15 @@ def _code_differences(old: CacheEntryMetadata, new: TaskSnapshot) -> list[str]:
             details.append(f"code: no longer depends on {name}")
         elif before != after:
             details.append(f"code: {name} changed")
+    if new.tracks_dependency_versions:
+        for name in sorted(set(old.distributions) | set(new.distributions)):
+            was, now = old.distributions.get(name), new.distributions.get(name)
+            if was is None:
+                details.append(f"code: now also uses distribution {name} {now}")
+            elif now is None:
+                details.append(f"code: no longer uses distribution {name} (was {was})")
+            elif was != now:
+                details.append(f"code: distribution {name} changed: {was} -> {now}")
     return details or ["code: the code hash differs"]
 
 
@@ -686,6 +696,7 @@ class Caching:
             last_used_at=now,
             body_hash=snapshot.body_hash,
             dependency_hashes=snapshot.dependency_hashes,
+            distributions=snapshot.distributions,
             config_data=snapshot.config_data,
             input_hashes=input_hashes,
             payload_size=len(payload),

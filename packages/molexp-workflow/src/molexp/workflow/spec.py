@@ -67,6 +67,7 @@ class TaskRegistration:
     cache: bool = False
     is_actor: bool = False
     config: Mapping[str, Any] | None = None
+    track_dependency_versions: bool = True
 
     @property
     def callable(self) -> Callable[..., Any]:
@@ -370,6 +371,7 @@ class _Authoring:
         remote: Mapping[str, Any] | None = None,
         cache: bool = False,
         config: Mapping[str, Any] | Any | None = None,
+        track_dependency_versions: bool = True,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -382,11 +384,14 @@ class _Authoring:
         remote: Mapping[str, Any] | None = None,
         cache: bool = False,
         config: Mapping[str, Any] | Any | None = None,
+        track_dependency_versions: bool = True,
     ) -> F | Callable[[F], F]:
         """Register a function ``fn(ctx)`` (async or sync) as a task; returns ``fn`` unchanged.
 
         Use bare (``@wf.task``) or with options (``@wf.task(depends_on=["fetch"], cache=True)``).
         ``depends_on`` entries are task names or previously registered functions/task objects.
+        ``track_dependency_versions=False`` keeps the versions of the third-party distributions
+        the task's code reaches out of its cache and resume key (an upgrade then keeps hits).
         """
 
         def register(function: F) -> F:
@@ -412,6 +417,7 @@ class _Authoring:
                 remote=remote,
                 cache=cache,
                 config=config,
+                track_dependency_versions=track_dependency_versions,
             )
             return function
 
@@ -436,6 +442,7 @@ class _Authoring:
         cache: bool,
         config: Any,
         is_actor: bool = False,
+        track_dependency_versions: bool = True,
     ) -> None:
         if task_name in self._registrations:
             raise WorkflowValidationError(
@@ -443,6 +450,11 @@ class _Authoring:
             )
         if not isinstance(cache, bool):
             raise TypeError(f"task {task_name!r}: cache must be True or False, got {cache!r}")
+        if not isinstance(track_dependency_versions, bool):
+            raise TypeError(
+                f"task {task_name!r}: track_dependency_versions must be True or False, "
+                f"got {track_dependency_versions!r}"
+            )
         if remote is not None and not isinstance(remote, Mapping):
             raise TypeError(
                 f"task {task_name!r}: remote must be a mapping of hints (e.g. "
@@ -458,6 +470,7 @@ class _Authoring:
             cache=cache,
             is_actor=is_actor,
             config=_read_only(normalize_config(config, task_name)),
+            track_dependency_versions=track_dependency_versions,
         )
         self._registrations[task_name] = registration
         self._names_by_object[id(user_object)] = task_name
@@ -525,12 +538,14 @@ class WorkflowBuilder(_Authoring):
         remote: Mapping[str, Any] | None = None,
         cache: bool = False,
         config: Mapping[str, Any] | Any | None = None,
+        track_dependency_versions: bool = True,
     ) -> WorkflowBuilder:
         """Register a ``Task``/``Actor`` instance, any ``Runnable``/``Streamable`` or a callable.
 
         The name defaults to the task's ``name`` (class name in snake_case for ``Task``
         subclasses) or the function name. ``config`` defaults to the task's ``config``
-        attribute. Returns the builder so calls can be chained.
+        attribute. ``track_dependency_versions`` as for :meth:`task`. Returns the builder so
+        calls can be chained.
         """
         if isinstance(task, type):
             raise TypeError(
@@ -546,9 +561,14 @@ class WorkflowBuilder(_Authoring):
                     f"workflow {self.name!r}: add() expects a Task, Actor, Runnable, Streamable "
                     f"or callable, got {type(task).__name__} {task!r}"
                 )
-            self.task(depends_on=depends_on, name=name, remote=remote, cache=cache, config=config)(
-                task
-            )
+            self.task(
+                depends_on=depends_on,
+                name=name,
+                remote=remote,
+                cache=cache,
+                config=config,
+                track_dependency_versions=track_dependency_versions,
+            )(task)
             return self
         if name is not None:
             task_name = _check_name(name, f"name of {type(task).__qualname__} task")
@@ -568,6 +588,7 @@ class WorkflowBuilder(_Authoring):
             cache=cache,
             config=config if config is not None else getattr(task, "config", None),
             is_actor=isinstance(task, Actor),
+            track_dependency_versions=track_dependency_versions,
         )
         return self
 
