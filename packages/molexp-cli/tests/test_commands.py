@@ -235,6 +235,33 @@ def test_query_errors_and_order(ran: Path, capsys: pytest.CaptureFixture[str]) -
     assert "column" in err
 
 
+def test_a_query_on_an_unknown_field_is_one_line_naming_it(
+    ran: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = invoke(capsys, "query", "sed == 0")  # a typo of the parameter seed
+    assert code == 2 and out == ""
+    assert_one_line_error(err)
+    assert "unknown field 'sed'" in err and "did you mean 'seed'?" in err
+    code, _, err = invoke(capsys, "ls", "runs", "--where", "results.nope > 1")
+    assert code == 2 and "unknown field 'results.nope'" in err
+    code, _, err = invoke(capsys, "query", "lr > 0", "--order-by", "-sead")
+    assert code == 2 and "unknown field 'sead'" in err
+    code, out, _ = invoke(capsys, "query", "not exists(sed)", "--json")  # asked on purpose
+    assert code == 0 and len(json.loads(out)) == 2
+
+
+def test_a_broken_workspace_record_is_not_reported_as_a_query_error(
+    ran: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = Path.cwd() / "lab" / "workspace.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "id": ""}))
+    for args in (["ls"], ["ls", "runs"], ["query", "seed == 0"]):
+        code, _, err = invoke(capsys, *args)
+        assert code == 1, args
+        assert_one_line_error(err)
+        assert "workspace.json (field 'id')" in err and "invalid query" not in err, err
+
+
 def test_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = invoke(capsys, "init", str(tmp_path / "new"), "--name", "Lab", "--json")
     created = json.loads(out)

@@ -11,11 +11,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from molexp.workspace import Experiment, QuerySyntaxError, RunStatus, Workspace
+from molexp.workspace import (
+    Experiment,
+    QuerySyntaxError,
+    RunStatus,
+    UnknownFieldError,
+    Workspace,
+)
 from molexp.workspace._index import RunIndex, format_time
 from molexp.workspace._query import (
     And,
     Comparison,
+    Exists,
     Membership,
     Node,
     Not,
@@ -48,6 +55,11 @@ def test_parses_the_documented_examples() -> None:
     assert parse_query("(a == 1 and b == 2) and c == -0.5") == And(
         (And((Comparison("a", "==", 1), Comparison("b", "==", 2))), Comparison("c", "==", -0.5))
     )
+    assert parse_query("exists(params.x) and not exists(results.y)") == And(
+        (Exists("params.x"), Not(Exists("results.y")))
+    )
+    # ``exists`` is only the test when a parenthesis follows; otherwise it is a parameter
+    assert parse_query("exists == 1") == Comparison("exists", "==", 1)
 
 
 @pytest.mark.parametrize(
@@ -71,6 +83,9 @@ def test_parses_the_documented_examples() -> None:
         ("x == 1e999", 6, "number literal out of range"),
         ("x == 'a\\q'", 8, "unknown escape \\q"),
         ("x == 1 ; DROP TABLE runs", 8, "unexpected character ';'"),
+        ("exists(1)", 8, "expected a field name, found '1'"),
+        ("exists(x", 9, "expected ')' after the field of exists("),
+        ("exists(params)", 8, "'params' needs a key"),
     ],
 )
 def test_syntax_errors_point_at_the_column(query: str, column: int, reason: str) -> None:
@@ -173,6 +188,57 @@ def test_syntax_error_through_the_workspace(populated: Workspace) -> None:
         populated.runs("lr <")
 
 
+@pytest.mark.parametrize(
+    ("query", "field", "suggestions"),  # the closest suggestion
+    [
+        ("elment == 'Cu'", "elment", []),
+        ("btch == 64", "btch", ["batch"]),
+        ("params.modl.depth > 2", "params.modl.depth", ["params.model.depth"]),
+        ("model.dept > 2", "model.dept", ["model.depth"]),
+        ("loss < 0.5", "loss", ["results.loss"]),  # a result, not a parameter
+        ("results.los == null", "results.los", ["results.loss"]),  # null is no exemption
+        ("status == 'failed' or lr in [1] or flg == true", "flg", ["flag"]),
+    ],
+)
+def test_an_unknown_field_is_an_error_naming_the_closest_known_ones(
+    populated: Workspace, query: str, field: str, suggestions: list[str]
+) -> None:
+    with pytest.raises(UnknownFieldError) as info:
+        populated.runs(query)
+    error = info.value
+    assert isinstance(error, ValueError)
+    assert (error.field, error.suggestions[:1], error.query) == (field, suggestions, query)
+    assert f"unknown field {field!r}" in str(error) and f"exists({field})" in str(error)
+    assert "params.batch" in error.known and "results.loss" in error.known
+
+
+def test_unknown_fields_in_a_mapping_and_in_order_by(populated: Workspace) -> None:
+    with pytest.raises(UnknownFieldError, match="did you mean 'batch'"):
+        populated.runs(where={"bach": 64})
+    with pytest.raises(UnknownFieldError, match="unknown field 'results.los'"):
+        populated.runs(order_by=["batch", "-results.los"])
+    assert populated.runs(where={"batch": 64, "status": "succeeded"}).ids == ["r1"]
+
+
+def test_exists_asks_for_a_field_on_purpose(populated: Workspace) -> None:
+    assert populated.runs("exists(name)").ids == ["r2"]
+    assert populated.runs("exists(model.depth)").ids == ["r0", "r1", "r2"]
+    assert populated.runs("not exists(results.loss)").ids == ["r2"]
+    assert populated.runs("exists(run.seed) and exists(started_at)").ids == ["r0", "r1", "r2", "r3"]
+    # a field nobody has: exists() is false, and the field is exempt in the whole query
+    assert populated.runs("exists(elment)").ids == []
+    assert len(populated.runs("not exists(elment)")) == 4
+    assert populated.runs("exists(params.elment) and elment == 'Cu'").ids == []
+
+
+def test_a_workspace_without_runs_knows_no_fields(ws: Workspace) -> None:
+    assert ws.runs("elment == 'Cu'").ids == []
+    ws.Project("p").Experiment("e").Run(id="bare")  # a run with no parameters or results
+    with pytest.raises(UnknownFieldError, match="runs have no parameters or results yet"):
+        ws.runs("elment == 'Cu'")
+    assert ws.runs("status == 'pending'").ids == ["bare"]  # run columns are always known
+
+
 # ---------------------------------------------------------------------------- properties
 
 FIELDS = ["a", "b", "m.d", "params.c", "results.r", "status", "id", "run.seed"]
@@ -189,6 +255,8 @@ literals = scalars.filter(lambda value: value is not None)
 @st.composite
 def comparisons(draw: st.DrawFn) -> Node:
     field = draw(st.sampled_from(FIELDS))
+    if draw(st.integers(0, 5)) == 0:
+        return Exists(field)
     if draw(st.booleans()):
         values = tuple(draw(st.lists(scalars, max_size=3)))
         return Membership(field, values, negated=draw(st.booleans()))
@@ -233,6 +301,18 @@ def _value(metadata: RunMetadata, field: str) -> Any:
     return value
 
 
+def _present(metadata: RunMetadata, field: str) -> bool:
+    column, path = resolve_field(field)
+    if path is None:
+        return _value(metadata, field) is not None
+    value: Any = metadata.parameters if column == "params" else metadata.results
+    for key in path.removeprefix("$.").split("."):
+        if not isinstance(value, dict) or key not in value:
+            return False
+        value = value[key]
+    return True
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float)
 
@@ -273,6 +353,8 @@ def evaluate(node: Node, metadata: RunMetadata) -> bool:
     if isinstance(node, Membership):
         found = any(_equal(_value(metadata, node.field), item) for item in node.values)
         return not found if node.negated else found
+    if isinstance(node, Exists):
+        return _present(metadata, node.field)
     if isinstance(node, Not):
         return not evaluate(node.item, metadata)
     if isinstance(node, And):

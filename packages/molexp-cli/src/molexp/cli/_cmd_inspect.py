@@ -89,7 +89,9 @@ def _query_runs(
     project: str | None = None,
     experiment: str | None = None,
 ) -> list[RunSummary]:
-    from molexp.workspace import QuerySyntaxError
+    """``workspace.runs(...)``; a bad query is a usage error, a broken record stays one."""
+    from molexp.assets import RecordError
+    from molexp.workspace import QuerySyntaxError, UnknownFieldError
 
     try:
         return list(
@@ -101,6 +103,10 @@ def _query_runs(
         raise CliUsageError(
             f"query syntax error in {exc.query!r} at column {exc.column}: {exc.reason}"
         ) from exc
+    except UnknownFieldError as exc:
+        raise CliUsageError(str(exc)) from exc
+    except RecordError:
+        raise  # reported with the record's file and field, not as a query error
     except ValueError as exc:
         raise CliUsageError(f"invalid query: {exc}") from exc
 

@@ -11,7 +11,12 @@ layer.
 
 from molexp.assets import BrokenRecord
 from molexp.workspace._context import RunContext
-from molexp.workspace._errors import AmbiguousRunIdError, BrokenRecordWarning, RunStateError
+from molexp.workspace._errors import (
+    AmbiguousRunIdError,
+    BrokenRecordWarning,
+    RunStateError,
+    UnknownFieldError,
+)
 from molexp.workspace._experiment import Experiment
 from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
 from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
@@ -61,6 +66,7 @@ __all__ = [
     "RunSummary",
     "StaleRecordError",
     "UniformSpace",
+    "UnknownFieldError",
     "Workspace",
     "WorkspaceMetadata",
     "clear_registry",

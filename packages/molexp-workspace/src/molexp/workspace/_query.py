@@ -5,7 +5,8 @@ Grammar (keywords are lowercase)::
     query      := or_expr
     or_expr    := and_expr ("or" and_expr)*
     and_expr   := not_expr ("and" not_expr)*
-    not_expr   := "not" not_expr | "(" query ")" | comparison
+    not_expr   := "not" not_expr | "(" query ")" | exists | comparison
+    exists     := "exists" "(" FIELD ")"
     comparison := FIELD OP literal | FIELD ["not"] "in" "[" [literal ("," literal)*] "]"
     OP         := "==" | "!=" | "<" | "<=" | ">" | ">="
     literal    := STRING | NUMBER | "true" | "false" | "null"
@@ -23,24 +24,37 @@ Semantics are two-valued: a comparison is false when the field is missing or hol
 a value of another type (numbers, booleans and strings never equal each other;
 ``true`` equals ``1`` as in JSON-in-SQLite), ``x != v`` is exactly ``not (x == v)``,
 ``x == null`` matches a missing or null field, and ``<``/``<=``/``>``/``>=`` only
-hold between two numbers or two strings. Every value is bound as an SQL parameter.
+hold between two numbers or two strings. ``exists(x)`` holds when the run has the
+field (a parameter or result key, even one holding null; a run column that is set).
+Every value is bound as an SQL parameter.
+
+A field no run in the workspace has is an error (``UnknownFieldError``, naming the
+closest known fields): a typo must not quietly match nothing. Fields named inside
+``exists(...)`` are asked for on purpose and exempt, in the whole query; a workspace
+without runs knows no fields and checks none (``check_fields``).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
+from ._errors import UnknownFieldError
+
 __all__ = [
     "And",
     "Comparison",
+    "Exists",
     "Membership",
     "Not",
     "Or",
     "QuerySyntaxError",
+    "check_fields",
     "compile_order",
     "compile_where",
     "parse_query",
@@ -100,6 +114,11 @@ class Membership:
 
 
 @dataclass(frozen=True, slots=True)
+class Exists:
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
 class And:
     items: tuple[Node, ...]
 
@@ -114,7 +133,7 @@ class Not:
     item: Node
 
 
-Node: TypeAlias = Comparison | Membership | And | Or | Not
+Node: TypeAlias = Comparison | Membership | Exists | And | Or | Not
 
 
 # ---------------------------------------------------------------------------- lexer
@@ -251,16 +270,25 @@ class _Parser:
             return node
         return self.comparison()
 
-    def comparison(self) -> Node:
+    def field(self) -> str:
         token = self.current
         if token.kind != "name":
             raise self.error(f"expected a field name, found {self.describe(token)}")
         self.index += 1
-        field = token.text
         try:
-            resolve_field(field)
+            resolve_field(token.text)
         except ValueError as exc:
             raise self.error(str(exc), token) from None
+        return token.text
+
+    def comparison(self) -> Node:
+        following = self.tokens[min(self.index + 1, len(self.tokens) - 1)]
+        if self.current.text == "exists" and following.kind == "punct" and following.text == "(":
+            self.index += 2
+            exists = Exists(self.field())
+            self.expect("punct", ")", "')' after the field of exists(")
+            return exists
+        field = self.field()
         if self.accept("keyword", "not"):
             self.expect("keyword", "in", "'in' after 'not'")
             return Membership(field, self.literal_list(), negated=True)
@@ -349,6 +377,8 @@ def render_query(node: Node) -> str:
     if isinstance(node, Membership):
         values = ", ".join(_render_literal(value) for value in node.values)
         return f"{node.field} {'not in' if node.negated else 'in'} [{values}]"
+    if isinstance(node, Exists):
+        return f"exists({node.field})"
     if isinstance(node, Not):
         return f"not {child(node.item)}"
     keyword = " and " if isinstance(node, And) else " or "
@@ -414,6 +444,12 @@ def _compile(node: Node, args: list[Any]) -> str:
                 tests.append(f"{expr} IS ?")
         joined = " OR ".join(tests)
         return f"(NOT ({joined}))" if node.negated else f"({joined})"
+    if isinstance(node, Exists):
+        column, path = resolve_field(node.field)
+        if path is None:
+            return f"({column} IS NOT NULL)"
+        args.append(path)
+        return f"(json_type({column}, ?) IS NOT NULL)"
     if isinstance(node, Not):
         return f"(NOT {_compile(node.item, args)})"
     keyword = " AND " if isinstance(node, And) else " OR "
@@ -466,3 +502,93 @@ def compile_order(order_by: str | Sequence[str]) -> tuple[str, list[Any]]:
             raise ValueError(f"order_by field {spec!r} is not a dotted identifier path")
         parts.append(f"{_field_sql(field, args)} {'DESC' if descending else 'ASC'}")
     return ", ".join(parts), args
+
+
+# ---------------------------------------------------------------------------- known fields
+
+_KEY_PATH = re.compile(r"\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+"""A ``json_tree`` full key that a query field can spell: object members, no quoting."""
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    yield node
+    if isinstance(node, And | Or):
+        for item in node.items:
+            yield from _walk(item)
+    elif isinstance(node, Not):
+        yield from _walk(node.item)
+
+
+def check_fields(
+    connection: sqlite3.Connection,
+    node: Node | None,
+    order_by: str | Sequence[str] | None = None,
+    query: str | None = None,
+) -> None:
+    """Raise ``UnknownFieldError`` for the first field of ``node`` or ``order_by`` that no
+    run in the ``runs`` table has.
+
+    Run columns are always known; fields named in an ``exists(...)`` of the query are
+    exempt (asked for on purpose); a table without rows knows nothing and checks nothing.
+    Each check stops at the first run having the field; only an unknown field pays for
+    collecting the known ones (for the suggestions).
+    """
+    fields: dict[tuple[str, str | None], str] = {}
+    on_purpose: set[tuple[str, str | None]] = set()
+    for item in _walk(node) if node is not None else ():
+        if isinstance(item, Exists):
+            on_purpose.add(resolve_field(item.field))
+        elif isinstance(item, Comparison | Membership):
+            fields.setdefault(resolve_field(item.field), item.field)
+    specs = [order_by] if isinstance(order_by, str) else list(order_by or ())
+    for spec in specs:
+        field = spec.removeprefix("-")
+        fields.setdefault(resolve_field(field), field)
+    unchecked = [
+        (column, path, field)
+        for (column, path), field in fields.items()
+        if path is not None and (column, path) not in on_purpose
+    ]
+    if not unchecked or connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None:
+        return
+    for column, path, field in unchecked:
+        sql = f"SELECT 1 FROM runs WHERE json_type({column}, ?) IS NOT NULL LIMIT 1"
+        if connection.execute(sql, (path,)).fetchone() is None:
+            known = known_fields(connection)
+            stored = {resolve_field(name): name for name in reversed(known)}  # first spelling
+            listed = sorted(name for (_, path), name in stored.items() if path is not None)
+            raise UnknownFieldError(field, closest_fields(field, known), listed, query)
+
+
+def known_fields(connection: sqlite3.Connection) -> list[str]:
+    """Every field some run has, as a query spells it: run columns, then ``params.<path>``
+    (also bare, when that means the same) and ``results.<path>``, sorted."""
+    known = [*RUN_COLUMNS, *(f"run.{name}" for name in (*RUN_COLUMNS, *RUN_ONLY_COLUMNS))]
+    for column in JSON_COLUMNS:
+        rows = connection.execute(
+            f"SELECT DISTINCT tree.fullkey FROM runs, json_tree(runs.{column}) AS tree"
+        ).fetchall()
+        paths = sorted(
+            match.group(1)[1:] for (key,) in rows if (match := _KEY_PATH.fullmatch(str(key)))
+        )
+        for path in paths:
+            known.append(f"{column}.{path}")
+            if column == "params" and resolve_field(path) == ("params", f"$.{path}"):
+                known.append(path)
+    return known
+
+
+def closest_fields(field: str, known: Sequence[str], limit: int = 3) -> list[str]:
+    """Up to ``limit`` known fields ``field`` may be a typo of: the most similar spellings
+    (difflib), then fields with the same last name (``loss`` -> ``results.loss``); one
+    spelling per field."""
+    leaf = field.rpartition(".")[2]
+    candidates = [
+        *difflib.get_close_matches(field, known, n=limit * 3, cutoff=0.75),
+        *(name for name in known if name.rpartition(".")[2] == leaf),
+    ]
+    chosen: dict[tuple[str, str | None], str] = {}
+    for name in candidates:
+        if name != field:
+            chosen.setdefault(resolve_field(name), name)
+    return list(chosen.values())[:limit]

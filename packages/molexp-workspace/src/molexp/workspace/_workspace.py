@@ -55,7 +55,14 @@ from ._layout import (
     scan_records,
 )
 from ._project import Project
-from ._query import compile_order, compile_where, parse_query, where_from_mapping
+from ._query import (
+    Node,
+    check_fields,
+    compile_order,
+    compile_where,
+    parse_query,
+    where_from_mapping,
+)
 from ._records import ExperimentMetadata, ProjectMetadata, RunMetadata, WorkspaceMetadata, utc_now
 from ._records_io import RecordFile, StaleRecordError, read_record
 from ._results import RunQueryResult, RunSummary
@@ -443,7 +450,9 @@ class Workspace:
         """Runs from the index matching ``where`` (query text or a mapping of equalities).
 
         See ``molexp.workspace._query`` for the language. ``order_by`` is a field or
-        ``-field`` (or a list of them); creation order breaks ties.
+        ``-field`` (or a list of them); creation order breaks ties. A field no run in
+        the workspace has is an ``UnknownFieldError`` (test for one on purpose with
+        ``exists(field)``).
         """
         if not self._exists():
             return RunQueryResult([])
@@ -454,8 +463,10 @@ class Workspace:
                 f"no stored value can match it: {where!r}"
             )
         conditions: list[tuple[str, list[Any]]] = []
+        node: Node | None = None
         if isinstance(where, str):
-            conditions.append(compile_where(parse_query(where)))
+            node = parse_query(where)
+            conditions.append(compile_where(node))
         elif isinstance(where, Mapping):
             node = where_from_mapping(where)
             if node is not None:
@@ -481,6 +492,9 @@ class Workspace:
             raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
         order = compile_order(order_by) if order_by else None
         rows = self._select_runs(conditions, order, limit)
+        if node is not None or order_by:  # after the select: the index has caught up
+            query = where if isinstance(where, str) else None
+            check_fields(self._run_index.connection(), node, order_by, query)
         return RunQueryResult([RunSummary(self._root, row) for row in rows])
 
     def find_run(
