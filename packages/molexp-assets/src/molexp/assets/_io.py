@@ -15,10 +15,11 @@ import re
 import secrets
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from molexp.assets._locks import LOCK_TIMEOUT_SECONDS, lock_path_for, locked
+from molexp.assets._locks import LOCK_TIMEOUT_SECONDS, lock_path_for, locked, on_local_filesystem
 from molexp.assets._permissions import explain_permission_error, make_dirs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -278,7 +279,10 @@ def create_exclusive_bytes(path: Path, data: bytes, *, durable: bool = True) -> 
         try:
             os.link(tmp_name, target)
             created = True
-        except FileExistsError:
+        except (FileExistsError, PermissionError) as exc:
+            # sshfs reports a link onto an existing name as EPERM, not EEXIST.
+            if isinstance(exc, PermissionError) and not os.path.lexists(target):
+                raise
             created = os.stat(tmp_name).st_nlink == 2  # noqa: PTH116
     except PermissionError as exc:
         raise explain_permission_error(exc, target) from exc
@@ -346,18 +350,55 @@ class VersionedRecord(BaseModel):
 
 
 M = TypeVar("M", bound=VersionedRecord)
+T = TypeVar("T")
+
+
+def read_record_bytes(path: Path) -> bytes:
+    """The bytes of a record file; ``RecordError`` naming it when missing or unreadable."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise RecordError(path, "record file is missing") from None
+    except OSError as exc:
+        raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
+
+
+SETTLE_SECONDS = 3.0
+"""How long a record on a network filesystem that does not parse is re-read."""
+
+
+def read_settled(path: Path, parse: Callable[[bytes], T]) -> tuple[bytes, T]:
+    """Read a record file and ``parse`` its bytes; the bytes and the parsed value.
+
+    On a network filesystem a client may still hold the size of the version another
+    host just replaced (sshfs caches attributes; NFS does between opens), so a read can
+    come back cut short. There a record that fails to parse is re-read for up to
+    ``SETTLE_SECONDS`` before its ``RecordError`` stands; on local disks it stands at once.
+    """
+    path = Path(path)
+    raw = read_record_bytes(path)
+    try:
+        return raw, parse(raw)
+    except RecordError:
+        if on_local_filesystem(path):
+            raise
+    deadline = time.monotonic() + SETTLE_SECONDS
+    delay = 0.05
+    while True:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        raw = read_record_bytes(path)
+        try:
+            return raw, parse(raw)
+        except RecordError:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def read_json(path: Path) -> Any:
     """Read and decode a JSON record file, raising ``RecordError`` naming the file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise RecordError(path, "record file is missing") from None
-    except OSError as exc:
-        raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
-    return decode_json(path, raw)
+    return read_settled(path, lambda raw: decode_json(path, raw))[1]
 
 
 def decode_json(path: Path, raw: bytes) -> Any:

@@ -42,6 +42,7 @@ __all__ = [
     "directory_locking",
     "lock_path_for",
     "locked",
+    "on_local_filesystem",
 ]
 
 LOCK_TIMEOUT_SECONDS = 60.0
@@ -133,6 +134,16 @@ def directory_locking(st_dev: int, directory: Path) -> bool:
         with _directory_locking_guard:
             _directory_locking[st_dev] = known
     return known
+
+
+def on_local_filesystem(path: Path) -> bool:
+    """Whether ``path`` lies on a local filesystem (see ``LOCAL_FILESYSTEMS``)."""
+    directory = Path(path).parent
+    try:
+        device = directory.stat().st_dev
+    except OSError:
+        return True
+    return directory_locking(device, directory)
 
 
 @dataclass

@@ -19,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from molexp.assets import VersionedRecord
+from molexp.assets import VersionedRecord, make_dirs
+from molexp.assets.storage import create_exclusive_bytes
 from pydantic import ValidationError
 
 from ._records import RunMetadata, utc_now
@@ -70,24 +71,13 @@ def try_claim(run_dir: Path, action: str, record: RunMetadata) -> bool:
         record=record.model_dump(mode="json"),
     )
     data = claim.model_dump_json().encode("utf-8")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    # Created with its whole content (a temp file linked into place): nobody ever reads a
+    # claim half written, nor caches its size while it is empty.
     try:
-        fd = os.open(path, flags, 0o666)  # the umask applies
+        return create_exclusive_bytes(path, data, durable=False)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, flags, 0o666)
-        except FileExistsError:
-            return False
-    except FileExistsError:
-        return False
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    return True
+        make_dirs(path.parent)
+        return create_exclusive_bytes(path, data, durable=False)
 
 
 def read_claim(run_dir: Path, epoch: int, *, wait: float | None = None) -> Claim | None:

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from molexp.assets._io import (
-    RecordError,
     VersionedRecord,
     atomic_write_bytes,
     decode_json,
     parse_record,
+    read_record_bytes,
+    read_settled,
     restore_file,
 )
 from molexp.assets.storage import create_exclusive_bytes
@@ -43,18 +44,14 @@ def _decode(path: Path, raw: bytes, model: type[M]) -> M:
     return parse_record(path, decode_json(path, raw), model)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise RecordError(path, "record file is missing") from None
-    except OSError as exc:
-        raise RecordError(path, f"cannot read record: {exc.strerror or exc}") from exc
+def _read(path: Path, model: type[M]) -> tuple[bytes, M]:
+    """The record's bytes and model (a cut-short read on a network filesystem is re-read)."""
+    return read_settled(path, lambda raw: _decode(path, raw, model))
 
 
 def read_record(path: Path, model: type[M]) -> M:
     """Load and validate one record; ``RecordError`` names the file and the field."""
-    return _decode(path, _read_bytes(path), model)
+    return _read(path, model)[1]
 
 
 class RecordFile(Generic[M]):
@@ -70,17 +67,16 @@ class RecordFile(Generic[M]):
 
     def load(self) -> M:
         """Read and validate the record, remembering its bytes."""
-        raw = _read_bytes(self.path)
-        record = _decode(self.path, raw, self.model)
+        raw, record = _read(self.path, self.model)
         self._seen = raw
         return record
 
     def refresh(self, current: M) -> M:
         """``current`` if the file still holds what this process last saw, else the new record."""
-        raw = _read_bytes(self.path)
+        raw = read_record_bytes(self.path)
         if raw == self._seen:
             return current
-        record = _decode(self.path, raw, self.model)
+        raw, record = read_settled(self.path, lambda raw: _decode(self.path, raw, self.model))
         self._seen = raw
         return record
 

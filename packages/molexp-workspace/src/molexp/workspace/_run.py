@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
+from molexp.assets._io import read_settled
 from molexp.assets.storage import RECORD_DIR_NAME, changing
 from pydantic import ValidationError
 
@@ -277,18 +278,28 @@ class Run:
         """Win the claim of ``record.epoch``; False if another process holds it."""
         if not try_claim(self.run_dir, action, record):
             return False
-        # A reader that fell behind may re-create a pruned claim of an old epoch: only a
-        # claim of the epoch right after the one on disk counts.
-        if self._epoch_on_disk() != record.epoch - 1:
+        # A reader that fell behind may re-create a pruned claim of an old epoch (claims are
+        # pruned once the record is past them): a record already past ours voids it. (The
+        # record at our epoch is ours: another process rolled our claim forward.)
+        on_disk = self._epoch_on_disk()
+        if on_disk is not None and on_disk > record.epoch:
             with contextlib.suppress(OSError):
                 claim_path(self.run_dir, record.epoch).unlink()
             return False
         return True
 
     def _epoch_on_disk(self) -> int | None:
+        """The epoch ``run.json`` holds now (None: it cannot be read)."""
+
+        def parse(raw: bytes) -> Any:
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise RecordError(self._record.path, "not valid JSON") from None
+
         try:
-            data = json.loads(self._record.path.read_bytes())
-        except (OSError, ValueError):
+            data = read_settled(self._record.path, parse)[1]
+        except RecordError:
             return None
         epoch = data.get("epoch", 0) if isinstance(data, dict) else None
         return epoch if isinstance(epoch, int) else None
@@ -303,7 +314,8 @@ class Run:
             claim = read_claim(self.run_dir, epoch)
         except FileNotFoundError:
             return True  # pruned: the record is further on already
-        if self._epoch_on_disk() != current.epoch:
+        on_disk = self._epoch_on_disk()
+        if on_disk is not None and on_disk != current.epoch:
             return True
         if claim is None:  # its claimer died while writing it: the epoch passes empty
             record = current.model_copy(update={"epoch": epoch})

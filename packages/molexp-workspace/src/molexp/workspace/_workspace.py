@@ -52,6 +52,7 @@ from ._layout import (
     check_experiment,
     check_project,
     check_run,
+    child_dirs,
     scan_records,
 )
 from ._project import Project
@@ -396,6 +397,21 @@ class Workspace:
         delete_rows(connection, deletes)
         upsert_rows(connection, upserts)
 
+    def _run_dirs_on_disk(
+        self, run_id: str, project: str | None, experiment: str | None
+    ) -> list[tuple[str, str]]:
+        """``(project_id, experiment_id)`` of every ``run-<run_id>/run.json`` on disk."""
+        found = []
+        for project_dir in child_dirs(self._root / PROJECTS_DIR):
+            if project is not None and project_dir.name != project:
+                continue
+            for experiment_dir in child_dirs(project_dir / EXPERIMENTS_DIR):
+                if experiment is not None and experiment_dir.name != experiment:
+                    continue
+                if (experiment_dir / RUNS_DIR / f"{RUN_DIR_PREFIX}{run_id}" / RUN_FILE).is_file():
+                    found.append((project_dir.name, experiment_dir.name))
+        return found
+
     def _parents_readable(self, project_id: str, experiment_id: str) -> bool:
         """Whether a rebuild would visit runs of this experiment (both parents readable)."""
         project_path = self._root / PROJECTS_DIR / project_id / PROJECT_FILE
@@ -500,7 +516,11 @@ class Workspace:
     def find_run(
         self, run_id: str, *, project: str | None = None, experiment: str | None = None
     ) -> Run:
-        """Load a run by id through the index (``project``/``experiment`` disambiguate)."""
+        """Load a run by id through the index (``project``/``experiment`` disambiguate).
+
+        A run the index does not know is looked for on disk too (a record the index
+        skipped, e.g. under a broken project, is then refused with its ``RecordError``).
+        """
         validate_name(run_id, "run id")
         if not self._exists():
             raise KeyError(f"no run {run_id!r} in workspace {self._root}")
@@ -511,6 +531,8 @@ class Workspace:
             conditions.append(("experiment_id = ?", [experiment]))
         rows = self._select_runs(conditions, None, None)
         matches = sorted({(row[0], row[1]) for row in rows})
+        if not matches:
+            matches = self._run_dirs_on_disk(run_id, project, experiment)
         if not matches:
             raise KeyError(f"no run {run_id!r} in workspace {self._root}")
         if len(matches) > 1:
