@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from molexp.workspace import (
     Experiment,
     RunStatus,
@@ -152,4 +154,21 @@ def test_assets_a_dead_owner_wrote_but_never_indexed_are_found(exp: Experiment) 
     assert [r.id for r in reap_stale_runs(exp.workspace)] == ["unindexed"]
     [artifact] = exp.workspace.catalog.query_assets(producer_run="unindexed")
     assert artifact.name == "metrics.json"
+    assert on_disk(run).status is RunStatus.failed
+
+
+def test_stale_runs_are_found_and_reaped_without_a_usable_index(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = exp.Run(id="orphan-without-index")
+    child = _fork.Process(target=_start_and_die, args=(exp.workspace.root, run.id))
+    child.start()
+    child.join()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(Workspace, "runs", broken)
+    assert [r.id for r in find_stale_runs(exp.workspace)] == [run.id]
+    assert [r.id for r in reap_stale_runs(exp.workspace)] == [run.id]
     assert on_disk(run).status is RunStatus.failed

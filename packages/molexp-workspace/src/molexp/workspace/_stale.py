@@ -14,6 +14,7 @@ left one step behind its file.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from molexp.assets import RecordError
 from molexp.assets.storage import RECORD_DIR_NAME
 
+from ._layout import scan_records
 from ._records import ErrorInfo, OwnerInfo, RunMetadata, RunStatus, utc_now
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ __all__ = [
     "stale_reason",
     "this_host",
 ]
+
+logger = logging.getLogger("molexp.workspace")
 
 DEFAULT_HEARTBEAT_TIMEOUT = 600.0
 STALE_ERROR_TYPE = "StaleRun"
@@ -123,14 +127,24 @@ def _candidates(workspace: Workspace) -> Iterator[tuple[str, Run]]:
     upserting its index row leaves the row one step behind (still ``pending`` while the
     file says ``running``), and the file is what counts.
     """
-    for summary in workspace.runs(where={"status": _UNFINISHED}):
+    try:
+        found = [
+            (summary.status.value, summary.id, summary.project, summary.experiment)
+            for summary in workspace.runs(where={"status": _UNFINISHED})
+        ]
+    except Exception as exc:  # no usable index: the records themselves tell
+        logger.warning("run index unavailable (%s); scanning the records for stale runs", exc)
+        found = [
+            (item.status.value, item.id, item.project_id, item.experiment_id)
+            for item in scan_records(workspace.root, workspace.id)
+            if isinstance(item, RunMetadata) and item.status.value in _UNFINISHED
+        ]
+    for status, run_id, project_id, experiment_id in found:
         try:
-            run = workspace.find_run(
-                summary.id, project=summary.project, experiment=summary.experiment
-            )
+            run = workspace.find_run(run_id, project=project_id, experiment=experiment_id)
         except (KeyError, RecordError):
             continue  # deleted meanwhile, or unreadable (listed by broken_records())
-        yield summary.status, run
+        yield status, run
 
 
 def find_stale_runs(
