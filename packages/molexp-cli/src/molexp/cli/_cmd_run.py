@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import CliError, CliUsageError, one_line
 from ._execute import (
     EXIT_BUSY,
+    ClaimedElsewhere,
     Executing,
     ExecutionPolicy,
     RunOutcome,
@@ -614,11 +615,14 @@ def _execute_one(
             decision = _POLICIES[policy].decide(run)
             if decision.action is Action.skip:
                 return "skipped", None, decision.reason
-        status, duration = asyncio.run(
-            execute_claimed(
-                run, spec, profile_config, script=script, executing=executing_with(settings)
+        try:
+            status, duration = asyncio.run(
+                execute_claimed(
+                    run, spec, profile_config, script=script, executing=executing_with(settings)
+                )
             )
-        )
+        except ClaimedElsewhere as exc:
+            return "skipped", None, f"{_BUSY} ({exc})"
     if status == "succeeded":
         return "executed", duration, ""
     reason = describe_error_info(run.metadata.error) if run.metadata.error else status

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EXECUTE_LOCK_NAME",
     "EXIT_BUSY",
+    "ClaimedElsewhere",
     "Executing",
     "ExecutionPolicy",
     "RunOutcome",
@@ -210,19 +213,28 @@ async def execute_claimed(
         "raise_on_failure": False,
         "remote_executor": executing.remote_executor,
     }
+    from molexp.workspace import RunStateError
+
     started = time.monotonic()
-    with _runtime_for(executing) as runtime:
-        if runtime is not None:
-            options["runtime"] = runtime
-        if progress is not None and progress.enabled:
-            handle = await spec.start(**options)
-            while not handle.done():
+    try:
+        with _runtime_for(executing) as runtime:
+            if runtime is not None:
+                options["runtime"] = runtime
+            if progress is not None and progress.enabled:
+                handle = await spec.start(**options)
+                while not handle.done():
+                    progress.show_tasks(handle.statuses)
+                    await asyncio.sleep(0.1)
+                await handle
                 progress.show_tasks(handle.statuses)
-                await asyncio.sleep(0.1)
-            await handle
-            progress.show_tasks(handle.statuses)
-        else:
-            await spec.execute(**options)
+            else:
+                await spec.execute(**options)
+    except RunStateError as exc:
+        run.reload()
+        history = run.metadata.execution_history
+        if history and (history[-1].host, history[-1].pid) != (socket.gethostname(), os.getpid()):
+            raise ClaimedElsewhere(str(exc)) from None
+        raise
     elapsed = time.monotonic() - started
     run.reload()
     return str(run.status), elapsed
@@ -243,6 +255,10 @@ def _runtime_for(executing: Executing) -> Iterator[Any]:
         close = getattr(runtime, "close", None)
         if callable(close):
             close()
+
+
+class ClaimedElsewhere(Exception):
+    """Another process (on this or another host) won the run's start claim first."""
 
 
 def outcome_of(
@@ -307,16 +323,27 @@ async def execute_plan_in_process(
                 if decision.action is Action.skip:
                     outcome = outcome_of(planned, "skipped", str(run.status), decision.reason)
                 else:
-                    status, duration = await execute_claimed(
-                        run,
-                        planned.workflow,
-                        planned.profile,
-                        script=script,
-                        executing=executing_for(planned) if executing_for else Executing(),
-                        progress=progress,
-                    )
-                    action = "executed" if status == "succeeded" else "failed"
-                    outcome = outcome_of(planned, action, status, planned.decision.reason, duration)
+                    try:
+                        status, duration = await execute_claimed(
+                            run,
+                            planned.workflow,
+                            planned.profile,
+                            script=script,
+                            executing=executing_for(planned) if executing_for else Executing(),
+                            progress=progress,
+                        )
+                    except ClaimedElsewhere as exc:
+                        outcome = outcome_of(
+                            planned,
+                            "skipped",
+                            str(run.status),
+                            f"being executed by another process: {exc}",
+                        )
+                    else:
+                        action = "executed" if status == "succeeded" else "failed"
+                        outcome = outcome_of(
+                            planned, action, status, planned.decision.reason, duration
+                        )
         outcomes.append(outcome)
         progress.advance()
     return outcomes
