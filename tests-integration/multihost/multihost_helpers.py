@@ -73,14 +73,14 @@ def finish(process: subprocess.Popen[str], timeout: float) -> Any:
     """Wait for a node command and return the JSON it printed (fail with its stderr)."""
     stdout, stderr = process.communicate(timeout=timeout)
     assert process.returncode == 0, (process.returncode, stdout[-2000:], stderr[-4000:])
-    return json.loads(stdout.strip().splitlines()[-1])
+    return json.loads(stdout)
 
 
 def node_work(node: str, shared: Path, timeout: float, *args: str | Path) -> Any:
     """``node_work.py ARGS`` as host ``node``; its JSON answer."""
     done = run_on_node(node, shared, timeout, sys.executable, NODE_WORK, *args)
     assert done.returncode == 0, (done.returncode, done.stdout[-2000:], done.stderr[-4000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout)
 
 
 def start_node_work(
