@@ -36,9 +36,15 @@ def _no_lock(path: Path, timeout: float = 0.0) -> Iterator[None]:
     yield
 
 
-def _start_at(root: Path, run_id: str, go: float, results: multiprocessing.Queue[str]) -> None:
-    # As on hosts that share no locks: only the claims decide.
+def _as_on_a_network_filesystem() -> None:
+    """As on hosts that share no locks and see one network filesystem: only claims decide."""
     _run.locked = _no_lock  # type: ignore[assignment]
+    _run.on_local_filesystem = lambda path: False  # type: ignore[attr-defined]
+    _claims.on_local_filesystem = lambda path: False  # type: ignore[attr-defined]
+
+
+def _start_at(root: Path, run_id: str, go: float, results: multiprocessing.Queue[str]) -> None:
+    _as_on_a_network_filesystem()
     run = Workspace(root).project("qm9").experiment("baseline").get_run(run_id)
     time.sleep(max(0.0, go - time.time()))
     try:
@@ -96,7 +102,6 @@ def test_a_claim_left_unreadable_voids_its_epoch(
     monkeypatch.setattr(_claims, "CLAIM_WAIT_SECONDS", 0.05)
     run = exp.Run(id="torn-claim")
     path = claim_path(run.run_dir, run.metadata.epoch + 1)
-    path.parent.mkdir(exist_ok=True)
     path.write_bytes(b'{"epoch": ')  # its writer died mid-write
     run.cancel()
     stored = on_disk(run)
@@ -104,7 +109,11 @@ def test_a_claim_left_unreadable_voids_its_epoch(
     assert stored.epoch == 2
 
 
-def test_a_stale_reader_cannot_reuse_a_pruned_epoch(exp: Experiment) -> None:
+def test_a_stale_reader_cannot_reuse_a_pruned_epoch(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_run, "on_local_filesystem", lambda path: False)
+    monkeypatch.setattr(_claims, "on_local_filesystem", lambda path: False)
     run = exp.Run(id="behind")
     stale = run.metadata.model_copy(deep=True)
     run.set_workflow({"workflow_id": "w1"})
@@ -116,19 +125,22 @@ def test_a_stale_reader_cannot_reuse_a_pruned_epoch(exp: Experiment) -> None:
     assert on_disk(run).workflow_id == "w2"
 
 
-def test_every_transition_keeps_only_the_newest_claims(exp: Experiment) -> None:
+def test_every_transition_keeps_only_the_newest_claims(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_run, "on_local_filesystem", lambda path: False)
     run = exp.Run(id="pruned")
     with run.start() as ctx:
         ctx.set_result("x", 1)
-    claims = sorted(p.name for p in (run.run_dir / _claims.CLAIMS_DIR).iterdir())
-    assert claims == [f"{on_disk(run).epoch}.json"]
+    claims = sorted(p.name for p in run.run_dir.glob(f"{_claims.CLAIM_PREFIX}*"))
+    assert claims == [f"{_claims.CLAIM_PREFIX}{on_disk(run).epoch}.json"]
     newest = read_claim(run.run_dir, on_disk(run).epoch)
     assert newest is not None
     assert (newest.action, newest.pid) == ("finish", os.getpid())
 
 
 def _create(root: Path, run_id: str, go: float, results: multiprocessing.Queue[str]) -> None:
-    _run.locked = _no_lock  # type: ignore[assignment]
+    _as_on_a_network_filesystem()
     experiment = Workspace(root).project("qm9").experiment("baseline")
     time.sleep(max(0.0, go - time.time()))
     run = experiment.Run(id=run_id)
@@ -219,3 +231,11 @@ def test_creators_of_one_project_and_experiment_agree_without_locks(tmp_path: Pa
     assert len(seen) == 1
     experiment = Workspace(root).project("shared").experiment("grid")
     assert experiment.metadata.created_at.isoformat() == seen.pop().split()[2]
+
+
+def test_on_a_local_filesystem_the_directory_lock_stands_in_for_claims(exp: Experiment) -> None:
+    run = exp.Run(id="local")
+    with run.start() as ctx:
+        ctx.set_result("x", 1)
+    assert on_disk(run).epoch == 2  # start and finish
+    assert list(run.run_dir.glob(f"{_claims.CLAIM_PREFIX}*")) == []

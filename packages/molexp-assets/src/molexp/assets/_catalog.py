@@ -835,11 +835,13 @@ def consume_span(conn: sqlite3.Connection, span: FeedSpan | None) -> None:
     """Mark this process's own feed lines as applied (only when nothing is pending before them)."""
     if span is None:
         return
-    conn.execute("INSERT OR IGNORE INTO feed_offsets VALUES (?, 0)", (span.journal,))
-    conn.execute(
-        "UPDATE feed_offsets SET offset = ? WHERE journal = ? AND offset = ?",
-        (span.end, span.journal, span.start),
-    )
+    if span.start == 0:  # a new journal: nobody can have consumed less of it
+        conn.execute("INSERT OR IGNORE INTO feed_offsets VALUES (?, ?)", (span.journal, span.end))
+    else:
+        conn.execute(
+            "UPDATE feed_offsets SET offset = ? WHERE journal = ? AND offset = ?",
+            (span.end, span.journal, span.start),
+        )
 
 
 def _merge_uses(old: list[AssetUse], new: list[AssetUse]) -> list[AssetUse]:

@@ -124,7 +124,7 @@ class _Journal:
         return FeedSpan(self.name, start, self.size)
 
 
-_journals: dict[Path, _Journal] = {}
+_journals: dict[str, _Journal] = {}
 _journals_lock = threading.Lock()
 _warned: set[Path] = set()
 
@@ -135,12 +135,13 @@ def note_change(root: Path, kind: str, target: str) -> FeedSpan | None:
     Never raises: a journal that cannot be written is warned about once per directory
     (the record write goes on; ``rebuild_index`` still finds the record).
     """
-    directory = feed_dir(root)
     line = (json.dumps({"k": kind, "p": target}, ensure_ascii=False) + "\n").encode("utf-8")
+    key = os.fspath(root)
     with _journals_lock:
-        journal = _journals.get(directory)
+        journal = _journals.get(key)
         if journal is None:
-            journal = _journals[directory] = _Journal(directory)
+            journal = _journals[key] = _Journal(feed_dir(root))
+        directory = journal.directory
         try:
             return journal.append(line)
         except OSError as exc:

@@ -2,7 +2,7 @@
 
 ``run.json`` carries an ``epoch``: how many transitions (create, start, finish, queue,
 cancel, reap, ...) it has been through. A process moves a run from epoch ``e`` to
-``e + 1`` only after creating ``<run_dir>/.claims/<e + 1>.json`` with ``O_CREAT|O_EXCL``
+``e + 1`` only after creating ``<run_dir>/.claim-<e + 1>.json`` exclusively
 — atomic on NFS, Lustre, GPFS and sshfs, unlike locks — so of any number of concurrent
 claimers on any hosts exactly one wins each epoch. The claim holds the winner's host,
 pid and the full record it is about to write; a loser (or anybody later) that finds a
@@ -19,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from molexp.assets import VersionedRecord, make_dirs
+from molexp.assets import VersionedRecord
+from molexp.assets._locks import on_local_filesystem
 from molexp.assets.storage import create_exclusive_bytes
 from pydantic import ValidationError
 
@@ -27,7 +28,7 @@ from ._records import RunMetadata, utc_now
 from ._stale import this_host
 
 __all__ = [
-    "CLAIMS_DIR",
+    "CLAIM_PREFIX",
     "Claim",
     "claim_exists",
     "claim_path",
@@ -36,7 +37,7 @@ __all__ = [
     "try_claim",
 ]
 
-CLAIMS_DIR = ".claims"
+CLAIM_PREFIX = ".claim-"
 CLAIM_WAIT_SECONDS = 5.0
 """How long a claim whose content is not readable yet is waited for (its writer is mid-write)."""
 
@@ -56,7 +57,7 @@ class Claim(VersionedRecord):
 
 
 def claim_path(run_dir: Path, epoch: int) -> Path:
-    return run_dir / CLAIMS_DIR / f"{epoch}.json"
+    return run_dir / f"{CLAIM_PREFIX}{epoch}.json"
 
 
 def try_claim(run_dir: Path, action: str, record: RunMetadata) -> bool:
@@ -71,13 +72,21 @@ def try_claim(run_dir: Path, action: str, record: RunMetadata) -> bool:
         record=record.model_dump(mode="json"),
     )
     data = claim.model_dump_json().encode("utf-8")
-    # Created with its whole content (a temp file linked into place): nobody ever reads a
-    # claim half written, nor caches its size while it is empty.
+    if not on_local_filesystem(path):
+        # Created with its whole content (a temp file linked into place): no other client
+        # ever reads it half written, nor caches its size while it is empty.
+        return create_exclusive_bytes(path, data, durable=False)
     try:
-        return create_exclusive_bytes(path, data, durable=False)
-    except FileNotFoundError:
-        make_dirs(path.parent)
-        return create_exclusive_bytes(path, data, durable=False)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return True
 
 
 def read_claim(run_dir: Path, epoch: int, *, wait: float | None = None) -> Claim | None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
 from molexp.assets._io import read_settled
+from molexp.assets._locks import on_local_filesystem
 from molexp.assets.storage import RECORD_DIR_NAME, changing
 from pydantic import ValidationError
 
@@ -72,6 +73,8 @@ class Run:
         self._metadata = metadata
         self._record = record
         self._lock = threading.RLock()
+        self._local_filesystem: bool | None = None
+        self._target: str | None = None
 
     # -- creation ------------------------------------------------------------------
 
@@ -204,8 +207,9 @@ class Run:
         whether this call wrote it.
         """
         workspace = self.workspace
-        target = self._record.path.relative_to(workspace.root).as_posix()
-        with changing(workspace.root, RUN_CHANGE, target) as change:
+        if self._target is None:
+            self._target = self._record.path.relative_to(workspace.root).as_posix()
+        with changing(workspace.root, RUN_CHANGE, self._target) as change:
             if create:
                 if not self._record.create(self._metadata, durable=durable):
                     return False
@@ -242,7 +246,7 @@ class Run:
                         current.owner.heartbeat_at = current.updated_at  # a write is a sign of life
                     if claimed:
                         current.epoch += 1
-                        if not self._claim(current, action):
+                        if self._needs_claims() and not self._claim(current, action):
                             self._record.forget()
                             self._reload_quietly()
                             continue
@@ -256,7 +260,7 @@ class Run:
                     self._record.forget()
                     self._reload_quietly()
                     raise
-                if claimed:
+                if claimed and self._needs_claims():
                     prune_claims(self.run_dir, current.epoch)
                 return
         raise RunStateError(
@@ -273,6 +277,13 @@ class Run:
             and owner.host == this_host()
             and owner.pid == os.getpid()
         )
+
+    def _needs_claims(self) -> bool:
+        """Whether transitions need claims: on a local filesystem every writer is on this host
+        and the record's directory lock already excludes the others (see ``locked``)."""
+        if self._local_filesystem is None:
+            self._local_filesystem = on_local_filesystem(self._record.path)
+        return not self._local_filesystem
 
     def _claim(self, record: RunMetadata, action: str) -> bool:
         """Win the claim of ``record.epoch``; False if another process holds it."""
@@ -370,11 +381,12 @@ class Run:
             self._metadata.results = plain_json(self._metadata.results, "results")
             self._metadata.updated_at = utc_now()
             self._metadata.epoch += 1
-            if not self._claim(self._metadata, "save"):
+            if self._needs_claims() and not self._claim(self._metadata, "save"):
                 self._metadata.epoch -= 1
                 raise StaleRecordError(self._record.path)
             self._persist(durable=True)
-            prune_claims(self.run_dir, self._metadata.epoch)
+            if self._needs_claims():
+                prune_claims(self.run_dir, self._metadata.epoch)
 
     # -- lifecycle ---------------------------------------------------------------------
 
