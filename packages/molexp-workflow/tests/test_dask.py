@@ -597,6 +597,28 @@ async def test_cache_entries_are_shared_with_the_default_runtime(
     assert len(cache) == 2
 
 
+async def test_config_read_in_a_worker_is_part_of_the_key(
+    dask_runtime: DaskRuntime, tmp_path: Path
+) -> None:
+    log = tmp_path / "ran.log"
+    wf = workflow(name="cached-config")
+
+    @wf.task(cache=True)
+    def cutoff(ctx: TaskContext) -> float:
+        note(log, "cutoff")
+        return float(ctx.config["cutoff"])
+
+    spec, cache = wf.build(), Caching()
+    statuses = []
+    for config in ({"cutoff": 1, "label": "a"}, {"cutoff": 1, "label": "b"}, {"cutoff": 2}):
+        result = await run(spec, dask_runtime, cache=cache, config=config)
+        statuses.append(result.statuses["cutoff"])
+    assert statuses == [TaskStatus.SUCCEEDED, TaskStatus.CACHED, TaskStatus.SUCCEEDED]
+    assert ran(log) == ["cutoff", "cutoff"]
+    default = await run(spec, create_default_runtime(), cache=cache, config={"cutoff": 2})
+    assert (default.statuses["cutoff"], default["cutoff"]) == (TaskStatus.CACHED, 2.0)
+
+
 async def test_cache_failures_fail_the_task_and_uncacheable_inputs_run_uncached(
     dask_runtime: DaskRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -626,10 +648,10 @@ async def test_cache_failures_fail_the_task_and_uncacheable_inputs_run_uncached(
     assert "task 'echo' of workflow 'cache-edges' runs uncached" in caplog.text
 
     class BrokenCache:
-        def lookup(self, snapshot: Any, inputs: Any) -> Any:
+        def lookup(self, snapshot: Any, inputs: Any, *, run: Any = None) -> Any:
             raise OSError("cache disk is gone")
 
-        def put(self, snapshot: Any, inputs: Any, value: Any) -> str:
+        def put(self, snapshot: Any, inputs: Any, value: Any, *, reads: Any = ()) -> str:
             raise AssertionError("never reached")
 
     broken = await run(spec, dask_runtime, 1, cache=BrokenCache(), raise_on_failure=False)

@@ -137,7 +137,7 @@ async def test_state_payload_records_resume_and_persistence(tmp_path: Path) -> N
     assert all(tasks[name]["output_persisted"] for name in "ABCD")
     assert tasks["A"]["started_at"] is None and tasks["C"]["duration"] >= 0
     keys = {tasks[name]["snapshot_key"] for name in "ABCD"}
-    assert len(keys) == 4 and all(len(key.split(":")) == 2 for key in keys)
+    assert len(keys) == 4 and all(len(key.split(":")) == 3 for key in keys)
     journal = read_journal(journal_path(run.context.execution_dir))
     assert journal is not None and journal.complete
     assert {name: stored.record.snapshot_key for name, stored in journal.tasks.items()} == {

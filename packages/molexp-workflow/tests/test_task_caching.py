@@ -59,7 +59,7 @@ async def test_second_execution_is_served_from_the_cache() -> None:
     assert second.statuses["square"] is TaskStatus.CACHED
     assert second["square"] == 9
     assert second.output == "value=9"
-    assert len(cache) == 1
+    assert len(cache) == 2  # the result, and the index of what it read: config['factor']
 
 
 async def test_inputs_and_run_config_are_part_of_the_key() -> None:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         MemoryCacheStore,
         WorkspaceCacheStore,
     )
+    from molexp.workflow.reads import RunRead, RunValues
     from molexp.workflow.snapshot import TaskSnapshot
     from molexp.workflow.snapshot_ref import WorkflowSnapshotRef
 
@@ -66,6 +67,8 @@ __all__ = [
     "ParallelMapError",
     "RunContextProtocol",
     "RunProtocol",
+    "RunRead",
+    "RunValues",
     "Runnable",
     "Streamable",
     "Task",
@@ -95,6 +98,8 @@ __all__ = [
 
 _LAZY: dict[str, str] = {
     "TaskSnapshot": "molexp.workflow.snapshot",
+    "RunRead": "molexp.workflow.reads",
+    "RunValues": "molexp.workflow.reads",
     "Caching": "molexp.workflow.cache",
     "FileCacheStore": "molexp.workflow.cache",
     "MemoryCacheStore": "molexp.workflow.cache",

@@ -1,14 +1,14 @@
 """Per-task resume of a run's execution attempts: the task-output journal and the ``ResumePlan``.
 
-Every execution under a run persists, per task that succeeded, its output and its snapshot key
-(``TaskSnapshot.key`` of the task's code and of ``{"task": <task config>, "run": <run config>}``)
-in an append-only journal ``<execution_dir>/task-outputs/journal.bin``. The next attempt of the
-same run (a fresh process is fine: only ``run_context.run_dir``/``execution_dir`` are used) reads
-the journal of the most recent previous attempt and re-uses the output of a task, without running
-it, when
+Every execution under a run persists, per task that succeeded, its output and its resume key
+(``TaskSnapshot.key`` of the task's code and ``{"task": <task config>}``, then the hash of the
+whole run config: ``code_hash:config_hash:run_config_hash``) in an append-only journal
+``<execution_dir>/task-outputs/journal.bin``. The next attempt of the same run (a fresh process
+is fine: only ``run_context.run_dir``/``execution_dir`` are used) reads the journal of the most
+recent previous attempt and re-uses the output of a task, without running it, when
 
 - the task succeeded in that attempt (or was itself resumed there),
-- its snapshot key is unchanged and it depends on the same tasks as then,
+- its resume key is unchanged and it depends on the same tasks as then,
 - every task it depends on is re-used too (a task without dependencies: the workflow ``inputs``
   hash the same as then),
 - it is not an ``Actor`` (actors talk over channels to tasks that run now; they always run).
@@ -430,15 +430,16 @@ class JournalWriter:
         self._pending_bytes = 0
 
 
-def snapshot_task(registration: TaskRegistration, run_config: Mapping[str, Any]) -> TaskSnapshot:
-    """``TaskSnapshot`` of a task under ``{"task": <task config>, "run": <run config>}``.
+def snapshot_task(registration: TaskRegistration) -> TaskSnapshot:
+    """``TaskSnapshot`` of a task's code and ``{"task": <task config>}``.
 
-    The same snapshot keys ``cache=True`` lookups and resume decisions.
+    ``cache=True`` lookups add the inputs and what the task reads from its run; resume decisions
+    add the inputs and the hash of the whole run config.
     """
     from molexp.workflow.snapshot import TaskSnapshot
     from molexp.workflow.task import FunctionTask
 
-    config = {"task": dict(registration.config or {}), "run": dict(run_config)}
+    config = {"task": dict(registration.config or {})}
     task = registration.task
     versions = registration.track_dependency_versions
     if isinstance(task, FunctionTask):
@@ -450,10 +451,10 @@ def snapshot_task(registration: TaskRegistration, run_config: Mapping[str, Any])
     )
 
 
-def _snapshot_all(spec: Workflow, run_config: Mapping[str, Any]) -> dict[str, TaskSnapshot | str]:
+def _snapshot_all(spec: Workflow) -> dict[str, TaskSnapshot | str]:
     """Snapshot of every task, or why it has none.
 
-    A snapshot depends only on the code and the config, so tasks registered from the same
+    A snapshot depends only on the code and the task's config, so tasks registered from the same
     function (or object) without a config of their own share one computation (parameter sweeps
     register one function under many names); its ``task_id`` is that of the first such task.
     """
@@ -468,7 +469,7 @@ def _snapshot_all(spec: Workflow, run_config: Mapping[str, Any]) -> dict[str, Ta
         found = shared.get(code_id) if registration.config is None else None
         if found is None:
             try:
-                found = snapshot_task(registration, run_config)
+                found = snapshot_task(registration)
             except Exception as exc:
                 found = f"no snapshot key: {_describe(exc)}"
             if registration.config is None:
@@ -485,6 +486,16 @@ def _hash_inputs(inputs: Any) -> str | None:
     except UnhashableInputError as exc:
         _logger.info("tasks without dependencies are not resumable: %s", exc)
         return None
+
+
+def _hash_run_config(run_config: Mapping[str, Any]) -> str:
+    """sha256 of the run config, or why it has none (a message starting "no snapshot key")."""
+    from molexp.workflow._hashing import UnhashableInputError, hash_value
+
+    try:
+        return hash_value(dict(run_config), label="config")
+    except UnhashableInputError as exc:
+        return f"no snapshot key: {_describe(exc)}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -512,17 +523,22 @@ class ResumePlan:
         *,
         execution_id: str,
         snapshots: Mapping[str, TaskSnapshot | str],
+        run_config_hash: str,
         writer: JournalWriter,
         previous: AttemptJournal | None,
         inputs_hash: str | None,
     ) -> None:
         self._spec = spec
         self._snapshots = snapshots
-        self._keys = {
-            name: snapshot.key
-            for name, snapshot in snapshots.items()
-            if not isinstance(snapshot, str)
-        }
+        self._keys: dict[str, str] = {}
+        self._no_key: dict[str, str] = {}
+        for name, snapshot in snapshots.items():
+            if isinstance(snapshot, str):
+                self._no_key[name] = snapshot
+            elif run_config_hash.startswith("no snapshot key"):
+                self._no_key[name] = run_config_hash
+            else:
+                self._keys[name] = f"{snapshot.key}:{run_config_hash}"
         self._writer = writer
         self._details: dict[str, str] = {}
         self._submitted: set[str] = set()
@@ -553,7 +569,7 @@ class ResumePlan:
         attempt. ``run_dir`` only names the run in log messages. ``before_frame`` goes to the
         ``JournalWriter``.
         """
-        snapshots = _snapshot_all(spec, run_config)
+        snapshots = _snapshot_all(spec)
         inputs_hash = _hash_inputs(inputs)
         previous: AttemptJournal | None = None
         if resume:
@@ -572,6 +588,7 @@ class ResumePlan:
             spec,
             execution_id=execution_id,
             snapshots=snapshots,
+            run_config_hash=_hash_run_config(run_config),
             writer=writer,
             previous=previous,
             inputs_hash=inputs_hash,
@@ -634,7 +651,7 @@ class ResumePlan:
             return
         key = self._keys.get(task)
         if key is None:
-            self._details[task] = str(self._snapshots[task])
+            self._details[task] = self._no_key[task]
             return
         try:
             data = pickle.dumps(output, protocol=_PICKLE_PROTOCOL)

@@ -1,9 +1,17 @@
-"""Caching of task results keyed by TaskSnapshot + input hash, with pluggable stores.
+"""Caching of task results keyed by TaskSnapshot + input hash + run reads, with pluggable stores.
 
 Owns :class:`Caching` (the LRU cache tasks opt into), the :class:`CacheStore` protocol and three
 stores: in-memory, a directory (:class:`FileCacheStore`) and a workspace-rooted directory
-(:class:`WorkspaceCacheStore`). The full key of an entry is ``f"{snapshot.key}:{input_hash}"``,
-i.e. ``code_hash:config_hash:input_hash``.
+(:class:`WorkspaceCacheStore`).
+
+Keys. A result that read nothing from its run is stored under ``f"{snapshot.key}:{input_hash}"``,
+i.e. ``code_hash:config_hash:input_hash``. A result whose task read run-derived values (see
+:mod:`molexp.workflow.reads`) is stored with those reads under
+``f"{snapshot.key}:{sha256(input_hash + reads)}"``, and the entry under
+``code_hash:config_hash:input_hash`` is then an index (``kind="reads"``) listing which values
+(``params['x']``, ``config['cutoff']``, ...) the stored results read. A lookup reads the index,
+computes those values for the run at hand (:class:`~molexp.workflow.reads.RunValues`) and loads
+the result stored for exactly those values, if any.
 
 Values are stored pickled: only point a cache at a directory you trust. An entry whose format
 ``version`` differs from :data:`CACHE_FORMAT_VERSION` is never used: it is a miss whose reason
@@ -28,14 +36,16 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from molexp.workflow._hashing import UnhashableInputError, hash_value
+from molexp.workflow._hashing import UnhashableInputError, hash_value, sha256_hex
+from molexp.workflow.reads import ReadSource, RunRead, RunValues
 from molexp.workflow.snapshot import TaskSnapshot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
+    "MAX_READ_SETS",
     "CacheEntry",
     "CacheEntryInfo",
     "CacheEntryMetadata",
@@ -57,6 +67,8 @@ _EVICTED_MEMORY = 10_000
 _EVICTION_SLACK_DIVISOR = 20
 _STALE_SCRATCH_SECONDS = 3600.0
 _SHOWN_VALUE_CHARS = 60
+MAX_READ_SETS = 16
+"""An index keeps the read sets of this many of the most recent results (see the module docs)."""
 
 
 class CacheStoreError(RuntimeError):
@@ -88,6 +100,16 @@ class CacheEntryMetadata(BaseModel):
     config_data: dict[str, Any] = Field(default_factory=dict)
     input_hashes: dict[str, str] = Field(
         default_factory=dict, description="per-input sha256 when the inputs are a str mapping"
+    )
+    kind: Literal["value", "reads"] = Field(
+        default="value", description="a stored result, or an index of what results read"
+    )
+    reads: list[RunRead] = Field(
+        default_factory=list, description="the run-derived values the result depends on"
+    )
+    read_sets: list[list[tuple[ReadSource, str | None]]] = Field(
+        default_factory=list,
+        description="kind 'reads': the (source, key) read by stored results, newest first",
     )
     payload_size: int
     payload_sha256: str
@@ -469,8 +491,9 @@ class CacheLookup:
 @dataclasses.dataclass(frozen=True, slots=True)
 class CacheExplanation:
     """Why a lookup hit or missed; ``differences`` names the parts that differ from the nearest
-    stored entry of the same task (``"code"``, ``"config"``, ``"inputs"``) and ``details`` says
-    how (which helper, which config key, which input)."""
+    stored entry of the same task (``"code"``, ``"config"``, ``"inputs"``, ``"run"``) and
+    ``details`` says how (which function or distribution version, which config key, which
+    input, which value read from the run)."""
 
     task_id: str
     hit: bool
@@ -562,8 +585,9 @@ def _compare(
     snapshot: TaskSnapshot,
     input_hash: str,
     input_hashes: Mapping[str, str],
+    run: RunValues,
 ) -> tuple[list[str], list[str]]:
-    """Which parts (code, config, inputs) of a lookup differ from a stored entry, and how."""
+    """Which parts (code, config, inputs, run) of a lookup differ from a stored entry, and how."""
     differences: list[str] = []
     details: list[str] = []
     if stored.code_hash != snapshot.code_hash:
@@ -577,18 +601,39 @@ def _compare(
     if stored.input_hash != input_hash:
         differences.append("inputs")
         details.extend(_input_differences(stored, input_hashes))
+    changed = run.differences(stored.reads)
+    if changed:
+        differences.append("run")
+        details.extend(f"run: {change}" for change in changed)
     return differences, details
 
 
+def _variant_key(
+    snapshot_key: str, input_hash: str, reads: Iterable[tuple[str, str | None, str]]
+) -> str:
+    """Key of a result that read run values: the reads' (source, key, digest) fold into it."""
+    rows = sorted([source, key or "", key is None, digest] for source, key, digest in reads)
+    return f"{snapshot_key}:{sha256_hex(f'{input_hash}:{hash_value(rows)}')}"
+
+
+_Found = CacheEntry | str
+"""A loaded entry, or why there is none to use."""
+
+
 class Caching:
-    """An LRU cache of task results keyed by ``TaskSnapshot`` + inputs.
+    """An LRU cache of task results keyed by ``TaskSnapshot`` + inputs + what the task read.
 
     Pass a ``store``, or a ``store_dir`` for a :class:`FileCacheStore`, or neither for an
-    in-memory cache. At most ``max_entries`` entries are kept; the least recently used (by put or
-    hit) are evicted first. Once a put goes beyond ``max_entries``, a batch of 1/20 of
-    ``max_entries`` (none below 20) is evicted at once so that a full cache does not scan its
-    store on every put. ``get`` returns None on a miss, so a cached ``None`` looks like a miss
-    there: use :meth:`lookup` when None is a legitimate result.
+    in-memory cache. At most ``max_entries`` entries are kept (a task that read run values uses
+    one more, its index); the least recently used (by put or hit) are evicted first. Once a put
+    goes beyond ``max_entries``, a batch of 1/20 of ``max_entries`` (none below 20) is evicted
+    at once so that a full cache does not scan its store on every put. ``get`` returns None on
+    a miss, so a cached ``None`` looks like a miss there: use :meth:`lookup` when None is a
+    legitimate result.
+
+    ``run`` (lookups) is what the task would read from its run now; without it, a lookup
+    checks stored reads against no run, an empty config and the snapshot's task id as task
+    name. ``reads`` (puts) is what the execution that produced the value read.
     """
 
     def __init__(
@@ -620,55 +665,90 @@ class Caching:
             self._initialized = True
 
     def key_for(self, snapshot: TaskSnapshot, inputs: Any) -> str:
-        """The full key ``code_hash:config_hash:input_hash``; raises for unhashable inputs."""
+        """The key ``code_hash:config_hash:input_hash``; raises for unhashable inputs."""
         return f"{snapshot.key}:{_input_fingerprint(inputs)[0]}"
 
-    def lookup(self, snapshot: TaskSnapshot, inputs: Any) -> CacheLookup:
-        """Find the cached result for this task snapshot and inputs; never a false hit."""
-        return self._lookup(snapshot, inputs, touch=True)
+    def lookup(
+        self, snapshot: TaskSnapshot, inputs: Any, *, run: RunValues | None = None
+    ) -> CacheLookup:
+        """Find the cached result for this task snapshot, inputs and run; never a false hit."""
+        return self._lookup(snapshot, inputs, run, touch=True)
 
-    def _lookup(self, snapshot: TaskSnapshot, inputs: Any, *, touch: bool) -> CacheLookup:
+    def _load(self, key: str) -> _Found:
+        try:
+            entry = self.store.load(key)
+        except CacheStoreError as exc:
+            return str(exc)
+        if entry is None:
+            with self._lock:
+                evicted = key in self._evicted
+            if evicted:
+                return f"evicted (least recently used beyond max_entries={self.max_entries})"
+            return "no entry"
+        return entry
+
+    def _lookup(
+        self, snapshot: TaskSnapshot, inputs: Any, run: RunValues | None, *, touch: bool
+    ) -> CacheLookup:
         try:
             input_hash, _ = _input_fingerprint(inputs)
         except UnhashableInputError as exc:
             return CacheLookup(False, None, None, f"unhashable input: {exc}")
         key = f"{snapshot.key}:{input_hash}"
         self.initialize()
+        found = self._load(key)
+        if isinstance(found, str):
+            return CacheLookup(False, None, key, found)
+        entry = found
+        if entry.kind == "reads":
+            values = run if run is not None else RunValues(task_name=snapshot.task_id)
+            variant = self._variant(entry, snapshot.key, input_hash, values)
+            if isinstance(variant, str):
+                return CacheLookup(False, None, key, variant)
+            if touch:
+                self.store.touch(key)
+            entry = variant
         try:
-            entry = self.store.load(key)
-        except CacheStoreError as exc:
-            return CacheLookup(False, None, key, str(exc))
-        if entry is None:
-            with self._lock:
-                evicted = key in self._evicted
-            reason = (
-                f"evicted (least recently used beyond max_entries={self.max_entries})"
-                if evicted
-                else "no entry"
-            )
-            return CacheLookup(False, None, key, reason)
-        try:
-            _check_version(entry.version, key)
+            _check_version(entry.version, entry.key)
             value = pickle.loads(entry.payload)
         except CacheStoreError as exc:
-            return CacheLookup(False, None, key, str(exc))
+            return CacheLookup(False, None, entry.key, str(exc))
         except Exception as exc:
             reason = f"stored value cannot be unpickled: {type(exc).__name__}: {exc}"
-            return CacheLookup(False, None, key, reason)
+            return CacheLookup(False, None, entry.key, reason)
         if touch:
-            self.store.touch(key)
-        return CacheLookup(True, value, key, "hit")
+            self.store.touch(entry.key)
+        return CacheLookup(True, value, entry.key, "hit")
 
-    def get(self, snapshot: TaskSnapshot, inputs: Any) -> Any | None:
+    def _variant(
+        self, index: CacheEntry, snapshot_key: str, input_hash: str, run: RunValues
+    ) -> _Found:
+        """The stored result whose reads give the same values in ``run``, or why none."""
+        for read_set in index.read_sets:
+            rows = [(source, key, run.current(source, key)[0]) for source, key in read_set]
+            found = self._load(_variant_key(snapshot_key, input_hash, rows))
+            if isinstance(found, CacheEntry) and found.kind == "value" and run.matches(found.reads):
+                return found
+        return "no entry for the values this task read from its run"
+
+    def get(self, snapshot: TaskSnapshot, inputs: Any, *, run: RunValues | None = None) -> Any:
         """The cached value, or None on a miss."""
-        found = self.lookup(snapshot, inputs)
+        found = self.lookup(snapshot, inputs, run=run)
         return found.value if found.hit else None
 
-    def put(self, snapshot: TaskSnapshot, inputs: Any, value: Any) -> str:
+    def put(
+        self,
+        snapshot: TaskSnapshot,
+        inputs: Any,
+        value: Any,
+        *,
+        reads: Iterable[RunRead] = (),
+    ) -> str:
         """Store ``value`` as the result of ``snapshot`` on ``inputs``; returns the key.
 
-        Raises :class:`CacheStoreError` naming the task when the inputs cannot be hashed, the
-        value cannot be pickled or the store cannot be written.
+        ``reads`` are the run-derived values the execution read (see the module docs). Raises
+        :class:`CacheStoreError` naming the task when the inputs cannot be hashed, the value
+        cannot be pickled or the store cannot be written.
         """
         failure = f"cannot cache the result of task {snapshot.task_id!r}"
         try:
@@ -682,38 +762,42 @@ class Caching:
                 f"{failure}: a value of type {type(value).__qualname__} cannot be pickled "
                 f"({type(exc).__name__}: {exc})"
             ) from exc
-        key = f"{snapshot.key}:{input_hash}"
-        now = datetime.now(UTC)
-        entry = CacheEntry(
-            key=key,
-            snapshot_key=snapshot.key,
-            task_id=snapshot.task_id,
-            task_type=snapshot.task_type,
-            code_hash=snapshot.code_hash,
-            config_hash=snapshot.config_hash,
-            input_hash=input_hash,
-            created_at=now,
-            last_used_at=now,
-            body_hash=snapshot.body_hash,
-            dependency_hashes=snapshot.dependency_hashes,
-            distributions=snapshot.distributions,
-            config_data=snapshot.config_data,
-            input_hashes=input_hashes,
-            payload_size=len(payload),
-            payload_sha256=hashlib.sha256(payload).hexdigest(),
-            payload=payload,
-        )
+        stored_reads = list(reads)
+        index_key = f"{snapshot.key}:{input_hash}"
+        key = index_key
+        if stored_reads:
+            rows = [(read.source, read.key, read.digest) for read in stored_reads]
+            key = _variant_key(snapshot.key, input_hash, rows)
+        entry = _entry(snapshot, key, input_hash, input_hashes, payload, reads=stored_reads)
         try:
             self.initialize()
             self.store.save(entry)
+            if stored_reads:
+                read_set = [(read.source, read.key) for read in stored_reads]
+                self.store.save(self._index(snapshot, index_key, input_hash, read_set))
         except CacheStoreError as exc:
             raise CacheStoreError(f"{failure}: {exc}") from exc
         with self._lock:
             self._evicted.pop(key, None)
-        self._evict(keep=key)
+            self._evicted.pop(index_key, None)
+        self._evict(keep={key, index_key})
         return key
 
-    def _evict(self, *, keep: str) -> None:
+    def _index(
+        self,
+        snapshot: TaskSnapshot,
+        key: str,
+        input_hash: str,
+        read_set: list[tuple[ReadSource, str | None]],
+    ) -> CacheEntry:
+        """The index at ``key`` with ``read_set`` first (the previous sets after it)."""
+        previous = self._load(key)
+        sets = [read_set]
+        if isinstance(previous, CacheEntry) and previous.kind == "reads":
+            sets += [known for known in previous.read_sets if known != read_set]
+        return _entry(snapshot, key, input_hash, {}, b"", read_sets=sets[:MAX_READ_SETS])
+
+    def _evict(self, *, keep: set[str]) -> None:
         if len(self.store.keys()) <= self.max_entries:
             return
         listed = sorted(self.store.entries(), key=lambda info: info.last_used_at)
@@ -721,7 +805,7 @@ class Caching:
         for info in listed:
             if excess <= 0:
                 break
-            if info.key == keep:
+            if info.key in keep:
                 continue
             self.store.delete(info.key)
             excess -= 1
@@ -730,10 +814,12 @@ class Caching:
                 if len(self._evicted) > _EVICTED_MEMORY:
                     self._evicted.popitem(last=False)
 
-    def explain(self, snapshot: TaskSnapshot, inputs: Any) -> CacheExplanation:
+    def explain(
+        self, snapshot: TaskSnapshot, inputs: Any, *, run: RunValues | None = None
+    ) -> CacheExplanation:
         """Say why this lookup hits or misses, comparing with the nearest entry of the task."""
         task_id = snapshot.task_id
-        found = self._lookup(snapshot, inputs, touch=False)
+        found = self._lookup(snapshot, inputs, run, touch=False)
         if found.hit:
             return CacheExplanation(task_id, True, found.key, "hit")
         if found.key is None:
@@ -741,6 +827,7 @@ class Caching:
                 task_id, False, None, found.reason, ("inputs",), (f"inputs: {found.reason}",)
             )
         input_hash, input_hashes = _input_fingerprint(inputs)
+        values = run if run is not None else RunValues(task_name=task_id)
         candidates = self._entries_of(task_id)
         if not candidates:
             return CacheExplanation(
@@ -751,7 +838,7 @@ class Caching:
             )
         ranked = []
         for metadata in candidates:
-            differences, details = _compare(metadata, snapshot, input_hash, input_hashes)
+            differences, details = _compare(metadata, snapshot, input_hash, input_hashes, values)
             ranked.append(
                 (
                     len(differences),
@@ -774,13 +861,14 @@ class Caching:
         )
 
     def _entries_of(self, task_id: str) -> list[CacheEntryMetadata]:
+        """The stored results (not indexes) of ``task_id``."""
         found: list[CacheEntryMetadata] = []
         for info in self.store.entries():
             try:
                 metadata = self.store.load_metadata(info.key)
             except CacheStoreError:
                 continue
-            if metadata is not None and metadata.task_id == task_id:
+            if metadata is not None and metadata.task_id == task_id and metadata.kind == "value":
                 found.append(metadata)
         return found
 
@@ -795,3 +883,38 @@ class Caching:
 
     def __len__(self) -> int:
         return len(self.store.keys())
+
+
+def _entry(
+    snapshot: TaskSnapshot,
+    key: str,
+    input_hash: str,
+    input_hashes: dict[str, str],
+    payload: bytes,
+    *,
+    reads: list[RunRead] | None = None,
+    read_sets: list[list[tuple[ReadSource, str | None]]] | None = None,
+) -> CacheEntry:
+    now = datetime.now(UTC)
+    return CacheEntry(
+        key=key,
+        snapshot_key=snapshot.key,
+        task_id=snapshot.task_id,
+        task_type=snapshot.task_type,
+        code_hash=snapshot.code_hash,
+        config_hash=snapshot.config_hash,
+        input_hash=input_hash,
+        created_at=now,
+        last_used_at=now,
+        body_hash=snapshot.body_hash,
+        dependency_hashes=snapshot.dependency_hashes,
+        distributions=snapshot.distributions,
+        config_data=snapshot.config_data,
+        input_hashes=input_hashes,
+        kind="value" if read_sets is None else "reads",
+        reads=reads or [],
+        read_sets=read_sets or [],
+        payload_size=len(payload),
+        payload_sha256=hashlib.sha256(payload).hexdigest(),
+        payload=payload,
+    )

@@ -9,6 +9,11 @@ delegate to the run context and raise :class:`~molexp.workflow.NoRunContextError
 ``ctx.log(name)`` always works: under a run it is the run's log ``logs/<name>.log``; without a run
 it returns a handle whose lines go to the standard logger ``molexp.task.<task name>`` at INFO
 level, prefixed with ``[<name>]``.
+
+For a ``cache=True`` task the runtime attaches a :class:`~molexp.workflow.reads.ReadRecorder`:
+``ctx.config``, ``ctx.params``, ``ctx.run_context`` (then a read-recording view of the run
+context), ``ctx.find_asset`` and the task/workflow names record what the task reads, so that its
+cache entry is keyed on those values only (see :mod:`molexp.workflow.reads`).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ from molexp.workflow.errors import ChannelClosedError, NoRunContextError
 
 if TYPE_CHECKING:
     import asyncio
+    from pathlib import Path
 
     from molexp.workflow.protocols import (
         ArtifactSaverProtocol,
         LogHandleProtocol,
         RunContextProtocol,
     )
+    from molexp.workflow.reads import ReadRecorder, ReadSource
 
 __all__ = ["ActorContext", "ExecutionScope", "TaskContext"]
 
@@ -41,32 +48,168 @@ class ConfigKeyError(KeyError):
         return str(self.args[0])
 
 
-class TaskConfig(Mapping[str, Any]):
-    """Read-only view of the execution config whose missing keys name the task asking."""
+class _ReadMapping(Mapping[str, Any]):
+    """Read-only view of a mapping that records, when tracking, every key the task reads.
 
-    __slots__ = ("_data", "_task_name")
+    ``get``, ``in``, ``items()`` and ``==`` go through ``__getitem__`` and ``__iter__``, so they
+    are recorded too; copying or pickling the view records every key and gives a plain copy.
+    """
 
-    def __init__(self, data: Mapping[str, Any], task_name: str) -> None:
+    __slots__ = ("_data", "_reads", "_source")
+
+    def __init__(
+        self, data: Mapping[str, Any], source: ReadSource, reads: ReadRecorder | None
+    ) -> None:
         self._data = data
-        self._task_name = task_name
+        self._source: ReadSource = source
+        self._reads = reads
 
     def __getitem__(self, key: str) -> Any:
         try:
-            return self._data[key]
+            value = self._data[key]
         except KeyError:
-            available = ", ".join(repr(k) for k in sorted(self._data, key=str)) or "none"
-            raise ConfigKeyError(
-                f"task {self._task_name!r}: config has no key {key!r} (available keys: {available})"
-            ) from None
+            if self._reads is not None:
+                self._reads.record_missing(self._source, key)
+            raise self._missing(key) from None
+        if self._reads is not None:
+            self._reads.record(self._source, key, value)
+        return value
+
+    def _missing(self, key: str) -> KeyError:
+        return KeyError(key)
 
     def __iter__(self) -> Iterator[str]:
+        if self._reads is not None:
+            self._reads.record_keys(self._source, self._data)
         return iter(self._data)
 
     def __len__(self) -> int:
+        if self._reads is not None:
+            self._reads.record_keys(self._source, self._data)
         return len(self._data)
 
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        return dict, (dict(self.items()),)
+
     def __repr__(self) -> str:
-        return f"TaskConfig({dict(self._data)!r})"
+        return f"{type(self).__name__}({dict(self._data)!r})"
+
+
+class TaskConfig(_ReadMapping):
+    """Read-only view of the execution config whose missing keys name the task asking."""
+
+    __slots__ = ("_task_name",)
+
+    def __init__(
+        self, data: Mapping[str, Any], task_name: str, reads: ReadRecorder | None = None
+    ) -> None:
+        super().__init__(data, "config", reads)
+        self._task_name = task_name
+
+    def _missing(self, key: str) -> KeyError:
+        available = ", ".join(repr(k) for k in sorted(self._data, key=str)) or "none"
+        return ConfigKeyError(
+            f"task {self._task_name!r}: config has no key {key!r} (available keys: {available})"
+        )
+
+
+_NOT_FOUND: Final = object()
+
+
+class _RecordingRunContext:
+    """``ctx.run_context`` of a ``cache=True`` task: the run context, recording what is read.
+
+    Parameters and config are read-recording mappings; ``get_result`` and ``find_asset`` record
+    what they return; the writers (``artifact``, ``set_result``, ``log``, ``checkpoint``,
+    ``record_execution_state``, ``mark_failed``) are passed through. Any other attribute is
+    recorded by its value, or, when the value cannot be hashed (the workspace, an unknown
+    method), as a read the cache cannot repeat.
+    """
+
+    __slots__ = ("_reads", "_target")
+
+    _WRITERS: Final = frozenset({"flush_results", "heartbeat", "emit"})
+
+    def __init__(self, target: RunContextProtocol, reads: ReadRecorder) -> None:
+        self._target = target
+        self._reads = reads
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._target!r})"
+
+    def _value(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        self._reads.record("run_context", name, value)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._WRITERS:
+            return getattr(self._target, name)
+        return self._value(name)
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return _ReadMapping(self._target.params, "params", self._reads)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return _ReadMapping(self._target.config, "run_context.config", self._reads)
+
+    @property
+    def run_dir(self) -> Path:
+        value: Path = self._value("run_dir")
+        return value
+
+    @property
+    def execution_id(self) -> str:
+        value: str = self._value("execution_id")
+        return value
+
+    @property
+    def execution_dir(self) -> Path:
+        value: Path = self._value("execution_dir")
+        return value
+
+    @property
+    def workspace(self) -> Any:
+        return self._value("workspace")
+
+    @property
+    def artifact(self) -> ArtifactSaverProtocol:
+        return self._target.artifact
+
+    def set_result(self, key: str, value: Any) -> None:
+        self._target.set_result(key, value)
+
+    def get_result(self, key: str, default: Any = None) -> Any:
+        value = self._target.get_result(key, _NOT_FOUND)
+        if value is _NOT_FOUND:
+            self._reads.record_missing("get_result", key)
+            return default
+        self._reads.record("get_result", key, value)
+        return value
+
+    def log(self, name: str) -> LogHandleProtocol:
+        return self._target.log(name)
+
+    def find_asset(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        asset = self._target.find_asset(name, *args, **kwargs)
+        if args or kwargs:
+            self._reads.mark_uncacheable(f"find_asset({name!r}, ...) with more arguments")
+        else:
+            self._reads.record_asset(name, asset)
+        return asset
+
+    def checkpoint(self, name: str, data: Any = None) -> Any:
+        return self._target.checkpoint(name, data)
+
+    def record_execution_state(self, state: Mapping[str, Any]) -> Any:
+        return self._target.record_execution_state(state)
+
+    def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None:
+        self._target.mark_failed(error, task_name=task_name)
 
 
 class _LoggerLogHandle:
@@ -155,44 +298,68 @@ class ExecutionScope:
 class TaskContext:
     """The context object passed to every task body as ``ctx``."""
 
-    __slots__ = ("_config", "_scope", "inputs", "task_name")
+    __slots__ = ("_config", "_reads", "_scope", "_task_name", "inputs")
 
     def __init__(self, scope: ExecutionScope, task_name: str, inputs: Any) -> None:
         self._scope = scope
-        self.task_name = task_name
+        self._task_name = task_name
         self.inputs = inputs
         self._config: TaskConfig | None = None
+        self._reads: ReadRecorder | None = None
+
+    def _track_reads(self, reads: ReadRecorder | None) -> None:
+        """Record what the task reads from its run into ``reads`` (None: stop recording)."""
+        self._reads = reads
+        self._config = None
+
+    @property
+    def task_name(self) -> str:
+        if self._reads is not None:
+            self._reads.record("ctx", "task_name", self._task_name)
+        return self._task_name
 
     @property
     def workflow_name(self) -> str:
+        if self._reads is not None:
+            self._reads.record("ctx", "workflow_name", self._scope.workflow_name)
         return self._scope.workflow_name
 
     @property
     def workflow_id(self) -> str:
+        if self._reads is not None:
+            self._reads.record("ctx", "workflow_id", self._scope.workflow_id)
         return self._scope.workflow_id
 
     @property
     def run_context(self) -> RunContextProtocol | None:
         """The live run context, or ``None`` when the workflow runs without a run."""
-        return self._scope.run_context
+        run_context = self._scope.run_context
+        reads = self._reads
+        if reads is None:
+            return run_context
+        reads.record("ctx", "run_context", run_context is not None)
+        return None if run_context is None else _RecordingRunContext(run_context, reads)
 
     @property
     def config(self) -> Mapping[str, Any]:
         """Read-only merged config; a missing key raises a ``KeyError`` naming the task."""
         if self._config is None:
-            self._config = TaskConfig(self._scope.config, self.task_name)
+            self._config = TaskConfig(self._scope.config, self._task_name, self._reads)
         return self._config
 
     def _require_run(self, helper: str) -> RunContextProtocol:
         run_context = self._scope.run_context
         if run_context is None:
-            raise NoRunContextError(self.task_name, helper)
+            raise NoRunContextError(self._task_name, helper)
         return run_context
 
     @property
     def params(self) -> Mapping[str, Any]:
         """The run's parameters (needs a run)."""
-        return self._require_run("params").params
+        params = self._require_run("params").params
+        if self._reads is None:
+            return params
+        return _ReadMapping(params, "params", self._reads)
 
     @property
     def artifact(self) -> ArtifactSaverProtocol:
@@ -205,7 +372,10 @@ class TaskContext:
 
     def find_asset(self, name: str) -> Any:
         """Look an asset up run -> experiment -> project -> workspace (needs a run)."""
-        return self._require_run("find_asset").find_asset(name)
+        asset = self._require_run("find_asset").find_asset(name)
+        if self._reads is not None:
+            self._reads.record_asset(name, asset)
+        return asset
 
     def checkpoint(self, name: str, data: Any = None) -> Any:
         """Write a checkpoint of the run (needs a run)."""
@@ -216,10 +386,11 @@ class TaskContext:
         run_context = self._scope.run_context
         if run_context is not None:
             return run_context.log(name)
-        return _LoggerLogHandle(self.task_name, name)
+        return _LoggerLogHandle(self._task_name, name)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(task={self.task_name!r}, workflow={self.workflow_name!r})"
+        workflow = self._scope.workflow_name
+        return f"{type(self).__name__}(task={self._task_name!r}, workflow={workflow!r})"
 
 
 class ActorContext(TaskContext):
@@ -233,7 +404,7 @@ class ActorContext(TaskContext):
 
     def emit(self, channel: str, item: Any) -> None:
         """Put ``item`` on ``channel``; raises ``ChannelClosedError`` if it was closed."""
-        self._scope.channel(channel).put(item, self.task_name)
+        self._scope.channel(channel).put(item, self._task_name)
 
     async def receive(self, channel: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
         """Wait for the next item of ``channel``.
@@ -241,14 +412,18 @@ class ActorContext(TaskContext):
         Raises ``TimeoutError`` after ``timeout`` seconds and ``ChannelClosedError`` once the
         channel is closed and drained.
         """
-        return await self._scope.channel(channel).get(self.task_name, timeout)
+        if self._reads is not None:
+            self._reads.mark_uncacheable(f"a message received on channel {channel!r}")
+        return await self._scope.channel(channel).get(self._task_name, timeout)
 
     async def channel(self, name: str) -> AsyncIterator[Any]:
         """Iterate over the items of channel ``name`` until it is closed."""
         queue = self._scope.channel(name)
+        if self._reads is not None:
+            self._reads.mark_uncacheable(f"messages received on channel {name!r}")
         while True:
             try:
-                item = await queue.get(self.task_name, None)
+                item = await queue.get(self._task_name, None)
             except ChannelClosedError:
                 return
             yield item

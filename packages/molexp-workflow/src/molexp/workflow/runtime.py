@@ -121,7 +121,8 @@ class TaskError:
 class TaskPersistence:
     """Whether a task's output was persisted for the next attempt of its run.
 
-    ``snapshot_key`` is ``"<code_hash>:<config_hash>"`` (None when no snapshot could be taken);
+    ``snapshot_key`` is the resume key ``"<code_hash>:<config_hash>:<run_config_hash>"`` (None
+    when no snapshot could be taken);
     ``detail`` says why a task that succeeded was not persisted.
     """
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from molexp.workflow._dask.worker import RemoteCall, TaskOutcome, encode_call, run_remote_task
 from molexp.workflow._resume import snapshot_task
 from molexp.workflow.context import ExecutionScope, TaskContext
+from molexp.workflow.reads import RunRead, RunValues, whole_run_reads
 from molexp.workflow.runtime import (
     TaskError,
     TaskStatus,
@@ -120,7 +121,7 @@ class DaskExecution:
         self.consumers = [len(task.dependents) for task in plan.tasks]
         self.in_flight: dict[Future[TaskOutcome], int] = {}
         self.local: dict[asyncio.Future[Any], int] = {}
-        self.cache_entries: dict[int, tuple[Any, Any]] = {}
+        self.cache_entries: dict[int, tuple[Any, Any, RunValues]] = {}
         self.cancel_requested = False
         self.started_at = 0.0
         self.finished_at = 0.0
@@ -224,6 +225,7 @@ class DaskExecution:
             dep_names=task.registration.depends_on,
             config=self.config,
             inputs=None if task.deps else self.inputs,
+            track_reads=index in self.cache_entries,
         )
         self.statuses[index] = _RUNNING
         self.started[index] = time.time()
@@ -262,12 +264,22 @@ class DaskExecution:
         """Look ``index`` up in the cache; True when its output came from there."""
         task = self.plan.tasks[index]
         self.started[index] = time.time()
+        # Tasks sent to the workers run without the run context; those run through the remote
+        # executor see it (and are keyed on all of it: their reads cannot be observed).
+        local = task.registration.remote is not None and self.remote_executor is not None
+        values = RunValues(
+            task_name=task.name,
+            workflow_name=self.plan.workflow_name,
+            workflow_id=self.plan.workflow_id,
+            config=self.config,
+            run_context=self.scope.run_context if local else None,
+        )
         try:
             snapshot = self.resume_plan.snapshot(task.name) if self.resume_plan else None
             if snapshot is None:
-                snapshot = snapshot_task(task.registration, self.scope.config)
+                snapshot = snapshot_task(task.registration)
             cache_inputs = self._local_inputs(index, read_only=False)
-            lookup = self.cache.lookup(snapshot, cache_inputs)
+            lookup = self.cache.lookup(snapshot, cache_inputs, run=values)
         except Exception as exc:
             self.finished[index] = time.time()
             self._fail(index, TaskError.from_exception(exc))
@@ -284,7 +296,7 @@ class DaskExecution:
                 lookup.reason,
             )
         else:
-            self.cache_entries[index] = (snapshot, cache_inputs)
+            self.cache_entries[index] = (snapshot, cache_inputs, values)
         return False
 
     def _local_inputs(self, index: int, *, read_only: bool) -> Any:
@@ -333,7 +345,7 @@ class DaskExecution:
             self.started[index] = outcome.started_at
             self.finished[index] = outcome.finished_at
             if outcome.error is None:
-                self._succeed(index, outcome.output(), future, _SUCCEEDED)
+                self._succeed(index, outcome.output(), future, _SUCCEEDED, outcome)
             else:
                 self._fail(index, outcome.error)
             return
@@ -368,14 +380,33 @@ class DaskExecution:
             raise exc
 
     def _succeed(
-        self, index: int, output: Any, handle: Future[TaskOutcome] | None, status: TaskStatus
+        self,
+        index: int,
+        output: Any,
+        handle: Future[TaskOutcome] | None,
+        status: TaskStatus,
+        outcome: TaskOutcome | None = None,
     ) -> None:
         name = self.plan.tasks[index].name
         entry = self.cache_entries.pop(index, None)
         if entry is not None:
-            snapshot, cache_inputs = entry
+            snapshot, cache_inputs, values = entry
+            reads: tuple[RunRead, ...]
+            uncacheable: tuple[str, ...] = ()
+            if outcome is None:  # run through the remote executor: reads not observed
+                reads = whole_run_reads(values)
+            else:
+                reads, uncacheable = outcome.reads, outcome.uncacheable
             try:
-                self.cache.put(snapshot, cache_inputs, output)
+                if uncacheable:
+                    _logger.warning(
+                        "task %r of workflow %r ran uncached: it read %s",
+                        name,
+                        self.plan.workflow_name,
+                        ", ".join(uncacheable),
+                    )
+                else:
+                    self.cache.put(snapshot, cache_inputs, output, reads=reads)
             except Exception as exc:  # a CacheStoreError names the task and fails it
                 self._fail(index, TaskError.from_exception(exc))
                 return

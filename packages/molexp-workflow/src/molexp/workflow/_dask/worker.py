@@ -8,7 +8,9 @@ an outcome carrying its :class:`~molexp.workflow.TaskError`, so Dask only ever s
 when the worker itself could not run the task (killed, lost).
 
 There is no live run context in a worker: ``ctx.run_context`` is ``None`` and the run-backed
-helpers raise :class:`RemoteRunContextError`, a ``NoRunContextError`` saying so.
+helpers raise :class:`RemoteRunContextError`, a ``NoRunContextError`` saying so. For a
+``cache=True`` task the worker records what the body reads (``ctx.config`` keys, task name...)
+and sends it back with the outcome, for the client's cache entry.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from molexp.workflow.context import ExecutionScope, TaskContext
 from molexp.workflow.errors import NoRunContextError
 from molexp.workflow.runtime import TaskError
+
+if TYPE_CHECKING:
+    from molexp.workflow.reads import RunRead
 
 __all__ = [
     "BodyKind",
@@ -97,7 +102,7 @@ class WorkerTaskContext(TaskContext):
     __slots__ = ()
 
     def _require_run(self, helper: str) -> NoReturn:
-        raise RemoteRunContextError(self.task_name, helper)
+        raise RemoteRunContextError(self._task_name, helper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,7 @@ class RemoteCall:
 
     ``inputs`` is the workflow inputs for a task without dependencies and ``None`` otherwise;
     dependency outputs arrive as the :class:`TaskOutcome` arguments of :func:`run_remote_task`.
+    ``track_reads``: record what the body reads (a ``cache=True`` task about to be stored).
     """
 
     task_name: str
@@ -116,6 +122,7 @@ class RemoteCall:
     dep_names: tuple[str, ...]
     config: Mapping[str, Any]
     inputs: Any = None
+    track_reads: bool = False
 
 
 def _dumps(value: Any) -> bytes:
@@ -146,12 +153,15 @@ class TaskOutcome:
 
     Outputs travel pickled so that an output which cannot leave the worker fails its task
     (Dask itself would only log the serialization error and never finish the future).
+    ``reads``/``uncacheable``: what the body read, when the call asked (``track_reads``).
     """
 
     payload: bytes | None
     error: TaskError | None
     started_at: float = 0.0
     finished_at: float = 0.0
+    reads: tuple[RunRead, ...] = ()
+    uncacheable: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, task_name: str, output: Any) -> TaskOutcome:
@@ -223,7 +233,17 @@ def run_remote_task(encoded_call: bytes, *dependencies: TaskOutcome) -> TaskOutc
         call: RemoteCall = pickle.loads(encoded_call)
         scope = ExecutionScope(call.workflow_name, call.workflow_id, call.config)
         ctx = WorkerTaskContext(scope, call.task_name, _task_inputs(call, dependencies))
-        outcome = TaskOutcome.of(call.task_name, _run_body(call, ctx))
+        if call.track_reads:
+            from molexp.workflow.reads import ReadRecorder
+
+            recorder = ReadRecorder()
+            ctx._track_reads(recorder)
+            outcome = TaskOutcome.of(call.task_name, _run_body(call, ctx))
+            outcome = dataclasses.replace(
+                outcome, reads=recorder.reads(), uncacheable=tuple(recorder.uncacheable)
+            )
+        else:
+            outcome = TaskOutcome.of(call.task_name, _run_body(call, ctx))
     except KeyboardInterrupt:
         raise
     except BaseException as exc:

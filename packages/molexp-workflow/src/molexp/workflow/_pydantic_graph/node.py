@@ -152,27 +152,40 @@ async def _run_task(
 async def _run_cached(
     entry: StepEntry, ctx: TaskContext, deps: WorkflowDeps
 ) -> tuple[Any, TaskStatus]:
+    from molexp.workflow.reads import ReadRecorder, RunValues, whole_run_reads
+
     registration = entry.registration
     plan = deps.resume
     snapshot = plan.snapshot(entry.name) if plan is not None else None
     if snapshot is None:  # no run, or the plan's attempt failed: this raises the reason here
-        snapshot = snapshot_task(registration, ctx.config)
+        snapshot = snapshot_task(registration)
     # A read-only mapping of several dependency outputs is hashed as the plain dict it mirrors.
     cache_inputs = dict(ctx.inputs) if len(entry.deps) > 1 else ctx.inputs
     cache = deps.cache
-    lookup = cache.lookup(snapshot, cache_inputs)
+    run_values = RunValues.of(ctx)
+    lookup = cache.lookup(snapshot, cache_inputs, run=run_values)
     if lookup.hit:
         return lookup.value, _CACHED
     if entry.remote is not None and deps.remote_executor is not None:
+        # The executor runs the body elsewhere: its reads cannot be observed, key on the run.
         output = await deps.remote_executor(registration, ctx)
+        reads = whole_run_reads(run_values)
+        uncacheable: list[str] = []
     else:
-        output = await entry.runner(ctx)
-    if lookup.key is None:
-        _logger.warning(
-            "task %r of workflow %r ran uncached: %s", entry.name, ctx.workflow_name, lookup.reason
-        )
+        recorder = ReadRecorder()
+        ctx._track_reads(recorder)
+        try:
+            output = await entry.runner(ctx)
+        finally:
+            ctx._track_reads(None)
+        reads, uncacheable = recorder.reads(), recorder.uncacheable
+    if lookup.key is None or uncacheable:
+        why = lookup.reason if lookup.key is None else f"it read {', '.join(uncacheable)}"
+        workflow = deps.scope.workflow_name
+        _logger.warning("task %r of workflow %r ran uncached: %s", entry.name, workflow, why)
         return output, _SUCCEEDED
-    cache.put(snapshot, cache_inputs, output)  # a CacheStoreError names the task and fails it
+    # A CacheStoreError names the task and fails it.
+    cache.put(snapshot, cache_inputs, output, reads=reads)
     return output, _SUCCEEDED
 
 
