@@ -1,25 +1,33 @@
 """R5: the task cache never returns a wrong result and never misses an unchanged task.
 
-A mutation test through the real runtime. A module with two cached tasks - a function task
-calling a helper and reading a module constant, and a ``Task`` object with a ``config``
-attribute - is rewritten between executions, the way a user edits ``tasks.py`` between
-runs, and re-imported; every execution shares one on-disk cache. Each step applies one
-mutation to the previous variant:
+A mutation test through the real runtime. A small project - a script with two cached tasks (a
+function task and a ``Task`` object with a ``config`` attribute), a sibling ``r5_helpers``
+module, and a local package ``r5_pkg`` whose ``units`` module calls into the third-party
+distribution ``r5-tiny`` and reads a constant from its ``constants`` module - is rewritten
+between executions, the way a user edits a project between runs, and re-imported; ``r5-tiny``
+is "installed" (a package plus a ``*.dist-info``) into its own ``sys.path`` directory at
+version 1.0 or 2.0. Every execution runs under a fresh run whose parameters the function task
+partly reads, and every execution shares one on-disk cache. Each step applies one mutation to
+the previous variant:
 
-- must miss: the task body, the called helper, the module constant, the task object's
-  config, the run config, an input value, an input's type (``str`` vs ``Path``, ``list`` vs
-  ``tuple``);
-- must hit: the order of a dict input's keys, the order of the run config's keys,
-  formatting only (indentation, blank lines, comments, spacing, quotes, redundant
-  parentheses, trailing commas, docstrings), no change at all;
-- the file edited after import, before the (unchanged) code runs: the text on disk no
+- must miss: the task body, the helper in the sibling module, the helper it calls in another
+  module of the local package, a constant in a third module, a module constant, an upgrade of
+  the third-party distribution, the task object's config, a run config value the task reads, a
+  run parameter the task reads, an input value, an input's type (``str`` vs ``Path``, ``list``
+  vs ``tuple``);
+- must hit: a run parameter and a run config key that no task reads, the order of a dict
+  input's keys, the order of the run config's keys, formatting only (indentation, blank lines,
+  comments, spacing, quotes, redundant parentheses, trailing commas, docstrings, in every
+  module), no change at all;
+- the script edited after import, before the (unchanged) code runs: the text on disk no
   longer describes the running code, so the function task may miss (its code is then
   identified by its bytecode) but must never be served another variant's result, and
   nothing it stores may be served to the edited code later.
 
 The oracle is the semantic state, not a hash: a task must be served from the cache exactly
-when an equal state ran before, and a cached output must equal what the current code
-computes. False hits and spurious misses are counted per mutation and must both be 0.
+when an equal state ran before (the code it reaches and the values it reads), and a cached
+output must equal what the current code computes. False hits and spurious misses are counted
+per mutation and must both be 0.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ import asyncio
 import dataclasses
 import importlib
 import random
+import shutil
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,31 +49,50 @@ from hypothesis import strategies as st
 from molexp.workflow import Caching, FileCacheStore, TaskStatus
 
 MODULE = "r5_tasks_under_edit"
+PROJECT_MODULES = (MODULE, "r5_helpers", "r5_pkg", "r5_tiny")
+"""Prefixes of the modules forgotten before every import (``r5_tiny``: the distribution)."""
 MUST_MISS = (
     "task body",
     "called helper",
+    "helper in another module",
+    "constant in a third module",
     "module constant",
+    "third-party upgrade",
     "task object config",
     "run config value",
+    "run parameter read",
     "input value",
     "input type str/Path",
     "input type list/tuple",
 )
-MUST_HIT = ("dict input order", "run config order", "formatting only", "no change")
+MUST_HIT = (
+    "run parameter not read",
+    "run config key not read",
+    "dict input order",
+    "run config order",
+    "formatting only",
+    "no change",
+)
 STALE_SOURCE = "file edited after import"
-"""The file is rewritten (another task body) after the module was imported, before it runs."""
+"""The script is rewritten (another task body) after it was imported, before it runs."""
 FIGURES: Counter[str] = Counter()
 
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One version of the task module and of the inputs/config it runs with."""
+    """One version of the project, of the installed distribution and of what a run holds."""
 
     body: int = 0
     helper: int = 2
+    units: int = 1
+    pkg_constant: int = 1
     constant: int = 1
+    version: int = 1
     offset: int = 0
     factor: int = 1
+    label: str = "run"
+    p: int = 0
+    q: int = 0
     x: int = 1
     path_type: str = "str"
     tags_type: str = "list"
@@ -73,25 +101,31 @@ class Variant:
     style: int = 0
 
     def compute_key(self) -> tuple[Any, ...]:
-        """What the function task's result depends on."""
+        """What the function task's result depends on: the code it reaches, what it reads."""
         return (
             self.body,
             self.helper,
+            self.units,
+            self.pkg_constant,
             self.constant,
+            self.version,
             self.factor,
+            self.p,
             self.x,
             self.path_type,
             self.tags_type,
         )
 
     def expected(self) -> tuple[list[Any], int]:
-        base = self.x * self.helper * self.factor * self.constant + self.body
+        converted = self.x * self.units * self.pkg_constant + self.version  # r5_tiny.bump
+        base = converted * self.helper * self.factor * self.constant + self.body + 10 * self.p
         computed = [base, "PosixPath" if self.path_type == "Path" else "str", self.tags_type]
         return computed, base + self.offset
 
     def normalize_key(self) -> tuple[Any, ...]:
-        """What the task object's result depends on: its config, the run config, its input."""
-        return (self.offset, self.factor, tuple(self.expected()[0]))
+        """What the task object's result depends on: its config and its input (it reads
+        nothing from the run)."""
+        return (self.offset, tuple(self.expected()[0]))
 
 
 def mutate(variant: Variant, kind: str, rng: random.Random) -> Variant:
@@ -100,12 +134,24 @@ def mutate(variant: Variant, kind: str, rng: random.Random) -> Variant:
         return flip(variant, body=(variant.body + rng.choice([1, 2])) % 3)
     if kind == "called helper":
         return flip(variant, helper=5 - variant.helper)  # 2 <-> 3
+    if kind == "helper in another module":
+        return flip(variant, units=3 - variant.units)  # 1 <-> 2
+    if kind == "constant in a third module":
+        return flip(variant, pkg_constant=5 - variant.pkg_constant)  # 1 <-> 4
     if kind == "module constant":
         return flip(variant, constant=3 - variant.constant)  # 1 <-> 2
+    if kind == "third-party upgrade":
+        return flip(variant, version=3 - variant.version)  # 1.0 <-> 2.0
     if kind == "task object config":
         return flip(variant, offset=1 - variant.offset)
     if kind == "run config value":
         return flip(variant, factor=3 - variant.factor)
+    if kind == "run parameter read":
+        return flip(variant, p=1 - variant.p)
+    if kind == "run parameter not read":
+        return flip(variant, q=variant.q + 1)
+    if kind == "run config key not read":
+        return flip(variant, label=f"run {rng.randrange(1000)}")
     if kind == "input value":
         return flip(variant, x=3 - variant.x)
     if kind == "input type str/Path":
@@ -124,8 +170,8 @@ def mutate(variant: Variant, kind: str, rng: random.Random) -> Variant:
     return variant
 
 
-def render(variant: Variant) -> str:
-    """The task module's source: same AST for every ``style``, different text."""
+def render(variant: Variant) -> dict[str, str]:
+    """The project's modules: the same AST for every ``style``, different text."""
     rng = random.Random(variant.style)
     indent = rng.choice(["    ", "  "])
     quote = rng.choice(['"', "'"])
@@ -142,14 +188,18 @@ def render(variant: Variant) -> str:
         return "".join(f"{indent}{line}\n" for line in lines)
 
     helper_return = rng.choice(
-        [f"return value{times}{variant.helper}", f"return (value{times}{variant.helper})"]
+        [
+            f"return convert(value){times}{variant.helper}",
+            f"return (convert(value){times}{variant.helper})",
+        ]
     )
     base_expr = rng.choice(
         [
             f"helper(inputs[{q('x')}]){times}ctx.config[{q('factor')}]{times}SCALE"
-            f" + {variant.body}",
+            f" + {variant.body} + 10{times}ctx.params[{q('p')}]",
             f"(helper(\n{indent}{indent}inputs[{q('x')}],\n{indent})"
-            f"{times}ctx.config[{q('factor')}]{times}SCALE) + {variant.body}",
+            f"{times}ctx.config[{q('factor')}]{times}SCALE) + {variant.body}"
+            f" + (10{times}ctx.params[{q('p')}])",
         ]
     )
     compute_return = rng.choice(
@@ -160,14 +210,12 @@ def render(variant: Variant) -> str:
             f"\n{indent}{indent}type(inputs[{q('tags')}]).__name__,\n{indent}]",
         ]
     )
-    return (
+    script = (
         maybe(f'"""Tasks under edit (style {variant.style})."""\n')
         + "from molexp.workflow import Task, TaskContext, WorkflowBuilder\n"
+        + "from r5_helpers import helper\n"
         + blank
         + f"SCALE = {variant.constant}{maybe('  # a module constant')}\n"
-        + blank
-        + "def helper(value):\n"
-        + body(maybe(f'"""Scale {variant.style}."""') or "# helper", helper_return)
         + blank
         + f"wf = WorkflowBuilder(name={q('mutations')})\n"
         + blank
@@ -191,6 +239,69 @@ def render(variant: Variant) -> str:
         + f"wf.add(Normalize(), depends_on=[{q('compute')}], cache=True)\n"
         + "spec = wf.build()\n"
     )
+    helpers = (
+        maybe(f'"""Helpers beside the script ({variant.style})."""\n')
+        + "from r5_pkg.units import convert\n"
+        + blank
+        + "def helper(value):\n"
+        + body(maybe(f'"""Scale {variant.style}."""') or "# helper", helper_return)
+    )
+    convert_return = rng.choice(
+        [
+            f"return r5_tiny.bump(value{times}{variant.units}{times}constants.PKG_SCALE)",
+            f"return r5_tiny.bump(\n{indent}{indent}value{times}{variant.units}"
+            f"{times}constants.PKG_SCALE,\n{indent})",
+        ]
+    )
+    units = (
+        "import r5_tiny\n"
+        + "from r5_pkg import constants\n"
+        + blank
+        + "def convert(value):\n"
+        + body(maybe("# through the third-party distribution") or "# scaled", convert_return)
+    )
+    return {
+        f"{MODULE}.py": script,
+        "r5_helpers.py": helpers,
+        "r5_pkg/__init__.py": maybe('"""A local package."""\n'),
+        "r5_pkg/units.py": units,
+        "r5_pkg/constants.py": f"PKG_SCALE = {variant.pkg_constant}{maybe('  # a constant')}\n",
+    }
+
+
+def install_tiny(site: Path, version: int) -> None:
+    """Install version ``version``.0 of the distribution ``r5-tiny`` (module ``r5_tiny``)."""
+    for stale in site.glob("r5_tiny*"):
+        shutil.rmtree(stale)
+    package = site / "r5_tiny"
+    package.mkdir()
+    (package / "__init__.py").write_text(f"def bump(value):\n    return value + {version}\n")
+    info = site / f"r5_tiny-{version}.0.dist-info"
+    info.mkdir()
+    metadata = f"Metadata-Version: 2.1\nName: r5-tiny\nVersion: {version}.0\n"
+    (info / "METADATA").write_text(metadata)
+    (info / "RECORD").write_text("r5_tiny/__init__.py,,\n")
+
+
+class RunContext:
+    """The workflow layer's view of a run (``RunContextProtocol``): parameters, a directory."""
+
+    def __init__(self, run_dir: Path, params: Mapping[str, Any]) -> None:
+        self.params: Mapping[str, Any] = dict(params)
+        self.config: Mapping[str, Any] = {}
+        self.run_dir = run_dir
+        self.execution_id = "attempt1"
+        self.execution_dir = run_dir / "execution" / self.execution_id
+        self.artifact = None
+        self.workspace = None
+
+    def set_result(self, key: str, value: Any) -> None: ...
+    def get_result(self, key: str, default: Any = None) -> Any: ...
+    def log(self, name: str) -> Any: ...
+    def find_asset(self, name: str) -> Any: ...
+    def checkpoint(self, name: str, data: Any = None) -> Any: ...
+    def record_execution_state(self, state: Mapping[str, Any]) -> Any: ...
+    def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None: ...
 
 
 def inputs_of(variant: Variant) -> dict[str, Any]:
@@ -203,20 +314,28 @@ def inputs_of(variant: Variant) -> dict[str, Any]:
 
 
 def config_of(variant: Variant) -> dict[str, Any]:
-    values = {"factor": variant.factor, "label": "run"}
+    values = {"factor": variant.factor, "label": variant.label}
     return {key: values[key] for key in variant.config_order}
+
+
+def forget_project() -> None:
+    for name in [name for name in sys.modules if name.startswith(PROJECT_MODULES)]:
+        del sys.modules[name]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _module_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("r5")
-    sys.path.insert(0, str(directory))
+    for part in ("project", "site", "runs"):
+        (directory / part).mkdir()
+    sys.path[:0] = [str(directory / "project"), str(directory / "site")]
     writes_bytecode = sys.dont_write_bytecode
     sys.dont_write_bytecode = True  # a stale .pyc of a rewritten file would run old code
     yield directory
     sys.dont_write_bytecode = writes_bytecode
-    sys.path.remove(str(directory))
-    sys.modules.pop(MODULE, None)
+    sys.path.remove(str(directory / "project"))
+    sys.path.remove(str(directory / "site"))
+    forget_project()
     total = sum(FIGURES[k] for k in FIGURES if k.startswith("executions"))
     print(f"\nR5: {total} task executions; {dict(FIGURES)}")
 
@@ -224,16 +343,25 @@ def _module_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def execute(
     variant: Variant, directory: Path, cache: Caching, *, edited_to: Variant | None = None
 ) -> Any:
-    """Import the module of ``variant`` and run it (after rewriting the file to ``edited_to``)."""
-    source = directory / f"{MODULE}.py"
-    source.write_text(render(variant))
-    sys.modules.pop(MODULE, None)
+    """Import the project of ``variant`` and run it under a fresh run (after rewriting the
+    script to ``edited_to``)."""
+    project = directory / "project"
+    for relative, text in render(variant).items():
+        (project / relative).parent.mkdir(exist_ok=True)
+        (project / relative).write_text(text)
+    install_tiny(directory / "site", variant.version)
+    forget_project()
     importlib.invalidate_caches()
     module = importlib.import_module(MODULE)
     if edited_to is not None:
-        source.write_text(render(edited_to))
+        (project / f"{MODULE}.py").write_text(render(edited_to)[f"{MODULE}.py"])
+    runs = directory / "runs"
+    run = RunContext(runs / str(len(list(runs.iterdir()))), {"p": variant.p, "q": variant.q})
+    run.run_dir.mkdir()
     return asyncio.run(
-        module.spec.execute(inputs=inputs_of(variant), config=config_of(variant), cache=cache)
+        module.spec.execute(
+            inputs=inputs_of(variant), config=config_of(variant), cache=cache, run_context=run
+        )
     )
 
 
