@@ -62,6 +62,7 @@ from molexp.assets._io import (
     restore_file,
     validate_name,
 )
+from molexp.assets._locks import on_local_filesystem
 from molexp.assets._models import (
     Asset,
     AssetKind,
@@ -89,6 +90,8 @@ LOCKED_RETRIES = 8
 ASSET_CHANGE = "asset"
 # How often catch-up records that it ran (an index silent for RETENTION_SECONDS / 2 is rebuilt).
 _MARK_INTERVAL = 60.0
+ACTIVE_JOURNAL_SECONDS = 300.0
+"""On a network filesystem, journals written this recently are re-read whatever size is seen."""
 # Directories the stores fill with payloads. Inside a scope directory (one holding
 # ``.assets``) rebuild never descends into them: payloads may be large trees and may
 # even contain another workspace's ``.assets`` folders.
@@ -228,6 +231,7 @@ class Catalog:
         self._handlers: dict[str, FeedHandler] = {ASSET_CHANGE: self._apply_asset_changes}
         self._fill_report = RebuildReport(scanned=0, indexed=0, broken=())
         self._marked_at = 0.0
+        self._local_feed: bool | None = None
 
     def __repr__(self) -> str:
         return f"Catalog(root={str(self._root)!r}, workspace_id={self._workspace_id!r})"
@@ -364,9 +368,22 @@ class Catalog:
                 # Journals this index never read may have expired: only a rebuild is exact.
                 self.discard()
                 conn = self._connection()
-        states = journal_states(self._root)
+        network = not self._feed_local()
+        states = journal_states(self._root, refresh=network)
         offsets = dict(conn.execute("SELECT journal, offset FROM feed_offsets").fetchall())
-        pending = [state for state in states if state.size > offsets.get(state.name, 0)]
+        pending = [
+            state
+            for state in states
+            if state.size > offsets.get(state.name, 0)
+            # A network client may hold a stale size: recently written journals are read.
+            or (network and state.mtime > now - ACTIVE_JOURNAL_SECONDS)
+        ]
+        if network:
+            pending = [
+                state
+                for state in pending
+                if read_journal(self._root, state.name, offsets.get(state.name, 0))[0]
+            ]
         expired = [state.name for state in states if state.mtime < now - RETENTION_SECONDS]
         listed = {state.name for state in states}
         forgotten = [name for name in offsets if name not in listed]
@@ -397,6 +414,11 @@ class Catalog:
         for name in expired:
             with contextlib.suppress(OSError):
                 (feed_dir(self._root) / name).unlink()
+
+    def _feed_local(self) -> bool:
+        if self._local_feed is None:
+            self._local_feed = on_local_filesystem(feed_dir(self._root) / "journal")
+        return self._local_feed
 
     def _mark_caught_up(self, conn: sqlite3.Connection) -> None:
         self._marked_at = time.time()

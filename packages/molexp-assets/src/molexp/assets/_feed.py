@@ -186,9 +186,33 @@ def changing(root: Path, kind: str, target: str) -> Iterator[Change]:
             change.span = FeedSpan(before.journal, before.start, after.end)
 
 
-def journal_states(root: Path) -> list[JournalState]:
-    """Every journal under ``root`` with its current size (none: an empty list)."""
+_POKE_INTERVAL = 1.0
+_poked: dict[str, float] = {}
+
+
+def _poke(directory: Path) -> None:
+    """Create and remove a file in ``directory``: a network-filesystem client drops its cached
+    listing of a directory it changes itself, so the next listing is fresh (at most once a
+    second per directory)."""
+    key = os.fspath(directory)
+    now = time.monotonic()
+    if now - _poked.get(key, -_POKE_INTERVAL) < _POKE_INTERVAL:
+        return
+    _poked[key] = now
+    probe = directory / f".poke.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}"
+    with contextlib.suppress(OSError):
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        probe.unlink()
+
+
+def journal_states(root: Path, *, refresh: bool = False) -> list[JournalState]:
+    """Every journal under ``root`` with its size as listed (none: an empty list).
+
+    ``refresh``: on a network filesystem, make the listing fresh first (see ``_poke``).
+    """
     states = []
+    if refresh:
+        _poke(feed_dir(root))
     try:
         entries = list(os.scandir(feed_dir(root)))
     except (FileNotFoundError, NotADirectoryError):
