@@ -2,8 +2,8 @@
 
 Records live as JSON files under the workspace root (``workspace.json``,
 ``projects/<id>/project.json``, ``.../experiments/<id>/experiment.json``,
-``.../runs/run-<id>/run.json``); runs are also indexed in ``.molexp/index.sqlite``
-for queries (``ws.runs(where="lr < 1e-3")``). ``run.start()`` gives the
+``.../runs/run-<id>/run.json``); runs are also indexed, per user and host, in an
+SQLite cache outside the workspace for queries (``ws.runs(where="lr < 1e-3")``). ``run.start()`` gives the
 ``RunContext`` that executes one attempt and records its outcome, results,
 artifacts, logs, checkpoints and errors. This package never imports the workflow
 layer.
