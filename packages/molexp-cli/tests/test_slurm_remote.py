@@ -19,6 +19,7 @@ import pytest
 from molexp.assets._io import load_record
 from molexp.cli._remote import (
     OUTCOME_FILE,
+    CallClaim,
     RemoteCall,
     RemoteOutcome,
     RemoteTaskError,
@@ -322,3 +323,51 @@ def test_outcome_files_of_another_call_are_ignored(tmp_path: Path) -> None:
     assert _read_outcome(path, "new") is None
     outcome = _read_outcome(path, "old")
     assert outcome is not None and outcome.output == 1
+
+
+def _current_call(run: Run, task: str) -> Path:
+    directory = remote_dir(run.run_dir, task)
+    directory.mkdir(parents=True)
+    (directory / "call.json").write_text(
+        RemoteCall(
+            call_id="c1", task=task, workflow="mixed", workflow_id="x", execution_id="e"
+        ).model_dump_json()
+    )
+    return directory
+
+
+def test_a_call_another_live_process_executes_is_busy(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _current_call(run, "explode")
+    (directory / ".claim-c1.json").write_text(
+        CallClaim(host="node-7", pid=4242, slurm_job="99").model_dump_json()
+    )
+    code, message = execute_remote_call(
+        run, "explode", "c1", import_workflow=lambda r: pytest.fail("must not import")
+    )
+    assert code == 3
+    assert "process 4242 on host node-7 (Slurm job 99)" in message
+    assert not (directory / OUTCOME_FILE).exists()
+
+
+def test_a_requeued_job_takes_its_own_earlier_claim_over(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = _current_call(run, "explode")
+    (directory / ".claim-c1.json").write_text(
+        CallClaim(host="node-7", pid=4242, slurm_job="99", slurm_restart=0).model_dump_json()
+    )
+    monkeypatch.setenv("SLURM_JOB_ID", "99")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    imported: list[str] = []
+
+    def import_workflow(r: Run) -> Workflow:
+        imported.append(r.id)
+        raise RuntimeError("imported")
+
+    with pytest.raises(RuntimeError, match="imported"):
+        execute_remote_call(run, "explode", "c1", import_workflow=import_workflow)
+    assert imported == [run.id]
+    claim = load_record(directory / ".claim-c1.json", CallClaim)
+    assert claim.slurm_restart == 1

@@ -24,7 +24,9 @@ is where both sides meet), the same Python environment on both (the job runs the
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
+import socket
 import sys
 import traceback
 import uuid
@@ -35,7 +37,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from molexp.assets._io import VersionedRecord, atomic_write_bytes, atomic_write_json, load_record
+from molexp.assets._io import (
+    RecordError,
+    VersionedRecord,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_record,
+)
+from molexp.assets.storage import create_exclusive_bytes
 
 from ._errors import CliError
 from ._slurm import SlurmClient, SlurmError
@@ -417,6 +426,14 @@ def execute_remote_call(
             f"remote task {task_name!r} of run {run.id}: call {call_id} was superseded by "
             f"{call.call_id}; nothing to do"
         )
+    holder = _claim_call(directory, call.call_id)
+    if holder is not None:
+        from ._execute import EXIT_BUSY
+
+        return EXIT_BUSY, (
+            f"remote task {task_name!r} of run {run.id}: call {call.call_id} is being executed "
+            f"by {holder}"
+        )
     spec = import_workflow(run)
     payload = pickle.loads((directory / INPUTS_FILE).read_bytes())
     inputs = payload["inputs"]
@@ -443,6 +460,55 @@ def execute_remote_call(
             sys.stderr.write(outcome.traceback_text)
         return 1, f"remote task {task_name!r} failed: {outcome.error_type}: {outcome.error_message}"
     return 0, f"remote task {task_name!r} of run {run.id} succeeded"
+
+
+class CallClaim(VersionedRecord):
+    """``<remote_dir>/.claim-<call_id>.json``: the process executing a remote call."""
+
+    host: str
+    pid: int
+    slurm_job: str | None = None
+    slurm_restart: int = 0
+
+    def describe(self) -> str:
+        job = f" (Slurm job {self.slurm_job})" if self.slurm_job else ""
+        return f"process {self.pid} on host {self.host}{job}"
+
+
+def _this_claim() -> CallClaim:
+    return CallClaim(
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        slurm_job=os.environ.get("SLURM_JOB_ID"),
+        slurm_restart=int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0),
+    )
+
+
+def _claim_call(directory: Path, call_id: str) -> str | None:
+    """Claim the execution of ``call_id`` exclusively (across hosts); None if this process has
+    it, else who does. A claim whose process is gone on this host, or that an earlier run of
+    this same (requeued) Slurm job holds, is taken over."""
+    path = directory / f".claim-{call_id}.json"
+    mine = _this_claim()
+    data = (mine.model_dump_json() + "\n").encode("utf-8")
+    if create_exclusive_bytes(path, data):
+        return None
+    try:
+        holder = load_record(path, CallClaim)
+    except RecordError:
+        return f"an unreadable claim {path}"
+    from molexp.workspace import pid_alive
+
+    dead_here = holder.host == mine.host and not pid_alive(holder.pid)
+    requeued = (
+        mine.slurm_job is not None
+        and holder.slurm_job == mine.slurm_job
+        and holder.slurm_restart < mine.slurm_restart
+    )
+    if dead_here or requeued:
+        atomic_write_bytes(path, data)
+        return None
+    return holder.describe()
 
 
 def _record_error(outcome: RemoteOutcome, exc: BaseException) -> None:

@@ -3,8 +3,8 @@
 Records live as JSON files under the workspace root (``workspace.json``,
 ``projects/<id>/project.json``, ``.../experiments/<id>/experiment.json``,
 ``.../runs/run-<id>/run.json``); runs are also indexed, per user and host, in an
-SQLite cache outside the workspace for queries (``ws.runs(where="lr < 1e-3")``). ``run.start()`` gives the
-``RunContext`` that executes one attempt and records its outcome, results,
+SQLite cache outside the workspace for queries (``ws.runs(where="lr < 1e-3")``).
+``run.start()`` gives the ``RunContext`` that executes one attempt and records its outcome, results,
 artifacts, logs, checkpoints and errors. This package never imports the workflow
 layer.
 """
@@ -37,7 +37,7 @@ from molexp.workspace._records_io import StaleRecordError
 from molexp.workspace._registry import clear_registry, entry, registered_workspaces
 from molexp.workspace._results import RunQueryResult, RunSummary
 from molexp.workspace._run import Run
-from molexp.workspace._stale import find_stale_runs, owner_is_alive, reap_stale_runs
+from molexp.workspace._stale import find_stale_runs, owner_is_alive, pid_alive, reap_stale_runs
 from molexp.workspace._workspace import IndexRebuildReport, Workspace
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "entry",
     "find_stale_runs",
     "owner_is_alive",
+    "pid_alive",
     "reap_stale_runs",
     "registered_workspaces",
 ]
