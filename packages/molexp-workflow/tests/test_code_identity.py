@@ -448,12 +448,15 @@ def test_an_edited_helper_module_is_a_cache_miss_through_the_runtime(project: Pr
                 """,
         }
     )
-    assert run().statuses["strain_scan"] is TaskStatus.SUCCEEDED
-    assert run().statuses["strain_scan"] is TaskStatus.CACHED
+    first = run()
+    assert first.statuses["strain_scan"] is TaskStatus.SUCCEEDED
+    assert first.cache["strain_scan"].startswith("miss: no entry")
+    assert run().cache == {"strain_scan": "hit"}
     project.write({"{p}helpers.py": "def emt_energy(x):\n    return x * 2000.0\n"})
     result = run()
     assert result.statuses["strain_scan"] is TaskStatus.SUCCEEDED
     assert result["strain_scan"] == [2000.0, 4000.0]
+    assert result.cache["strain_scan"] == f"miss: code: {project.prefix}helpers.emt_energy changed"
 
 
 # -- hashing properties ---------------------------------------------------------------------------

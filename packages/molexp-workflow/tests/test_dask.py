@@ -614,6 +614,7 @@ async def test_config_read_in_a_worker_is_part_of_the_key(
         result = await run(spec, dask_runtime, cache=cache, config=config)
         statuses.append(result.statuses["cutoff"])
     assert statuses == [TaskStatus.SUCCEEDED, TaskStatus.CACHED, TaskStatus.SUCCEEDED]
+    assert result.cache["cutoff"] == "miss: run: config['cutoff'] changed: 1 -> 2"
     assert ran(log) == ["cutoff", "cutoff"]
     default = await run(spec, create_default_runtime(), cache=cache, config={"cutoff": 2})
     assert (default.statuses["cutoff"], default["cutoff"]) == (TaskStatus.CACHED, 2.0)

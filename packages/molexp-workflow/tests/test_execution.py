@@ -91,7 +91,7 @@ async def test_result_api() -> None:
     state = result.to_state()
     assert json.loads(json.dumps(state)) == state
     assert state["workflow_id"] == spec.workflow_id
-    assert state["version"] == 2
+    assert state["version"] == 3
     assert state["tasks"]["fetch"]["status"] == "succeeded"
 
 

@@ -124,7 +124,7 @@ async def test_state_payload_records_resume_and_persistence(tmp_path: Path) -> N
     await spec.execute(run=run)
     (state,) = run.context.execution_states
     assert json.loads(json.dumps(state)) == state
-    assert state["version"] == 2
+    assert state["version"] == 3
     assert state["resumed"] == ["A", "B"]
     assert state["resumed_from"] == "exec0001"
     tasks = state["tasks"]

@@ -258,6 +258,16 @@ def test_explain_names_the_value_read_from_the_run(tmp_path: Path) -> None:
     assert not cache.lookup(snapshot, None).hit  # without a run, params['x'] is not 1
 
 
+def test_the_execution_state_says_what_the_cache_answered(tmp_path: Path) -> None:
+    spec, cache = _spec(params_via_ctx), Caching()
+    contexts = [FakeRunContext(params={"x": x}, root=tmp_path / str(x)) for x in (1, 1, 2)]
+    for run_context in contexts:
+        spec.execute_sync(cache=cache, run_context=run_context)
+    notes = [context.execution_states[0]["tasks"]["task"]["cache"] for context in contexts]
+    assert notes[0].startswith("miss: no entry")
+    assert notes[1:] == ["hit", "miss: run: params['x'] changed: 1 -> 2"]
+
+
 def test_an_index_keeps_several_read_sets(tmp_path: Path) -> None:
     """What a task reads may depend on what it read: each combination is found again."""
 

@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
+    "EXPLAIN_SCAN",
     "MAX_READ_SETS",
     "CacheEntry",
     "CacheEntryInfo",
@@ -58,6 +59,7 @@ __all__ = [
     "MemoryCacheStore",
     "UnreadableCacheEntryError",
     "WorkspaceCacheStore",
+    "explain_miss",
 ]
 
 CACHE_FORMAT_VERSION = 2
@@ -507,6 +509,13 @@ class CacheExplanation:
         head = f"cache {'hit' if self.hit else 'miss'} for task {self.task_id!r}: {self.reason}"
         return "\n".join([head, *(f"  - {line}" for line in self.details)])
 
+    @property
+    def summary(self) -> str:
+        """One line: ``"hit"``, or ``"miss: "`` and what differs (else why it missed)."""
+        if self.hit:
+            return "hit"
+        return f"miss: {'; '.join(self.details) or self.reason}"
+
 
 def _input_fingerprint(inputs: object) -> tuple[str, dict[str, str]]:
     """The input hash, plus per-input hashes when ``inputs`` is a mapping with str keys."""
@@ -815,9 +824,18 @@ class Caching:
                     self._evicted.popitem(last=False)
 
     def explain(
-        self, snapshot: TaskSnapshot, inputs: Any, *, run: RunValues | None = None
+        self,
+        snapshot: TaskSnapshot,
+        inputs: Any,
+        *,
+        run: RunValues | None = None,
+        scan: int | None = None,
     ) -> CacheExplanation:
-        """Say why this lookup hits or misses, comparing with the nearest entry of the task."""
+        """Say why this lookup hits or misses, comparing with the nearest entry of the task.
+
+        ``scan`` bounds the comparison to that many of the most recently used entries (all by
+        default; the runtime uses a bound to explain its misses at a small, fixed cost).
+        """
         task_id = snapshot.task_id
         found = self._lookup(snapshot, inputs, run, touch=False)
         if found.hit:
@@ -828,7 +846,7 @@ class Caching:
             )
         input_hash, input_hashes = _input_fingerprint(inputs)
         values = run if run is not None else RunValues(task_name=task_id)
-        candidates = self._entries_of(task_id)
+        candidates = self._entries_of(task_id, scan)
         if not candidates:
             return CacheExplanation(
                 task_id,
@@ -860,10 +878,11 @@ class Caching:
             task_id, False, found.key, reason, tuple(differences), tuple(details), nearest
         )
 
-    def _entries_of(self, task_id: str) -> list[CacheEntryMetadata]:
-        """The stored results (not indexes) of ``task_id``."""
+    def _entries_of(self, task_id: str, scan: int | None = None) -> list[CacheEntryMetadata]:
+        """The stored results (not indexes) of ``task_id`` among the ``scan`` most recent."""
         found: list[CacheEntryMetadata] = []
-        for info in self.store.entries():
+        listed = list(self.store.entries())
+        for info in listed if scan is None else listed[-scan:]:
             try:
                 metadata = self.store.load_metadata(info.key)
             except CacheStoreError:
@@ -918,3 +937,20 @@ def _entry(
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         payload=payload,
     )
+
+
+EXPLAIN_SCAN = 64
+"""The runtime explains a miss against at most this many of the most recently used entries."""
+
+
+def explain_miss(
+    cache: Any, snapshot: TaskSnapshot, inputs: Any, run: RunValues, lookup: CacheLookup
+) -> str:
+    """What the runtime records for a ``cache=True`` task that missed: ``"miss: "`` and what
+    differs from the nearest recent entry of the task (any cache without ``explain``, or one
+    that fails, gives the lookup's reason: an explanation never fails a task)."""
+    try:
+        explanation: CacheExplanation = cache.explain(snapshot, inputs, run=run, scan=EXPLAIN_SCAN)
+    except Exception:
+        return f"miss: {lookup.reason}"
+    return explanation.summary

@@ -41,11 +41,14 @@ __all__ = [
 ]
 
 
-EXECUTION_STATE_VERSION = 2
+EXECUTION_STATE_VERSION = 3
 """Schema version of ``WorkflowResult.to_state()`` payloads.
 
 2: per task ``snapshot_key`` / ``output_persisted`` / ``persistence_detail``, the ``resumed``
 task list and ``resumed_from`` (the execution whose outputs were re-used).
+3: per task ``cache``: for a ``cache=True`` task, how the cache answered (``"hit"``, or
+``"miss: "`` and what changed: which function, distribution version, config key, input or run
+value; ``"not stored: ..."`` when the result could not be cached); None for other tasks.
 """
 
 
@@ -166,7 +169,8 @@ class WorkflowResult:
     because a dependency failed. ``result[task]`` is the output of ``task`` and ``result.output``
     the output of the workflow's single sink task. Under a run, ``persistence`` tells per task
     whether its output was persisted for the next attempt and ``resumed_from`` names the earlier
-    execution whose outputs were re-used (see :mod:`molexp.workflow._resume`).
+    execution whose outputs were re-used (see :mod:`molexp.workflow._resume`). ``cache`` says,
+    per ``cache=True`` task, how the cache answered (see ``EXECUTION_STATE_VERSION``).
     """
 
     workflow_name: str
@@ -183,6 +187,7 @@ class WorkflowResult:
     finished_at: datetime
     persistence: dict[str, TaskPersistence] = field(default_factory=dict)
     resumed_from: str | None = None
+    cache: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -251,6 +256,7 @@ class WorkflowResult:
                 "snapshot_key": kept.snapshot_key,
                 "output_persisted": kept.output_persisted,
                 "persistence_detail": kept.detail,
+                "cache": self.cache.get(name),
             }
         return {
             "version": EXECUTION_STATE_VERSION,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from molexp.workflow._dask.worker import RemoteCall, TaskOutcome, encode_call, run_remote_task
 from molexp.workflow._resume import snapshot_task
+from molexp.workflow.cache import explain_miss
 from molexp.workflow.context import ExecutionScope, TaskContext
 from molexp.workflow.reads import RunRead, RunValues, whole_run_reads
 from molexp.workflow.runtime import (
@@ -122,6 +123,7 @@ class DaskExecution:
         self.in_flight: dict[Future[TaskOutcome], int] = {}
         self.local: dict[asyncio.Future[Any], int] = {}
         self.cache_entries: dict[int, tuple[Any, Any, RunValues]] = {}
+        self.cache_notes: dict[int, str] = {}
         self.cancel_requested = False
         self.started_at = 0.0
         self.finished_at = 0.0
@@ -286,8 +288,10 @@ class DaskExecution:
             return True
         if lookup.hit:
             self.finished[index] = time.time()
+            self.cache_notes[index] = "hit"
             self._succeed(index, lookup.value, None, _CACHED)
             return True
+        self.cache_notes[index] = explain_miss(self.cache, snapshot, cache_inputs, values, lookup)
         if lookup.key is None:
             _logger.warning(
                 "task %r of workflow %r runs uncached: %s",
@@ -295,6 +299,7 @@ class DaskExecution:
                 self.plan.workflow_name,
                 lookup.reason,
             )
+            self.cache_notes[index] = f"not stored: {lookup.reason}"
         else:
             self.cache_entries[index] = (snapshot, cache_inputs, values)
         return False
@@ -399,12 +404,14 @@ class DaskExecution:
                 reads, uncacheable = outcome.reads, outcome.uncacheable
             try:
                 if uncacheable:
+                    why = f"it read {', '.join(uncacheable)}"
                     _logger.warning(
-                        "task %r of workflow %r ran uncached: it read %s",
+                        "task %r of workflow %r ran uncached: %s",
                         name,
                         self.plan.workflow_name,
-                        ", ".join(uncacheable),
+                        why,
                     )
+                    self.cache_notes[index] = f"not stored: {why}"
                 else:
                     self.cache.put(snapshot, cache_inputs, output, reads=reads)
             except Exception as exc:  # a CacheStoreError names the task and fails it
@@ -488,4 +495,5 @@ class DaskExecution:
             sinks=self.plan.sinks,
             started_at=datetime.fromtimestamp(self.started_at, tz=UTC),
             finished_at=datetime.fromtimestamp(self.finished_at, tz=UTC),
+            cache={names[index]: note for index, note in self.cache_notes.items()},
         )

@@ -127,7 +127,7 @@ async def _run_task(
     status = _SUCCEEDED
     try:
         if entry.cache:
-            output, status = await _run_cached(entry, ctx, deps)
+            output, status = await _run_cached(state, entry, ctx, deps)
         elif entry.remote is not None and deps.remote_executor is not None:
             output = await deps.remote_executor(entry.registration, ctx)
         else:
@@ -150,8 +150,9 @@ async def _run_task(
 
 
 async def _run_cached(
-    entry: StepEntry, ctx: TaskContext, deps: WorkflowDeps
+    state: WorkflowState, entry: StepEntry, ctx: TaskContext, deps: WorkflowDeps
 ) -> tuple[Any, TaskStatus]:
+    from molexp.workflow.cache import explain_miss
     from molexp.workflow.reads import ReadRecorder, RunValues, whole_run_reads
 
     registration = entry.registration
@@ -165,7 +166,9 @@ async def _run_cached(
     run_values = RunValues.of(ctx)
     lookup = cache.lookup(snapshot, cache_inputs, run=run_values)
     if lookup.hit:
+        state.cache_notes[entry.index] = "hit"
         return lookup.value, _CACHED
+    state.cache_notes[entry.index] = explain_miss(cache, snapshot, cache_inputs, run_values, lookup)
     if entry.remote is not None and deps.remote_executor is not None:
         # The executor runs the body elsewhere: its reads cannot be observed, key on the run.
         output = await deps.remote_executor(registration, ctx)
@@ -183,6 +186,7 @@ async def _run_cached(
         why = lookup.reason if lookup.key is None else f"it read {', '.join(uncacheable)}"
         workflow = deps.scope.workflow_name
         _logger.warning("task %r of workflow %r ran uncached: %s", entry.name, workflow, why)
+        state.cache_notes[entry.index] = f"not stored: {why}"
         return output, _SUCCEEDED
     # A CacheStoreError names the task and fails it.
     cache.put(snapshot, cache_inputs, output, reads=reads)

@@ -196,4 +196,5 @@ def _build_result(compiled: CompiledWorkflow, state: WorkflowState) -> WorkflowR
         sinks=compiled.sinks,
         started_at=datetime.fromtimestamp(state.started_at, tz=UTC),
         finished_at=datetime.fromtimestamp(state.finished_at, tz=UTC),
+        cache={names[index]: note for index, note in state.cache_notes.items()},
     )

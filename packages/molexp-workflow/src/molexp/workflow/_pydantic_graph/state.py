@@ -35,6 +35,7 @@ class WorkflowState:
     ready: deque[int]
     errors: dict[int, TaskError] = field(default_factory=dict)
     failure_order: list[int] = field(default_factory=list)
+    cache_notes: dict[int, str] = field(default_factory=dict)
     running: dict[asyncio.Task[None], int] = field(default_factory=dict)
     completed: list[asyncio.Task[None]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
