@@ -336,3 +336,17 @@ def test_read_recorder_records_each_read_once_and_sorts() -> None:
     assert [read.name for read in recorder.reads()] == ["config['y']", "params['x']"]
     assert recorder.uncacheable == ["params[3] (not a string key)"]
     assert isinstance(recorder.reads()[0], RunRead)
+
+
+def test_explain_with_a_scan_compares_the_most_recent_results_of_the_task(
+    tmp_path: Path,
+) -> None:
+    snapshot = TaskSnapshot.from_callable(params_via_ctx, task_id="task")
+    writer = Caching(store_dir=tmp_path / "cache")
+    first = writer.put(snapshot, 1, "one")
+    reader = Caching(store_dir=tmp_path / "cache")
+    explanation = reader.explain(snapshot, 2, scan=4)
+    assert (explanation.nearest_key, explanation.details) == (first, ("inputs: the inputs differ",))
+    second = reader.put(snapshot, 2, "two")  # known at once: no second read of the store
+    assert reader.explain(snapshot, 3, scan=1).nearest_key == second
+    assert reader.explain(snapshot, 3, scan=None).nearest_key in {first, second}

@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import PurePath
-from types import FunctionType, MethodType, ModuleType
+from types import BuiltinFunctionType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 from molexp.workflow._code_analysis import (
@@ -113,7 +113,7 @@ def plain_function(value: object) -> FunctionType | None:
             if wrapped is None:
                 return current
             current = wrapped
-        elif not isinstance(current, type) and callable(current):
+        elif not isinstance(current, type | BuiltinFunctionType) and callable(current):
             wrapped = inspect.getattr_static(current, "__wrapped__", None)  # lru_cache & co
             if wrapped is None:
                 return None

@@ -69,6 +69,7 @@ _EVICTED_MEMORY = 10_000
 _EVICTION_SLACK_DIVISOR = 20
 _STALE_SCRATCH_SECONDS = 3600.0
 _SHOWN_VALUE_CHARS = 60
+_KNOWN_RESULTS_PER_TASK = 64
 MAX_READ_SETS = 16
 """An index keeps the read sets of this many of the most recent results (see the module docs)."""
 
@@ -663,6 +664,7 @@ class Caching:
         self._initialized = False
         self._evicted: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._results_by_task: dict[str, list[str]] | None = None
 
     def __repr__(self) -> str:
         return f"Caching(store={self.store!r}, max_entries={self.max_entries})"
@@ -789,6 +791,12 @@ class Caching:
         with self._lock:
             self._evicted.pop(key, None)
             self._evicted.pop(index_key, None)
+            if self._results_by_task is not None:
+                keys = self._results_by_task.setdefault(snapshot.task_id, [])
+                if key in keys:
+                    keys.remove(key)
+                keys.append(key)
+                del keys[:-_KNOWN_RESULTS_PER_TASK]
         self._evict(keep={key, index_key})
         return key
 
@@ -833,8 +841,9 @@ class Caching:
     ) -> CacheExplanation:
         """Say why this lookup hits or misses, comparing with the nearest entry of the task.
 
-        ``scan`` bounds the comparison to that many of the most recently used entries (all by
-        default; the runtime uses a bound to explain its misses at a small, fixed cost).
+        By default every entry of the store is read. With ``scan``, only the ``scan`` most recent
+        results of the task that this ``Caching`` knows of (the store's entries read once, then
+        its own puts) are compared: a small, fixed cost the runtime pays on every miss.
         """
         task_id = snapshot.task_id
         found = self._lookup(snapshot, inputs, run, touch=False)
@@ -879,17 +888,42 @@ class Caching:
         )
 
     def _entries_of(self, task_id: str, scan: int | None = None) -> list[CacheEntryMetadata]:
-        """The stored results (not indexes) of ``task_id`` among the ``scan`` most recent."""
+        """The stored results (not indexes) of ``task_id``: all, or the ``scan`` most recent
+        this instance knows of."""
+        if scan is None:
+            keys = [info.key for info in self.store.entries()]
+        else:
+            keys = self._known_results(task_id)[-scan:]
         found: list[CacheEntryMetadata] = []
-        listed = list(self.store.entries())
-        for info in listed if scan is None else listed[-scan:]:
+        for key in keys:
             try:
-                metadata = self.store.load_metadata(info.key)
+                metadata = self.store.load_metadata(key)
             except CacheStoreError:
                 continue
             if metadata is not None and metadata.task_id == task_id and metadata.kind == "value":
                 found.append(metadata)
         return found
+
+    def _known_results(self, task_id: str) -> list[str]:
+        """Keys of the results of ``task_id``, least recently used first (read once per
+        instance from the store, then kept up to date by this instance's puts)."""
+        with self._lock:
+            index = self._results_by_task
+        if index is None:
+            index = {}
+            for info in self.store.entries():
+                try:
+                    metadata = self.store.load_metadata(info.key)
+                except CacheStoreError:
+                    continue
+                if metadata is not None and metadata.kind == "value":
+                    index.setdefault(metadata.task_id, []).append(info.key)
+            with self._lock:
+                if self._results_by_task is None:
+                    self._results_by_task = index
+                index = self._results_by_task
+        with self._lock:
+            return list(index.get(task_id, ()))
 
     def clear(self) -> None:
         """Delete every entry of the store."""
@@ -899,6 +933,7 @@ class Caching:
             self.store.delete(key)
         with self._lock:
             self._evicted.clear()
+            self._results_by_task = None
 
     def __len__(self) -> int:
         return len(self.store.keys())
@@ -939,8 +974,8 @@ def _entry(
     )
 
 
-EXPLAIN_SCAN = 64
-"""The runtime explains a miss against at most this many of the most recently used entries."""
+EXPLAIN_SCAN = 16
+"""The runtime explains a miss against at most this many recent results of the task."""
 
 
 def explain_miss(
