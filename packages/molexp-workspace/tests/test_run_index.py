@@ -237,3 +237,44 @@ def test_an_index_file_replaced_by_another_process_is_followed(ws: Workspace) ->
     ws.project("qm9").experiment("baseline").Run(id="after-replace")
     assert index_rows(ws) == len(before) + 1
     assert "after-replace" in Workspace(ws.root).runs().ids
+
+
+def test_runs_written_on_another_host_are_listed_at_the_next_query(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "login")
+    login = Workspace(root)
+    login.materialize()
+    assert len(login.runs()) == 0  # the login node's index exists already
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-1")
+    node = Workspace(root)
+    assert node.catalog.db_path != login.catalog.db_path
+    run = node.Project("qm9").Experiment("remote").Run(id="from-node")
+    with run.start() as ctx:
+        ctx.set_result("energy", -1.5)
+    node.Project("gone").Experiment("e").Run(id="doomed")
+    monkeypatch.setattr(socket, "gethostname", lambda: "login")
+    rows = login.runs("results.energy < 0")
+    assert [(row.id, row.status.value) for row in rows] == [("from-node", "succeeded")]
+    assert "doomed" in login.runs().ids
+    monkeypatch.setattr(socket, "gethostname", lambda: "node-1")
+    node.delete_project("gone")
+    monkeypatch.setattr(socket, "gethostname", lambda: "login")
+    assert login.runs().ids == ["from-node"]
+
+
+def test_a_garbage_index_file_heals_and_rebuild_index_works_whatever_its_state(
+    ws: Workspace,
+) -> None:
+    populate(ws)
+    before = records(ws)
+    ws.catalog.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{ws.catalog.db_path}{suffix}").unlink(missing_ok=True)
+    ws.catalog.db_path.write_bytes(b"\x00garbage" * 1000)
+    assert records(Workspace(ws.root)) == before
+    ws.catalog.db_path.write_bytes(b"\x00garbage" * 1000)
+    report = Workspace(ws.root).rebuild_index()
+    assert report.runs == len(before)
