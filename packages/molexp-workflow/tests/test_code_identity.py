@@ -9,6 +9,7 @@ which is all ``importlib.metadata`` looks at) at version 1.0, then 2.0.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import itertools
 import sys
@@ -296,14 +297,16 @@ class SitePackages:
             old.rmdir()
         package = self.root / self.name
         package.mkdir(exist_ok=True)
-        (package / "__init__.py").write_text(f"def scale(x):\n    {body}\n")
+        source = f"def scale(x):\n    {body}\n"
+        (package / "__init__.py").write_text(source)
         info = self.root / f"{self.name}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: {self.name}\nVersion: {version}\n"
         )
-        if record:
-            (info / "RECORD").write_text(f"{self.name}/__init__.py,,\n")
+        if record:  # what an installer writes: every file with its hash and size
+            digest = hashlib.sha256(source.encode()).hexdigest()
+            (info / "RECORD").write_text(f"{self.name}/__init__.py,sha256={digest},{len(source)}\n")
 
 
 @pytest.fixture
@@ -347,13 +350,26 @@ def test_an_upgrade_of_a_third_party_distribution_changes_the_hash(
     assert after.code_hash != before.code_hash
 
 
-def test_third_party_code_is_identified_by_its_version_not_its_source(
+def test_other_files_reinstalled_under_the_same_version_change_the_hash(
     project: Project, site: SitePackages
 ) -> None:
     project.write(USES_TINYDIST)
     site.install("1.0")
     before = snap(project.load("{p}script"))
-    site.install("1.0", body="return x * 3")
+    site.install("1.0", body="return x * 3")  # e.g. ``pip install .`` of an edited project
+    after = snap(project.load("{p}script"))
+    assert after.distributions == before.distributions
+    assert after.distribution_records != before.distribution_records
+    assert after.code_hash != before.code_hash
+
+
+def test_third_party_code_is_not_walked_an_in_place_edit_goes_unseen(
+    project: Project, site: SitePackages
+) -> None:
+    project.write(USES_TINYDIST)
+    site.install("1.0")
+    before = snap(project.load("{p}script"))
+    (site.root / site.name / "__init__.py").write_text("def scale(x):\n    return x * 3\n")
     assert snap(project.load("{p}script")).code_hash == before.code_hash
 
 
@@ -522,6 +538,11 @@ def test_explain_names_the_changed_function_and_distribution_version(
         f"code: {project.prefix}helpers.prepare changed",
         f"code: distribution {site.name} changed: 1.0 -> 2.0",
     }
+    cache.put(snap(project.load("{p}script")), 1, "2.0")
+    site.install("2.0", body="return x * 4")
+    assert cache.explain(snap(project.load("{p}script")), 1).details == (
+        f"code: distribution {site.name} 2.0 was reinstalled with other files",
+    )
 
 
 @pytest.mark.parametrize("tracked", [True, False])

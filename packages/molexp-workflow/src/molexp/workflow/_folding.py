@@ -55,7 +55,7 @@ from molexp.workflow._code_analysis import (
     statements_analysis,
 )
 from molexp.workflow._hashing import UnhashableInputError, dumps_canonical, hash_value, sha256_hex
-from molexp.workflow._origins import module_origin
+from molexp.workflow._origins import Distribution, module_origin
 
 __all__ = [
     "MAX_DEPENDENCY_DEPTH",
@@ -236,7 +236,7 @@ class CodeFolder:
         self.task_package = _package_of(task_module)
         self.parts: list[list[str]] = []
         self.dependencies: dict[str, str] = {}
-        self.distributions: dict[str, str] = {}
+        self.distributions: dict[str, Distribution] = {}
         self.bounded = False
         self._seen: set[int] = set()
         self._folded = 0
@@ -260,7 +260,9 @@ class CodeFolder:
     def code_hash(self, body_digest: str, *, with_versions: bool) -> str:
         tree: dict[str, Any] = {"body": body_digest, "parts": self.parts}
         if with_versions:
-            tree["distributions"] = self.distributions
+            tree["distributions"] = {
+                name: [found.version, found.record] for name, found in self.distributions.items()
+            }
         return sha256_hex(dumps_canonical(tree))
 
     def run(self) -> None:
@@ -284,7 +286,7 @@ class CodeFolder:
             return True
         origin = module_origin(module, filename)
         if note and origin.kind == "third_party":
-            self.distributions.update(origin.distributions)
+            self.distributions.update((found.name, found) for found in origin.distributions)
         return origin.kind == "first_party"
 
     def _admit(self, depth: int) -> bool:

@@ -10,8 +10,9 @@ the module's file, never from its name:
   ``CACHE_FORMAT_VERSION`` stands for its semantics);
 - a file under a ``site-packages``/``dist-packages`` directory, or in a ``sys.path`` directory
   whose ``*.dist-info`` claims the module's top-level name: ``third_party``, identified by the
-  name and version of every distribution claiming that name (a module nobody claims is
-  identified by the sha256 of its file);
+  name, version and ``RECORD`` digest (the installer's list of files with their hashes: other
+  code reinstalled under the same version changes it) of every distribution claiming that name;
+  a module nobody claims is identified by the sha256 of its file;
 - anything else (a script, the modules and packages beside it, an editable install of the user's
   project, a module without a file such as a notebook's ``__main__``): ``first_party``.
 
@@ -35,7 +36,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-__all__ = ["ModuleOrigin", "module_origin"]
+from molexp.workflow._hashing import sha256_hex
+
+__all__ = ["Distribution", "ModuleOrigin", "module_origin"]
 
 OriginKind = Literal["first_party", "stdlib", "framework", "third_party"]
 
@@ -43,11 +46,20 @@ _SITE_DIR_NAMES = frozenset({"site-packages", "dist-packages"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Distribution:
+    """An installed distribution: name, version and the digest of its ``RECORD`` ("" if none)."""
+
+    name: str
+    version: str
+    record: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ModuleOrigin:
-    """The kind of a module and, for third-party code, ``(distribution, version)`` pairs."""
+    """The kind of a module and, for third-party code, the distributions it comes from."""
 
     kind: OriginKind
-    distributions: tuple[tuple[str, str], ...] = ()
+    distributions: tuple[Distribution, ...] = ()
 
 
 FIRST_PARTY = ModuleOrigin("first_party")
@@ -56,7 +68,7 @@ FRAMEWORK = ModuleOrigin("framework")
 
 _lock = threading.Lock()
 _by_module: dict[str, tuple[weakref.ref[ModuleType], ModuleOrigin]] = {}
-_site_indexes: dict[str, tuple[int, dict[str, tuple[tuple[str, str], ...]]]] = {}
+_site_indexes: dict[str, tuple[int, dict[str, tuple[Distribution, ...]]]] = {}
 
 
 @functools.cache
@@ -108,8 +120,8 @@ def _claims(distribution: metadata.Distribution) -> set[str]:
     return names
 
 
-def _site_index(directory: Path, *, with_egg_info: bool) -> dict[str, tuple[tuple[str, str], ...]]:
-    """Top-level name -> ``(distribution, version)`` pairs of the metadata in ``directory``."""
+def _site_index(directory: Path, *, with_egg_info: bool) -> dict[str, tuple[Distribution, ...]]:
+    """Top-level name -> the distributions in ``directory`` claiming it."""
     key = f"{directory}|{with_egg_info}"
     try:
         stamp = directory.stat().st_mtime_ns
@@ -119,7 +131,7 @@ def _site_index(directory: Path, *, with_egg_info: bool) -> dict[str, tuple[tupl
         cached = _site_indexes.get(key)
     if cached is not None and cached[0] == stamp:
         return cached[1]
-    index: dict[str, set[tuple[str, str]]] = {}
+    index: dict[str, set[Distribution]] = {}
     try:
         entries = sorted(directory.iterdir())
     except OSError:
@@ -132,9 +144,13 @@ def _site_index(directory: Path, *, with_egg_info: bool) -> dict[str, tuple[tupl
         name, version = distribution.metadata["Name"], distribution.version
         if not name or not version:
             continue
+        record = distribution.read_text("RECORD")
+        found = Distribution(name, version, sha256_hex(record)[:16] if record else "")
         for top in _claims(distribution):
-            index.setdefault(top, set()).add((name, version))
-    result = {top: tuple(sorted(pairs)) for top, pairs in index.items()}
+            index.setdefault(top, set()).add(found)
+    result = {
+        top: tuple(sorted(found, key=lambda d: (d.name, d.version))) for top, found in index.items()
+    }
     with _lock:
         _site_indexes[key] = (stamp, result)
     return result
@@ -143,7 +159,7 @@ def _site_index(directory: Path, *, with_egg_info: bool) -> dict[str, tuple[tupl
 def _file_digest(path: Path) -> str:
     try:
         with path.open("rb") as handle:
-            return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()[:16]
+            return hashlib.file_digest(handle, "sha256").hexdigest()[:16]
     except OSError:
         return "unreadable"
 
@@ -182,7 +198,9 @@ def _classify(module_name: str, module: ModuleType | None, filename: str | None)
     if claimed:
         return ModuleOrigin("third_party", claimed)
     if in_site:
-        unclaimed = (f"{module_name} (no distribution)", _file_digest(real))
+        unclaimed = Distribution(
+            f"{module_name} (no distribution)", "unpackaged", _file_digest(real)
+        )
         return ModuleOrigin("third_party", (unclaimed,))
     return FIRST_PARTY
 

@@ -100,6 +100,7 @@ class CacheEntryMetadata(BaseModel):
     body_hash: str = ""
     dependency_hashes: dict[str, str] = Field(default_factory=dict)
     distributions: dict[str, str] = Field(default_factory=dict)
+    distribution_records: dict[str, str] = Field(default_factory=dict)
     config_data: dict[str, Any] = Field(default_factory=dict)
     input_hashes: dict[str, str] = Field(
         default_factory=dict, description="per-input sha256 when the inputs are a str mapping"
@@ -572,6 +573,8 @@ def _code_differences(old: CacheEntryMetadata, new: TaskSnapshot) -> list[str]:
                 details.append(f"code: no longer uses distribution {name} (was {was})")
             elif was != now:
                 details.append(f"code: distribution {name} changed: {was} -> {now}")
+            elif old.distribution_records.get(name) != new.distribution_records.get(name):
+                details.append(f"code: distribution {name} {now} was reinstalled with other files")
     return details or ["code: the code hash differs"]
 
 
@@ -963,6 +966,7 @@ def _entry(
         body_hash=snapshot.body_hash,
         dependency_hashes=snapshot.dependency_hashes,
         distributions=snapshot.distributions,
+        distribution_records=snapshot.distribution_records,
         config_data=snapshot.config_data,
         input_hashes=input_hashes,
         kind="value" if read_sets is None else "reads",

@@ -6,7 +6,8 @@ constants and objects, transitively, across modules and packages, each by its AS
 source (comments, formatting, docstrings and decorators do not count) or, when no matching
 source is available, its bytecode (``code_origin`` then says ``"bytecode"``). Third-party code
 is identified by the versions of the installed distributions the task reaches
-(``distributions``); a version change changes ``code_hash`` unless the snapshot is taken with
+(``distributions``, and the digests of their ``RECORD`` files); a version change, or other
+files installed under the same version, changes ``code_hash`` unless the snapshot is taken with
 ``track_dependency_versions=False``.
 
 ``config_hash`` is the sha256 of the canonical JSON of ``config_data`` (see
@@ -183,8 +184,13 @@ class TaskSnapshot(BaseModel):
         default_factory=dict,
         description="name -> version of every installed distribution the task's code reaches",
     )
+    distribution_records: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> digest of the distribution's RECORD (its files and their hashes)",
+    )
     tracks_dependency_versions: bool = Field(
-        default=True, description="whether ``distributions`` is part of ``code_hash``"
+        default=True,
+        description="whether ``distributions`` and their records are part of ``code_hash``",
     )
     whole_modules: bool = Field(
         default=False,
@@ -301,7 +307,12 @@ class TaskSnapshot(BaseModel):
             code_origin=analysis.origin,
             body_hash=analysis.digest,
             dependency_hashes=folder.dependencies,
-            distributions=dict(sorted(folder.distributions.items())),
+            distributions={
+                name: found.version for name, found in sorted(folder.distributions.items())
+            },
+            distribution_records={
+                name: found.record for name, found in sorted(folder.distributions.items())
+            },
             tracks_dependency_versions=track_dependency_versions,
             whole_modules=folder.bounded,
         )
