@@ -11,7 +11,7 @@ The workflow scores random "conformers" of a small molecule:
 
 The workflow is executed three times with one file-backed ``Caching``: the second execution finds
 ``score`` in the cache (status ``cached``, its body does not run); the third changes the run config
-(``cutoff``), which is part of the task snapshot, so ``score`` runs again. The cache lives under
+value ``cutoff``, which ``score`` reads, so ``score`` runs again. The cache lives under
 ``$MOLEXP_EXAMPLE_DIR/cache`` (or a fresh temporary directory, printed). Run it with::
 
     uv run python examples/getting_started/02_builder_and_classes.py
