@@ -15,6 +15,7 @@ from molexp.workspace import (
     Workspace,
     find_stale_runs,
     reap_stale_runs,
+    stale_reason,
 )
 from molexp.workspace._records import OwnerInfo, utc_now
 from workspace_helpers import on_disk
@@ -172,3 +173,42 @@ def test_stale_runs_are_found_and_reaped_without_a_usable_index(
     assert [r.id for r in find_stale_runs(exp.workspace)] == [run.id]
     assert [r.id for r in reap_stale_runs(exp.workspace)] == [run.id]
     assert on_disk(run).status is RunStatus.failed
+
+
+def test_listings_show_a_dead_same_host_owner_as_stale_at_once(exp: Experiment) -> None:
+    """Derived, not recorded: the row stays ``running`` until ``reap``, but says it is stale."""
+    exp.Run(id="orphan")
+    child = _fork.Process(target=_start_and_die, args=(exp.workspace.root, "orphan"))
+    child.start()
+    child.join()
+    healthy = exp.Run(id="healthy")
+    with healthy.start():
+        rows = {row.id: row for row in exp.workspace.runs()}
+        orphan = rows["orphan"]
+        assert orphan.status is RunStatus.running
+        assert orphan.owner is not None
+        assert orphan.stale
+        reason = orphan.stale_reason()
+        assert reason == (
+            f"owner process {orphan.owner.pid} on host {orphan.owner.host} is no longer alive"
+        )
+        assert reason == stale_reason(exp.get_run("orphan").metadata)
+        assert not rows["healthy"].stale
+        assert rows["healthy"].stale_reason() is None
+        records = {record["id"]: record for record in exp.workspace.runs().to_records()}
+        assert (records["orphan"]["status"], records["orphan"]["stale"]) == ("running", True)
+        assert records["healthy"]["stale"] is False
+    assert on_disk(exp.get_run("orphan")).status is RunStatus.running  # nothing was changed
+    assert not exp.workspace.runs("id == 'healthy'")[0].stale  # finished: never stale
+
+
+def test_listings_judge_other_hosts_by_their_heartbeat(exp: Experiment) -> None:
+    _pretend_running_elsewhere(exp, "silent", timedelta(minutes=30))
+    _pretend_running_elsewhere(exp, "chatty", timedelta(seconds=5))
+    rows = {row.id: row for row in exp.workspace.runs()}
+    assert rows["silent"].stale
+    assert "no heartbeat from process" in (rows["silent"].stale_reason() or "")
+    assert not rows["chatty"].stale
+    assert rows["chatty"].stale_reason(heartbeat_timeout=1.0) is not None
+    later = utc_now() + timedelta(hours=1)
+    assert rows["chatty"].stale_reason(now=later) is not None

@@ -37,7 +37,13 @@ from molexp.workspace._records_io import StaleRecordError
 from molexp.workspace._registry import clear_registry, entry, registered_workspaces
 from molexp.workspace._results import RunQueryResult, RunSummary
 from molexp.workspace._run import Run
-from molexp.workspace._stale import find_stale_runs, owner_is_alive, pid_alive, reap_stale_runs
+from molexp.workspace._stale import (
+    find_stale_runs,
+    owner_is_alive,
+    pid_alive,
+    reap_stale_runs,
+    stale_reason,
+)
 from molexp.workspace._workspace import IndexRebuildReport, Workspace
 
 __all__ = [
@@ -78,4 +84,5 @@ __all__ = [
     "pid_alive",
     "reap_stale_runs",
     "registered_workspaces",
+    "stale_reason",
 ]

@@ -151,7 +151,10 @@ class RunContext:
         config = plain_json(dict(profile.config), f"profile {profile.name!r} config")
         self._run = run
         self._profile = ProfileInfo(
-            name=profile.name, config=config, config_hash=profile.config_hash
+            name=profile.name,
+            config=config,
+            config_hash=profile.config_hash,
+            overrides=plain_json(dict(profile.overrides), f"profile {profile.name!r} overrides"),
         )
         self._config = MappingProxyType(config)
         self._execution_id = new_execution_id()

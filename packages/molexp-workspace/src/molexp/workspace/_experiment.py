@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from molexp.assets import AssetScope, AssetView, DataAssetLibrary, RecordError, locked
 from molexp.assets._io import checked_path
 
-from ._hashing import new_run_id, plain_json
+from ._hashing import derive_run_id, new_run_id, plain_json
 from ._layout import (
     EXPERIMENT_FILE,
     EXPERIMENTS_DIR,
@@ -371,6 +371,36 @@ class Experiment:
     ) -> _Run:
         """Same as ``Run(...)``."""
         return self.Run(parameters, id=id, replica_index=replica_index, seed=seed, tags=tags)
+
+    def deterministic_run_id(
+        self,
+        parameters: Mapping[str, Any],
+        replica_index: int = 0,
+        profile_name: str | None = None,
+        config_hash: str | None = None,
+    ) -> str:
+        """The deterministic id ``molexp run`` gives this experiment's run of these inputs.
+
+        ``derive_run_id`` with this experiment's project and id folded in, so the id is
+        unique within the workspace. A workspace written before that has the run under
+        its legacy id (derived without them): when only that run exists, its id is
+        returned, so re-running a script finds its old runs instead of duplicating them.
+        """
+        run_id = derive_run_id(
+            parameters,
+            replica_index,
+            profile_name,
+            config_hash,
+            project_id=self._project.id,
+            experiment_id=self.id,
+        )
+        runs_dir = self.experiment_dir / RUNS_DIR
+        if (runs_dir / run_dir_name(run_id) / RUN_FILE).is_file():
+            return run_id
+        legacy = derive_run_id(parameters, replica_index, profile_name, config_hash)
+        if (runs_dir / run_dir_name(legacy) / RUN_FILE).is_file():
+            return legacy
+        return run_id
 
     def get_run(self, run_id: str) -> _Run:
         """The run with this id, refreshed from disk; ``KeyError`` naming it if absent."""

@@ -255,12 +255,17 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 class ProfileConfig(BaseModel):
-    """A named execution profile and its (already merged) configuration mapping."""
+    """A named execution profile and its (already merged) configuration mapping.
+
+    ``overrides`` are the ``--set`` values (dotted key -> value) merged on top of the
+    named profile; they are already part of ``config`` and are recorded beside it.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     name: str = "default"
     config: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def config_hash(self) -> str:
@@ -273,14 +278,26 @@ def derive_run_id(
     replica_index: int = 0,
     profile_name: str | None = None,
     config_hash: str | None = None,
+    *,
+    project_id: str | None = None,
+    experiment_id: str | None = None,
 ) -> str:
-    """Deterministic 16-hex run id for the CLI: same inputs, same id, whatever the key order."""
-    payload = {
+    """Deterministic 16-hex run id for the CLI: same inputs, same id, whatever the key order.
+
+    With ``project_id`` and ``experiment_id`` the id is unique within the workspace: two
+    experiments with identical parameters get different ids. Without them it is the
+    legacy id (the scheme before experiment identity was folded in), which workspaces
+    written then still use (``Experiment.deterministic_run_id`` finds either).
+    """
+    payload: dict[str, Any] = {
         "parameters": plain_json(parameters, "parameters"),
         "replica_index": replica_index,
         "profile_name": profile_name,
         "config_hash": config_hash,
     }
+    if project_id is not None or experiment_id is not None:
+        payload["project_id"] = project_id
+        payload["experiment_id"] = experiment_id
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()[:16]
 
 

@@ -44,7 +44,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 _COLUMNS = (
     "workspace_id",
@@ -64,6 +64,9 @@ _COLUMNS = (
     "replica_index",
     "seed",
     "tags",
+    "config",
+    "overrides",
+    "owner",
 )
 # What a query returns (the workspace id is the same for every row).
 SELECT_COLUMNS = ", ".join(_COLUMNS[1:])
@@ -116,6 +119,9 @@ def row_for(metadata: RunMetadata) -> IndexRow:
         metadata.replica_index,
         metadata.seed,
         json.dumps(metadata.tags, ensure_ascii=False),
+        json.dumps(profile.config if profile else {}, ensure_ascii=False),
+        json.dumps(profile.overrides if profile else {}, ensure_ascii=False),
+        None if metadata.owner is None else metadata.owner.model_dump_json(),
     )
 
 

@@ -14,8 +14,9 @@ Grammar (keywords are lowercase)::
 ``FIELD`` is a dotted identifier path. Strings use single or double quotes with
 backslash escapes (``\\\\ \\" \\' \\n \\r \\t \\uXXXX``). Fields resolve as follows:
 ``id status experiment project created_at updated_at started_at finished_at profile
-config_hash workflow_id replica_index`` are run columns; ``params.<path>`` and
-``results.<path>`` reach into the run's parameters and results; ``run.<column>``
+config_hash workflow_id replica_index`` are run columns; ``params.<path>``,
+``results.<path>`` and ``config.<path>`` reach into the run's parameters, results and
+profile config (as recorded on the run, ``--set`` overrides included); ``run.<column>``
 names a run column explicitly (also ``run.seed``, the run's replica seed); any other
 name is a parameter, so ``lr`` means ``params.lr`` and ``model.depth`` means
 ``params.model.depth``.
@@ -85,7 +86,7 @@ RUN_COLUMNS: dict[str, str] = {
 }
 # Only reachable as ``run.<name>`` (a bare ``seed`` is the parameter ``params.seed``).
 RUN_ONLY_COLUMNS: dict[str, str] = {"seed": "seed"}
-JSON_COLUMNS = ("params", "results")
+JSON_COLUMNS = ("params", "results", "config")
 
 
 class QuerySyntaxError(ValueError):
@@ -506,8 +507,9 @@ def compile_order(order_by: str | Sequence[str]) -> tuple[str, list[Any]]:
 
 # ---------------------------------------------------------------------------- known fields
 
-_KEY_PATH = re.compile(r"\$((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
-"""A ``json_tree`` full key that a query field can spell: object members, no quoting."""
+_KEY_PATH = re.compile(r'\$((?:\.(?:[A-Za-z_][A-Za-z0-9_]*|"[A-Za-z_][A-Za-z0-9_]*"))+)')
+"""A ``json_tree`` full key that a query field can spell: object members whose names are
+identifiers (SQLite quotes some, e.g. ``$."n_strains"``, depending on its version)."""
 
 
 def _walk(node: Node) -> Iterator[Node]:
@@ -562,14 +564,16 @@ def check_fields(
 
 def known_fields(connection: sqlite3.Connection) -> list[str]:
     """Every field some run has, as a query spells it: run columns, then ``params.<path>``
-    (also bare, when that means the same) and ``results.<path>``, sorted."""
+    (also bare, when that means the same), ``results.<path>`` and ``config.<path>``."""
     known = [*RUN_COLUMNS, *(f"run.{name}" for name in (*RUN_COLUMNS, *RUN_ONLY_COLUMNS))]
     for column in JSON_COLUMNS:
         rows = connection.execute(
             f"SELECT DISTINCT tree.fullkey FROM runs, json_tree(runs.{column}) AS tree"
         ).fetchall()
         paths = sorted(
-            match.group(1)[1:] for (key,) in rows if (match := _KEY_PATH.fullmatch(str(key)))
+            match.group(1)[1:].replace('"', "")
+            for (key,) in rows
+            if (match := _KEY_PATH.fullmatch(str(key)))
         )
         for path in paths:
             known.append(f"{column}.{path}")

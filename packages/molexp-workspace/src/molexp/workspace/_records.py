@@ -10,8 +10,9 @@ refused when it is read, with a ``RecordError`` naming the file and the field.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -43,6 +44,7 @@ __all__ = [
     "WorkspaceMetadata",
     "check_tags",
     "check_text",
+    "profile_label",
     "utc_now",
 ]
 
@@ -186,12 +188,42 @@ class ErrorInfo(_Nested):
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
 
 
+def _override_text(value: Any) -> str:
+    """An override value as ``--set`` would take it back (strings bare unless ambiguous)."""
+    if isinstance(value, str) and value and value.strip() == value:
+        try:
+            json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def profile_label(name: str | None, overrides: Mapping[str, Any] | None = None) -> str | None:
+    """``name`` plus its ``--set`` overrides, e.g. ``fast + n_strains=7, model.depth=3``."""
+    if name is None:
+        return None
+    if not overrides:
+        return name
+    listed = ", ".join(f"{key}={_override_text(value)}" for key, value in overrides.items())
+    return f"{name} + {listed}"
+
+
 class ProfileInfo(_Nested):
-    """The profile a run executed under: its name, the merged config and its hash."""
+    """The profile a run executed under: its name, the merged config and its hash.
+
+    ``overrides`` holds the ``--set`` values merged on top of the named profile (dotted
+    keys, in the order given), already part of ``config``; empty when there were none.
+    """
 
     name: str
     config: Annotated[dict[str, Any], _json_rule("config")] = Field(default_factory=dict)
     config_hash: str
+    overrides: Annotated[dict[str, Any], _json_rule("overrides")] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The name with its overrides: ``fast + n_strains=7`` (just ``fast`` without any)."""
+        return profile_label(self.name, self.overrides) or self.name
 
 
 class OwnerInfo(_Nested):

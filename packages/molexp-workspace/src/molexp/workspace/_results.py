@@ -15,7 +15,8 @@ from typing import Any, overload
 
 from ._index import IndexRow
 from ._layout import EXPERIMENTS_DIR, PROJECTS_DIR, RUN_DIR_PREFIX, RUNS_DIR
-from ._records import RunStatus
+from ._records import OwnerInfo, RunStatus, profile_label
+from ._stale import DEFAULT_HEARTBEAT_TIMEOUT, owner_stale_reason
 
 __all__ = ["RunQueryResult", "RunSummary"]
 
@@ -31,7 +32,7 @@ class RunSummary:
     first read, so listing many runs stays cheap.
     """
 
-    __slots__ = ("_params", "_results", "_root", "_row", "_tags")
+    __slots__ = ("_config", "_overrides", "_params", "_results", "_root", "_row", "_tags")
 
     def __init__(self, root: Path, row: IndexRow) -> None:
         self._root = root
@@ -39,6 +40,8 @@ class RunSummary:
         self._params: dict[str, Any] | None = None
         self._results: dict[str, Any] | None = None
         self._tags: list[str] | None = None
+        self._config: dict[str, Any] | None = None
+        self._overrides: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -125,6 +128,54 @@ class RunSummary:
         return self._tags
 
     @property
+    def config(self) -> dict[str, Any]:
+        """The profile config recorded on the run (``--set`` overrides included)."""
+        if self._config is None:
+            self._config = json.loads(self._row[16])
+        return self._config
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The ``--set`` values (dotted key -> value) merged on top of the profile."""
+        if self._overrides is None:
+            self._overrides = json.loads(self._row[17])
+        return self._overrides
+
+    @property
+    def profile_label(self) -> str | None:
+        """The profile name with its overrides, e.g. ``fast + n_strains=7``."""
+        return profile_label(self.profile, self.overrides)
+
+    @property
+    def owner(self) -> OwnerInfo | None:
+        """The process executing the run (host, pid, heartbeat), while it runs."""
+        raw = self._row[18]
+        return None if raw is None else OwnerInfo.model_validate_json(raw)
+
+    def stale_reason(
+        self,
+        *,
+        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        now: datetime | None = None,
+    ) -> str | None:
+        """Why this ``running`` run's owner is gone, or None (as ``stale_reason``).
+
+        The recorded status stays ``running``: staleness is derived, ``molexp reap`` settles it.
+        """
+        return owner_stale_reason(
+            self.status,
+            self.owner,
+            self.started_at or self.updated_at,
+            heartbeat_timeout=heartbeat_timeout,
+            now=now,
+        )
+
+    @property
+    def stale(self) -> bool:
+        """Whether the run is ``running`` while its owner is gone (default heartbeat timeout)."""
+        return self.stale_reason() is not None
+
+    @property
     def run_dir(self) -> Path:
         return (
             self._root
@@ -137,17 +188,20 @@ class RunSummary:
         )
 
     def to_record(self) -> dict[str, Any]:
-        """A flat dict: run fields plus ``params.<path>`` / ``results.<path>`` columns."""
+        """A flat dict: run fields plus ``params.<path>``, ``results.<path>`` and
+        ``config.<path>`` columns (``stale`` is derived, see ``stale_reason``)."""
         record: dict[str, Any] = {
             "id": self.id,
             "project": self.project,
             "experiment": self.experiment,
             "status": self.status.value,
+            "stale": self.stale,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "profile": self.profile,
+            "profile_label": self.profile_label,
             "config_hash": self.config_hash,
             "workflow_id": self.workflow_id,
             "replica_index": self.replica_index,
@@ -157,6 +211,7 @@ class RunSummary:
         }
         _flatten("params", self.params, record)
         _flatten("results", self.results, record)
+        _flatten("config", self.config, record)
         return record
 
 

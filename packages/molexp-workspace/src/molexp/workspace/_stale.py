@@ -36,6 +36,7 @@ __all__ = [
     "find_stale_runs",
     "last_sign_of_life",
     "owner_is_alive",
+    "owner_stale_reason",
     "pid_alive",
     "reap_stale_runs",
     "stale_error",
@@ -85,15 +86,39 @@ def owner_is_alive(
 
 
 def stale_reason(
-    metadata: RunMetadata, *, heartbeat_timeout: float, now: datetime | None = None
+    metadata: RunMetadata,
+    *,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    now: datetime | None = None,
 ) -> str | None:
     """Why a ``running`` run is stale, or None if it is not running or still owned."""
-    if metadata.status is not RunStatus.running:
+    return owner_stale_reason(
+        metadata.status,
+        metadata.owner,
+        metadata.started_at or metadata.updated_at,
+        heartbeat_timeout=heartbeat_timeout,
+        now=now,
+    )
+
+
+def owner_stale_reason(
+    status: RunStatus,
+    owner: OwnerInfo | None,
+    since: datetime,
+    *,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    now: datetime | None = None,
+) -> str | None:
+    """``stale_reason`` from a run's parts: its status, its owner and when it started.
+
+    A same-host owner is stale as soon as its pid is gone; another host's once its
+    heartbeat is older than ``heartbeat_timeout``; a running run without an owner once
+    ``since`` (its start) is that old.
+    """
+    if status is not RunStatus.running:
         return None
     now = now or utc_now()
-    owner = metadata.owner
     if owner is None:
-        since = metadata.started_at or metadata.updated_at
         if (now - since).total_seconds() > heartbeat_timeout:
             return f"run has been running without an owner since {since.isoformat()}"
         return None
