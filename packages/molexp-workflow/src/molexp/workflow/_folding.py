@@ -37,6 +37,7 @@ import inspect
 import sys
 import threading
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from datetime import date, time, timedelta
@@ -153,7 +154,7 @@ class _Found:
 
 
 _currency_lock = threading.Lock()
-_currency: dict[str, tuple[str, bool]] = {}
+_currency: dict[str, tuple[str, weakref.ref[ModuleType], bool]] = {}
 
 
 def _module_functions(module: ModuleType) -> list[FunctionType]:
@@ -172,15 +173,16 @@ def _module_functions(module: ModuleType) -> list[FunctionType]:
 
 
 def _source_is_current(module: ModuleType, parsed: tuple[str, ast.Module]) -> bool:
-    """Whether the module's file still holds what its functions were compiled from."""
+    """Whether the module's file still holds what its functions were compiled from (memoized
+    per module object and text)."""
     key = module.__name__
     with _currency_lock:
         cached = _currency.get(key)
-    if cached is not None and cached[0] is parsed[0]:
-        return cached[1]
+    if cached is not None and cached[0] is parsed[0] and cached[1]() is module:
+        return cached[2]
     current = all(source_compiles_to(fn.__code__, parsed) for fn in _module_functions(module))
     with _currency_lock:
-        _currency[key] = (parsed[0], current)
+        _currency[key] = (parsed[0], weakref.ref(module), current)
     return current
 
 
@@ -320,20 +322,24 @@ class CodeFolder:
             return None
         home = scope.module
         used = [root]
+        where: tuple[str, str | None, str]
         for attribute in chain[1:]:
             if isinstance(value, ModuleType):
                 following = value.__dict__.get(attribute, _MISSING)
-                home, binding = value.__name__, attribute
-                qualified = f"{home}.{attribute}"
+                where = (value.__name__, attribute, f"{value.__name__}.{attribute}")
             elif isinstance(value, type):
                 following = inspect.getattr_static(value, attribute, _MISSING)
-                home, binding = value.__module__, None
-                qualified = f"{home}.{value.__qualname__}.{attribute}"
+                where = (
+                    value.__module__,
+                    None,
+                    f"{value.__module__}.{value.__qualname__}.{attribute}",
+                )
             else:
                 break
             if following is _MISSING:
                 break
             value = following
+            home, binding, qualified = where
             used.append(attribute)
         return _Found(value, qualified, ".".join(used), home, binding)
 
