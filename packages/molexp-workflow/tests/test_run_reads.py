@@ -350,3 +350,23 @@ def test_explain_with_a_scan_compares_the_most_recent_results_of_the_task(
     second = reader.put(snapshot, 2, "two")  # known at once: no second read of the store
     assert reader.explain(snapshot, 3, scan=1).nearest_key == second
     assert reader.explain(snapshot, 3, scan=None).nearest_key in {first, second}
+
+
+def test_explain_prefers_the_entry_of_the_same_run_values(tmp_path: Path) -> None:
+    """Why this run's own earlier result was not reused, rather than another experiment's."""
+    cache = Caching()
+    old = TaskSnapshot.from_callable(params_via_ctx, task_id="task")
+    new = TaskSnapshot.from_callable(params_via_run_context, task_id="task")
+
+    def reads(x: int) -> list[RunRead]:
+        recorder = ReadRecorder()
+        recorder.record("params", "x", x)
+        return list(recorder.reads())
+
+    cache.put(old, None, 20, reads=reads(2))
+    cache.put(new, None, 10, reads=reads(1))  # more recent, but another run's values
+    run_context = FakeRunContext(params={"x": 2}, root=tmp_path)
+    values = RunValues(task_name="task", run_context=run_context)
+    explanation = cache.explain(new, None, run=values)
+    assert explanation.differences == ("code",)
+    assert explanation.details[0] == "code: the task body changed"

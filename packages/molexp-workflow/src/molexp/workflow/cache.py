@@ -842,7 +842,8 @@ class Caching:
         run: RunValues | None = None,
         scan: int | None = None,
     ) -> CacheExplanation:
-        """Say why this lookup hits or misses, comparing with the nearest entry of the task.
+        """Say why this lookup hits or misses, comparing with the nearest entry of the task (one
+        that read the same run values if any, else the one differing in the fewest parts).
 
         By default every entry of the store is read. With ``scan``, only the ``scan`` most recent
         results of the task that this ``Caching`` knows of (the store's entries read once, then
@@ -866,11 +867,14 @@ class Caching:
                 found.key,
                 f"{found.reason}; no stored entry for task {task_id!r} to compare with",
             )
+        # Nearest: an entry of the same run values first (why this run's own earlier result was
+        # not reused), then the fewest differing parts, then the most recently used.
         ranked = []
         for metadata in candidates:
             differences, details = _compare(metadata, snapshot, input_hash, input_hashes, values)
             ranked.append(
                 (
+                    "run" in differences,
                     len(differences),
                     -metadata.last_used_at.timestamp(),
                     metadata.key,
@@ -878,8 +882,8 @@ class Caching:
                     details,
                 )
             )
-        ranked.sort(key=lambda row: row[:3])
-        _, _, nearest, differences, details = ranked[0]
+        ranked.sort(key=lambda row: row[:4])
+        *_, nearest, differences, details = ranked[0]
         if not differences:
             return CacheExplanation(task_id, False, found.key, found.reason, nearest_key=nearest)
         reason = (
