@@ -114,6 +114,8 @@ def test_plan_expands_replicas_and_notes_unbound(bound_workspace: Workspace) -> 
         replica_index=0,
         profile_name="default",
         config_hash=profile.config_hash,
+        project_id="proj",
+        experiment_id="bound",
     )
     assert all(p.decision.action is Action.execute and p.status is None for p in plan.runs)
     assert plan.to_json()["to_execute"] == 3

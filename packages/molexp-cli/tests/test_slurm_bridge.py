@@ -91,7 +91,7 @@ def test_runs_of_one_experiment_go_into_one_held_then_released_array(
         job = current_job(run)
         assert run.status == "queued" and job is not None
         assert (job.job_id, job.array_index, job.job) == ("100", index, f"100_{index}")
-        assert job.profile == {"name": "cluster", "config": {"scale": 2}}
+        assert job.profile == {"name": "cluster", "config": {"scale": 2}, "overrides": {}}
         assert job.script == str(tmp_path / "train.py")
         assert job.options == {"partition": "debug", "time": "00:05:00"}
         record = run.metadata.execution_history[-1]

@@ -2,11 +2,12 @@
 
 ``status`` shows the queued and running runs (or the runs named) with what Slurm says about
 their jobs (``squeue`` for live jobs, ``sacct`` for finished ones) or, for runs executing
-outside Slurm, their owner process and heartbeat; it changes nothing. ``sync`` reconciles: runs
-whose Slurm job ended without the run ending become failed/cancelled with the scheduler's
-reason, arrays left held by a crashed submitter are released, and running runs whose owner
-process is gone (dead pid, or no heartbeat for ``--heartbeat-timeout`` seconds) are reaped as
-failed.
+outside Slurm, their owner process and heartbeat (a run whose owner is gone is shown as stale:
+at once when the owner ran on this host, after the heartbeat timeout otherwise); it changes
+nothing. ``sync`` reconciles: runs whose Slurm job ended without the run ending become
+failed/cancelled with the scheduler's reason, arrays left held by a crashed submitter are
+released, and running runs whose owner process is gone (dead pid, or no heartbeat for
+``--heartbeat-timeout`` seconds) are reaped as failed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cmd_inspect import status_text
 from ._errors import CliError, CliUsageError
 from ._output import format_value, make_table, print_json, stdout_console
 from ._resolve import open_workspace, resolve_run
@@ -90,7 +92,7 @@ def status_command(references: Sequence[str], *, workspace: Path | None, as_json
                 (
                     r["run_id"],
                     f"{r['project']}/{r['experiment']}",
-                    r["status"],
+                    status_text(r["status"], r["stale_reason"]),
                     r["job"],
                     r["detail"],
                     _elapsed_text(r),
@@ -103,14 +105,19 @@ def status_command(references: Sequence[str], *, workspace: Path | None, as_json
 
 
 def _status_record(run: Run, report: JobReport | None) -> dict[str, Any]:
+    from molexp.workspace import stale_reason
+
     from ._slurm_job import current_job
 
     job = current_job(run)
+    stale = stale_reason(run.metadata)
     record: dict[str, Any] = {
         "run_id": run.id,
         "project": str(run.project.id),
         "experiment": str(run.experiment.id),
         "status": str(run.status),
+        "stale": stale is not None,
+        "stale_reason": stale,
         "scheduler": None if job is None else job.name,
         "job": None if job is None else job.job,
         "state": None,
@@ -131,6 +138,8 @@ def _status_record(run: Run, report: JobReport | None) -> dict[str, Any]:
         owner = run.metadata.owner
         silence = (datetime.now(UTC) - owner.heartbeat_at).total_seconds()
         record["detail"] = f"pid {owner.pid} on {owner.host}, last heartbeat {silence:.0f} s ago"
+        if stale is not None:
+            record["detail"] = f"stale: {stale} (last heartbeat {silence:.0f} s ago)"
     return record
 
 

@@ -33,23 +33,35 @@ __all__ = [
     "ls_command",
     "query_command",
     "show_command",
+    "status_text",
     "summary_json",
 ]
 
 _FOLLOW_INTERVAL = 0.2
 
 
+def status_text(status: Any, stale: str | None) -> str:
+    """A run's status for people: ``running (stale: <why>)`` when its owner is gone."""
+    return f"{status} (stale: {stale})" if stale else str(status)
+
+
 def summary_json(row: RunSummary) -> dict[str, Any]:
-    """One run-index row as JSON (nested params/results)."""
+    """One run-index row as JSON (nested params/results/config; ``stale`` is derived)."""
+    stale = row.stale_reason()
     return {
         "id": row.id,
         "project": row.project,
         "experiment": row.experiment,
         "status": str(row.status),
+        "stale": stale is not None,
+        "stale_reason": stale,
         "created_at": row.created_at,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "profile": row.profile,
+        "profile_label": row.profile_label,
+        "overrides": row.overrides,
+        "config": row.config,
         "config_hash": row.config_hash,
         "workflow_id": row.workflow_id,
         "replica_index": row.replica_index,
@@ -64,13 +76,14 @@ def summary_json(row: RunSummary) -> dict[str, Any]:
 def _runs_table(title: str, rows: Sequence[RunSummary]) -> Any:
     return make_table(
         title,
-        ["run id", "experiment", "status", "profile", "params", "results", "finished"],
+        ["run id", "experiment", "status", "profile", "config", "params", "results", "finished"],
         [
             (
                 row.id,
                 f"{row.project}/{row.experiment}",
-                str(row.status),
-                row.profile,
+                status_text(row.status, row.stale_reason()),
+                row.profile_label,
+                row.config or None,
                 row.params,
                 row.results,
                 row.finished_at,
@@ -160,10 +173,13 @@ def ls_command(
 
 
 def _status_counts(rows: Iterable[RunSummary]) -> dict[tuple[str, str], dict[str, int]]:
+    """Runs per experiment and state: a ``running`` run whose owner is gone counts as
+    ``stale`` (its recorded status stays ``running`` until ``molexp reap``)."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for row in rows:
         per_status = counts.setdefault((row.project, row.experiment), {})
-        per_status[str(row.status)] = per_status.get(str(row.status), 0) + 1
+        state = "stale" if row.stale else str(row.status)
+        per_status[state] = per_status.get(state, 0) + 1
     return counts
 
 
@@ -274,12 +290,17 @@ def _asset_json(asset: Asset, root: Path) -> dict[str, Any]:
 
 def show_command(reference: str, *, workspace: Path | None, as_json: bool) -> None:
     """``molexp show RUN``."""
+    from molexp.workspace import stale_reason
+
     run = resolve_run(reference, workspace)
     meta = run.metadata
     assets = _run_assets(run)
     root = Path(run.workspace.root)
+    stale = stale_reason(meta)
     if as_json:
         data = meta.model_dump(mode="json")
+        data["stale"] = stale is not None
+        data["stale_reason"] = stale
         data["run_dir"] = str(run.run_dir)
         data["assets"] = [_asset_json(asset, root) for asset in assets]
         print_json(data)
@@ -294,14 +315,14 @@ def show_command(reference: str, *, workspace: Path | None, as_json: bool) -> No
     for label, value in (
         ("run", meta.id),
         ("experiment", f"{meta.project_id}/{meta.experiment_id}"),
-        ("status", str(meta.status)),
+        ("status", status_text(meta.status, stale)),
         ("replica", meta.replica_index),
         ("seed", meta.seed),
         ("created", meta.created_at),
         ("started", meta.started_at),
         ("finished", meta.finished_at),
         ("params", meta.parameters),
-        ("profile", None if profile is None else profile.name),
+        ("profile", None if profile is None else profile.label),
         ("config", None if profile is None else profile.config),
         ("config_hash", None if profile is None else profile.config_hash),
         ("workflow_id", meta.workflow_id),

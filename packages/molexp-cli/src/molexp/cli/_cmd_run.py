@@ -676,9 +676,15 @@ def _execute_profile(
 
     stored = run.metadata.profile
     if not request.explicit and stored is not None:
-        return ProfileConfig(name=stored.name, config=dict(stored.config))
+        return ProfileConfig(
+            name=stored.name, config=dict(stored.config), overrides=dict(stored.overrides)
+        )
     if not request.explicit and job is not None and job.profile is not None:
-        return ProfileConfig(name=job.profile["name"], config=dict(job.profile["config"]))
+        return ProfileConfig(
+            name=job.profile["name"],
+            config=dict(job.profile["config"]),
+            overrides=dict(job.profile.get("overrides") or {}),
+        )
     return request.resolve([script.parent, Path(run.workspace.root)])[0]
 
 

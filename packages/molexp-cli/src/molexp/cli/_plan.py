@@ -155,6 +155,7 @@ class PlannedRun:
             "seed": self.seed,
             "parameters": self.parameters,
             "profile": self.profile.name,
+            "overrides": dict(self.profile.overrides),
             "config_hash": self.profile.config_hash,
             "workflow": self.workflow.name,
             "workflow_id": self.workflow.workflow_id,
@@ -261,11 +262,11 @@ def _plan_experiment(
     force: bool,
     heartbeat_timeout: float,
 ) -> list[PlannedRun]:
-    from molexp.workspace import derive_run_id
-
     planned = []
     for index, seed, parameters in replica_parameters(experiment):
-        run_id = derive_run_id(
+        # Unique within the workspace; a run kept under its legacy id (derived without the
+        # project and experiment, before they were folded in) is found and reused.
+        run_id = experiment.deterministic_run_id(
             parameters,
             replica_index=index,
             profile_name=profile.name,

@@ -163,7 +163,11 @@ def _submit_group(
             stderr=str(files.stderr_link(index)),
             options=options.to_json(),
             hold=options.hold,
-            profile={"name": planned.profile.name, "config": dict(planned.profile.config)},
+            profile={
+                "name": planned.profile.name,
+                "config": dict(planned.profile.config),
+                "overrides": dict(planned.profile.overrides),
+            },
             submitted_at=submitted_at,
             script=str(script),
             cwd=cwd,

@@ -49,7 +49,8 @@ class SlurmJobInfo(VersionedRecord):
     """Submitted held on purpose: only ``scontrol release`` starts it."""
     submitted_at: datetime
     profile: dict[str, Any] | None = None
-    """``{"name", "config"}`` the worker executes with when the run has no stored profile."""
+    """``{"name", "config", "overrides"}`` the worker executes with when the run has no stored
+    profile (``overrides``, the ``--set`` values, may be missing in older job records)."""
     script: str | None = None
     """The script ``molexp execute`` imports when the run records none yet."""
     cwd: str | None = None

@@ -52,6 +52,7 @@ __all__ = [
     "deep_merge",
     "execution_settings",
     "find_profile_file",
+    "flat_overrides",
     "parse_override",
     "parse_overrides",
     "resolve_profile",
@@ -269,14 +270,22 @@ class ProfileFile:
         """The ``ProfileConfig`` of ``name`` (``default`` when None) with ``--set`` overrides.
 
         The execution keys (``EXECUTION_KEYS``, and ``DASK_KEYS`` under ``runtime = "dask"``)
-        are left out: see :meth:`execution`.
+        are left out: see :meth:`execution`. The overrides that reach the task config are
+        recorded apart as ``ProfileConfig.overrides`` (dotted key -> value).
         """
         from molexp.workspace import ProfileConfig
 
         profile_name = name or DEFAULT_PROFILE
+        overrides = list(overrides)
         config = apply_overrides(self.merged(profile_name), overrides)
-        task_config = {key: config[key] for key in task_config_keys(config)}
-        return ProfileConfig(name=profile_name, config=task_config)
+        task_keys = task_config_keys(config)
+        task_config = {key: config[key] for key in task_keys}
+        given = {
+            key: value
+            for key, value in flat_overrides(overrides).items()
+            if key.partition(".")[0] in task_keys
+        }
+        return ProfileConfig(name=profile_name, config=task_config, overrides=given)
 
     def execution(
         self, name: str | None = None, overrides: Iterable[str] = ()
@@ -384,6 +393,21 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             node = child
         node[path[-1]] = value
     return tree
+
+
+def flat_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """The leaves of ``parse_overrides(items)`` under dotted keys: what the ``--set``s set."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk("", parse_overrides(items))
+    return flat
 
 
 def apply_overrides(config: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
