@@ -179,7 +179,7 @@ async def main() -> list[me.Run]:
     for experiment in experiments:
         for replica, seed in enumerate(experiment.get_seeds()):
             parameters = {**experiment.params, "seed": seed}
-            run_id = me.derive_run_id(
+            run_id = experiment.deterministic_run_id(
                 parameters,
                 replica_index=replica,
                 profile_name=profile.name,
