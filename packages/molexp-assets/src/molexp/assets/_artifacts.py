@@ -4,17 +4,27 @@ Each save serializes the data by its type (see ``molexp.assets._payload``), writ
 atomically, and registers an ``ArtifactAsset`` (if that registration fails, the previous
 payload is put back: payload and record always agree) whose id is derived from the scope
 and the name, so saving the same name again updates the same asset.
+
+A store bound to an execution attempt (``per_attempt=True``) keeps each attempt's files
+apart: payloads go to ``<scope_dir>/execution/<execution_id>/artifacts/<name>``, the asset
+id folds in the execution id (an attempt never replaces an earlier attempt's record), and
+``<scope_dir>/artifacts/<name>`` - the current view - is a hard link to the latest saved
+payload of that name. ``recover()`` settles a save a killed writer left half done.
 """
 
 from __future__ import annotations
 
+import builtins
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from molexp.assets._attempt_files import ASIDE, TEMP, show_in_view
+from molexp.assets._hashing import digest_payload
 from molexp.assets._io import locked, validate_name
 from molexp.assets._models import ArtifactAsset, AssetKind, asset_id_for, utc_now
-from molexp.assets._payload import load_payload, replacing, write_payload
+from molexp.assets._payload import load_payload, remove_path, replacing, write_payload
 from molexp.assets._permissions import make_dirs
 from molexp.assets._scoped import ScopedStore
 
@@ -24,19 +34,32 @@ ARTIFACTS_DIR_NAME = "artifacts"
 
 
 class ArtifactStore(ScopedStore):
-    """Saves, lists and loads the artifacts of one scope."""
+    """Saves, lists and loads the artifacts of one scope (or of one attempt of a run)."""
 
     @property
     def directory(self) -> Path:
+        """Where saves write: the attempt's ``execution/<id>/artifacts/`` or ``artifacts/``."""
+        attempt = self.attempt_dir
+        base = attempt if attempt is not None else self._scope_dir
+        return base / ARTIFACTS_DIR_NAME
+
+    @property
+    def view_directory(self) -> Path:
+        """``<scope_dir>/artifacts/``: the latest payload of every name."""
         return self._scope_dir / ARTIFACTS_DIR_NAME
 
     def path(self, name: str) -> Path:
-        """Where the artifact ``name`` lives (whether or not it has been saved yet).
+        """Where the artifact ``name`` is written (whether or not it has been saved yet).
 
         A tool may write there directly and then call ``save(name, store.path(name))``
-        to register the file in place without copying it.
+        to register the file in place without copying it. For a per-attempt store this is
+        the attempt's own file, never one an earlier attempt wrote.
         """
         return self.directory / validate_name(name, "artifact name")
+
+    def asset_id(self, name: str) -> str:
+        """The id the artifact ``name`` of this store is registered under."""
+        return asset_id_for(self._scope, AssetKind.ARTIFACT, name, execution_id=self.execution_id)
 
     def save(
         self,
@@ -47,39 +70,51 @@ class ArtifactStore(ScopedStore):
         tags: Sequence[str] | None = None,
         meta: dict[str, Any] | None = None,
     ) -> ArtifactAsset:
-        """Write ``data`` to ``artifacts/<name>`` and register (or update) its asset."""
+        """Write ``data`` to the artifact ``name`` and register (or update) its asset."""
         dest = self.path(name)
         what = f"artifact {name!r}"
         producer = self._producer_for(task_name, what)
         make_dirs(self.directory)
-        with locked(dest), replacing(dest):
-            media_type = write_payload(dest, data, what=what)
-            payload = self._describe_payload(dest)
-            now = utc_now()
-            asset = ArtifactAsset(
-                id=asset_id_for(self._scope, AssetKind.ARTIFACT, name),
-                name=name,
-                scope=self._scope,
-                path=payload.path,
-                created_at=now,
-                updated_at=now,
-                producer=producer,
-                tags=list(tags or ()),
-                content_hash=payload.content_hash,
-                size=payload.size,
-                meta=dict(meta or {}),
-                media_type=media_type,
-            )
-            return self._catalog.register(asset, self._record_dir)
+        with locked(dest):
+            with replacing(dest):
+                media_type = write_payload(dest, data, what=what)
+                payload = self._describe_payload(dest)
+                now = utc_now()
+                asset = ArtifactAsset(
+                    id=self.asset_id(name),
+                    name=name,
+                    scope=self._scope,
+                    path=payload.path,
+                    created_at=now,
+                    updated_at=now,
+                    producer=producer,
+                    tags=list(tags or ()),
+                    content_hash=payload.content_hash,
+                    size=payload.size,
+                    meta=dict(meta or {}),
+                    media_type=media_type,
+                )
+                registered = self._catalog.register(asset, self._record_dir)
+            if self.execution_id is not None:
+                show_in_view(dest, self.view_directory / name)
+        return registered
 
     def get(self, name: str) -> ArtifactAsset | None:
+        """The artifact ``name`` of this scope (the latest attempt's, for a run)."""
         found = self._catalog.find(name, [self._scope], kind=AssetKind.ARTIFACT)
         return found if isinstance(found, ArtifactAsset) else None
 
     def list(self) -> list[ArtifactAsset]:
-        """The artifacts of exactly this scope, oldest first."""
+        """The artifacts of exactly this scope, one per name (the latest), oldest first."""
         found = self._catalog.query_assets(scope=self._scope, kind=AssetKind.ARTIFACT)
-        return [asset for asset in found if isinstance(asset, ArtifactAsset)]
+        latest: dict[str, ArtifactAsset] = {}
+        for asset in found:
+            if not isinstance(asset, ArtifactAsset):
+                continue
+            known = latest.get(asset.name)
+            if known is None or asset.updated_at >= known.updated_at:
+                latest[asset.name] = asset
+        return sorted(latest.values(), key=lambda asset: (asset.created_at, asset.id))
 
     def load(self, name: str) -> object:
         """Read an artifact back: JSON -> object, text -> str, directory -> Path, else bytes."""
@@ -89,3 +124,60 @@ class ArtifactStore(ScopedStore):
         return load_payload(
             self._catalog.root / asset.path, asset.media_type, what=f"artifact {name!r}"
         )
+
+    def recover(self) -> builtins.list[str]:
+        """Make this store's payloads agree with their records again; returns the names fixed.
+
+        A writer killed inside ``save`` may leave the previous payload aside
+        (``.<name>.<uuid>.old``, see ``replacing``) and temp files behind. For each aside the
+        payload its record describes is kept (the aside is put back when the record still
+        describes it), temp files are removed. Only for a store whose writer is gone.
+        """
+        directory = self.directory
+        if not directory.is_dir():
+            return []
+        fixed: builtins.list[str] = []
+        with os.scandir(directory) as scan:
+            names = sorted(entry.name for entry in scan)
+        for entry in names:
+            aside = ASIDE.match(entry)
+            if aside is not None:
+                name = aside.group("name")
+                with locked(directory / name):
+                    if self._settle(name, directory / entry):
+                        fixed.append(name)
+            elif TEMP.match(entry) is not None:
+                remove_path(directory / entry)
+        return fixed
+
+    def _settle(self, name: str, aside: Path) -> bool:
+        """Keep whichever of ``name`` and its ``aside`` its record describes; True if changed."""
+        dest = self.directory / name
+        if not (dest.exists() or dest.is_symlink()):
+            aside.rename(dest)  # killed between moving a directory aside and installing the new
+            return True
+        record = self._stored_record(self.asset_id(name))
+        if record is None or _describes(record, dest):
+            remove_path(aside)
+            return False
+        if _describes(record, aside):
+            if dest.is_dir() and not dest.is_symlink():
+                remove_path(dest)
+            aside.replace(dest)
+            return True
+        # Neither matches (an earlier crash left the record behind too): the payload wins.
+        remove_path(aside)
+        payload = self._describe_payload(dest)
+        update = {"content_hash": payload.content_hash, "size": payload.size}
+        self._catalog.register(record.model_copy(update=update), self._record_dir)
+        return True
+
+
+def _describes(record: object, payload: Path) -> bool:
+    if not isinstance(record, ArtifactAsset):
+        return False
+    try:
+        digest = digest_payload(payload)
+    except OSError:
+        return False
+    return (digest.content_hash, digest.size) == (record.content_hash, record.size)

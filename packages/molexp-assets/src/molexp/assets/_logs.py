@@ -8,17 +8,24 @@ The ``LogAsset`` is registered on the first append; its ``line_count``, ``size``
 hash and ``updated_at`` are refreshed on ``flush()``/``close()`` (and when a ``with``
 block exits) if this handle appended since, or on demand with ``refresh()`` — not on
 every line, so appends stay cheap.
+
+A handle bound to an execution attempt (``per_attempt=True``) writes that attempt's own
+file ``<scope_dir>/execution/<execution_id>/logs/<name>.log`` under its own asset id, and
+shows it as ``<scope_dir>/logs/<name>.log`` (a hard link, so ``tail -f`` on the view sees
+the appends): each attempt's lines stay in their own file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from molexp.assets._attempt_files import show_in_view
 from molexp.assets._catalog import Catalog
 from molexp.assets._io import locked, validate_name
 from molexp.assets._models import AssetKind, AssetScope, LogAsset, Producer, asset_id_for, utc_now
@@ -26,6 +33,8 @@ from molexp.assets._permissions import explained_permissions, make_dirs
 from molexp.assets._scoped import ScopedStore
 
 __all__ = ["LOGS_DIR_NAME", "LogHandle", "encode_log_lines"]
+
+logger = logging.getLogger("molexp.assets")
 
 LOGS_DIR_NAME = "logs"
 _TAIL_BLOCK = 64 * 1024
@@ -56,13 +65,19 @@ class LogHandle(ScopedStore):
         scope_dir: Path,
         name: str,
         producer: Producer | None = None,
+        *,
+        per_attempt: bool = False,
     ) -> None:
-        super().__init__(catalog, scope, scope_dir, producer)
+        super().__init__(catalog, scope, scope_dir, producer, per_attempt=per_attempt)
         self._name = validate_name(name, "log name")
-        self._path = self._scope_dir / LOGS_DIR_NAME / validate_name(f"{name}.log", "log file")
-        self._asset_id = asset_id_for(scope, AssetKind.LOG, name)
+        file_name = validate_name(f"{name}.log", "log file")
+        self._view_path = self._scope_dir / LOGS_DIR_NAME / file_name
+        attempt = self.attempt_dir
+        self._path = (attempt / LOGS_DIR_NAME / file_name) if attempt else self._view_path
+        self._asset_id = asset_id_for(scope, AssetKind.LOG, name, execution_id=self.execution_id)
         self._fd: int | None = None
         self._fd_pid: int | None = None
+        self._shown = False
         self._registered = False
         self._dirty = False
         self._lock = threading.RLock()
@@ -76,7 +91,13 @@ class LogHandle(ScopedStore):
 
     @property
     def path(self) -> Path:
+        """The file this handle appends to (the attempt's own file, when per attempt)."""
         return self._path
+
+    @property
+    def view_path(self) -> Path:
+        """``<scope_dir>/logs/<name>.log``: the current view of the log."""
+        return self._view_path
 
     @property
     def asset_id(self) -> str:
@@ -88,7 +109,33 @@ class LogHandle(ScopedStore):
             with explained_permissions(self._path):  # mode: 0o666 minus the umask
                 self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             self._fd_pid = os.getpid()
+            if self._path != self._view_path and not self._shown:
+                try:
+                    self._show()
+                except BaseException:
+                    os.close(self._fd)
+                    self._fd = None
+                    raise
         return self._fd
+
+    def _show(self) -> None:
+        """Link this attempt's file into the view, unless that would drop the only name of an
+        older file (a log of an earlier layout the new attempt has not moved yet)."""
+        try:
+            info = self._view_path.lstat()
+        except FileNotFoundError:
+            info = None
+        if (
+            info is not None
+            and info.st_nlink == 1
+            and not self._view_path.is_symlink()
+            and not self._view_path.samefile(self._path)
+        ):
+            logger.warning("log %s is not a view of an attempt; left as it is", self._view_path)
+            self._shown = True
+            return
+        show_in_view(self._path, self._view_path, live=True)
+        self._shown = True
 
     def append(self, line: str) -> None:
         """Append ``line`` (split at embedded newlines) to the log."""
@@ -148,6 +195,20 @@ class LogHandle(ScopedStore):
                 return self.refresh()
         found = self._catalog.get(self._asset_id)
         return found if isinstance(found, LogAsset) else None
+
+    def recover(self) -> LogAsset | None:
+        """Re-count the log when its record lags behind the file (its writer was killed
+        between appending and refreshing); None when the file does not exist."""
+        try:
+            size = self._path.stat().st_size
+        except FileNotFoundError:
+            return None
+        existing = self._stored_record(self._asset_id)
+        if isinstance(existing, LogAsset) and existing.size == size:
+            return existing
+        if existing is not None and existing.producer is not None:
+            self._producer = existing.producer
+        return self.refresh()
 
     def close(self) -> None:
         """Flush and close the file; a later ``append`` reopens it."""

@@ -356,8 +356,16 @@ def parse_asset(data: Any, *, path: Path | str = "<asset record>") -> Asset:
     return parse_record(Path(path), data, model)
 
 
-def asset_id_for(scope: AssetScope, kind: AssetKind | str, name: str) -> str:
-    """Deterministic id: 16 hex chars of sha256 over the scope ids, the kind and the name."""
+def asset_id_for(
+    scope: AssetScope, kind: AssetKind | str, name: str, *, execution_id: str | None = None
+) -> str:
+    """Deterministic id: 16 hex chars of sha256 over the scope ids, the kind and the name.
+
+    With ``execution_id`` the attempt is folded in too, so each execution attempt of a run
+    keeps its own record of an output it saves under the same name as an earlier attempt.
+    """
     parts = [scope.level.value, *(part or "" for part in scope.ids), AssetKind(kind).value, name]
+    if execution_id is not None:
+        parts.append(f"execution={execution_id}")
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:ASSET_ID_HEX_CHARS]

@@ -1,13 +1,20 @@
-"""Common base of the per-scope stores: where a scope keeps payloads and asset records."""
+"""Common base of the per-scope stores: where a scope keeps payloads and asset records.
+
+A store made with ``per_attempt=True`` is bound to the execution attempt its producer
+names: artifacts and logs then live under ``<scope_dir>/execution/<execution_id>/`` and
+are shown in the scope's current view (see ``molexp.assets._attempt_files``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from molexp.assets._catalog import RECORD_DIR_NAME, Catalog
+from molexp.assets._attempt_files import attempt_dir
+from molexp.assets._catalog import RECORD_DIR_NAME, Catalog, load_asset_record
 from molexp.assets._hashing import digest_payload
-from molexp.assets._models import AssetScope, Producer
+from molexp.assets._io import RecordError
+from molexp.assets._models import Asset, AssetScope, Producer
 
 __all__ = ["PayloadInfo", "ScopedStore"]
 
@@ -30,6 +37,8 @@ class ScopedStore:
         scope: AssetScope,
         scope_dir: Path,
         producer: Producer | None = None,
+        *,
+        per_attempt: bool = False,
     ) -> None:
         if scope.workspace_id != catalog.workspace_id:
             raise ValueError(
@@ -41,6 +50,15 @@ class ScopedStore:
         self._scope_dir = Path(scope_dir)
         self._record_dir = self._scope_dir / RECORD_DIR_NAME
         self._producer = producer
+        self._execution_id: str | None = None
+        if per_attempt:
+            if producer is None or producer.execution_id is None:
+                raise ValueError(
+                    f"a per-attempt store for {scope.describe()} needs a producer naming "
+                    "its execution (Producer(run_id=..., execution_id=...))"
+                )
+            self._execution_id = producer.execution_id
+            attempt_dir(self._scope_dir, producer.execution_id)  # a valid directory name
 
     @property
     def catalog(self) -> Catalog:
@@ -57,6 +75,18 @@ class ScopedStore:
     @property
     def producer(self) -> Producer | None:
         return self._producer
+
+    @property
+    def execution_id(self) -> str | None:
+        """The attempt this store writes for (``per_attempt``), else None."""
+        return self._execution_id
+
+    @property
+    def attempt_dir(self) -> Path | None:
+        """``<scope_dir>/execution/<execution_id>`` for a per-attempt store, else None."""
+        if self._execution_id is None:
+            return None
+        return attempt_dir(self._scope_dir, self._execution_id)
 
     def _producer_for(self, task_name: str | None, what: str) -> Producer | None:
         if task_name is None:
@@ -76,3 +106,10 @@ class ScopedStore:
             content_hash=digest.content_hash,
             size=digest.size,
         )
+
+    def _stored_record(self, asset_id: str) -> Asset | None:
+        """The record file of ``asset_id`` as it is on disk (None: missing or unreadable)."""
+        try:
+            return load_asset_record(self._record_dir / f"{asset_id}.json")
+        except (RecordError, OSError):
+            return None

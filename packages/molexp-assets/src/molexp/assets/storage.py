@@ -1,9 +1,17 @@
-"""Low-level storage shared with the layers above: the index file and the change feed.
+"""Low-level storage shared with the layers above: the index file, the change feed, attempt files.
 
 The workspace layer keeps its own tables in the catalog's per-host index file and its
-own record kinds in the change feed; this module is the supported way to reach them.
+own record kinds in the change feed, and moves a run's files between attempts; this
+module is the supported way to reach them.
 """
 
+from molexp.assets._attempt_files import (
+    ATTEMPT_DIR_NAME,
+    SEALED_FILE_NAME,
+    attempt_dir,
+    preserve,
+    show_in_view,
+)
 from molexp.assets._catalog import RECORD_DIR_NAME, consume_span
 from molexp.assets._feed import RETENTION_SECONDS, Change, FeedSpan, changing, note_change
 from molexp.assets._index_file import (
@@ -18,12 +26,15 @@ from molexp.assets._index_file import (
 from molexp.assets._io import create_exclusive_bytes
 
 __all__ = [
+    "ATTEMPT_DIR_NAME",
     "INDEX_DIR_ENV",
     "RECORD_DIR_NAME",
     "RETENTION_SECONDS",
+    "SEALED_FILE_NAME",
     "Change",
     "FeedSpan",
     "FileIdentity",
+    "attempt_dir",
     "changing",
     "consume_span",
     "create_exclusive_bytes",
@@ -33,4 +44,6 @@ __all__ = [
     "is_corruption",
     "note_change",
     "open_pinned",
+    "preserve",
+    "show_in_view",
 ]
