@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -106,7 +107,8 @@ def test_ancestors_walk_outward_to_the_workspace(scope: AssetScope) -> None:
 def test_asset_ids_are_deterministic_16_hex(name: str, kind: AssetKind) -> None:
     first = asset_id_for(RUN, kind, name)
     assert first == asset_id_for(RUN, kind.value, name)
-    assert len(first) == 16 and int(first, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert asset_id_for(RUN, kind, name + "x") != first
 
 
 @given(st.lists(st.text(min_size=1, max_size=20), min_size=2, max_size=20, unique=True))

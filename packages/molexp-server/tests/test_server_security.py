@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from molexp.server import create_app
+from molexp.server._security import cookie_name
 from server_helpers import Lab, make_client
 
 API = "/api/v1"
@@ -177,7 +178,8 @@ async def test_first_page_load_with_token_sets_cookie_and_strips_it(token_app: F
         assert first.status_code == 303
         assert first.headers["location"] == "/?x=1"
         cookie = first.headers["set-cookie"]
-        assert cookie.startswith(f"molexp_token_8765={TOKEN}") or "molexp_token" in cookie
+        # No port in the test transport: the cookie is the port-less one.
+        assert cookie.startswith(f"{cookie_name(None)}={TOKEN};")
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         # The client kept the cookie: later requests need no token.
         page = await http.get("/")
@@ -287,3 +289,9 @@ async def test_ui_page_has_a_content_security_policy(client: httpx.AsyncClient) 
     assert page.status_code == 200
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["referrer-policy"] == "no-referrer"
+
+
+def test_the_token_cookie_is_per_port() -> None:
+    assert cookie_name(8765) == "molexp_token_8765"
+    assert cookie_name(8766) != cookie_name(8765)
+    assert cookie_name(None) == "molexp_token"
