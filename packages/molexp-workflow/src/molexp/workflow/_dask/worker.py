@@ -126,7 +126,7 @@ class RemoteCall:
 
 
 def _dumps(value: Any) -> bytes:
-    import cloudpickle  # type: ignore[import-untyped]  # a dependency of dask
+    import cloudpickle  # a dependency of dask.distributed
 
     data: bytes = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return data
