@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from molexp.workflow._hashing import hash_value
-from molexp.workflow.cache import Caching
+from molexp.workflow.cache import Caching, MemoryCacheStore
 from molexp.workflow.snapshot import TaskSnapshot
 
 SCALE = 3
@@ -123,7 +123,7 @@ def main() -> None:
     payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     small_inputs = {"smiles": "CCO", "conformer": 3, "values": list(range(100))}
 
-    memory = Caching(max_entries=1000)
+    memory = Caching(MemoryCacheStore(), max_entries=1000)
     memory.put(snapshot, small_inputs, value)
     assert memory.lookup(snapshot, small_inputs).hit
     report(

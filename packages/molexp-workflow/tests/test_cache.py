@@ -44,7 +44,7 @@ SNAPSHOT = TaskSnapshot.from_callable(featurize, task_id="featurize", config={"l
 @pytest.fixture(params=["memory", "file"])
 def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Caching:
     if request.param == "memory":
-        return Caching(max_entries=10)
+        return Caching(MemoryCacheStore(), max_entries=10)
     return Caching(store_dir=tmp_path / "cache", max_entries=10)
 
 
@@ -135,7 +135,10 @@ def test_len_clear_and_overwrite(cache: Caching) -> None:
 
 
 def test_lru_eviction_by_last_use(tmp_path: Path) -> None:
-    for caching in (Caching(max_entries=3), Caching(store_dir=tmp_path, max_entries=3)):
+    for caching in (
+        Caching(MemoryCacheStore(), max_entries=3),
+        Caching(store_dir=tmp_path, max_entries=3),
+    ):
         for item in "abc":
             caching.put(SNAPSHOT, item, item.upper())
         assert caching.get(SNAPSHOT, "a") == "A"  # a is now the most recently used
@@ -166,7 +169,7 @@ def test_large_caches_evict_a_batch_of_least_recently_used(tmp_path: Path) -> No
 
 
 def test_put_again_after_eviction_clears_the_evicted_reason() -> None:
-    caching = Caching(max_entries=1)
+    caching = Caching(MemoryCacheStore(), max_entries=1)
     caching.put(SNAPSHOT, 1, "one")
     caching.put(SNAPSHOT, 2, "two")
     assert caching.lookup(SNAPSHOT, 1).reason.startswith("evicted")
@@ -304,10 +307,10 @@ def test_store_and_constructor_validation(tmp_path: Path) -> None:
         Caching(MemoryCacheStore(), store_dir=tmp_path)
     for bad in (0, -1, True, 2.5):
         with pytest.raises(ValueError, match="max_entries must be a positive integer"):
-            Caching(max_entries=bad)  # type: ignore[arg-type]
+            Caching(MemoryCacheStore(), max_entries=bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="invalid cache key"):
         FileCacheStore(tmp_path).delete("../escape")
-    assert isinstance(Caching().store, MemoryCacheStore)
+    assert isinstance(Caching(MemoryCacheStore()).store, MemoryCacheStore)
     assert isinstance(Caching(store_dir=tmp_path).store, FileCacheStore)
 
 
@@ -523,7 +526,7 @@ def test_explain_prefers_the_nearest_entry(cache: Caching) -> None:
 
 
 def test_explain_unhashable_and_evicted() -> None:
-    cache = Caching(max_entries=1)
+    cache = Caching(MemoryCacheStore(), max_entries=1)
     explanation = cache.explain(SNAPSHOT, {"a": Opaque()})
     assert explanation.differences == ("inputs",)
     assert explanation.reason.startswith("unhashable input: inputs['a']")
@@ -547,5 +550,5 @@ def test_environment_is_untouched_by_store_paths(tmp_path: Path) -> None:
     home_cache = Path(os.path.expanduser("~")) / ".molexp" / "cache"
     existed = home_cache.exists()
     Caching(store_dir=tmp_path).put(SNAPSHOT, 1, "v")
-    Caching().put(SNAPSHOT, 1, "v")
+    Caching(MemoryCacheStore()).put(SNAPSHOT, 1, "v")
     assert home_cache.exists() == existed

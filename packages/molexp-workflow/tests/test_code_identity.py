@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from molexp.workflow import Caching, TaskStatus, workflow
+from molexp.workflow import Caching, MemoryCacheStore, TaskStatus, workflow
 from molexp.workflow.snapshot import TaskSnapshot
 
 _counter = itertools.count()
@@ -445,7 +445,7 @@ def test_an_unclaimed_module_in_site_packages_is_identified_by_its_file(
 
 def test_an_edited_helper_module_is_a_cache_miss_through_the_runtime(project: Project) -> None:
     """The issue's case: ``molexp run`` kept eV values after ``emt_energy`` switched to meV."""
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
 
     def run() -> Any:
         script = project.load("{p}script")
@@ -526,7 +526,7 @@ def snap_fn(fn: Any) -> TaskSnapshot:
 def test_explain_names_the_changed_function_and_distribution_version(
     project: Project, site: SitePackages
 ) -> None:
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     project.write(USES_TINYDIST)
     site.install("1.0")
     cache.put(snap(project.load("{p}script")), 1, "old")
@@ -549,7 +549,7 @@ def test_explain_names_the_changed_function_and_distribution_version(
 def test_the_task_option_decides_whether_an_upgrade_invalidates(
     project: Project, site: SitePackages, tracked: bool
 ) -> None:
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
 
     def run() -> TaskStatus:
         script = project.load("{p}script")

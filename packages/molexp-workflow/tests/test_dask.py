@@ -608,7 +608,7 @@ async def test_config_read_in_a_worker_is_part_of_the_key(
         note(log, "cutoff")
         return float(ctx.config["cutoff"])
 
-    spec, cache = wf.build(), Caching()
+    spec, cache = wf.build(), Caching(MemoryCacheStore())
     statuses = []
     for config in ({"cutoff": 1, "label": "a"}, {"cutoff": 1, "label": "b"}, {"cutoff": 2}):
         result = await run(spec, dask_runtime, cache=cache, config=config)
@@ -637,14 +637,16 @@ async def test_cache_failures_fail_the_task_and_uncacheable_inputs_run_uncached(
         pass
 
     spec = wf.build()
-    stored = await run(spec, dask_runtime, 1, cache=Caching(), raise_on_failure=False)
+    stored = await run(
+        spec, dask_runtime, 1, cache=Caching(MemoryCacheStore()), raise_on_failure=False
+    )
     assert stored.statuses == {"make_function": TaskStatus.FAILED, "echo": TaskStatus.SUCCEEDED}
     assert stored.errors["make_function"].type == "CacheStoreError"
     assert (
         "cannot cache the result of task 'make_function'" in stored.errors["make_function"].message
     )
     with caplog.at_level("WARNING", logger="molexp.workflow"):
-        uncached = await run(spec, dask_runtime, Unhashable(), cache=Caching())
+        uncached = await run(spec, dask_runtime, Unhashable(), cache=Caching(MemoryCacheStore()))
     assert uncached["echo"] == "Unhashable"
     assert "task 'echo' of workflow 'cache-edges' runs uncached" in caplog.text
 

@@ -34,7 +34,7 @@ from molexp.workflow._lifecycle import (
     workflow_payload,
 )
 from molexp.workflow._resume import ResumePlan, journal_path, read_journal
-from molexp.workflow.cache import Caching, WorkspaceCacheStore
+from molexp.workflow.cache import Caching, MemoryCacheStore, WorkspaceCacheStore
 from molexp.workflow.context import ExecutionScope
 from molexp.workflow.protocols import RunContextProtocol
 from molexp.workflow.runtime import ExecutionOptions
@@ -317,7 +317,7 @@ def test_merged_config_overlays_the_call_config_on_the_run_config() -> None:
 
 
 def test_resolve_cache_prefers_the_argument_then_the_workspace(tmp_path: Path) -> None:
-    explicit = Caching()
+    explicit = Caching(MemoryCacheStore())
     assert (
         resolve_cache(ExecutionOptions(cache=explicit), FakeRunContext(root=tmp_path)) is explicit
     )

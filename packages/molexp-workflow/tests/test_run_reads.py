@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from molexp.workflow import Caching, TaskContext, TaskStatus, workflow
+from molexp.workflow import Caching, MemoryCacheStore, TaskContext, TaskStatus, workflow
 from molexp.workflow.reads import ReadRecorder, RunRead, RunValues
 from molexp.workflow.snapshot import TaskSnapshot
 from molexp.workflow.spec import Workflow
@@ -36,7 +36,7 @@ class Runs:
     def __init__(self, root: Path, spec: Workflow) -> None:
         self.root = root
         self.spec = spec
-        self.cache = Caching()
+        self.cache = Caching(MemoryCacheStore())
         self.count = 0
 
     def execute(
@@ -152,7 +152,7 @@ def test_the_task_name_is_read_like_any_other_value(tmp_path: Path) -> None:
     wf = workflow(name="sweep")
     for name in ("a", "b"):
         wf.task(cache=True, name=name)(named)
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     first = wf.build().execute_sync(cache=cache)
     assert first.outputs == {"a": "a", "b": "b"}
     second = wf.build().execute_sync(cache=cache)
@@ -170,7 +170,7 @@ def test_results_and_assets_read_from_the_run(tmp_path: Path) -> None:
         assert run_context is not None
         return run_context.get_result("energy", 0.0), ctx.find_asset("data") is not None
 
-    spec, cache = _spec(uses), Caching()
+    spec, cache = _spec(uses), Caching(MemoryCacheStore())
 
     def execute(results: dict[str, Any], assets: dict[str, Any]) -> TaskStatus:
         run_context = FakeRunContext(root=tmp_path)
@@ -224,7 +224,7 @@ def test_a_remote_executor_keys_on_the_whole_run(tmp_path: Path) -> None:
 
     wf = workflow(name="remote")
     wf.task(cache=True, remote={"executor": "test"})(lambda ctx: 1)
-    spec, cache = wf.build(), Caching()
+    spec, cache = wf.build(), Caching(MemoryCacheStore())
 
     def execute(params: dict[str, Any], run: str) -> TaskStatus:
         run_context = FakeRunContext(params=params, root=tmp_path / run)
@@ -238,7 +238,7 @@ def test_a_remote_executor_keys_on_the_whole_run(tmp_path: Path) -> None:
 
 
 def test_explain_names_the_value_read_from_the_run(tmp_path: Path) -> None:
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     snapshot = TaskSnapshot.from_callable(params_via_ctx, task_id="task")
     recorder = ReadRecorder()
     recorder.record("params", "x", 1)
@@ -259,7 +259,7 @@ def test_explain_names_the_value_read_from_the_run(tmp_path: Path) -> None:
 
 
 def test_the_execution_state_says_what_the_cache_answered(tmp_path: Path) -> None:
-    spec, cache = _spec(params_via_ctx), Caching()
+    spec, cache = _spec(params_via_ctx), Caching(MemoryCacheStore())
     contexts = [FakeRunContext(params={"x": x}, root=tmp_path / str(x)) for x in (1, 1, 2)]
     for run_context in contexts:
         spec.execute_sync(cache=cache, run_context=run_context)
@@ -354,7 +354,7 @@ def test_explain_with_a_scan_compares_the_most_recent_results_of_the_task(
 
 def test_explain_prefers_the_entry_of_the_same_run_values(tmp_path: Path) -> None:
     """Why this run's own earlier result was not reused, rather than another experiment's."""
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     old = TaskSnapshot.from_callable(params_via_ctx, task_id="task")
     new = TaskSnapshot.from_callable(params_via_run_context, task_id="task")
 

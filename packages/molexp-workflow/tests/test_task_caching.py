@@ -63,7 +63,7 @@ async def test_second_execution_is_served_from_the_cache() -> None:
 
 
 async def test_inputs_and_run_config_are_part_of_the_key() -> None:
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     spec = _counting_spec()
     await spec.execute(3, cache=cache)
     await spec.execute(4, cache=cache)
@@ -108,7 +108,7 @@ class Scale(Task):
 
 async def test_task_objects_fold_their_config_into_the_key() -> None:
     SCALE_CALLS.clear()
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     first, changed = Scale(2), Scale(3)
     for task in (first, first, changed):
         builder = WorkflowBuilder(name="scale")
@@ -128,7 +128,7 @@ async def test_several_dependency_outputs_are_hashed_as_a_mapping() -> None:
         CALLS.append(dict(ctx.inputs))
         return int(ctx.inputs["a"] + ctx.inputs["b"])
 
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     spec = wf.build()
     await spec.execute(cache=cache)
     result = await spec.execute(cache=cache)
@@ -143,7 +143,7 @@ async def test_unstorable_result_fails_the_task_naming_it() -> None:
     async def lock(ctx: TaskContext) -> Any:
         return threading.Lock()
 
-    result = await wf.build().execute(cache=Caching(), raise_on_failure=False)
+    result = await wf.build().execute(cache=Caching(MemoryCacheStore()), raise_on_failure=False)
     assert result.statuses["lock"] is TaskStatus.FAILED
     assert result.errors["lock"].type == "CacheStoreError"
     assert "'lock'" in result.errors["lock"].message
@@ -158,7 +158,7 @@ async def test_unhashable_inputs_run_uncached_with_a_warning(
         def __mul__(self, other: object) -> int:
             return 1
 
-    cache = Caching()
+    cache = Caching(MemoryCacheStore())
     with caplog.at_level(logging.WARNING, logger="molexp.workflow"):
         for _ in range(2):
             result = await spec.execute(Opaque(), cache=cache)

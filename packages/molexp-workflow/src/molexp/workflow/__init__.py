@@ -43,6 +43,7 @@ from molexp.workflow.task import Actor, Task
 
 if TYPE_CHECKING:
     from molexp.workflow._dask import DaskRuntime, runtime_from_config
+    from molexp.workflow.bindings import promote_callable
     from molexp.workflow.cache import (
         CACHE_FORMAT_VERSION,
         Caching,
@@ -92,6 +93,7 @@ __all__ = [
     "create_default_runtime",
     "join",
     "parallel_map",
+    "promote_callable",
     "runtime_from_config",
     "workflow",
 ]
@@ -108,6 +110,7 @@ _LAZY: dict[str, str] = {
     "WorkflowSnapshotRef": "molexp.workflow.snapshot_ref",
     "DaskRuntime": "molexp.workflow._dask",
     "runtime_from_config": "molexp.workflow._dask",
+    "promote_callable": "molexp.workflow.bindings",
 }
 
 

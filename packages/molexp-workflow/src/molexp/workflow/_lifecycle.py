@@ -126,12 +126,12 @@ def resolve_cache(options: ExecutionOptions, run_context: RunContextProtocol | N
     global _process_cache
     if options.cache is not None:
         return options.cache
-    from molexp.workflow.cache import Caching, WorkspaceCacheStore
+    from molexp.workflow.cache import Caching, MemoryCacheStore, WorkspaceCacheStore
 
     if run_context is not None:
         return Caching(store=WorkspaceCacheStore(run_context.workspace))
     if _process_cache is None:
-        _process_cache = Caching()
+        _process_cache = Caching(store=MemoryCacheStore())
     return _process_cache
 
 

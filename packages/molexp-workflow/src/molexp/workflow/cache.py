@@ -636,9 +636,11 @@ _Found = CacheEntry | str
 class Caching:
     """An LRU cache of task results keyed by ``TaskSnapshot`` + inputs + what the task read.
 
-    Pass a ``store``, or a ``store_dir`` for a :class:`FileCacheStore`, or neither for an
-    in-memory cache. At most ``max_entries`` entries are kept (a task that read run values uses
-    one more, its index); the least recently used (by put or hit) are evicted first. Once a put
+    Pass a ``store`` (a :class:`WorkspaceCacheStore`, or ``MemoryCacheStore()`` for a
+    process-local cache) or a ``store_dir`` for a :class:`FileCacheStore`: a cache is
+    always rooted somewhere the caller chose (seed 03), never silently in memory. At most
+    ``max_entries`` entries are kept (a task that read run values uses one more, its index);
+    the least recently used (by put or hit) are evicted first. Once a put
     goes beyond ``max_entries``, a batch of 1/20 of ``max_entries`` (none below 20) is evicted
     at once so that a full cache does not scan its store on every put. ``get`` returns None on
     a miss, so a cached ``None`` looks like a miss there: use :meth:`lookup` when None is a
@@ -658,10 +660,16 @@ class Caching:
     ) -> None:
         if store is not None and store_dir is not None:
             raise ValueError("Caching takes either store= or store_dir=, not both")
+        if store is None and store_dir is None:
+            raise ValueError(
+                "Caching needs a place for its entries: Caching(store=WorkspaceCacheStore(ws)) "
+                "for the workspace, Caching(store_dir=PATH) for a directory you choose, or "
+                "Caching(store=MemoryCacheStore()) for this process only"
+            )
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries must be a positive integer, got {max_entries!r}")
         if store is None:
-            store = MemoryCacheStore() if store_dir is None else FileCacheStore(store_dir)
+            store = FileCacheStore(store_dir)  # type: ignore[arg-type]  # checked above
         self.store: CacheStore = store
         self.max_entries = max_entries
         self._initialized = False

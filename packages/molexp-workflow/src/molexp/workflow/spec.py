@@ -160,7 +160,9 @@ class Workflow:
     """A compiled workflow: immutable task registrations plus a deterministic ``workflow_id``.
 
     Create it with ``wf.build()`` (which validates the graph). Executing re-validates, before any
-    task body runs. ``tasks`` maps task names to registrations in registration order.
+    task body runs. ``tasks`` maps task names to registrations in registration order;
+    ``_tasks`` is the ordered tuple of registrations a runtime reinterprets (seed 03:
+    ``{t.name: set(t.depends_on) for t in spec._tasks}``).
     """
 
     def __init__(self, name: str, registrations: Iterable[TaskRegistration]) -> None:
@@ -172,18 +174,18 @@ class Workflow:
                     f"workflow {name!r}: task name {reg.name!r} is registered twice"
                 )
             registered[reg.name] = reg
-        self._tasks = registered
+        self._tasks: tuple[TaskRegistration, ...] = tuple(registered.values())
         self.tasks: Mapping[str, TaskRegistration] = MappingProxyType(registered)
         self.workflow_id = _stable_workflow_id(name, registered.values())
         self._runtime: WorkflowRuntime | None = None
 
     def validate(self) -> None:
         """Raise ``WorkflowValidationError`` if a dependency is unknown, a self-loop or a cycle."""
-        validate_graph(self.name, list(self._tasks.values()))
+        validate_graph(self.name, list(self._tasks))
 
     def dependencies(self) -> dict[str, tuple[str, ...]]:
         """``task name -> names it depends on``, in registration order."""
-        return {name: reg.depends_on for name, reg in self._tasks.items()}
+        return {reg.name: reg.depends_on for reg in self._tasks}
 
     def topological_order(self) -> list[str]:
         """Every task after all its dependencies (deterministic: by level, then registration)."""
@@ -191,7 +193,7 @@ class Workflow:
 
     def levels(self) -> list[list[str]]:
         """Tasks grouped by their longest distance from a root task (validates the graph first)."""
-        registrations = list(self._tasks.values())
+        registrations = list(self._tasks)
         validate_graph(self.name, registrations)
         return _topological_levels(registrations)
 
@@ -201,7 +203,7 @@ class Workflow:
         for index, level in enumerate(self.levels()):
             lines.append(f"  level {index}:")
             for name in level:
-                reg = self._tasks[name]
+                reg = self.tasks[name]
                 hints = []
                 if reg.is_actor:
                     hints.append("actor")
@@ -215,7 +217,7 @@ class Workflow:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"Workflow(name={self.name!r}, id={self.workflow_id}, tasks={list(self._tasks)})"
+        return f"Workflow(name={self.name!r}, id={self.workflow_id}, tasks={list(self.tasks)})"
 
     def bind_to(self, experiment: Any) -> Workflow:
         """Bind this workflow to a workspace experiment (process-local registry); returns self."""
