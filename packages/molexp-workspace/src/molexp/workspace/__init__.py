@@ -10,6 +10,7 @@ layer.
 """
 
 from molexp.assets import BrokenRecord
+from molexp.workspace._attempts import ArtifactChange, Attempt, AttemptDiff, ResultChange
 from molexp.workspace._context import RunContext
 from molexp.workspace._errors import (
     AmbiguousRunIdError,
@@ -48,6 +49,9 @@ from molexp.workspace._workspace import IndexRebuildReport, Workspace
 
 __all__ = [
     "AmbiguousRunIdError",
+    "ArtifactChange",
+    "Attempt",
+    "AttemptDiff",
     "BrokenRecord",
     "BrokenRecordWarning",
     "ErrorInfo",
@@ -63,6 +67,7 @@ __all__ = [
     "Project",
     "ProjectMetadata",
     "QuerySyntaxError",
+    "ResultChange",
     "Run",
     "RunContext",
     "RunMetadata",

@@ -4,7 +4,9 @@ Entering the context (``with run.start(profile_config=cfg) as ctx:``) refuses a 
 that is already ``running``, then stamps the run as ``running`` with the profile
 (name, config, config_hash), the owner (host, pid, heartbeat) and a fresh
 ``ExecutionRecord``; it creates ``artifacts/`` and ``logs/``
-(``execution/<execution_id>/`` is created when first used). Leaving it marks the
+(``execution/<execution_id>/`` is created when first used) and prepares the files of
+earlier attempts (``_attempts.prepare_attempt``): each attempt keeps its own results,
+artifacts and logs, and the run's current view shows the latest. Leaving it marks the
 run ``succeeded``, or ``failed`` when an exception escaped or ``mark_failed`` was
 called: the traceback goes to ``execution/<execution_id>/error.txt`` (an
 ``ErrorTraceAsset``) and an ``ErrorInfo`` onto the run and the execution record.
@@ -12,8 +14,9 @@ Exceptions always propagate. A run cancelled by someone else meanwhile stays
 ``cancelled``; a run another process took over meanwhile (after reaping it) keeps
 that process's state, and only this attempt's record is closed.
 
-Results: ``set_result`` writes through to ``run.json`` when this context has not
-written the record during the last ``RESULT_WRITE_INTERVAL`` seconds; a result set
+Results: ``set_result`` stores a value in the run's results (the current view) and in
+this attempt's ``ExecutionRecord.results``. It writes through to ``run.json`` when this
+context has not written the record during the last ``RESULT_WRITE_INTERVAL`` seconds; a result set
 sooner is kept by the context (``get_result`` sees it) and rides along with the next
 write of the record: the next such ``set_result``, a heartbeat, ``flush_results()``
 (which the workflow layer calls before it journals a task as done, so a task that will
@@ -59,6 +62,7 @@ from molexp.assets import (
 )
 from molexp.assets._io import checked_path, is_valid_unicode
 
+from ._attempts import prepare_attempt, seal_attempt
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
 from ._records import (
@@ -91,6 +95,17 @@ RESULT_WRITE_INTERVAL = 1.0
 
 def new_execution_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def _store_results(metadata: RunMetadata, execution_id: str, results: dict[str, Any]) -> None:
+    """Put ``results`` into the run's results and into the attempt's own record."""
+    if not results:
+        return
+    metadata.results.update(results)
+    for record in reversed(metadata.execution_history):
+        if record.execution_id == execution_id:
+            record.results = {**(record.results or {}), **results}
+            return
 
 
 @dataclass(frozen=True)
@@ -301,6 +316,11 @@ class RunContext:
                     status=RunStatus.running,
                 )
                 history.append(record)
+            earlier = [r for r in history if r is not record]
+            if earlier and earlier[-1].results is None:
+                # Recorded before attempts kept their own results: what the run showed then.
+                earlier[-1].results = dict(metadata.results)
+            record.results = record.results or {}
             record.status = RunStatus.running
             record.started_at = now
             record.host = host
@@ -316,9 +336,14 @@ class RunContext:
 
         self._run._update(begin, "start")
         self._last_write = time.monotonic()
-        for directory in (self.run_dir / ARTIFACTS_DIR, self.run_dir / LOGS_DIR):
-            directory.mkdir(exist_ok=True)
         self._state = "active"
+        try:
+            prepare_attempt(self._run, self._run.metadata.execution_history, self._execution_id)
+            for directory in (self.run_dir / ARTIFACTS_DIR, self.run_dir / LOGS_DIR):
+                directory.mkdir(exist_ok=True)
+        except BaseException as error:  # the attempt is ours now: end it failed, not running
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
         if self._heartbeat_interval is not None:
             self._heartbeat_thread = threading.Thread(
                 target=self._heartbeat_loop,
@@ -367,6 +392,10 @@ class RunContext:
                 )
             except Exception as error:  # the run must still end failed
                 cleanup_error = cleanup_error or error
+        try:
+            seal_attempt(self.run_dir, self._execution_id)
+        except Exception as error:  # the next attempt settles an unsealed one
+            cleanup_error = cleanup_error or error
         final = RunStatus.failed if failure is not None else RunStatus.succeeded
         execution_id = self._execution_id
         me = (this_host(), os.getpid())
@@ -375,7 +404,7 @@ class RunContext:
 
         def finish(metadata: RunMetadata) -> None:
             now = utc_now()
-            metadata.results.update(results)
+            _store_results(metadata, execution_id, results)
             record = next(
                 (r for r in metadata.execution_history if r.execution_id == execution_id), None
             )
@@ -436,9 +465,11 @@ class RunContext:
         with self._lock:
             results, self._pending_results = self._pending_results, {}
 
+        execution_id = self._execution_id
+
         def beat(metadata: RunMetadata) -> bool:
             owner = metadata.owner
-            metadata.results.update(results)
+            _store_results(metadata, execution_id, results)
             if metadata.status is not RunStatus.running or owner is None or owner.pid != pid:
                 return bool(results)
             owner.heartbeat_at = utc_now()
@@ -484,8 +515,10 @@ class RunContext:
                 return
             results, self._pending_results = self._pending_results, {}
 
+        execution_id = self._execution_id
+
         def store(metadata: RunMetadata) -> None:
-            metadata.results.update(results)
+            _store_results(metadata, execution_id, results)
 
         self._write_with_results(store, results)
 
@@ -500,9 +533,10 @@ class RunContext:
             results, self._pending_results = self._pending_results, {}
         if not results:
             return
+        execution_id = self._execution_id
 
         def store(metadata: RunMetadata) -> None:
-            metadata.results.update(results)
+            _store_results(metadata, execution_id, results)
 
         self._write_with_results(store, results)
 
@@ -520,24 +554,35 @@ class RunContext:
 
     @property
     def artifact(self) -> ArtifactStore:
-        """Artifacts of this run: ``ctx.artifact.save(name, data)`` -> ``artifacts/<name>``."""
+        """Artifacts of this attempt: ``ctx.artifact.save(name, data)`` writes
+        ``execution/<execution_id>/artifacts/<name>``, shown as ``artifacts/<name>``."""
         self._require_active("save artifacts")
         with self._lock:
             if self._artifact is None:
                 self._artifact = ArtifactStore(
-                    self.workspace.catalog, self._run.scope, self.run_dir, self._producer()
+                    self.workspace.catalog,
+                    self._run.scope,
+                    self.run_dir,
+                    self._producer(),
+                    per_attempt=True,
                 )
             return self._artifact
 
     def log(self, name: str) -> LogHandle:
-        """The log ``logs/<name>.log`` (one handle per name; closed when the context exits)."""
+        """This attempt's log ``execution/<execution_id>/logs/<name>.log``, shown as
+        ``logs/<name>.log`` (one handle per name; closed when the context exits)."""
         self._require_active("open a log")
         validate_name(name, "log name")
         with self._lock:
             handle = self._logs.get(name)
             if handle is None:
                 handle = LogHandle(
-                    self.workspace.catalog, self._run.scope, self.run_dir, name, self._producer()
+                    self.workspace.catalog,
+                    self._run.scope,
+                    self.run_dir,
+                    name,
+                    self._producer(),
+                    per_attempt=True,
                 )
                 self._logs[name] = handle
             return handle

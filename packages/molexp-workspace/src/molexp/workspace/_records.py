@@ -249,6 +249,8 @@ class ExecutionRecord(_Nested):
     config_hash: str | None = None
     error: ErrorInfo | None = None
     scheduler: Annotated[dict[str, Any] | None, _json_rule("scheduler")] = None
+    results: Annotated[dict[str, Any] | None, _json_rule("results")] = None
+    """The results this attempt set itself (None: recorded before attempts kept their own)."""
 
 
 class WorkspaceMetadata(VersionedRecord):

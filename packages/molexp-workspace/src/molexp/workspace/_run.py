@@ -49,6 +49,7 @@ from ._stale import (
 RUN_CHANGE = "run"  # the feed kind the workspace's index applies (see _workspace.RUN_CHANGE)
 
 if TYPE_CHECKING:
+    from ._attempts import Attempt
     from ._context import RunContext
     from ._experiment import Experiment
     from ._project import Project
@@ -193,6 +194,32 @@ class Run:
     def assets(self) -> AssetView:
         """Read-only view of the assets this run produced."""
         return AssetView(self.workspace.catalog, self.scope)
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every execution attempt with its own results, artifacts and logs, oldest first.
+
+        Re-reads ``run.json`` first when another process changed it.
+        """
+        from ._attempts import attempts_of
+
+        self.refresh()
+        return attempts_of(self, self._metadata)
+
+    def attempt(self, number: int) -> Attempt:
+        """Attempt ``number`` (1 is the first; -1 the latest); ``KeyError`` naming the run."""
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise TypeError(f"attempt numbers are integers, got {number!r}")
+        attempts = self.attempts
+        found = [a for a in attempts if a.number == number] if number > 0 else []
+        if found:
+            return found[0]
+        if number < 0 and -number <= len(attempts):
+            return attempts[number]
+        raise KeyError(
+            f"run {self.id!r} has no attempt {number}; it has "
+            + (f"attempts 1 to {len(attempts)}" if attempts else "no attempts yet")
+        )
 
     # -- persistence -----------------------------------------------------------------
 
