@@ -3,7 +3,9 @@
 Drives Debian's Chromium (/usr/bin/chromium) with Playwright: open the experiment page of an
 experiment with 1,000 runs (its first load is timed), filter and sort the runs table, open a
 run, watch a log line appended while the page is open arrive over SSE, open the sweep plot and
-the compare view. Screenshots go to $MOLEXP_UI_SCREENSHOTS or a pytest temp directory.
+the compare view; runs that differ only by profile or ``--set`` (profile and config columns,
+config filters, compare rows) and a run whose owner died (stale badge and reason).
+Screenshots go to $MOLEXP_UI_SCREENSHOTS or a pytest temp directory.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from molexp.assets import LogHandle
-from molexp.workspace import Run, Workspace
+from molexp.workspace import OwnerInfo, ProfileConfig, Run, RunStatus, Workspace
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,7 +94,35 @@ def _fill(root: Path) -> Workspace:
                         }
                     }
                 )
+    _fill_profiles(ws)
     return ws
+
+
+DEAD_PID = 2**22 + 4321
+
+
+def _fill_profiles(ws: Workspace) -> None:
+    """Runs of one experiment that differ only by profile or ``--set``, and a stale run."""
+    exp = ws.Project("eos").Experiment("cu", params={"element": "Cu"})
+    fast = {"n_strains": 5, "model": {"depth": 1}}
+    for run_id, profile in (
+        ("fast", ProfileConfig(name="fast", config=fast)),
+        (
+            "fast7",
+            ProfileConfig(name="fast", config={**fast, "n_strains": 7}, overrides={"n_strains": 7}),
+        ),
+        ("accurate", ProfileConfig(name="accurate", config={"n_strains": 9})),
+    ):
+        with exp.Run(id=run_id).start(profile_config=profile) as ctx:
+            ctx.set_result("e0", -3.5 - profile.config["n_strains"] / 100)
+    killed = exp.Run(id="killed")  # as a SIGKILLed `molexp run` leaves it: running, owner gone
+    now = datetime.now(UTC)
+    killed.metadata.status = RunStatus.running
+    killed.metadata.started_at = now
+    killed.metadata.owner = OwnerInfo(
+        host=socket.gethostname(), pid=DEAD_PID, started_at=now, heartbeat_at=now
+    )
+    killed.save()
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
@@ -262,5 +292,59 @@ def test_overview_lists_projects_and_recent_runs(page: Page, served: Served) -> 
     page.goto(served.url)
     expect(page.get_by_test_id("workspace-name")).to_have_text("UI Lab")
     expect(page.get_by_test_id("experiment-link-sweep")).to_be_visible()
-    expect(page.get_by_test_id("count-running").first).to_have_text("running 1")
+    expect(page.get_by_test_id("count-running").first).to_have_text("running 2")
+    expect(page.get_by_test_id("stale-count-cu")).to_have_text("stale 1")
+    recent = page.get_by_test_id("recent-runs")
+    expect(recent.get_by_test_id("stale-badge")).to_have_count(1)
     page.screenshot(path=str(served.shots / "0-overview.png"), full_page=True)
+
+
+def test_profiles_config_and_stale_runs_are_visible(page: Page, served: Served) -> None:
+    """Runs differing only by profile or --set are told apart; a dead owner shows as stale."""
+    page.goto(served.url + "#/p/eos/e/cu?sort=id")
+    total = page.get_by_test_id("run-total")
+    expect(total).to_have_text("4 runs")
+    profiles = page.get_by_test_id("run-profile")
+    expect(profiles).to_have_text(["accurate", "fast", "fast + n_strains=7", ""])
+    expect(page.get_by_test_id("col-config.n_strains")).to_be_visible()
+    expect(page.get_by_test_id("col-config.model.depth")).to_be_visible()
+    expect(page.get_by_test_id("column-groups")).to_contain_text("config")
+    stale = page.get_by_test_id("stale-badge")
+    expect(stale).to_have_count(1)
+    expect(stale).to_have_attribute(
+        "title",
+        f"stale: owner process {DEAD_PID} on host {socket.gethostname()} is no longer alive",
+    )
+    expect(page.get_by_test_id("stale-note")).to_contain_text("stale 1")
+    page.screenshot(path=str(served.shots / "8-profiles-and-stale.png"), full_page=True)
+
+    page.get_by_test_id("filter-input").fill("config.n_strains == 7")
+    page.get_by_test_id("filter-input").press("Enter")
+    expect(total).to_have_text("1 runs")
+    expect(profiles).to_have_text(["fast + n_strains=7"])
+    page.get_by_test_id("filter-input").fill("profile == 'fast'")
+    page.get_by_test_id("filter-input").press("Enter")
+    expect(total).to_have_text("2 runs")
+
+    page.get_by_test_id("select-fast").check()
+    page.get_by_test_id("select-fast7").check()
+    page.get_by_test_id("compare-button").click()
+    profile_row = page.get_by_test_id("compare-row-profile-profile")
+    expect(profile_row).to_contain_text("fast + n_strains=7")
+    expect(profile_row).to_have_class("differs")
+    strains = page.get_by_test_id("compare-row-config-n_strains")
+    expect(strains).to_contain_text("5")
+    expect(strains).to_contain_text("7")
+    expect(strains).to_have_class("differs")
+    expect(page.get_by_test_id("compare-row-config-model.depth")).not_to_have_class("differs")
+    page.screenshot(path=str(served.shots / "9-compare-profiles.png"), full_page=True)
+
+    page.goto(served.url + "#/runs/killed?p=eos&e=cu")
+    expect(page.get_by_test_id("run-stale")).to_contain_text(
+        f"owner process {DEAD_PID} on host {socket.gethostname()} is no longer alive"
+    )
+    expect(page.get_by_test_id("run-page").get_by_test_id("stale-badge")).to_be_visible()
+    page.screenshot(path=str(served.shots / "10-stale-run.png"), full_page=True)
+    page.goto(served.url + "#/runs/fast7?p=eos&e=cu")
+    expect(page.get_by_test_id("run-profile-label")).to_have_text("fast + n_strains=7")
+    expect(page.get_by_test_id("run-stale")).to_have_count(0)

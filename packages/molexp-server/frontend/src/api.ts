@@ -41,6 +41,8 @@ export interface ExperimentInfo {
   by_status: Record<string, number>;
   param_keys: string[];
   result_keys: string[];
+  config_keys: string[];
+  stale_count: number;
 }
 
 export interface ErrorDetail {
@@ -65,6 +67,11 @@ export interface RunSummary {
   config_hash: string | null;
   workflow_id: string | null;
   replica_index: number | null;
+  profile_label: string | null;
+  overrides: Record<string, Json>;
+  config: Record<string, Json>;
+  stale: boolean;
+  stale_reason: string | null;
 }
 
 export interface RunPage {
@@ -113,7 +120,13 @@ export interface RunDetail {
   results: Record<string, Json>;
   config: Record<string, Json>;
   config_hash: string | null;
-  profile: { name: string; config: Record<string, Json>; config_hash: string } | null;
+  profile: {
+    name: string;
+    config: Record<string, Json>;
+    config_hash: string;
+    overrides: Record<string, Json>;
+    label: string;
+  } | null;
   workflow_id: string | null;
   workflow_snapshot: Record<string, Json> | null;
   replica_index: number | null;
@@ -124,6 +137,8 @@ export interface RunDetail {
   tasks: TaskState[];
   execution_state_id: string | null;
   cancellable: boolean;
+  stale: boolean;
+  stale_reason: string | null;
 }
 
 export interface LogInfo {
@@ -149,7 +164,7 @@ export interface ArtifactInfo {
 
 export interface CompareRow {
   key: string;
-  section: "param" | "result";
+  section: "param" | "profile" | "config" | "result";
   values: Json[];
   differs: boolean;
 }

@@ -2,11 +2,21 @@
 import type { ReactNode } from "react";
 import { flatten, formatValue, STATUSES, type Json } from "../api";
 
-export function StatusBadge({ status }: { status: string }) {
+export function StatusBadge({ status, stale }: { status: string; stale?: string | null }) {
   return (
-    <span className={`badge status-${status}`} data-testid="status-badge">
-      {status}
-    </span>
+    <>
+      <span className={`badge status-${status}`} data-testid="status-badge">
+        {status}
+      </span>
+      {stale && (
+        <>
+          {" "}
+          <span className="badge status-stale" title={`stale: ${stale}`} data-testid="stale-badge">
+            stale
+          </span>
+        </>
+      )}
+    </>
   );
 }
 

@@ -82,16 +82,27 @@ export default function ComparePage({
               <th />
               {data.runs.map((run) => (
                 <th key={run.id}>
-                  <a href={links.run(runKeyOf(run))}>{run.id}</a> <StatusBadge status={run.status} />
+                  <a href={links.run(runKeyOf(run))}>{run.id}</a>{" "}
+                  <StatusBadge status={run.status} stale={run.stale_reason} />
                 </th>
               ))}
             </tr>
           </thead>
           <tbody>
             {rows.map((row) => (
-              <tr key={`${row.section}.${row.key}`} className={row.differs ? "differs" : undefined}>
+              <tr
+                key={`${row.section}.${row.key}`}
+                className={row.differs ? "differs" : undefined}
+                data-testid={`compare-row-${row.section}-${row.key}`}
+              >
                 <th className={row.section}>
-                  {row.section === "param" ? "param" : "result"} <b>{row.key}</b>
+                  {row.section === "profile" ? (
+                    <b>profile</b>
+                  ) : (
+                    <>
+                      {row.section} <b>{row.key}</b>
+                    </>
+                  )}
                 </th>
                 {row.values.map((value, index) => (
                   <td key={data.runs[index].id} className="num">

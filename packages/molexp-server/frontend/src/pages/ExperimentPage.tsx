@@ -13,6 +13,7 @@ interface Column {
   sortable: boolean;
   render: (run: RunSummary) => ReactNode;
   numeric?: boolean;
+  kind?: "param" | "config" | "result";
 }
 
 export function ExperimentPage({
@@ -70,7 +71,12 @@ export function ExperimentPage({
           </a>
         ),
       },
-      { field: "status", label: "status", sortable: true, render: (run) => <StatusBadge status={run.status} /> },
+      {
+        field: "status",
+        label: "status",
+        sortable: true,
+        render: (run) => <StatusBadge status={run.status} stale={run.stale_reason} />,
+      },
       { field: "created_at", label: "created", sortable: true, render: (run) => formatTime(run.created_at) },
       {
         field: "duration",
@@ -80,22 +86,49 @@ export function ExperimentPage({
         render: (run) => formatDuration(durationBetween(run.started_at, run.finished_at)),
       },
     ];
+    const profile: Column = {
+      field: "profile",
+      label: "profile",
+      sortable: true,
+      render: (run) => <span data-testid="run-profile">{run.profile_label ?? ""}</span>,
+    };
     const params = (info.data?.param_keys ?? []).map<Column>((key) => ({
       field: `params.${key}`,
       label: key,
       sortable: true,
       numeric: true,
+      kind: "param",
       render: (run) => formatValue(pick(run.params, key)),
+    }));
+    const config = (info.data?.config_keys ?? []).map<Column>((key) => ({
+      field: `config.${key}`,
+      label: key,
+      sortable: true,
+      numeric: true,
+      kind: "config",
+      render: (run) => formatValue(pick(run.config, key)),
     }));
     const results = (info.data?.result_keys ?? []).map<Column>((key) => ({
       field: `results.${key}`,
       label: key,
       sortable: true,
       numeric: true,
+      kind: "result",
       render: (run) => formatValue(pick(run.results, key)),
     }));
-    return [...base, ...params, ...results];
+    return [...base, profile, ...params, ...config, ...results];
   }, [info.data]);
+
+  // One header cell over each run of columns of the same kind: params, config, results.
+  const groups = useMemo(() => {
+    const spans: { kind?: Column["kind"]; span: number }[] = [{ span: 1 }];
+    for (const column of columns) {
+      const last = spans[spans.length - 1];
+      if (last.kind === column.kind) last.span += 1;
+      else spans.push({ kind: column.kind, span: 1 });
+    }
+    return spans;
+  }, [columns]);
 
   const onSort = (field: string) => {
     const next = sort === field ? `-${field}` : field;
@@ -125,7 +158,6 @@ export function ExperimentPage({
 
   if (info.error) return <ErrorNote message={info.error} />;
   const experimentInfo = info.data;
-  const paramCount = experimentInfo?.param_keys.length ?? 0;
   const total = runs.data?.total ?? 0;
   const lastPage = Math.max(0, Math.ceil(total / PAGE_SIZE) - 1);
 
@@ -171,6 +203,12 @@ export function ExperimentPage({
           </button>
         </form>
         <StatusChips selected={statuses} counts={experimentInfo?.by_status ?? {}} onToggle={toggleStatus} />
+        {(experimentInfo?.stale_count ?? 0) > 0 && (
+          <div className="small stale-note" data-testid="stale-note">
+            <span className="badge status-stale">stale {experimentInfo?.stale_count}</span> running run(s) whose
+            owner process is gone; <code>molexp reap</code> marks them failed.
+          </div>
+        )}
       </section>
       {runs.error && <ErrorNote message={runs.error} />}
       {runs.data && runs.data.broken.length > 0 && (
@@ -211,12 +249,20 @@ export function ExperimentPage({
           <div className="scroll">
             <table className="grid runs" data-testid="runs-table">
               <thead>
+                <tr className="groups" data-testid="column-groups">
+                  {groups.map((group, index) => (
+                    <th key={index} colSpan={group.span} className={group.kind ?? ""}>
+                      {group.kind === "param" ? "params" : group.kind === "result" ? "results" : group.kind ?? ""}
+                    </th>
+                  ))}
+                </tr>
                 <tr>
                   <th />
-                  {columns.map((column, index) => (
+                  {columns.map((column) => (
                     <th
                       key={column.field}
-                      className={`${column.sortable ? "sortable" : ""} ${index >= 4 && index < 4 + paramCount ? "param" : ""} ${index >= 4 + paramCount ? "result" : ""}`}
+                      className={`${column.sortable ? "sortable" : ""} ${column.kind ?? ""}`}
+                      title={column.kind ? column.field : undefined}
                       onClick={column.sortable ? () => onSort(column.field) : undefined}
                       data-testid={`col-${column.field}`}
                     >

@@ -38,6 +38,18 @@ function ProjectCard({ project }: { project: ProjectInfo }) {
                 <td>{experiment.run_count}</td>
                 <td>
                   <StatusCounts counts={experiment.by_status} />
+                  {experiment.stale_count > 0 && (
+                    <>
+                      {" "}
+                      <span
+                        className="badge status-stale"
+                        title="running runs whose owner process is gone (molexp reap marks them failed)"
+                        data-testid={`stale-count-${experiment.id}`}
+                      >
+                        stale {experiment.stale_count}
+                      </span>
+                    </>
+                  )}
                 </td>
                 <td>{formatTime(experiment.created_at)}</td>
               </tr>
@@ -114,7 +126,7 @@ export function OverviewPage() {
                     </a>
                   </td>
                   <td>
-                    <StatusBadge status={run.status} />
+                    <StatusBadge status={run.status} stale={run.stale_reason} />
                   </td>
                   <td>{formatTime(run.created_at)}</td>
                 </tr>

@@ -117,8 +117,14 @@ export function RunPage({ run: key }: { run: RunKey }) {
           </a>
         </div>
         <h1>
-          run {detail.id} <StatusBadge status={detail.status} />
+          run {detail.id} <StatusBadge status={detail.status} stale={detail.stale_reason} />
         </h1>
+        {detail.stale_reason && (
+          <div className="error-note" data-testid="run-stale">
+            <b>stale</b>: recorded as {detail.status}, but {detail.stale_reason}.{" "}
+            <code>molexp reap</code> marks it failed; <code>molexp run --rerun-failed</code> runs it again.
+          </div>
+        )}
         <div className="stats small">
           <span>created {formatTime(detail.created_at)}</span>
           {detail.started_at && <span>started {formatTime(detail.started_at)}</span>}
@@ -149,7 +155,7 @@ export function RunPage({ run: key }: { run: RunKey }) {
         </Section>
         <Section title="Configuration" testId="run-config">
           <div className="small">
-            profile <b>{detail.profile?.name ?? "none"}</b>
+            profile <b data-testid="run-profile-label">{detail.profile?.label || detail.profile?.name || "none"}</b>
             {detail.config_hash && (
               <>
                 {" "}

@@ -97,6 +97,13 @@ class ExperimentInfo(BaseModel):
     by_status: StatusCounts
     param_keys: list[str] = Field(description="Every parameter key used by a run (dotted).")
     result_keys: list[str] = Field(description="Every result key set by a run (dotted).")
+    config_keys: list[str] = Field(
+        default_factory=list,
+        description="Every profile config key of a run (dotted), '--set' overrides included.",
+    )
+    stale_count: int = Field(
+        default=0, description="Runs recorded as running whose owner process is gone."
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -123,6 +130,20 @@ class RunSummaryInfo(BaseModel):
     config_hash: str | None
     workflow_id: str | None
     replica_index: int | None
+    profile_label: str | None = Field(
+        default=None, description="The profile name with its '--set' overrides: 'fast + n=7'."
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="The '--set' values (dotted key -> value)."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="The profile config recorded on the run."
+    )
+    stale: bool = Field(
+        default=False,
+        description="Recorded as running, but its owner process is gone (reap to settle it).",
+    )
+    stale_reason: str | None = None
 
 
 class RunPage(BaseModel):
@@ -139,6 +160,10 @@ class ProfileDetail(BaseModel):
     name: str
     config: dict[str, Any]
     config_hash: str
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="The '--set' values (dotted key -> value)."
+    )
+    label: str = Field(default="", description="The name with its overrides: 'fast + n=7'.")
 
 
 class AttemptInfo(BaseModel):
@@ -196,6 +221,11 @@ class RunDetail(BaseModel):
         description="Id of the ExecutionStateAsset the task states come from, if any."
     )
     cancellable: bool
+    stale: bool = Field(
+        default=False,
+        description="Recorded as running, but its owner process is gone (reap to settle it).",
+    )
+    stale_reason: str | None = None
 
 
 class LogInfo(BaseModel):
@@ -270,7 +300,10 @@ class AssetDetail(BaseModel):
 
 class CompareRow(BaseModel):
     key: str
-    section: Literal["param", "result"]
+    section: Literal["param", "profile", "config", "result"] = Field(
+        description="'profile' is the profile label (name + '--set' overrides); 'config' rows "
+        "are the recorded profile config, key by key."
+    )
     values: list[Any] = Field(description="One value per compared run, in the order of `runs`.")
     differs: bool
 

@@ -41,6 +41,7 @@ from molexp.workspace import (
     RunStatus,
     RunSummary,
     Workspace,
+    stale_reason,
 )
 
 from ._broken import BrokenRecordScanner
@@ -102,6 +103,8 @@ class _RunStats:
     by_status: dict[str, int]
     param_keys: list[str]
     result_keys: list[str]
+    config_keys: list[str]
+    stale_count: int
 
 
 class ServiceError(Exception):
@@ -164,6 +167,7 @@ def _parse_time(value: object) -> datetime | None:
 
 
 def _summary_info(row: RunSummary) -> RunSummaryInfo:
+    stale = row.stale_reason()
     return RunSummaryInfo(
         id=row.id,
         project_id=row.project,
@@ -178,7 +182,27 @@ def _summary_info(row: RunSummary) -> RunSummaryInfo:
         config_hash=row.config_hash,
         workflow_id=row.workflow_id,
         replica_index=row.replica_index,
+        profile_label=row.profile_label,
+        overrides=row.overrides,
+        config=row.config,
+        stale=stale is not None,
+        stale_reason=stale,
     )
+
+
+def _compare_rows(
+    section: Literal["param", "config", "result"], sources: Sequence[Mapping[str, Any]]
+) -> list[CompareRow]:
+    """One row per dotted key any of ``sources`` has, with one value per source."""
+    keys: dict[str, None] = {}
+    for source in sources:
+        keys.update(dict.fromkeys(_flat_keys(source)))
+    rows = []
+    for key in sorted(keys):
+        values = [_pick(source, key) for source in sources]
+        encoded = {json.dumps(value, sort_keys=True, default=str) for value in values}
+        rows.append(CompareRow(key=key, section=section, values=values, differs=len(encoded) > 1))
+    return rows
 
 
 def _error_detail(error: ErrorInfo | None) -> ErrorDetail | None:
@@ -432,14 +456,18 @@ class WorkspaceService:
             rows = self._runs(project=project_id, experiment=experiment_id)
             param_keys: dict[str, None] = {}
             result_keys: dict[str, None] = {}
+            config_keys: dict[str, None] = {}
             for row in rows:
                 param_keys.update(dict.fromkeys(_flat_keys(row.params)))
                 result_keys.update(dict.fromkeys(_flat_keys(row.results)))
+                config_keys.update(dict.fromkeys(_flat_keys(row.config)))
             return _RunStats(
                 count=len(rows),
                 by_status=dict(Counter(row.status.value for row in rows)),
                 param_keys=sorted(param_keys),
                 result_keys=sorted(result_keys),
+                config_keys=sorted(config_keys),
+                stale_count=sum(1 for row in rows if row.stale),
             )
 
         return self._cache.get(("stats", project_id, experiment_id), compute)
@@ -462,6 +490,8 @@ class WorkspaceService:
             by_status=dict(stats.by_status),
             param_keys=list(stats.param_keys),
             result_keys=list(stats.result_keys),
+            config_keys=list(stats.config_keys),
+            stale_count=stats.stale_count,
         )
 
     def experiments(self, project_id: str) -> list[ExperimentInfo]:
@@ -578,6 +608,7 @@ class WorkspaceService:
         metadata = run.metadata
         state_id, tasks = self._latest_execution_state(metadata)
         profile = metadata.profile
+        stale = stale_reason(metadata)
         return RunDetail(
             id=metadata.id,
             project_id=metadata.project_id,
@@ -592,7 +623,11 @@ class WorkspaceService:
             config=dict(profile.config) if profile else {},
             config_hash=profile.config_hash if profile else None,
             profile=ProfileDetail(
-                name=profile.name, config=profile.config, config_hash=profile.config_hash
+                name=profile.name,
+                config=profile.config,
+                config_hash=profile.config_hash,
+                overrides=profile.overrides,
+                label=profile.label,
             )
             if profile
             else None,
@@ -606,6 +641,8 @@ class WorkspaceService:
             tasks=tasks,
             execution_state_id=state_id,
             cancellable=metadata.status in CANCELLABLE_STATUSES,
+            stale=stale is not None,
+            stale_reason=stale,
         )
 
     def run_detail(self, ref: RunRef) -> RunDetail:
@@ -802,23 +839,15 @@ class WorkspaceService:
                 where = f"experiment {experiment.id!r} of project {project.id!r}"
                 raise ServiceError(404, f"no run {missing[0]!r} in {where}")
             chosen = [rows[run_id] for run_id in wanted]
-            table: list[CompareRow] = []
-            sections: tuple[tuple[Literal["param", "result"], str], ...] = (
-                ("param", "params"),
-                ("result", "results"),
-            )
-            for section, attribute in sections:
-                keys: dict[str, None] = {}
-                for row in chosen:
-                    keys.update(dict.fromkeys(_flat_keys(getattr(row, attribute))))
-                for key in sorted(keys):
-                    values = [_pick(getattr(row, attribute), key) for row in chosen]
-                    encoded = {json.dumps(value, sort_keys=True, default=str) for value in values}
-                    table.append(
-                        CompareRow(
-                            key=key, section=section, values=values, differs=len(encoded) > 1
-                        )
-                    )
+            labels: list[Any] = [row.profile_label for row in chosen]
+            table = [
+                *_compare_rows("param", [row.params for row in chosen]),
+                CompareRow(
+                    key="profile", section="profile", values=labels, differs=len(set(labels)) > 1
+                ),
+                *_compare_rows("config", [row.config for row in chosen]),
+                *_compare_rows("result", [row.results for row in chosen]),
+            ]
             return CompareTable(runs=[_summary_info(row) for row in chosen], rows=table)
 
         return self._call(work)
