@@ -373,12 +373,36 @@ def list_command(
     )
 
 
+AttemptOption = Annotated[
+    int | None,
+    typer.Option(
+        "--attempt",
+        metavar="N",
+        help="One attempt of the run (1 is the first; default: the latest).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
-def show(run: RunArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False) -> None:
+def show(
+    run: RunArgument,
+    attempt: Annotated[
+        int | None,
+        typer.Option(
+            "--attempt",
+            metavar="N",
+            help="Show attempt N: its results, artifacts, logs and what changed from N-1.",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
     """Show a run: parameters, config and its hash, status, attempts, results and assets."""
     from ._cmd_inspect import show_command
 
-    show_command(run, workspace=workspace, as_json=as_json)
+    show_command(run, workspace=workspace, as_json=as_json, attempt=attempt)
 
 
 @app.command()
@@ -400,22 +424,26 @@ def logs(
             "--tail", "-n", metavar="N", help="Only the last N lines.", show_default=False
         ),
     ] = None,
+    attempt: AttemptOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Print a run's logs."""
+    """Print a run's logs (those of its latest attempt, unless --attempt names another)."""
     from ._cmd_inspect import logs_command
 
-    logs_command(run, name, follow=follow, tail=tail, workspace=workspace)
+    logs_command(run, name, follow=follow, tail=tail, workspace=workspace, attempt=attempt)
 
 
 @app.command()
 def artifacts(
-    run: RunArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
+    run: RunArgument,
+    attempt: AttemptOption = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List a run's artifacts."""
+    """List a run's artifacts (the latest of each name, or those attempt N showed)."""
     from ._cmd_inspect import artifacts_command
 
-    artifacts_command(run, workspace=workspace, as_json=as_json)
+    artifacts_command(run, workspace=workspace, as_json=as_json, attempt=attempt)
 
 
 @app.command()

@@ -288,11 +288,18 @@ def _asset_json(asset: Asset, root: Path) -> dict[str, Any]:
     return data
 
 
-def show_command(reference: str, *, workspace: Path | None, as_json: bool) -> None:
-    """``molexp show RUN``."""
+def show_command(
+    reference: str, *, workspace: Path | None, as_json: bool, attempt: int | None = None
+) -> None:
+    """``molexp show RUN [--attempt N]``."""
     from molexp.workspace import stale_reason
 
+    from ._cmd_attempts import changes_text, show_attempt
+
     run = resolve_run(reference, workspace)
+    if attempt is not None:
+        show_attempt(run, attempt, as_json=as_json)
+        return
     meta = run.metadata
     assets = _run_assets(run)
     root = Path(run.workspace.root)
@@ -334,34 +341,37 @@ def show_command(reference: str, *, workspace: Path | None, as_json: bool) -> No
         task = f" in task {meta.error.task_name}" if meta.error.task_name else ""
         facts.add_row("error", f"{meta.error.type}{task}: {meta.error.message}")
     console.print(facts)
+    history = run.attempts
     attempts = [
         (
-            record.attempt,
-            record.execution_id,
-            str(record.status),
-            record.started_at,
-            record.finished_at,
-            _duration(record.started_at, record.finished_at),
-            record.profile_name,
+            item.number,
+            item.execution_id,
+            str(item.status),
+            item.started_at,
+            item.finished_at,
+            _duration(item.started_at, item.finished_at),
+            item.record.profile_name,
+            changes_text(item.diff()) if item.number > 1 else "",
             None
-            if record.error is None
-            else f"{record.error.task_name + ': ' if record.error.task_name else ''}"
-            f"{record.error.type}: {record.error.message}",
+            if item.error is None
+            else f"{item.error.task_name + ': ' if item.error.task_name else ''}"
+            f"{item.error.type}: {item.error.message}",
         )
-        for record in meta.execution_history
+        for item in history
     ]
-    console.print(
-        make_table(
-            "Attempts",
-            ["#", "execution", "status", "started", "finished", "duration", "profile", "error"],
-            attempts,
-        )
-    )
+    columns = ["#", "execution", "status", "started", "finished", "duration", "profile"]
+    console.print(make_table("Attempts", [*columns, "changes", "error"], attempts))
+    if len(history) > 1:
+        console.print(f"molexp show {run.id} --attempt N: one attempt's results, artifacts, logs")
+    latest = history[-1] if history else None
     console.print(
         make_table(
             "Assets",
-            ["kind", "name", "size", "path"],
-            [(str(a.kind), a.name, a.size, a.path) for a in assets],
+            ["kind", "name", "attempt", "size", "path"],
+            [
+                (str(a.kind), a.name, latest.number_of(a) if latest else None, a.size, a.path)
+                for a in assets
+            ],
         )
     )
 
@@ -372,11 +382,14 @@ def _duration(started: Any, finished: Any) -> str:
     return format_duration((finished - started).total_seconds())
 
 
-def _log_files(run: Run) -> dict[str, Path]:
-    logs_dir = Path(run.run_dir) / "logs"
-    if not logs_dir.is_dir():
-        return {}
-    return {path.stem: path for path in sorted(logs_dir.glob("*.log")) if path.is_file()}
+def _log_files(run: Run, attempt: int | None) -> tuple[str, dict[str, Path]]:
+    """The logs of attempt ``attempt`` (None: the latest) and how to name that attempt."""
+    from ._cmd_attempts import attempt_of
+
+    chosen = attempt_of(run, attempt)
+    if chosen is None:
+        return f"run {run.id}", {}
+    return f"run {run.id} attempt {chosen.number}", chosen.logs
 
 
 def _tail(text: str, count: int | None) -> str:
@@ -389,26 +402,35 @@ def _tail(text: str, count: int | None) -> str:
 
 
 def logs_command(
-    reference: str, name: str | None, *, follow: bool, tail: int | None, workspace: Path | None
+    reference: str,
+    name: str | None,
+    *,
+    follow: bool,
+    tail: int | None,
+    workspace: Path | None,
+    attempt: int | None = None,
 ) -> None:
-    """``molexp logs RUN [NAME]``: print one log, or every log with a header each."""
+    """``molexp logs RUN [NAME] [--attempt N]``: one log, or every log with a header each.
+
+    The logs of the latest attempt, unless ``--attempt`` names another.
+    """
     if tail is not None and tail < 0:
         raise CliUsageError(f"--tail must be 0 or more, got {tail}")
     run = resolve_run(reference, workspace)
-    logs = _log_files(run)
+    which, logs = _log_files(run, attempt)
     if name is not None:
         if name not in logs:
             available = ", ".join(logs) or "none"
-            raise CliError(f"run {run.id} has no log {name!r}; available: {available}")
+            raise CliError(f"{which} has no log {name!r}; available: {available}")
         selected = {name: logs[name]}
     else:
         selected = logs
     if not selected:
-        sys.stderr.write(f"run {run.id} has no logs\n")
+        sys.stderr.write(f"{which} has no logs\n")
         return
     if follow and len(selected) > 1:
         raise CliUsageError(
-            f"--follow needs one log; run {run.id} has {', '.join(selected)}: name one of them"
+            f"--follow needs one log; {which} has {', '.join(selected)}: name one of them"
         )
     for log_name, path in selected.items():
         if len(selected) > 1:
@@ -442,20 +464,39 @@ def _follow(run: Run, path: Path) -> None:
         time.sleep(_FOLLOW_INTERVAL)
 
 
-def artifacts_command(reference: str, *, workspace: Path | None, as_json: bool) -> None:
-    """``molexp artifacts RUN``."""
+def artifacts_command(
+    reference: str, *, workspace: Path | None, as_json: bool, attempt: int | None = None
+) -> None:
+    """``molexp artifacts RUN [--attempt N]``: the run's current artifacts (the latest of each
+    name), or those attempt N showed."""
+    from ._cmd_attempts import attempt_of
+
     run = resolve_run(reference, workspace)
     root = Path(run.workspace.root)
-    artifacts = [asset for asset in _run_assets(run) if str(asset.kind) == "artifact"]
+    chosen = attempt_of(run, attempt)
+    if chosen is not None:
+        artifacts: list[Asset] = list(chosen.artifacts.values())
+    else:
+        artifacts = [asset for asset in _run_assets(run) if str(asset.kind) == "artifact"]
     if as_json:
         print_json([_asset_json(asset, root) for asset in artifacts])
         return
+    title = f"Artifacts of run {run.id}"
+    if chosen is not None and (attempt is not None or not chosen.is_latest):
+        title += f" (attempt {chosen.number})"
     stdout_console().print(
         make_table(
-            f"Artifacts of run {run.id}",
-            ["name", "media type", "size", "updated", "path"],
+            title,
+            ["name", "attempt", "media type", "size", "updated", "path"],
             [
-                (a.name, getattr(a, "media_type", None), a.size, a.updated_at, root / a.path)
+                (
+                    a.name,
+                    chosen.number_of(a) if chosen is not None else None,
+                    getattr(a, "media_type", None),
+                    a.size,
+                    a.updated_at,
+                    root / a.path,
+                )
                 for a in artifacts
             ],
         )

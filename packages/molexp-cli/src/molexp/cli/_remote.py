@@ -298,8 +298,9 @@ def _deliver(outcome: RemoteOutcome, ctx: TaskContext, key: JobKey, directory: P
 class RemoteRunContext:
     """The run context of a task executing in its own Slurm job (for ``ctx.run_context``).
 
-    Logs, artifacts, checkpoints and asset lookups are real (written to the run directory and
-    the workspace catalog, attributed to the task and the attempt); ``set_result`` and
+    Logs, artifacts, checkpoints and asset lookups are real (written to the attempt's files in
+    the run directory and the workspace catalog, attributed to the task and the attempt, as the
+    owner's ``RunContext`` writes them); ``set_result`` and
     ``mark_failed`` are collected and replayed by the process that owns the run.
     """
 
@@ -347,7 +348,9 @@ class RemoteRunContext:
     def artifact(self) -> Any:
         from molexp.assets import ArtifactStore
 
-        return ArtifactStore(self.workspace.catalog, self._run.scope, self.run_dir, self._producer)
+        return ArtifactStore(
+            self.workspace.catalog, self._run.scope, self.run_dir, self._producer, per_attempt=True
+        )
 
     def set_result(self, key: str, value: Any) -> None:
         if not isinstance(key, str) or not key:
@@ -365,7 +368,12 @@ class RemoteRunContext:
         handle = self._logs.get(name)
         if handle is None:
             handle = LogHandle(
-                self.workspace.catalog, self._run.scope, self.run_dir, name, self._producer
+                self.workspace.catalog,
+                self._run.scope,
+                self.run_dir,
+                name,
+                self._producer,
+                per_attempt=True,
             )
             self._logs[name] = handle
         return handle

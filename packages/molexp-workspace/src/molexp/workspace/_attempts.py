@@ -481,6 +481,11 @@ class Attempt:
                 chosen[asset.name] = (key, asset)
         return {name: chosen[name][1] for name in sorted(chosen)}
 
+    def number_of(self, asset: Asset) -> int | None:
+        """The number of the attempt of this run that produced ``asset`` (None: unknown)."""
+        position = self._history.position(asset)
+        return self._history.records[position].attempt if position >= 0 else None
+
     def artifact_path(self, name: str) -> Path:
         """The file of artifact ``name`` in this attempt's view (``KeyError`` if none)."""
         asset = self.artifacts.get(name)
