@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from molexp.workflow import (
     TaskContext,
-    WorkflowExecution,
-    WorkflowResult,
     WorkflowRuntime,
     create_default_runtime,
     workflow,
 )
 from molexp.workflow._pydantic_graph.runtime import GraphWorkflowRuntime
+from molexp.workflow.runtime import ExecutionOptions, PreparedExecution
 from molexp.workflow.spec import Workflow
 
 
@@ -35,45 +32,35 @@ def test_runtime_abc_cannot_be_instantiated() -> None:
 
 
 class RecordingRuntime(WorkflowRuntime):
-    """Delegates to the graph runtime and records what it was asked."""
+    """A third runtime is a small class: it implements ``prepare`` only (here by delegating)."""
+
+    execution_label = "recording"
 
     def __init__(self) -> None:
         self.inner = GraphWorkflowRuntime()
-        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.calls: list[ExecutionOptions] = []
 
-    async def execute(
-        self,
-        spec: Workflow,
-        run: Any = None,
-        run_context: Any = None,
-        *,
-        profile_config: Any = None,
-        **kwargs: Any,
-    ) -> WorkflowResult:
-        self.calls.append(("execute", kwargs))
-        return await self.inner.execute(spec, run, run_context, **kwargs)
-
-    async def start(
-        self,
-        spec: Workflow,
-        run: Any = None,
-        run_context: Any = None,
-        *,
-        profile_config: Any = None,
-        **kwargs: Any,
-    ) -> WorkflowExecution:
-        self.calls.append(("start", kwargs))
-        return await self.inner.start(spec, run, run_context, **kwargs)
+    def prepare(self, spec: Workflow, options: ExecutionOptions) -> PreparedExecution:
+        self.calls.append(options)
+        return self.inner.prepare(spec, options)
 
 
 async def test_execute_and_start_accept_another_runtime() -> None:
     runtime = RecordingRuntime()
     spec = _spec()
     assert (await spec.execute(5, runtime=runtime, max_concurrency=2)).output == "done"
-    assert (await (await spec.start(runtime=runtime))).output == "done"
-    assert [name for name, _ in runtime.calls] == ["execute", "start"]
-    assert runtime.calls[0][1]["inputs"] == 5
-    assert runtime.calls[0][1]["max_concurrency"] == 2
+    execution = await spec.start(runtime=runtime)
+    assert (await execution).output == "done"
+    assert [options.inputs for options in runtime.calls] == [5, None]
+    assert runtime.calls[0].max_concurrency == 2
+
+
+async def test_a_runtime_that_only_prepares_gets_the_shared_lifecycle_and_result() -> None:
+    spec = _spec()
+    result = await spec.execute(runtime=RecordingRuntime())
+    assert result.statuses == {"t": "succeeded"}
+    assert list(result.timings) == ["t"]
+    assert result.sinks == ("t",)
 
 
 async def test_unknown_execution_options_are_rejected() -> None:

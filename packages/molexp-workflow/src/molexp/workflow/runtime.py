@@ -1,7 +1,9 @@
 """Runtime contract and execution results.
 
-``WorkflowRuntime`` is the small abstract interface a runtime implements (the shipped one is the
-pydantic-graph driven ``GraphWorkflowRuntime``; a Dask runtime could be added beside it).
+``WorkflowRuntime`` is the template every runtime shares (the default one is the pydantic-graph
+driven ``GraphWorkflowRuntime``, the optional one ``DaskRuntime``): a runtime implements only
+``prepare`` (a ``PreparedExecution``: how tasks are dispatched), and ``result_from_trace``
+assembles the same ``WorkflowResult`` for all of them.
 ``WorkflowResult`` / ``TaskStatus`` / ``TaskTiming`` / ``TaskError`` / ``TaskPersistence`` describe
 what happened, ``ExecutionOptions`` validates the keyword options every runtime accepts and
 ``WorkflowExecution`` is the live handle returned by ``spec.start()``. How a runtime executes under
@@ -18,17 +20,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import asyncio
 
+    from molexp.workflow._resume import ResumePlan
     from molexp.workflow.protocols import RemoteExecutor, RunContextProtocol, RunProtocol
     from molexp.workflow.spec import Workflow
 
 __all__ = [
     "EXECUTION_STATE_VERSION",
     "ExecutionOptions",
+    "ExecutionTrace",
+    "PreparedExecution",
     "TaskError",
     "TaskPersistence",
     "TaskStatus",
@@ -38,6 +43,7 @@ __all__ = [
     "WorkflowRuntime",
     "WorkflowStatus",
     "create_default_runtime",
+    "result_from_trace",
 ]
 
 
@@ -365,6 +371,10 @@ class ExecutionOptions:
     resume: bool = True
     snapshot: Mapping[str, Any] | None = None
 
+    def as_kwargs(self) -> dict[str, Any]:
+        """The options as the keyword arguments of ``WorkflowRuntime.execute``/``start``."""
+        return {name: getattr(self, name) for name in _OPTION_NAMES}
+
     @classmethod
     def from_kwargs(cls, workflow_name: str, kwargs: Mapping[str, Any]) -> ExecutionOptions:
         unknown = sorted(set(kwargs) - set(_OPTION_NAMES))
@@ -416,17 +426,108 @@ def is_positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+class ExecutionTrace(Protocol):
+    """What a runtime records while driving one execution (task ``i`` is ``names[i]``)."""
+
+    statuses: list[TaskStatus]
+    outputs: list[Any]
+    started: list[float]
+    finished: list[float]
+    errors: dict[int, TaskError]
+    failure_order: list[int]
+    cache_notes: dict[int, str]
+    cancel_requested: bool
+    started_at: float
+    finished_at: float
+
+
+_OUTPUT_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.CACHED, TaskStatus.RESUMED)
+
+
+def result_from_trace(
+    workflow_name: str,
+    workflow_id: str,
+    names: Sequence[str],
+    sinks: Sequence[str],
+    trace: ExecutionTrace,
+) -> WorkflowResult:
+    """The :class:`WorkflowResult` of a finished execution, the same for every runtime."""
+    statuses = trace.statuses
+    outputs: dict[str, Any] = {}
+    timings: dict[str, TaskTiming] = {}
+    for index, task_status in enumerate(statuses):
+        if task_status in _OUTPUT_STATUSES:
+            outputs[names[index]] = trace.outputs[index]
+        if trace.started[index]:
+            timings[names[index]] = TaskTiming(trace.started[index], trace.finished[index])
+    if trace.failure_order:
+        status = WorkflowStatus.FAILED
+    elif trace.cancel_requested or TaskStatus.CANCELLED in statuses:
+        status = WorkflowStatus.CANCELLED
+    else:
+        status = WorkflowStatus.SUCCEEDED
+    return WorkflowResult(
+        workflow_name=workflow_name,
+        workflow_id=workflow_id,
+        status=status,
+        outputs=outputs,
+        statuses=dict(zip(names, statuses, strict=True)),
+        timings=timings,
+        errors={names[index]: trace.errors[index] for index in trace.failure_order},
+        failed=[names[index] for index in trace.failure_order],
+        skipped=[n for n, s in zip(names, statuses, strict=True) if s is TaskStatus.SKIPPED],
+        sinks=tuple(sinks),
+        started_at=datetime.fromtimestamp(trace.started_at, tz=UTC),
+        finished_at=datetime.fromtimestamp(trace.finished_at, tz=UTC),
+        cache={names[index]: note for index, note in trace.cache_notes.items()},
+    )
+
+
+class PreparedExecution(ABC):
+    """One execution a runtime has validated and set up, not started yet.
+
+    ``names`` and the live ``statuses`` back the :class:`WorkflowExecution` handle of
+    ``start()``; ``request_cancel`` stops the execution; ``drive`` executes the tasks under the
+    run context (if any) with the resume plan (if any) and returns the result.
+    """
+
+    names: Sequence[str]
+    statuses: list[TaskStatus]
+
+    @abstractmethod
+    def request_cancel(self) -> None:
+        """Ask the execution to stop: running tasks are cancelled, pending ones never start."""
+
+    async def ready(self) -> None:  # noqa: B027 - an optional hook
+        """Called before the run is opened (e.g. to connect to a cluster); nothing by default."""
+
+    @abstractmethod
+    async def drive(
+        self, run_context: RunContextProtocol | None, plan: ResumePlan | None
+    ) -> WorkflowResult:
+        """Execute the tasks and return the result."""
+
+
 class WorkflowRuntime(ABC):
     """What a runtime implements to execute a compiled :class:`~molexp.workflow.Workflow`.
 
-    ``kwargs`` are the :class:`ExecutionOptions` fields (inputs, config, cache, max_concurrency,
-    raise_on_failure, remote_executor, resume, snapshot). ``run`` opens a tracked run around the
-    execution; ``run_context`` executes under an already open one. A runtime supplies only the
-    driving of the tasks and leaves the run lifecycle to
-    :func:`molexp.workflow._lifecycle.execute_with_lifecycle`.
+    ``execute`` and ``start`` (seed 03's signatures; ``kwargs`` are the
+    :class:`ExecutionOptions` fields: inputs, config, cache, max_concurrency,
+    raise_on_failure, remote_executor, resume, snapshot) are the same for every runtime: they
+    validate the arguments, ask :meth:`prepare` for a :class:`PreparedExecution` and run it
+    under the run lifecycle (:func:`molexp.workflow._lifecycle.execute_with_lifecycle`: opening
+    ``run``, the workflow snapshot, resume, the execution state, failing the run).
+    ``run_context`` executes under an already open run. A runtime implements only
+    :meth:`prepare`: how the tasks are dispatched.
     """
 
+    execution_label = "molexp-workflow"
+    """Prefix of the asyncio task name of a started execution."""
+
     @abstractmethod
+    def prepare(self, spec: Workflow, options: ExecutionOptions) -> PreparedExecution:
+        """Set up one execution of ``spec`` (synchronously, before any task body runs)."""
+
     async def execute(
         self,
         spec: Workflow,
@@ -437,8 +538,8 @@ class WorkflowRuntime(ABC):
         **kwargs: Any,
     ) -> WorkflowResult:
         """Execute ``spec`` to completion."""
+        return await self._begin(spec, run, run_context, profile_config, kwargs)
 
-    @abstractmethod
     async def start(
         self,
         spec: Workflow,
@@ -449,6 +550,59 @@ class WorkflowRuntime(ABC):
         **kwargs: Any,
     ) -> WorkflowExecution:
         """Start executing ``spec`` in the background and return its handle."""
+        import asyncio
+
+        execution = self._begin(spec, run, run_context, profile_config, kwargs)
+        prepared = execution.prepared
+        future = asyncio.get_running_loop().create_task(
+            execution.result(), name=f"{self.execution_label}:{spec.name}"
+        )
+        return WorkflowExecution(
+            spec.name,
+            future,
+            StatusView(prepared.names, prepared.statuses),
+            prepared.request_cancel,
+        )
+
+    def _begin(
+        self,
+        spec: Workflow,
+        run: RunProtocol | None,
+        run_context: RunContextProtocol | None,
+        profile_config: Any,
+        kwargs: Mapping[str, Any],
+    ) -> _Execution:
+        from molexp.workflow._lifecycle import validate_run_arguments
+
+        options = validate_run_arguments(spec, run, run_context, profile_config, kwargs)
+        prepared = self.prepare(spec, options)
+        return _Execution(spec, options, prepared, run, run_context, profile_config)
+
+
+@dataclass(slots=True)
+class _Execution:
+    spec: Workflow
+    options: ExecutionOptions
+    prepared: PreparedExecution
+    run: RunProtocol | None
+    run_context: RunContextProtocol | None
+    profile_config: Any
+
+    def __await__(self) -> Generator[Any, None, WorkflowResult]:
+        return self.result().__await__()
+
+    async def result(self) -> WorkflowResult:
+        from molexp.workflow._lifecycle import execute_with_lifecycle
+
+        await self.prepared.ready()  # before a run is opened: no run for an unreachable cluster
+        return await execute_with_lifecycle(
+            self.spec,
+            self.options,
+            run=self.run,
+            run_context=self.run_context,
+            profile_config=self.profile_config,
+            drive=self.prepared.drive,
+        )
 
 
 def create_default_runtime() -> WorkflowRuntime:

@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from molexp.workflow.errors import ParallelMapError, WorkflowValidationError
-from molexp.workflow.runtime import is_positive_int
+from molexp.workflow.runtime import ExecutionOptions, is_positive_int
 from molexp.workflow.task import (
     Actor,
     FunctionTask,
@@ -267,20 +267,19 @@ class Workflow:
         recomputes everything) and ``snapshot`` adds keys (e.g. ``{"script": path}``) to the
         workflow snapshot stored on the run.
         """
+        options = ExecutionOptions(
+            inputs,
+            config,
+            cache,
+            max_concurrency,
+            raise_on_failure,
+            remote_executor,
+            resume,
+            snapshot,
+        )
         chosen = runtime if runtime is not None else self._get_runtime()
         return await chosen.execute(
-            self,
-            run,
-            run_context,
-            profile_config=profile_config,
-            inputs=inputs,
-            config=config,
-            cache=cache,
-            max_concurrency=max_concurrency,
-            raise_on_failure=raise_on_failure,
-            remote_executor=remote_executor,
-            resume=resume,
-            snapshot=snapshot,
+            self, run, run_context, profile_config=profile_config, **options.as_kwargs()
         )
 
     async def start(
@@ -300,20 +299,19 @@ class Workflow:
         runtime: WorkflowRuntime | None = None,
     ) -> WorkflowExecution:
         """Like :meth:`execute` but return a :class:`~molexp.workflow.WorkflowExecution` at once."""
+        options = ExecutionOptions(
+            inputs,
+            config,
+            cache,
+            max_concurrency,
+            raise_on_failure,
+            remote_executor,
+            resume,
+            snapshot,
+        )
         chosen = runtime if runtime is not None else self._get_runtime()
         return await chosen.start(
-            self,
-            run,
-            run_context,
-            profile_config=profile_config,
-            inputs=inputs,
-            config=config,
-            cache=cache,
-            max_concurrency=max_concurrency,
-            raise_on_failure=raise_on_failure,
-            remote_executor=remote_executor,
-            resume=resume,
-            snapshot=snapshot,
+            self, run, run_context, profile_config=profile_config, **options.as_kwargs()
         )
 
     async def execute_task(

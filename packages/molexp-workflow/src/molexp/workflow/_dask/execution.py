@@ -23,7 +23,6 @@ import sys
 import time
 import uuid
 from collections import deque
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -35,9 +34,8 @@ from molexp.workflow.reads import RunRead, RunValues, whole_run_reads
 from molexp.workflow.runtime import (
     TaskError,
     TaskStatus,
-    TaskTiming,
     WorkflowResult,
-    WorkflowStatus,
+    result_from_trace,
 )
 
 if TYPE_CHECKING:
@@ -61,7 +59,6 @@ _RESUMED = TaskStatus.RESUMED
 _FAILED = TaskStatus.FAILED
 _SKIPPED = TaskStatus.SKIPPED
 _CANCELLED = TaskStatus.CANCELLED
-_OUTPUT_STATUSES = (_SUCCEEDED, _CACHED, _RESUMED)
 _ABANDON_WAIT = 5.0
 """Seconds an interrupted execution waits for Dask to report its cancelled futures."""
 
@@ -467,33 +464,5 @@ class DaskExecution:
     # -- result -----------------------------------------------------------------------------
 
     def _result(self) -> WorkflowResult:
-        names = self.plan.names
-        statuses = self.statuses
-        outputs: dict[str, Any] = {}
-        timings: dict[str, TaskTiming] = {}
-        for index, status in enumerate(statuses):
-            if status in _OUTPUT_STATUSES:
-                outputs[names[index]] = self.outputs[index]
-            if self.started[index]:
-                timings[names[index]] = TaskTiming(self.started[index], self.finished[index])
-        if self.failure_order:
-            outcome = WorkflowStatus.FAILED
-        elif self.cancel_requested or _CANCELLED in statuses:
-            outcome = WorkflowStatus.CANCELLED
-        else:
-            outcome = WorkflowStatus.SUCCEEDED
-        return WorkflowResult(
-            workflow_name=self.plan.workflow_name,
-            workflow_id=self.plan.workflow_id,
-            status=outcome,
-            outputs=outputs,
-            statuses=dict(zip(names, statuses, strict=True)),
-            timings=timings,
-            errors={names[index]: self.errors[index] for index in self.failure_order},
-            failed=[names[index] for index in self.failure_order],
-            skipped=[name for name, s in zip(names, statuses, strict=True) if s is _SKIPPED],
-            sinks=self.plan.sinks,
-            started_at=datetime.fromtimestamp(self.started_at, tz=UTC),
-            finished_at=datetime.fromtimestamp(self.finished_at, tz=UTC),
-            cache={names[index]: note for index, note in self.cache_notes.items()},
-        )
+        plan = self.plan
+        return result_from_trace(plan.workflow_name, plan.workflow_id, plan.names, plan.sinks, self)

@@ -7,32 +7,24 @@ or else to a ``LocalCluster`` it starts itself. ``close()`` (or leaving ``async 
 closes what the runtime created; a caller's client is left open.
 
 Validation, the run lifecycle (opening the run, resume, recording the execution state, failing
-the run) and the result semantics are shared with the default runtime through
-:mod:`molexp.workflow._lifecycle`; this module only supplies the driving (``DaskExecution``).
+the run) and the result semantics are the ``WorkflowRuntime`` template shared with the default
+runtime; this module only supplies ``prepare`` (a ``DaskExecution`` on a connected client).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from molexp.workflow._dask.execution import DaskExecution
 from molexp.workflow._dask.plan import DaskPlan, plan_workflow
-from molexp.workflow._lifecycle import (
-    execute_with_lifecycle,
-    merged_config,
-    resolve_cache,
-    validate_run_arguments,
-)
+from molexp.workflow._lifecycle import merged_config, resolve_cache
 from molexp.workflow.runtime import (
     ExecutionOptions,
-    StatusView,
-    WorkflowExecution,
+    PreparedExecution,
     WorkflowResult,
     WorkflowRuntime,
     is_positive_int,
@@ -43,7 +35,7 @@ if TYPE_CHECKING:
 
     from distributed import Client
     from molexp.workflow._resume import ResumePlan
-    from molexp.workflow.protocols import RunContextProtocol, RunProtocol
+    from molexp.workflow.protocols import RunContextProtocol
     from molexp.workflow.spec import Workflow
 
 __all__ = ["DaskRuntime", "import_distributed", "runtime_from_config"]
@@ -66,17 +58,6 @@ def import_distributed() -> ModuleType:
 
 class _Closable(Protocol):
     def close(self) -> Any: ...
-
-
-@dataclass(slots=True)
-class _Prepared:
-    spec: Workflow
-    plan: DaskPlan
-    execution: DaskExecution
-    options: ExecutionOptions
-    run: RunProtocol | None
-    run_context: RunContextProtocol | None
-    profile_config: Any
 
 
 class DaskRuntime(WorkflowRuntime):
@@ -234,83 +215,48 @@ class DaskRuntime(WorkflowRuntime):
 
     # -- WorkflowRuntime --------------------------------------------------------------------
 
-    async def execute(
-        self,
-        spec: Workflow,
-        run: RunProtocol | None = None,
-        run_context: RunContextProtocol | None = None,
-        *,
-        profile_config: Any = None,
-        **kwargs: Any,
-    ) -> WorkflowResult:
-        prepared = self._prepare(spec, run, run_context, profile_config, kwargs)
-        return await self._run(prepared)
+    execution_label = "molexp-workflow-dask"
 
-    async def start(
-        self,
-        spec: Workflow,
-        run: RunProtocol | None = None,
-        run_context: RunContextProtocol | None = None,
-        *,
-        profile_config: Any = None,
-        **kwargs: Any,
-    ) -> WorkflowExecution:
-        prepared = self._prepare(spec, run, run_context, profile_config, kwargs)
-        future = asyncio.get_running_loop().create_task(
-            self._run(prepared), name=f"molexp-workflow-dask:{spec.name}"
-        )
-        execution = prepared.execution
-        return WorkflowExecution(
-            spec.name,
-            future,
-            StatusView(prepared.plan.names, execution.statuses),
-            execution.request_cancel,
-        )
-
-    def _prepare(
-        self,
-        spec: Workflow,
-        run: RunProtocol | None,
-        run_context: RunContextProtocol | None,
-        profile_config: Any,
-        kwargs: Mapping[str, Any],
-    ) -> _Prepared:
+    def prepare(self, spec: Workflow, options: ExecutionOptions) -> PreparedExecution:
         if self._closed:
             raise RuntimeError(f"workflow {spec.name!r}: this DaskRuntime is closed")
-        options = validate_run_arguments(spec, run, run_context, profile_config, kwargs)
         plan = self._plans.get(spec)
         if plan is None:
             plan = self._plans[spec] = plan_workflow(spec)
-        execution = DaskExecution(
+        return _DaskPrepared(self, plan, options)
+
+
+class _DaskPrepared(PreparedExecution):
+    """One execution: a ``DaskExecution`` and the client it runs on (connected in ``ready``)."""
+
+    def __init__(self, runtime: DaskRuntime, plan: DaskPlan, options: ExecutionOptions) -> None:
+        self.runtime = runtime
+        self.plan = plan
+        self.options = options
+        self.execution = DaskExecution(
             plan,
             inputs=options.inputs,
             max_concurrency=options.max_concurrency,
             remote_executor=options.remote_executor,
         )
-        return _Prepared(spec, plan, execution, options, run, run_context, profile_config)
+        self.names = plan.names
+        self.statuses = self.execution.statuses
+        self.client: Client | None = None
 
-    async def _run(self, prepared: _Prepared) -> WorkflowResult:
-        client = await self._connected_client()  # before a run is opened: no run for a bad address
-        return await execute_with_lifecycle(
-            prepared.spec,
-            prepared.options,
-            run=prepared.run,
-            run_context=prepared.run_context,
-            profile_config=prepared.profile_config,
-            drive=functools.partial(self._drive, prepared, client),
-        )
+    def request_cancel(self) -> None:
+        self.execution.request_cancel()
 
-    async def _drive(
-        self,
-        prepared: _Prepared,
-        client: Client,
-        run_context: RunContextProtocol | None,
-        resume_plan: ResumePlan | None,
+    async def ready(self) -> None:
+        self.client = await self.runtime._connected_client()
+
+    async def drive(
+        self, run_context: RunContextProtocol | None, resume_plan: ResumePlan | None
     ) -> WorkflowResult:
-        options = prepared.options
-        uses_cache = any(task.registration.cache for task in prepared.plan.tasks)
-        return await prepared.execution.run(
-            client,
+        assert self.client is not None, "ready() connects the client before drive()"
+        options = self.options
+        uses_cache = any(task.registration.cache for task in self.plan.tasks)
+        return await self.execution.run(
+            self.client,
             config=merged_config(run_context, options),
             run_context=run_context,
             resume_plan=resume_plan,
