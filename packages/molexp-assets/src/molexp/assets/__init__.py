@@ -110,3 +110,7 @@ __all__ = [
     "write_error_trace",
     "write_execution_state",
 ]
+
+from molexp.assets.packaging import publish
+
+publish(globals())

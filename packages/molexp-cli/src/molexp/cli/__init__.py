@@ -69,7 +69,10 @@ def __getattr__(name: str) -> Any:
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'molexp.cli' has no attribute {name!r}")
+    from molexp.assets.packaging import publish_one
+
     value = getattr(importlib.import_module(module_name), name)
+    publish_one(value, __name__)
     globals()[name] = value
     return value
 

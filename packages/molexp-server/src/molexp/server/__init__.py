@@ -9,3 +9,7 @@ from molexp.server._app import create_app
 from molexp.server._serve import serve, server_url
 
 __all__ = ["create_app", "serve", "server_url"]
+
+from molexp.assets.packaging import publish
+
+publish(globals())

@@ -121,8 +121,16 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     value = getattr(importlib.import_module(module_name), name)
+    _publish(value)
     globals()[name] = value
     return value
+
+
+def _publish(value: Any) -> None:
+    """Public names say where they live: ``molexp.workflow.X``, not their private module."""
+    private = getattr(value, "__module__", "").startswith(f"{__name__}._")
+    if private and (isinstance(value, type) or hasattr(value, "__code__")):
+        value.__module__ = __name__
 
 
 def __dir__() -> list[str]:

@@ -91,3 +91,7 @@ __all__ = [
     "registered_workspaces",
     "stale_reason",
 ]
+
+from molexp.assets.packaging import publish
+
+publish(globals())
