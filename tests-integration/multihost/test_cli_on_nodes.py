@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import sqlite3
 import textwrap
 import time
 from pathlib import Path
@@ -190,13 +192,17 @@ def test_a_killed_worker_is_reaped_from_another_node_and_resumed_on_a_third(shar
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
-def test_a_damaged_index_heals_and_every_command_still_works(share: Path, damage: str) -> None:
+def test_a_damaged_index_heals_and_every_command_still_works(
+    share: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lab = share / "lab"
     _molexp("node-a", share, "run", "grid.py", "-e", "beta")
-    ws = Workspace(lab)
-    index = ws.catalog.db_path
-    legacy = lab / ".molexp" / "index.sqlite"
-    legacy.parent.mkdir(exist_ok=True)
+    assert len(_molexp("login", share, "ls", "runs", "-w", str(lab))) == 4  # login's index exists
+    with monkeypatch.context() as host:
+        host.setattr(socket, "gethostname", lambda: "login")
+        index = Workspace(lab).catalog.db_path  # the login node's own index file
+    assert index.is_file()
+    legacy = lab / ".molexp" / "index.sqlite"  # where older versions kept a shared one
     for path in (index, legacy):
         if damage == "truncated":
             data = path.read_bytes() if path.exists() else b"SQLite format 3\x00" + b"\x01" * 5000
@@ -210,9 +216,9 @@ def test_a_damaged_index_heals_and_every_command_still_works(share: Path, damage
     rows = _molexp("login", share, "ls", "runs", "-w", str(lab))
     assert isinstance(rows, list)
     assert len(rows) == 4
-    first = rows[0]["id"]
-    _molexp("login", share, "show", first, "-w", str(lab))
-    _molexp("login", share, "query", "status == 'succeeded'", "-w", str(lab))
+    _molexp("login", share, "show", rows[0]["id"], "-w", str(lab))
+    assert len(_molexp("login", share, "query", "status == 'succeeded'", "-w", str(lab))) == 4
     _molexp("login", share, "status", "-w", str(lab))
     _molexp("login", share, "reap", "-w", str(lab))
-    assert len(Workspace(lab).runs()) == 4
+    with sqlite3.connect(index) as healed:  # rebuilt from the records
+        assert healed.execute("SELECT COUNT(*) FROM runs").fetchone() == (4,)
