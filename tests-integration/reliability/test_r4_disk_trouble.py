@@ -14,6 +14,7 @@ files, and the same step must succeed once the disk has room again.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 import sqlite3
@@ -27,6 +28,7 @@ from molexp.assets import DataAsset, load_asset_record
 from molexp.workflow import Caching, FileCacheStore, TaskSnapshot
 from molexp.workflow.cache import CacheStoreError
 from molexp.workspace import Experiment, RunStatus, Workspace
+from molexp.workspace._index import RunIndex
 from reliability_helpers import index_snapshot, temp_files, validate_workspace
 
 MODES = ["write", "fsync", "replace", "fsync-dir"]
@@ -108,6 +110,10 @@ def exp(tmp_path: Path) -> Experiment:
     return Workspace(tmp_path / "lab").Project("disk").Experiment("full")
 
 
+def on_disk_status(path: Path) -> str:
+    return str(json.loads(path.read_text())["status"])
+
+
 def _index(exp: Experiment) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return index_snapshot(Workspace(exp.workspace.root))
 
@@ -152,25 +158,30 @@ def test_run_json_survives_a_failed_start_and_a_failed_finish(
     assert _leftovers(exp.workspace.root) == []
 
 
-def test_a_failed_index_write_rolls_the_run_record_back(
+def test_a_failed_index_write_never_fails_or_undoes_the_run_record(
     exp: Experiment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The records are the truth: an index that cannot be written is repaired, not obeyed."""
     run = exp.Run()
-    before, index_before = run.record_path.read_bytes(), _index(exp)
 
-    def index_fails(metadata: object) -> None:
+    def index_fails(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(exp.workspace, "_index_run", index_fails)
-    with pytest.raises(sqlite3.OperationalError):
-        run.cancel()
-    with pytest.raises(sqlite3.OperationalError):
-        exp.Run(id="never")
+    monkeypatch.setattr(RunIndex, "upsert", index_fails)
+    run.cancel()
+    kept = exp.Run(id="kept")
     monkeypatch.undo()
-    assert run.record_path.read_bytes() == before
-    assert not (run.run_dir.parent / "run-never" / "run.json").exists()
-    assert _index(exp) == index_before
-    assert validate_workspace(exp.workspace.root).records["run.json"] == 1
+    assert on_disk_status(run.record_path) == "cancelled"
+    assert on_disk_status(kept.record_path) == "pending"
+    # The next query catches up from the change feed: the index equals a rebuild.
+    caught_up = _index(exp)
+    Workspace(exp.workspace.root).rebuild_index()
+    assert caught_up == _index(exp)
+    assert {row["id"]: row["status"] for row in caught_up[0]} == {
+        run.id: "cancelled",
+        "kept": "pending",
+    }
+    assert validate_workspace(exp.workspace.root).records["run.json"] == 2
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -212,24 +223,25 @@ def test_an_artifact_and_its_record_survive_a_failed_save(
     assert validate_workspace(root).json_payloads == 1
 
 
-def test_a_failed_catalog_write_rolls_the_artifact_back(
+def test_a_failed_catalog_write_never_fails_or_undoes_the_artifact(
     exp: Experiment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with exp.Run().start() as ctx:
-        first = ctx.artifact.save("metrics.json", {"loss": 1.0})
+        ctx.artifact.save("metrics.json", {"loss": 1.0})
         catalog = exp.workspace.catalog
 
         def index_fails(work: object) -> None:
             raise sqlite3.OperationalError("database or disk is full")
 
         monkeypatch.setattr(catalog, "_write", index_fails)
-        with pytest.raises(sqlite3.OperationalError):
-            ctx.artifact.save("metrics.json", {"loss": 0.5})
+        second = ctx.artifact.save("metrics.json", {"loss": 0.5})
         monkeypatch.undo()
-        assert ctx.artifact.load("metrics.json") == {"loss": 1.0}
-        assert ctx.artifact.get("metrics.json") == first
-        record = ctx.run.run_dir / ".assets" / f"{first.id}.json"
-        assert load_asset_record(record) == first
+        assert ctx.artifact.load("metrics.json") == {"loss": 0.5}
+        record = ctx.run.run_dir / ".assets" / f"{second.id}.json"
+        assert load_asset_record(record) == second
+        # A fresh reader catches up from the change feed.
+        fresh = Workspace(exp.workspace.root).catalog.get(second.id)
+        assert fresh == second
 
 
 @pytest.mark.parametrize("mode", MODES)
