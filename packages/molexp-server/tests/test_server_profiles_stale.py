@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +109,28 @@ async def test_compare_shows_profile_and_config_rows(client: httpx.AsyncClient) 
     same = (await client.get(f"{EXP}/compare", params={"runs": "fast,killed"})).json()
     (profile_row,) = [row for row in same["rows"] if row["section"] == "profile"]
     assert profile_row["values"] == ["fast", None]
+
+
+async def test_a_death_is_seen_although_the_index_did_not_change(tmp_path: Path) -> None:
+    """Answers are reused until the index changes, but a dying owner changes no record."""
+    ws = Workspace((tmp_path / "lab").resolve())
+    exp = ws.Project("eos").Experiment("cu")
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        now = utc_now()
+        run = exp.Run(id="doomed")
+        run.metadata.status = RunStatus.running
+        run.metadata.owner = OwnerInfo(
+            host=this_host(), pid=sleeper.pid, started_at=now, heartbeat_at=now
+        )
+        run.save()
+        async with make_client(create_app(ws.root)) as http:
+            assert (await http.get(EXP)).json()["stale_count"] == 0
+            assert (await http.get(f"{EXP}/runs")).json()["items"][0]["stale"] is False
+            sleeper.kill()
+            sleeper.wait()
+            assert (await http.get(EXP)).json()["stale_count"] == 1
+            assert (await http.get(f"{EXP}/runs")).json()["items"][0]["stale"] is True
+    finally:
+        sleeper.kill()
+        sleeper.wait()

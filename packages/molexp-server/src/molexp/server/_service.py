@@ -104,7 +104,9 @@ class _RunStats:
     param_keys: list[str]
     result_keys: list[str]
     config_keys: list[str]
-    stale_count: int
+    running: tuple[RunSummary, ...]
+    """The running runs: whether their owner is gone is judged at each request, since a
+    process dies (or a heartbeat times out) without the index changing."""
 
 
 class ServiceError(Exception):
@@ -467,7 +469,7 @@ class WorkspaceService:
                 param_keys=sorted(param_keys),
                 result_keys=sorted(result_keys),
                 config_keys=sorted(config_keys),
-                stale_count=sum(1 for row in rows if row.stale),
+                running=tuple(row for row in rows if row.status is RunStatus.running),
             )
 
         return self._cache.get(("stats", project_id, experiment_id), compute)
@@ -491,7 +493,7 @@ class WorkspaceService:
             param_keys=list(stats.param_keys),
             result_keys=list(stats.result_keys),
             config_keys=list(stats.config_keys),
-            stale_count=stats.stale_count,
+            stale_count=sum(1 for row in stats.running if row.stale),
         )
 
     def experiments(self, project_id: str) -> list[ExperimentInfo]:
