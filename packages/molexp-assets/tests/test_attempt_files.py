@@ -211,3 +211,13 @@ def test_preserve_and_show_in_view(tmp_path: Path) -> None:
     view.write_text("older")
     show_in_view(source, view)
     assert view.samefile(source)
+
+
+def test_a_refused_save_leaves_no_attempt_directory_behind(
+    catalog: Catalog, run_scope: AssetScope, run_dir: Path
+) -> None:
+    run_dir.mkdir(parents=True)
+    store = _store(catalog, run_scope, run_dir, "e1")
+    with pytest.raises(ValueError, match="lone surrogate"):
+        store.save("text.txt", "\ud800")
+    assert list(run_dir.iterdir()) == []

@@ -15,6 +15,7 @@ payload of that name. ``recover()`` settles a save a killed writer left half don
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from molexp.assets._attempt_files import ASIDE, TEMP, show_in_view
 from molexp.assets._hashing import digest_payload
 from molexp.assets._io import locked, validate_name
-from molexp.assets._models import ArtifactAsset, AssetKind, asset_id_for, utc_now
+from molexp.assets._models import ArtifactAsset, AssetKind, Producer, asset_id_for, utc_now
 from molexp.assets._payload import load_payload, remove_path, replacing, write_payload
 from molexp.assets._permissions import make_dirs
 from molexp.assets._scoped import ScopedStore
@@ -74,7 +75,26 @@ class ArtifactStore(ScopedStore):
         dest = self.path(name)
         what = f"artifact {name!r}"
         producer = self._producer_for(task_name, what)
+        created = _missing_dirs(self.directory, self._scope_dir)
         make_dirs(self.directory)
+        try:
+            return self._save(name, dest, data, what, producer, tags, meta)
+        except BaseException:
+            for directory in created:  # a refused save leaves no trace (deepest first)
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            raise
+
+    def _save(
+        self,
+        name: str,
+        dest: Path,
+        data: object,
+        what: str,
+        producer: Producer | None,
+        tags: Sequence[str] | None,
+        meta: dict[str, Any] | None,
+    ) -> ArtifactAsset:
         with locked(dest):
             with replacing(dest):
                 media_type = write_payload(dest, data, what=what)
@@ -171,6 +191,15 @@ class ArtifactStore(ScopedStore):
         update = {"content_hash": payload.content_hash, "size": payload.size}
         self._catalog.register(record.model_copy(update=update), self._record_dir)
         return True
+
+
+def _missing_dirs(directory: Path, stop: Path) -> builtins.list[Path]:
+    """The directories from ``directory`` up to (not including) ``stop`` that do not exist."""
+    missing = []
+    while directory != stop and directory.parent != directory and not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    return missing
 
 
 def _describes(record: object, payload: Path) -> bool:
