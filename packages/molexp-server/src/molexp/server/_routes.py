@@ -20,6 +20,7 @@ from ._schemas import (
     ArtifactInfo,
     AssetDetail,
     AssetInfo,
+    AttemptDetail,
     CompareTable,
     ExperimentInfo,
     LogChunk,
@@ -71,6 +72,10 @@ OrderBy = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, description="Rows to skip.")]
+AttemptQuery = Annotated[
+    int | None,
+    Query(ge=1, description="An attempt of the run (1 is the first; default: the latest)."),
+]
 ProjectId = Annotated[str, PathParam(description="Project id.")]
 ExperimentId = Annotated[str, PathParam(description="Experiment id.")]
 
@@ -186,9 +191,23 @@ def build_router(service: WorkspaceService) -> APIRouter:
         """Cancel a pending, queued or running run (409 for any other status)."""
         return service.cancel(ref)
 
+    @router.get("/runs/{run_id}/attempts/{number}", response_model=AttemptDetail, tags=["runs"])
+    def get_attempt(
+        ref: RunParam,
+        number: Annotated[int, PathParam(ge=1, description="Attempt number (1 is the first).")],
+        against: Annotated[
+            int | None,
+            Query(ge=1, description="Attempt to compare with (default: the one before)."),
+        ] = None,
+    ) -> AttemptDetail:
+        """One attempt: its record, results and artifacts as they stood, its own logs and task
+        states, and what changed from the attempt before (results by value, artifacts by hash)."""
+        return service.attempt_detail(ref, number, against)
+
     @router.get("/runs/{run_id}/logs", response_model=list[LogInfo], tags=["logs"])
-    def get_logs(ref: RunParam) -> list[LogInfo]:
-        return service.logs(ref)
+    def get_logs(ref: RunParam, attempt: AttemptQuery = None) -> list[LogInfo]:
+        """The logs of the run's latest attempt (or of ``attempt``)."""
+        return service.logs(ref, attempt)
 
     @router.get("/runs/{run_id}/logs/{name}", response_model=LogChunk, tags=["logs"])
     def get_log(
@@ -198,9 +217,10 @@ def build_router(service: WorkspaceService) -> APIRouter:
         max_bytes: Annotated[
             int, Query(ge=MIN_LOG_BYTES, le=MAX_LOG_BYTES, description="Most bytes to return.")
         ] = DEFAULT_LOG_BYTES,
+        attempt: AttemptQuery = None,
     ) -> LogChunk:
         """Log text from a byte offset; pass ``next_offset`` back as ``since`` to read on."""
-        return service.read_log(ref, name, since, max_bytes)
+        return service.read_log(ref, name, since, max_bytes, attempt)
 
     @router.get(
         "/runs/{run_id}/logs/{name}/stream",
@@ -217,9 +237,10 @@ def build_router(service: WorkspaceService) -> APIRouter:
             float, Query(gt=0, le=MAX_STREAM_SECONDS, description="Longest time to keep streaming.")
         ] = DEFAULT_STREAM_SECONDS,
         last_event_id: Annotated[str | None, Header(include_in_schema=False)] = None,
+        attempt: AttemptQuery = None,
     ) -> StreamingResponse:
         """Live tail: `log` events with new lines, then one `end` event (run over, or timeout)."""
-        path: Path = await run_in_threadpool(service.log_path, ref, name)
+        path: Path = await run_in_threadpool(service.log_path, ref, name, attempt)
         if last_event_id is not None and last_event_id.isdigit():
             since = int(last_event_id)  # a reconnecting EventSource resumes where it stopped
 
@@ -243,8 +264,9 @@ def build_router(service: WorkspaceService) -> APIRouter:
         )
 
     @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactInfo], tags=["artifacts"])
-    def get_artifacts(ref: RunParam) -> list[ArtifactInfo]:
-        return service.artifacts(ref)
+    def get_artifacts(ref: RunParam, attempt: AttemptQuery = None) -> list[ArtifactInfo]:
+        """The run's current artifacts (the latest of each name), or those ``attempt`` showed."""
+        return service.artifacts(ref, attempt)
 
     @router.get(
         "/runs/{run_id}/artifacts/{name:path}",
@@ -255,9 +277,10 @@ def build_router(service: WorkspaceService) -> APIRouter:
     def get_artifact(
         ref: RunParam,
         name: Annotated[str, PathParam(description="Artifact path relative to `artifacts/`.")],
+        attempt: AttemptQuery = None,
     ) -> FileResponse:
-        """Download one artifact file with its media type."""
-        path, media_type = service.artifact(ref, name)
+        """Download one artifact file with its media type (``attempt``: as that attempt saw it)."""
+        path, media_type = service.artifact(ref, name, attempt)
         return FileResponse(
             path,
             media_type=media_type,

@@ -14,11 +14,14 @@ from pydantic import BaseModel, Field
 
 __all__ = [
     "ApiError",
+    "ArtifactChangeInfo",
     "ArtifactInfo",
     "AssetDetail",
     "AssetInfo",
     "AssetLineage",
     "AssetUseInfo",
+    "AttemptDetail",
+    "AttemptDiffInfo",
     "AttemptInfo",
     "BrokenRecord",
     "CompareRow",
@@ -30,6 +33,7 @@ __all__ = [
     "ProducerInfo",
     "ProfileDetail",
     "ProjectInfo",
+    "ResultChangeInfo",
     "RunDetail",
     "RunPage",
     "RunSummaryInfo",
@@ -181,6 +185,12 @@ class AttemptInfo(BaseModel):
     config_hash: str | None
     error: ErrorDetail | None
     scheduler: dict[str, Any] | None
+    results_changed: int = Field(
+        default=0, description="Result keys added, removed or changed from the attempt before."
+    )
+    artifacts_changed: int = Field(
+        default=0, description="Artifacts added, removed or changed (content hash) from before."
+    )
 
 
 class TaskState(BaseModel):
@@ -249,6 +259,57 @@ class ArtifactInfo(BaseModel):
     size: int
     updated_at: datetime
     asset_id: str | None
+    attempt: int | None = Field(default=None, description="The attempt that saved it.")
+    content_hash: str | None = Field(default=None, description="sha256 of the artifact.")
+
+
+class ResultChangeInfo(BaseModel):
+    """A result key that differs between two attempts."""
+
+    key: str
+    change: Literal["added", "removed", "changed"]
+    before: Any = None
+    after: Any = None
+
+
+class ArtifactChangeInfo(BaseModel):
+    """An artifact whose content differs between two attempts."""
+
+    name: str
+    change: Literal["added", "removed", "changed"]
+    before_hash: str | None = None
+    after_hash: str | None = None
+    before_size: int | None = None
+    after_size: int | None = None
+
+
+class AttemptDiffInfo(BaseModel):
+    """What changed from attempt ``before`` (None: nothing before it) to attempt ``after``."""
+
+    before: int | None
+    after: int
+    results: list[ResultChangeInfo]
+    artifacts: list[ArtifactChangeInfo]
+
+
+class AttemptDetail(BaseModel):
+    """One attempt of a run: its record, its view of results and artifacts, its own logs."""
+
+    attempt: AttemptInfo
+    latest: bool
+    results: dict[str, Any] = Field(
+        description="The run's results as they stood when this attempt ended."
+    )
+    own_results: dict[str, Any] | None = Field(
+        description="What this attempt set itself (null: recorded before attempts kept their own)."
+    )
+    artifacts: list[ArtifactInfo] = Field(
+        description="The run's artifacts as they stood when this attempt ended (files)."
+    )
+    logs: list[LogInfo] = Field(description="This attempt's own logs.")
+    checkpoints: int = Field(description="How many checkpoints this attempt saved.")
+    tasks: list[TaskState] = Field(description="Per-task state recorded by this attempt.")
+    changes: AttemptDiffInfo
 
 
 class ProducerInfo(BaseModel):

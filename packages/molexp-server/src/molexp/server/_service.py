@@ -14,7 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -30,6 +30,8 @@ from molexp.assets import (
 )
 from molexp.workspace import (
     AmbiguousRunIdError,
+    Attempt,
+    AttemptDiff,
     ErrorInfo,
     ExecutionRecord,
     Experiment,
@@ -47,7 +49,6 @@ from molexp.workspace import (
 from ._broken import BrokenRecordScanner
 from ._cache import IndexCache
 from ._files import (
-    LOG_SUFFIX,
     FileEntry,
     LogRead,
     PathRejected,
@@ -58,11 +59,14 @@ from ._files import (
     resolve_inside,
 )
 from ._schemas import (
+    ArtifactChangeInfo,
     ArtifactInfo,
     AssetDetail,
     AssetInfo,
     AssetLineage,
     AssetUseInfo,
+    AttemptDetail,
+    AttemptDiffInfo,
     AttemptInfo,
     BrokenRecord,
     CompareRow,
@@ -74,6 +78,7 @@ from ._schemas import (
     ProducerInfo,
     ProfileDetail,
     ProjectInfo,
+    ResultChangeInfo,
     RunDetail,
     RunPage,
     RunSummaryInfo,
@@ -219,7 +224,16 @@ def _error_detail(error: ErrorInfo | None) -> ErrorDetail | None:
     )
 
 
-def _attempt_info(record: ExecutionRecord) -> AttemptInfo:
+def _diff_info(diff: AttemptDiff) -> AttemptDiffInfo:
+    return AttemptDiffInfo(
+        before=diff.before,
+        after=diff.after,
+        results=[ResultChangeInfo(**change.model_dump()) for change in diff.results],
+        artifacts=[ArtifactChangeInfo(**change.model_dump()) for change in diff.artifacts],
+    )
+
+
+def _attempt_info(record: ExecutionRecord, diff: AttemptDiff | None = None) -> AttemptInfo:
     return AttemptInfo(
         execution_id=record.execution_id,
         attempt=record.attempt,
@@ -233,6 +247,8 @@ def _attempt_info(record: ExecutionRecord) -> AttemptInfo:
         config_hash=record.config_hash,
         error=_error_detail(record.error),
         scheduler=record.scheduler,
+        results_changed=len(diff.results) if diff is not None and diff.before else 0,
+        artifacts_changed=len(diff.artifacts) if diff is not None and diff.before else 0,
     )
 
 
@@ -579,13 +595,17 @@ class WorkspaceService:
             self._ws.id, metadata.project_id, metadata.experiment_id, metadata.id
         )
 
-    def _latest_execution_state(self, metadata: RunMetadata) -> tuple[str | None, list[TaskState]]:
+    def _latest_execution_state(
+        self, metadata: RunMetadata, execution_id: str | None = None
+    ) -> tuple[str | None, list[TaskState]]:
+        """The task states of the latest attempt that recorded any (or of ``execution_id``)."""
         states = [
             asset
             for asset in self._ws.catalog.query_assets(
                 kind=AssetKind.EXECUTION_STATE, scope=self._run_scope(metadata)
             )
             if isinstance(asset, ExecutionStateAsset)
+            and (execution_id is None or asset.execution_id == execution_id)
         ]
         if not states:
             return None, []
@@ -639,7 +659,7 @@ class WorkspaceService:
             seed=metadata.seed,
             tags=list(metadata.tags),
             error=_error_detail(metadata.error),
-            attempts=[_attempt_info(record) for record in metadata.execution_history],
+            attempts=[_attempt_info(attempt.record, attempt.diff()) for attempt in run.attempts],
             tasks=tasks,
             execution_state_id=state_id,
             cancellable=metadata.status in CANCELLABLE_STATUSES,
@@ -669,77 +689,195 @@ class WorkspaceService:
 
     # -- files of a run --------------------------------------------------------------
 
-    def logs(self, ref: RunRef) -> list[LogInfo]:
+    def _attempt(self, run: Run, number: int | None) -> Attempt | None:
+        """Attempt ``number`` of ``run`` (None: the latest, or None when it has none)."""
+        if number is not None and number < 1:
+            raise ServiceError(400, f"attempt numbers count from 1, got {number}")
+        attempts = run.attempts
+        if number is None:
+            return attempts[-1] if attempts else None
+        found = [attempt for attempt in attempts if attempt.number == number]
+        if not found:
+            raise ServiceError(
+                404, f"run {run.id!r} has no attempt {number} (it has {len(attempts)})"
+            )
+        return found[0]
+
+    def _log_entries(self, run: Run, attempt: Attempt | None) -> list[FileEntry]:
+        """The logs of ``attempt`` (its own files), or the run's log view without one."""
+        if attempt is None:
+            return list_logs(run.run_dir / LOGS_DIR, root=self._ws.root)
+        entries = []
+        for name, path in attempt.logs.items():
+            try:
+                resolved = resolve_inside(path.parent, path.name, root=self._ws.root, what="log")
+                stat = resolved.stat()
+            except (PathRejected, OSError):
+                continue
+            entries.append(
+                FileEntry(
+                    name=name,
+                    path=resolved,
+                    size=stat.st_size,
+                    updated_at=datetime.fromtimestamp(stat.st_mtime, UTC),
+                )
+            )
+        return entries
+
+    def logs(self, ref: RunRef, attempt: int | None = None) -> list[LogInfo]:
+        """The logs of the latest attempt, or of attempt ``attempt``."""
+
         def work() -> list[LogInfo]:
             run = self._find_run(ref)
             return [
                 LogInfo(name=entry.name, size=entry.size, updated_at=entry.updated_at)
-                for entry in list_logs(run.run_dir / LOGS_DIR, root=self._ws.root)
+                for entry in self._log_entries(run, self._attempt(run, attempt))
             ]
 
         return self._call(work)
 
-    def log_path(self, ref: RunRef, name: str) -> Path:
+    def log_path(self, ref: RunRef, name: str, attempt: int | None = None) -> Path:
         _checked(name, "log name")
 
         def work() -> Path:
             run = self._find_run(ref)
-            return resolve_inside(
-                run.run_dir / LOGS_DIR, f"{name}{LOG_SUFFIX}", root=self._ws.root, what="log"
-            )
+            chosen = self._attempt(run, attempt)
+            for entry in self._log_entries(run, chosen):
+                if entry.name == name:
+                    return entry.path
+            which = f"attempt {chosen.number} of run" if chosen else "run"
+            raise ServiceError(404, f"log {name!r} not found in {which} {run.id!r}")
 
         return self._call(work)
 
-    def read_log(self, ref: RunRef, name: str, since: int, max_bytes: int) -> LogChunk:
-        path = self.log_path(ref, name)
+    def read_log(
+        self, ref: RunRef, name: str, since: int, max_bytes: int, attempt: int | None = None
+    ) -> LogChunk:
+        path = self.log_path(ref, name, attempt)
         chunk: LogRead = read_log(path, since, max_bytes=max_bytes, whole_lines=False)
         return LogChunk(
             text=chunk.text, offset=chunk.offset, next_offset=chunk.next_offset, size=chunk.size
         )
 
     def _artifact_assets(self, metadata: RunMetadata) -> dict[str, ArtifactAsset]:
-        """The run's registered artifacts by name (their recorded media types and ids)."""
-        return {
-            asset.name: asset
-            for asset in self._ws.catalog.query_assets(
-                kind=AssetKind.ARTIFACT, scope=self._run_scope(metadata)
-            )
-            if isinstance(asset, ArtifactAsset)
-        }
+        """The run's registered artifacts by name, the latest of each (media types and ids)."""
+        latest: dict[str, ArtifactAsset] = {}
+        for asset in self._ws.catalog.query_assets(
+            kind=AssetKind.ARTIFACT, scope=self._run_scope(metadata)
+        ):
+            if isinstance(asset, ArtifactAsset):
+                known = latest.get(asset.name)
+                if known is None or asset.updated_at >= known.updated_at:
+                    latest[asset.name] = asset
+        return latest
 
-    def artifacts(self, ref: RunRef) -> list[ArtifactInfo]:
+    def _artifact_info(
+        self, entry: FileEntry, asset: ArtifactAsset | None, attempt: Attempt | None
+    ) -> ArtifactInfo:
+        whole = asset is not None and entry.name == asset.name  # not a file inside a directory
+        return ArtifactInfo(
+            name=entry.name,
+            media_type=media_type_for(entry.name, asset.media_type if whole and asset else None),
+            size=entry.size,
+            updated_at=entry.updated_at,
+            asset_id=asset.id if asset else None,
+            attempt=attempt.number_of(asset) if asset and attempt else None,
+            content_hash=asset.content_hash if whole and asset else None,
+        )
+
+    def _artifact_entries(self, asset: ArtifactAsset) -> list[FileEntry]:
+        """The file of ``asset`` (or the files of a directory artifact) named from its name."""
+        root = self._ws.root
+        base = root / asset.path
+        try:
+            if base.is_dir() and not base.is_symlink():
+                return [
+                    FileEntry(f"{asset.name}/{e.name}", e.path, e.size, e.updated_at)
+                    for e in list_files(base, root=root)
+                ]
+            path = resolve_inside(base.parent, base.name, root=root, what="artifact")
+            stat = path.stat()
+        except (PathRejected, OSError):
+            return []
+        updated = datetime.fromtimestamp(stat.st_mtime, UTC)
+        return [FileEntry(asset.name, path, stat.st_size, updated)]
+
+    def artifacts(self, ref: RunRef, attempt: int | None = None) -> list[ArtifactInfo]:
+        """The run's current artifacts (its ``artifacts/`` view), or attempt ``attempt``'s."""
+
         def work() -> list[ArtifactInfo]:
             run = self._find_run(ref)
-            registered = self._artifact_assets(run.metadata)
-            entries: list[FileEntry] = list_files(run.run_dir / ARTIFACTS_DIR, root=self._ws.root)
+            chosen = self._attempt(run, attempt)
             infos = []
-            for entry in entries:
-                asset = registered.get(entry.name)
-                infos.append(
-                    ArtifactInfo(
-                        name=entry.name,
-                        media_type=media_type_for(entry.name, asset.media_type if asset else None),
-                        size=entry.size,
-                        updated_at=entry.updated_at,
-                        asset_id=asset.id if asset else None,
-                    )
-                )
+            if attempt is not None and chosen is not None:
+                for asset in chosen.artifacts.values():
+                    for entry in self._artifact_entries(asset):
+                        infos.append(self._artifact_info(entry, asset, chosen))
+                return sorted(infos, key=lambda info: info.name)
+            registered = (
+                chosen.artifacts if chosen is not None else self._artifact_assets(run.metadata)
+            )
+            for entry in list_files(run.run_dir / ARTIFACTS_DIR, root=self._ws.root):
+                shown = registered.get(entry.name.split("/", 1)[0])
+                infos.append(self._artifact_info(entry, shown, chosen))
             return infos
 
         return self._call(work)
 
-    def artifact(self, ref: RunRef, name: str) -> tuple[Path, str]:
+    def artifact(self, ref: RunRef, name: str, attempt: int | None = None) -> tuple[Path, str]:
         def work() -> tuple[Path, str]:
             run = self._find_run(ref)
-            path = resolve_inside(
-                run.run_dir / ARTIFACTS_DIR, name, root=self._ws.root, what="artifact"
-            )
+            asset: ArtifactAsset | None
+            if attempt is None:
+                base = run.run_dir / ARTIFACTS_DIR
+                asset = self._artifact_assets(run.metadata).get(name)
+            else:
+                chosen = self._attempt(run, attempt)
+                asset = chosen.artifacts.get(name.split("/", 1)[0]) if chosen else None
+                if asset is None:
+                    raise ServiceError(
+                        404, f"artifact {name!r} not found in attempt {attempt} of run {run.id!r}"
+                    )
+                base = (self._ws.root / asset.path).parent
+            path = resolve_inside(base, name, root=self._ws.root, what="artifact")
             if not path.is_file():
                 raise ServiceError(
                     400, f"artifact {name!r} is a directory; download its files one by one"
                 )
-            asset = self._artifact_assets(run.metadata).get(name)
-            return path, media_type_for(name, asset.media_type if asset else None)
+            recorded = asset.media_type if asset is not None and asset.name == name else None
+            return path, media_type_for(name, recorded)
+
+        return self._call(work)
+
+    def attempt_detail(self, ref: RunRef, number: int, against: int | None = None) -> AttemptDetail:
+        """Attempt ``number`` of a run, and what changed from ``against`` (default: the last)."""
+
+        def work() -> AttemptDetail:
+            run = self._find_run(ref)
+            chosen = self._attempt(run, number)
+            if chosen is None:  # pragma: no cover - _attempt raises for a missing number
+                raise ServiceError(404, f"run {run.id!r} has no attempt {number}")
+            other = self._attempt(run, against) if against is not None else None
+            _state_id, tasks = self._latest_execution_state(run.metadata, chosen.execution_id)
+            artifacts = [
+                self._artifact_info(entry, asset, chosen)
+                for asset in chosen.artifacts.values()
+                for entry in self._artifact_entries(asset)
+            ]
+            return AttemptDetail(
+                attempt=_attempt_info(chosen.record, chosen.diff()),
+                latest=chosen.is_latest,
+                results=chosen.results,
+                own_results=chosen.own_results,
+                artifacts=sorted(artifacts, key=lambda info: info.name),
+                logs=[
+                    LogInfo(name=entry.name, size=entry.size, updated_at=entry.updated_at)
+                    for entry in self._log_entries(run, chosen)
+                ],
+                checkpoints=len(chosen.checkpoints),
+                tasks=tasks,
+                changes=_diff_info(chosen.diff(other)),
+            )
 
         return self._call(work)
 
