@@ -96,13 +96,17 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def imports(session: nox.Session) -> None:
-    """import-linter contracts: docs/architecture.md's layering rules, enforced on the code.
+    """The layering rules of docs/architecture.md, enforced on the code.
 
-    The meta package is left out on purpose: its `molexp/__init__.py` turns the namespace into a
-    regular package, and import-linter analyses each layer as a namespace portion.
+    import-linter's contracts, then ``tools/check_private_imports.py``: no layer (nor a benchmark)
+    imports another layer's ``_private`` module. This session is the one way to run
+    ``lint-imports``: the meta package is left out on purpose (its `molexp/__init__.py` turns the
+    namespace into a regular package, and import-linter analyses each layer as a namespace
+    portion), so ``lint-imports`` in the all-packages dev venv cannot work.
     """
     _sync(session, "--package", "molexp-cli", "--package", "molexp-server", "--group", "dev")
     session.run("lint-imports")
+    session.run("python", "tools/check_private_imports.py")
 
 
 @nox.session

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from molexp.workflow._hashing import hash_value
+from molexp.workflow import hash_value
 from molexp.workflow.cache import Caching, MemoryCacheStore
 from molexp.workflow.snapshot import TaskSnapshot
 

@@ -13,7 +13,7 @@ Printed as milliseconds per run and as the ratio against the reference measured 
 process run. Target: <= 20 ms per run with arrays.
 
 Run: ``python benchmarks/bench_slurm.py [--runs N]`` (needs ``sbatch`` on PATH; start the local
-cluster with ``bash /work/shared/slurm/start-local-slurm``).
+cluster with ``bash ../shared/slurm/start-local-slurm`` from the repository root).
 """
 
 from __future__ import annotations

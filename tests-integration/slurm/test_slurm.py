@@ -1,4 +1,4 @@
-"""The Slurm bridge against the real local Slurm (``bash /work/shared/slurm/start-local-slurm``).
+"""The Slurm bridge against the real local Slurm (``bash ../shared/slurm/start-local-slurm`` from the repository root).
 
 Skipped, with the reason, when ``sbatch`` is not on PATH. Every wait polls with a deadline; the
 walltime scenario needs Slurm's smallest time limit (1 minute) plus its timeout sweep, so its job
@@ -25,7 +25,7 @@ pytestmark = [
     pytest.mark.skipif(
         shutil.which("sbatch") is None,
         reason="sbatch is not on PATH: start the local cluster with "
-        "`bash /work/shared/slurm/start-local-slurm`",
+        "`bash ../shared/slurm/start-local-slurm` (from the repository root)",
     ),
 ]
 

@@ -1,8 +1,10 @@
-"""Low-level storage shared with the layers above: the index file, the change feed, attempt files.
+"""Low-level storage shared with the layers above: record I/O, the index, the feed, attempt files.
 
-The workspace layer keeps its own tables in the catalog's per-host index file and its
-own record kinds in the change feed, and moves a run's files between attempts; this
-module is the supported way to reach them.
+What the workspace, CLI and server layers build on besides the package's main surface:
+validated paths and text, settled reads of records other hosts may be replacing, exclusive
+creation, the per-host index file (the workspace keeps its own tables there), the change feed
+(its own record kinds travel there) and a run's files between attempts. Other layers import
+these from here, never from private modules.
 """
 
 from molexp.assets._attempt_files import (
@@ -23,7 +25,17 @@ from molexp.assets._index_file import (
     is_corruption,
     open_pinned,
 )
-from molexp.assets._io import create_exclusive_bytes
+from molexp.assets._io import (
+    checked_path,
+    create_exclusive_bytes,
+    decode_json,
+    is_valid_unicode,
+    lone_surrogate_at,
+    read_record_bytes,
+    read_settled,
+    restore_file,
+)
+from molexp.assets._locks import on_local_filesystem
 
 __all__ = [
     "ATTEMPT_DIR_NAME",
@@ -36,14 +48,22 @@ __all__ = [
     "FileIdentity",
     "attempt_dir",
     "changing",
+    "checked_path",
     "consume_span",
     "create_exclusive_bytes",
+    "decode_json",
     "discard_index",
     "file_identity",
     "index_dir",
     "is_corruption",
+    "is_valid_unicode",
+    "lone_surrogate_at",
     "note_change",
+    "on_local_filesystem",
     "open_pinned",
     "preserve",
+    "read_record_bytes",
+    "read_settled",
+    "restore_file",
     "show_in_view",
 ]

@@ -37,7 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from molexp.assets._io import (
+from molexp.assets import (
     RecordError,
     VersionedRecord,
     atomic_write_bytes,

@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from molexp.assets import file_mode, make_dirs
-from molexp.assets._io import atomic_write_text
+from molexp.assets import atomic_write_text, file_mode, make_dirs
 
 from ._errors import one_line
 from ._execute import ExecutionPolicy, RunOutcome, get_or_create_run, outcome_of

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from molexp.assets._io import VersionedRecord, parse_record
+from molexp.assets import VersionedRecord, parse_record
 
 from ._slurm_text import JobKey
 

@@ -43,6 +43,7 @@ from molexp.workflow.task import Actor, Task
 
 if TYPE_CHECKING:
     from molexp.workflow._dask import DaskRuntime, runtime_from_config
+    from molexp.workflow._hashing import hash_value
     from molexp.workflow.bindings import promote_callable
     from molexp.workflow.cache import (
         CACHE_FORMAT_VERSION,
@@ -91,6 +92,7 @@ __all__ = [
     "WorkflowValidationError",
     "WorkspaceCacheStore",
     "create_default_runtime",
+    "hash_value",
     "join",
     "parallel_map",
     "promote_callable",
@@ -111,6 +113,7 @@ _LAZY: dict[str, str] = {
     "DaskRuntime": "molexp.workflow._dask",
     "runtime_from_config": "molexp.workflow._dask",
     "promote_callable": "molexp.workflow.bindings",
+    "hash_value": "molexp.workflow._hashing",
 }
 
 

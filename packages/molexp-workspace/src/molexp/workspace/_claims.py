@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from molexp.assets import VersionedRecord
-from molexp.assets._locks import on_local_filesystem
-from molexp.assets.storage import create_exclusive_bytes
+from molexp.assets.storage import create_exclusive_bytes, on_local_filesystem
 from pydantic import ValidationError
 
 from ._records import RunMetadata, utc_now

@@ -60,7 +60,7 @@ from molexp.assets import (
     write_error_trace,
     write_execution_state,
 )
-from molexp.assets._io import checked_path, is_valid_unicode
+from molexp.assets.storage import checked_path, is_valid_unicode
 
 from ._attempts import prepare_attempt, seal_attempt
 from ._errors import RunStateError

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, DataAssetLibrary, RecordError, locked
-from molexp.assets._io import checked_path
+from molexp.assets.storage import checked_path
 
 from ._hashing import derive_run_id, new_run_id, plain_json
 from ._layout import (

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-from molexp.assets._io import is_valid_unicode
+from molexp.assets.storage import is_valid_unicode
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from molexp.assets._io import VersionedRecord, is_valid_unicode, validate_name
+from molexp.assets import VersionedRecord, validate_name
+from molexp.assets.storage import is_valid_unicode
 from pydantic import (
     AfterValidator,
     AwareDatetime,

@@ -12,16 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from molexp.assets._io import (
-    VersionedRecord,
-    atomic_write_bytes,
+from molexp.assets import VersionedRecord, atomic_write_bytes, parse_record
+from molexp.assets.storage import (
+    create_exclusive_bytes,
     decode_json,
-    parse_record,
     read_record_bytes,
     read_settled,
     restore_file,
 )
-from molexp.assets.storage import create_exclusive_bytes
 from pydantic_core import PydanticSerializationError
 
 __all__ = ["RecordFile", "StaleRecordError", "read_record"]

@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
-from molexp.assets._io import read_settled
-from molexp.assets._locks import on_local_filesystem
-from molexp.assets.storage import RECORD_DIR_NAME, changing
+from molexp.assets.storage import RECORD_DIR_NAME, changing, on_local_filesystem, read_settled
 from pydantic import ValidationError
 
 from ._claims import claim_exists, claim_path, prune_claims, read_claim, try_claim

@@ -34,8 +34,13 @@ from molexp.assets import (
     slugify,
     validate_name,
 )
-from molexp.assets._io import checked_path, is_valid_unicode, lone_surrogate_at
-from molexp.assets.storage import FeedSpan, changing
+from molexp.assets.storage import (
+    FeedSpan,
+    changing,
+    checked_path,
+    is_valid_unicode,
+    lone_surrogate_at,
+)
 
 from ._errors import AmbiguousRunIdError, BrokenRecordWarning
 from ._index import IndexRow, RunIndex, delete_rows, has_runs_table, row_for, upsert_rows
