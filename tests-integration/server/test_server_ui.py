@@ -4,7 +4,8 @@ Drives Debian's Chromium (/usr/bin/chromium) with Playwright: open the experimen
 experiment with 1,000 runs (its first load is timed), filter and sort the runs table, open a
 run, watch a log line appended while the page is open arrive over SSE, open the sweep plot and
 the compare view; runs that differ only by profile or ``--set`` (profile and config columns,
-config filters, compare rows) and a run whose owner died (stale badge and reason).
+config filters, compare rows), a run whose owner died (stale badge and reason), and a run
+executed twice after a code change (any attempt's results, artifacts and logs, what changed).
 Screenshots go to $MOLEXP_UI_SCREENSHOTS or a pytest temp directory.
 """
 
@@ -95,7 +96,22 @@ def _fill(root: Path) -> Workspace:
                     }
                 )
     _fill_profiles(ws)
+    _fill_attempts(ws)
     return ws
+
+
+def _fill_attempts(ws: Workspace) -> None:
+    """A run executed twice, the fit changed in between (as `molexp run --force` after an edit)."""
+    run = ws.Project("eos").Experiment("fit").Run(id="murnaghan")
+    for eos, b0 in (("murnaghan", 140.1), ("birch", 138.7)):
+        with run.start() as ctx:
+            ctx.set_result("eos", eos)
+            ctx.set_result("b0", b0)
+            ctx.artifact.save("fit.json", {"eos": eos, "b0": b0})
+            if eos == "murnaghan":
+                ctx.set_result("n_strains", 5)
+                ctx.artifact.save("strains.json", [0.98, 0.99, 1.0, 1.01, 1.02])
+            ctx.log("fit").append(f"fitted {eos}: B0 = {b0} GPa")
 
 
 DEAD_PID = 2**22 + 4321
@@ -348,3 +364,36 @@ def test_profiles_config_and_stale_runs_are_visible(page: Page, served: Served) 
     page.goto(served.url + "#/runs/fast7?p=eos&e=cu")
     expect(page.get_by_test_id("run-profile-label")).to_have_text("fast + n_strains=7")
     expect(page.get_by_test_id("run-stale")).to_have_count(0)
+
+
+def test_any_attempt_of_a_run_its_files_and_what_changed(page: Page, served: Served) -> None:
+    """The latest attempt is shown by default; picking attempt 1 shows its results, its
+    artifact bytes and its log, kept although attempt 2 saved the same names."""
+    page.goto(served.url + "#/runs/murnaghan?p=eos&e=fit")
+    expect(page.get_by_test_id("run-results")).to_contain_text("birch")
+    expect(page.get_by_test_id("attempt-row-2")).to_contain_text("2 results, 1 artifact changed")
+    detail = page.get_by_test_id("attempt-detail")
+    expect(detail).to_contain_text("Attempt 2 of 2 (latest)")
+    eos = page.get_by_test_id("change-result-eos")
+    expect(eos).to_contain_text("murnaghan")
+    expect(eos).to_contain_text("birch")
+    expect(page.get_by_test_id("change-artifact-fit.json")).to_contain_text("changed")
+    expect(page.get_by_test_id("attempt-results")).to_contain_text("(earlier attempt)")
+    expect(page.get_by_test_id("log-text")).to_have_text("fitted birch: B0 = 138.7 GPa\n")
+    expect(page.get_by_test_id("artifact-attempt-strains.json")).to_have_text("1")
+    page.screenshot(path=str(served.shots / "11-attempt-latest.png"), full_page=True)
+
+    page.get_by_test_id("attempt-select-1").click()
+    expect(detail).to_contain_text("Attempt 1 of 2")
+    expect(detail).to_contain_text("First attempt")
+    expect(page.get_by_test_id("attempt-row-1")).to_have_class("selected")
+    expect(page.get_by_test_id("attempt-results")).to_contain_text("murnaghan")
+    expect(page.get_by_test_id("log-text")).to_have_text("fitted murnaghan: B0 = 140.1 GPa\n")
+    expect(page.get_by_test_id("artifact-attempt-fit.json")).to_have_text("1")
+    page.get_by_test_id("artifact-fit.json").click()
+    expect(page.get_by_test_id("artifact-preview")).to_contain_text('"eos": "murnaghan"')
+    page.screenshot(path=str(served.shots / "12-attempt-1.png"), full_page=True)
+
+    page.get_by_test_id("attempt-latest").click()
+    expect(detail).to_contain_text("(latest)")
+    expect(page.get_by_test_id("log-text")).to_contain_text("fitted birch")

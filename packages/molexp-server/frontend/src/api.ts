@@ -95,6 +95,10 @@ export interface AttemptInfo {
   config_hash: string | null;
   error: ErrorDetail | null;
   scheduler: Record<string, Json> | null;
+  /** Result keys added, removed or changed from the attempt before. */
+  results_changed: number;
+  /** Artifacts added, removed or changed (content hash) from the attempt before. */
+  artifacts_changed: number;
 }
 
 export interface TaskState {
@@ -160,6 +164,47 @@ export interface ArtifactInfo {
   size: number;
   updated_at: string;
   asset_id: string | null;
+  /** The attempt that saved it. */
+  attempt: number | null;
+  content_hash: string | null;
+}
+
+export type Change = "added" | "removed" | "changed";
+
+export interface ResultChange {
+  key: string;
+  change: Change;
+  before: Json;
+  after: Json;
+}
+
+export interface ArtifactChange {
+  name: string;
+  change: Change;
+  before_hash: string | null;
+  after_hash: string | null;
+  before_size: number | null;
+  after_size: number | null;
+}
+
+export interface AttemptDiff {
+  before: number | null;
+  after: number;
+  results: ResultChange[];
+  artifacts: ArtifactChange[];
+}
+
+/** One attempt: results and artifacts as it left them, its own logs and what changed. */
+export interface AttemptDetail {
+  attempt: AttemptInfo;
+  latest: boolean;
+  results: Record<string, Json>;
+  own_results: Record<string, Json> | null;
+  artifacts: ArtifactInfo[];
+  logs: LogInfo[];
+  checkpoints: number;
+  tasks: TaskState[];
+  changes: AttemptDiff;
 }
 
 export interface CompareRow {
@@ -252,14 +297,18 @@ export const api = {
   runs: (q: RunQuery) => request<RunPage>(`/runs${query({ ...q })}`),
   run: (run: RunKey) => request<RunDetail>(runPath(run) + runQuery(run)),
   cancel: (run: RunKey) => request<RunDetail>(runPath(run, "/cancel") + runQuery(run), { method: "POST" }),
-  logs: (run: RunKey) => request<LogInfo[]>(runPath(run, "/logs") + runQuery(run)),
-  log: (run: RunKey, name: string, since: number) =>
-    request<LogChunk>(runPath(run, `/logs/${seg(name)}`) + runQuery(run, { since })),
-  logStreamUrl: (run: RunKey, name: string, since: number) =>
-    BASE + runPath(run, `/logs/${seg(name)}/stream`) + runQuery(run, { since }),
-  artifacts: (run: RunKey) => request<ArtifactInfo[]>(runPath(run, "/artifacts") + runQuery(run)),
-  artifactUrl: (run: RunKey, name: string) =>
-    BASE + runPath(run, `/artifacts/${name.split("/").map(seg).join("/")}`) + runQuery(run),
+  attempt: (run: RunKey, attempt: number) =>
+    request<AttemptDetail>(runPath(run, `/attempts/${attempt}`) + runQuery(run)),
+  logs: (run: RunKey, attempt?: number) =>
+    request<LogInfo[]>(runPath(run, "/logs") + runQuery(run, { attempt })),
+  log: (run: RunKey, name: string, since: number, attempt?: number) =>
+    request<LogChunk>(runPath(run, `/logs/${seg(name)}`) + runQuery(run, { since, attempt })),
+  logStreamUrl: (run: RunKey, name: string, since: number, attempt?: number) =>
+    BASE + runPath(run, `/logs/${seg(name)}/stream`) + runQuery(run, { since, attempt }),
+  artifacts: (run: RunKey, attempt?: number) =>
+    request<ArtifactInfo[]>(runPath(run, "/artifacts") + runQuery(run, { attempt })),
+  artifactUrl: (run: RunKey, name: string, attempt?: number) =>
+    BASE + runPath(run, `/artifacts/${name.split("/").map(seg).join("/")}`) + runQuery(run, { attempt }),
   compare: (project: string, experiment: string, runs: string[]) =>
     request<CompareTable>(
       `/projects/${seg(project)}/experiments/${seg(experiment)}/compare${query({ runs: runs.join(",") })}`,

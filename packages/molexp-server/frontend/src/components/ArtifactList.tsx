@@ -1,4 +1,4 @@
-// Artifacts of a run with inline previews: JSON pretty-printed, text, and images.
+// Artifacts of a run (or of one attempt) with inline previews: JSON pretty-printed, text, and images.
 import { useEffect, useState } from "react";
 import { api, formatTime, type ArtifactInfo, type RunKey } from "../api";
 import { ErrorNote } from "./common";
@@ -19,8 +19,8 @@ function formatSize(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function Preview({ run, artifact }: { run: RunKey; artifact: ArtifactInfo }) {
-  const url = api.artifactUrl(run, artifact.name);
+function Preview({ run, artifact, attempt }: { run: RunKey; artifact: ArtifactInfo; attempt?: number }) {
+  const url = api.artifactUrl(run, artifact.name, attempt);
   const kind = kindOf(artifact);
   const [text, setText] = useState<string | undefined>();
   const [error, setError] = useState<string | undefined>();
@@ -66,7 +66,16 @@ function Preview({ run, artifact }: { run: RunKey; artifact: ArtifactInfo }) {
   );
 }
 
-export function ArtifactList({ run, artifacts }: { run: RunKey; artifacts: ArtifactInfo[] }) {
+export function ArtifactList({
+  run,
+  artifacts,
+  attempt,
+}: {
+  run: RunKey;
+  artifacts: ArtifactInfo[];
+  /** Serve the files as this attempt left them (default: the run's current artifacts). */
+  attempt?: number;
+}) {
   const [open, setOpen] = useState<string | undefined>();
   if (artifacts.length === 0) return <div className="muted">no artifacts</div>;
   const current = artifacts.find((artifact) => artifact.name === open);
@@ -76,6 +85,7 @@ export function ArtifactList({ run, artifacts }: { run: RunKey; artifacts: Artif
         <thead>
           <tr>
             <th>Name</th>
+            <th title="The attempt that saved it">Attempt</th>
             <th>Type</th>
             <th>Size</th>
             <th>Updated</th>
@@ -95,11 +105,14 @@ export function ArtifactList({ run, artifacts }: { run: RunKey; artifacts: Artif
                   {artifact.name}
                 </button>
               </td>
+              <td className="num" data-testid={`artifact-attempt-${artifact.name}`}>
+                {artifact.attempt ?? ""}
+              </td>
               <td>{artifact.media_type}</td>
               <td className="num">{formatSize(artifact.size)}</td>
               <td>{formatTime(artifact.updated_at)}</td>
               <td>
-                <a href={api.artifactUrl(run, artifact.name)} download>
+                <a href={api.artifactUrl(run, artifact.name, attempt)} download>
                   download
                 </a>
               </td>
@@ -107,7 +120,7 @@ export function ArtifactList({ run, artifacts }: { run: RunKey; artifacts: Artif
           ))}
         </tbody>
       </table>
-      {current && <Preview key={current.name} run={run} artifact={current} />}
+      {current && <Preview key={`${attempt ?? ""}/${current.name}`} run={run} artifact={current} attempt={attempt} />}
     </div>
   );
 }

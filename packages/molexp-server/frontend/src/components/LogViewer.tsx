@@ -1,17 +1,27 @@
-// Log panel of a run: pick a log, read it, and follow it live over Server-Sent Events.
+// Log panel of a run (or of one attempt): pick a log, read it, follow it live over Server-Sent Events.
 import { useEffect, useRef, useState } from "react";
 import { api, type LogInfo, type RunKey } from "../api";
 import { ErrorNote } from "./common";
 
 const MAX_SHOWN_CHARS = 400_000;
 
-function LogText({ run, name, follow }: { run: RunKey; name: string; follow: boolean }) {
+function LogText({
+  run,
+  name,
+  follow,
+  attempt,
+}: {
+  run: RunKey;
+  name: string;
+  follow: boolean;
+  attempt?: number;
+}) {
   const [text, setText] = useState("");
   const [offset, setOffset] = useState<number | null>(null);
   const [error, setError] = useState<string | undefined>();
   const [live, setLive] = useState(false);
   const pre = useRef<HTMLPreElement>(null);
-  const identity = `${run.id}/${run.project ?? ""}/${run.experiment ?? ""}`;
+  const identity = `${run.id}/${run.project ?? ""}/${run.experiment ?? ""}/${attempt ?? ""}`;
 
   const append = (chunk: string) =>
     setText((current) => {
@@ -24,7 +34,7 @@ function LogText({ run, name, follow }: { run: RunKey; name: string; follow: boo
     setText("");
     setOffset(null);
     setError(undefined);
-    api.log(run, name, 0).then(
+    api.log(run, name, 0, attempt).then(
       (chunk) => {
         if (cancelled) return;
         append(chunk.text);
@@ -44,7 +54,7 @@ function LogText({ run, name, follow }: { run: RunKey; name: string; follow: boo
     let since = offset;
     let stopped = false;
     const open = () => {
-      source = new EventSource(api.logStreamUrl(run, name, since), { withCredentials: true });
+      source = new EventSource(api.logStreamUrl(run, name, since, attempt), { withCredentials: true });
       setLive(true);
       source.addEventListener("log", (event) => {
         const data = JSON.parse((event as MessageEvent<string>).data) as { text: string; next_offset: number };
@@ -90,11 +100,22 @@ function LogText({ run, name, follow }: { run: RunKey; name: string; follow: boo
   );
 }
 
-export function LogViewer({ run, logs, terminal }: { run: RunKey; logs: LogInfo[]; terminal: boolean }) {
+export function LogViewer({
+  run,
+  logs,
+  terminal,
+  attempt,
+}: {
+  run: RunKey;
+  logs: LogInfo[];
+  terminal: boolean;
+  /** Show this attempt's logs (default: the latest attempt's). */
+  attempt?: number;
+}) {
   const [name, setName] = useState<string | undefined>(logs[0]?.name);
   const [follow, setFollow] = useState(!terminal);
   useEffect(() => {
-    if (name === undefined && logs.length > 0) setName(logs[0].name);
+    if (logs.length > 0 && (name === undefined || !logs.some((log) => log.name === name))) setName(logs[0].name);
   }, [logs, name]);
   if (logs.length === 0 || name === undefined) return <div className="muted">no logs</div>;
   return (
@@ -121,7 +142,7 @@ export function LogViewer({ run, logs, terminal }: { run: RunKey; logs: LogInfo[
           follow
         </label>
       </div>
-      <LogText key={name} run={run} name={name} follow={follow} />
+      <LogText key={`${attempt ?? "latest"}/${name}`} run={run} name={name} follow={follow} attempt={attempt} />
     </div>
   );
 }

@@ -1,6 +1,18 @@
-// Run page: status, attempts and task timeline, results, configuration, artifacts and live logs.
+// Run page: status, attempts and task timeline, results, configuration, artifacts and live logs;
+// any attempt can be picked to see its results, artifacts and logs and what changed from the one before.
 import { lazy, Suspense, useEffect, useState } from "react";
-import { api, formatDuration, formatTime, runKeyOf, TERMINAL, type RunDetail, type RunKey } from "../api";
+import {
+  api,
+  formatDuration,
+  formatTime,
+  formatValue,
+  runKeyOf,
+  TERMINAL,
+  type AttemptDetail,
+  type AttemptInfo,
+  type RunDetail,
+  type RunKey,
+} from "../api";
 import { ArtifactList } from "../components/ArtifactList";
 import { ErrorNote, KeyValues, Loading, Section, StatusBadge } from "../components/common";
 import { LogViewer } from "../components/LogViewer";
@@ -11,7 +23,23 @@ const Timeline = lazy(() => import("../components/Timeline"));
 
 const REFRESH_MS = 2000;
 
-function Attempts({ run }: { run: RunDetail }) {
+function changesText(attempt: AttemptInfo): string {
+  const parts = [];
+  if (attempt.results_changed) parts.push(`${attempt.results_changed} result${attempt.results_changed > 1 ? "s" : ""}`);
+  if (attempt.artifacts_changed)
+    parts.push(`${attempt.artifacts_changed} artifact${attempt.artifacts_changed > 1 ? "s" : ""}`);
+  return parts.length ? `${parts.join(", ")} changed` : "";
+}
+
+function Attempts({
+  run,
+  shown,
+  onSelect,
+}: {
+  run: RunDetail;
+  shown: number | undefined;
+  onSelect: (attempt: number) => void;
+}) {
   if (run.attempts.length === 0) return <div className="muted">no attempts yet</div>;
   return (
     <table className="grid" data-testid="attempts">
@@ -23,13 +51,27 @@ function Attempts({ run }: { run: RunDetail }) {
           <th>Duration</th>
           <th>Host</th>
           <th>Profile</th>
+          <th>Changes</th>
           <th>Error</th>
         </tr>
       </thead>
       <tbody>
         {run.attempts.map((attempt) => (
-          <tr key={attempt.execution_id}>
-            <td title={attempt.execution_id}>{attempt.attempt}</td>
+          <tr
+            key={attempt.execution_id}
+            className={attempt.attempt === shown ? "selected" : undefined}
+            data-testid={`attempt-row-${attempt.attempt}`}
+          >
+            <td title={attempt.execution_id}>
+              <button
+                type="button"
+                className="link"
+                onClick={() => onSelect(attempt.attempt)}
+                data-testid={`attempt-select-${attempt.attempt}`}
+              >
+                {attempt.attempt}
+              </button>
+            </td>
             <td>
               <StatusBadge status={attempt.status} />
             </td>
@@ -37,6 +79,7 @@ function Attempts({ run }: { run: RunDetail }) {
             <td className="num">{formatDuration(attempt.duration_seconds)}</td>
             <td>{attempt.host ? `${attempt.host}:${attempt.pid ?? ""}` : ""}</td>
             <td>{attempt.profile_name ?? ""}</td>
+            <td className="small">{changesText(attempt)}</td>
             <td>
               {attempt.error && (
                 <span className="error-text">
@@ -49,6 +92,96 @@ function Attempts({ run }: { run: RunDetail }) {
         ))}
       </tbody>
     </table>
+  );
+}
+
+function shortHash(hash: string | null, size: number | null): string {
+  return hash ? `${hash.slice(0, 12)} (${size ?? "?"} B)` : "";
+}
+
+/** Results and changes of one attempt: what it left, what it set itself, what changed before it. */
+function AttemptView({ detail }: { detail: AttemptDetail }) {
+  const own = detail.own_results;
+  const keys = Object.keys(detail.results).sort();
+  const { changes } = detail;
+  const rows = [
+    ...changes.results.map((c) => ({
+      kind: "result",
+      name: c.key,
+      change: c.change,
+      before: c.change === "added" ? "" : formatValue(c.before),
+      after: c.change === "removed" ? "" : formatValue(c.after),
+    })),
+    ...changes.artifacts.map((c) => ({
+      kind: "artifact",
+      name: c.name,
+      change: c.change,
+      before: shortHash(c.before_hash, c.before_size),
+      after: shortHash(c.after_hash, c.after_size),
+    })),
+  ];
+  return (
+    <div className="columns">
+      <div data-testid="attempt-results">
+        <h3>Results as it left them</h3>
+        {keys.length === 0 ? (
+          <div className="muted">none</div>
+        ) : (
+          <table className="kv">
+            <tbody>
+              {keys.map((key) => (
+                <tr key={key}>
+                  <th>{key}</th>
+                  <td>
+                    <code>{formatValue(detail.results[key])}</code>{" "}
+                    {own !== null && !(key in own) && (
+                      <span className="muted small" title="set by an earlier attempt, kept in the view">
+                        (earlier attempt)
+                      </span>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </div>
+      <div data-testid="attempt-changes">
+        <h3>{changes.before === null ? "First attempt" : `Changes from attempt ${changes.before}`}</h3>
+        {changes.before === null && <div className="muted">nothing before it to compare with</div>}
+        {changes.before !== null && rows.length === 0 && <div className="muted">no changes</div>}
+        {changes.before !== null && rows.length > 0 && (
+          <table className="grid">
+            <thead>
+              <tr>
+                <th>Kind</th>
+                <th>Name</th>
+                <th>Change</th>
+                <th>Before</th>
+                <th>After</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => (
+                <tr key={`${row.kind}/${row.name}`} data-testid={`change-${row.kind}-${row.name}`}>
+                  <td>{row.kind}</td>
+                  <td>{row.name}</td>
+                  <td>
+                    <span className={`badge change-${row.change}`}>{row.change}</span>
+                  </td>
+                  <td>
+                    <code>{row.before}</code>
+                  </td>
+                  <td>
+                    <code>{row.after}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </div>
+    </div>
   );
 }
 
@@ -80,10 +213,18 @@ function Tasks({ run }: { run: RunDetail }) {
 
 export function RunPage({ run: key }: { run: RunKey }) {
   const [tick, setTick] = useState(0);
+  // The attempt picked in the attempts table (undefined: follow the latest one).
+  const [picked, setPicked] = useState<number | undefined>();
   const identity = `${key.id}/${key.project ?? ""}/${key.experiment ?? ""}`;
   const run = useAsync(() => api.run(key), [identity, tick]);
-  const logs = useAsync(() => api.logs(key), [identity, tick]);
-  const artifacts = useAsync(() => api.artifacts(key), [identity, tick]);
+  const logs = useAsync(() => api.logs(key, picked), [identity, tick, picked]);
+  const artifacts = useAsync(() => api.artifacts(key, picked), [identity, tick, picked]);
+  const latest = run.data?.attempts.at(-1)?.attempt;
+  const shown = picked ?? latest;
+  const attempt = useAsync(
+    () => (shown === undefined ? Promise.resolve(undefined) : api.attempt(key, shown)),
+    [identity, tick, shown],
+  );
   const [cancelError, setCancelError] = useState<string | undefined>();
 
   const terminal = run.data ? TERMINAL.has(run.data.status) : false;
@@ -170,16 +311,46 @@ export function RunPage({ run: key }: { run: RunKey }) {
         <Suspense fallback={<Loading />}>
           <Timeline run={detail} />
         </Suspense>
-        <Attempts run={detail} />
+        <Attempts run={detail} shown={shown} onSelect={(number) => setPicked(number === latest ? undefined : number)} />
         <Tasks run={detail} />
       </Section>
-      <Section title="Artifacts">
+      {shown !== undefined && (
+        <Section
+          title={
+            <>
+              Attempt {shown} of {detail.attempts.length}
+              {shown === latest ? " (latest)" : ""}
+              {picked !== undefined && (
+                <>
+                  {" "}
+                  <button type="button" className="link small" onClick={() => setPicked(undefined)} data-testid="attempt-latest">
+                    show the latest
+                  </button>
+                </>
+              )}
+            </>
+          }
+          testId="attempt-detail"
+        >
+          {attempt.error && <ErrorNote message={attempt.error} />}
+          {attempt.data && <AttemptView detail={attempt.data} />}
+        </Section>
+      )}
+      <Section title={picked === undefined ? "Artifacts" : `Artifacts as attempt ${picked} left them`}>
         {artifacts.error && <ErrorNote message={artifacts.error} />}
-        {artifacts.data && <ArtifactList run={pinned} artifacts={artifacts.data} />}
+        {artifacts.data && <ArtifactList run={pinned} artifacts={artifacts.data} attempt={picked} />}
       </Section>
-      <Section title="Logs">
+      <Section title={`Logs of attempt ${shown ?? ""}`}>
         {logs.error && <ErrorNote message={logs.error} />}
-        {logs.data && <LogViewer run={pinned} logs={logs.data} terminal={terminal} />}
+        {logs.data && (
+          <LogViewer
+            key={picked ?? "latest"}
+            run={pinned}
+            logs={logs.data}
+            terminal={terminal || picked !== undefined}
+            attempt={picked}
+          />
+        )}
       </Section>
     </div>
   );
