@@ -19,8 +19,6 @@ from molexp.assets._checkpoints import CheckpointStore
 from molexp.assets._data import IMPORT_ACTIONS, DataAssetLibrary
 from molexp.assets._execution import write_error_trace, write_execution_state
 from molexp.assets._io import (
-    RecordError,
-    UnsupportedVersionError,
     VersionedRecord,
     atomic_write_bytes,
     atomic_write_json,
@@ -53,12 +51,17 @@ from molexp.assets._models import (
 )
 from molexp.assets._permissions import (
     SHARED_WORKSPACE_HELP,
-    SharedPermissionError,
     explain_permission_error,
     explained_permissions,
     file_mode,
     make_dirs,
     process_umask,
+)
+from molexp.assets.errors import (
+    AssetError,
+    RecordError,
+    SharedPermissionError,
+    UnsupportedVersionError,
 )
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "ArtifactAsset",
     "ArtifactStore",
     "Asset",
+    "AssetError",
     "AssetKind",
     "AssetScope",
     "AssetUse",

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, TypeVar
 
 from molexp.assets._locks import LOCK_TIMEOUT_SECONDS, lock_path_for, locked, on_local_filesystem
 from molexp.assets._permissions import explain_permission_error, make_dirs
+from molexp.assets.errors import RecordError, UnsupportedVersionError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 __all__ = [
@@ -58,20 +59,6 @@ Read once at import. Crash tests set it in worker processes to widen the window 
 kill lands mid-write; it is never set in normal use.
 """
 _SLOW_WRITES = float(os.environ.get(SLOW_WRITES_ENV) or 0.0)
-
-
-class RecordError(ValueError):
-    """A persisted record could not be read: names the file and, when known, the field."""
-
-    def __init__(self, path: Path | str, message: str, *, field: str | None = None) -> None:
-        self.path = Path(path)
-        self.field = field
-        where = f"{self.path}" + (f" (field {field!r})" if field else "")
-        super().__init__(f"{where}: {message}")
-
-
-class UnsupportedVersionError(RecordError):
-    """A record was written by a newer MolExp than the one reading it."""
 
 
 def validate_name(value: object, what: str = "name") -> str:

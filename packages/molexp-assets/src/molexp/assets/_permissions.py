@@ -25,6 +25,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from molexp.assets.errors import SharedPermissionError
+
 __all__ = [
     "SHARED_WORKSPACE_HELP",
     "SharedPermissionError",
@@ -71,20 +73,6 @@ def process_umask() -> int:
 def file_mode(*, executable: bool = False) -> int:
     """The mode a new file gets here: 0o666 (0o777 executable) minus the umask."""
     return (0o777 if executable else 0o666) & ~process_umask()
-
-
-class SharedPermissionError(PermissionError):
-    """A write refused by file permissions; ``str()`` is one line naming the path and the fix."""
-
-    def __init__(self, path: Path, message: str, code: int = errno.EACCES) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
-        self.errno = code
-        self.filename = str(path)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _name(lookup: str, ident: int) -> str:

@@ -35,6 +35,8 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any, TypeAlias
 
+from molexp.workflow.errors import UnhashableInputError
+
 __all__ = [
     "CanonicalTree",
     "UnhashableInputError",
@@ -50,24 +52,6 @@ CanonicalTree: TypeAlias = Any
 
 _BinaryEncoder: TypeAlias = Callable[[bytes], CanonicalTree]
 _MAX_SHOWN_PATH_PARTS = 20
-
-
-class UnhashableInputError(TypeError):
-    """A value (or something nested in it) has no canonical encoding.
-
-    ``path`` says where the offending object sits (``"inputs['a'][2]"``) and ``type_name`` names
-    its type.
-    """
-
-    def __init__(self, path: str, type_name: str, detail: str | None = None) -> None:
-        self.path = path
-        self.type_name = type_name
-        self.detail = detail or f"cannot hash object of type {type_name}"
-        super().__init__(f"{path}: {self.detail}")
-
-    def with_prefix(self, prefix: str) -> UnhashableInputError:
-        """The same error with ``prefix`` (e.g. ``"task 'train': "``) put before the path."""
-        return UnhashableInputError(prefix + self.path, self.type_name, self.detail)
 
 
 def sha256_hex(data: bytes | str) -> str:

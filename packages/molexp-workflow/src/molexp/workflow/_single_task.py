@@ -18,19 +18,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from molexp.workflow.context import ExecutionScope, TaskContext
+from molexp.workflow.errors import UnknownTaskError
 
 if TYPE_CHECKING:
     from molexp.workflow.protocols import RunContextProtocol
     from molexp.workflow.spec import Workflow
 
 __all__ = ["UnknownTaskError", "execute_task"]
-
-
-class UnknownTaskError(KeyError):
-    """``execute_task`` was asked for a task the workflow does not have (readable message)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 async def execute_task(

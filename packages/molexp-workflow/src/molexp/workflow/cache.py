@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from molexp.workflow._hashing import UnhashableInputError, hash_value, sha256_hex
+from molexp.workflow.errors import CacheStoreError, UnreadableCacheEntryError
 from molexp.workflow.reads import ReadSource, RunRead, RunValues
 from molexp.workflow.snapshot import TaskSnapshot
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -72,14 +73,6 @@ _SHOWN_VALUE_CHARS = 60
 _KNOWN_RESULTS_PER_TASK = 64
 MAX_READ_SETS = 16
 """An index keeps the read sets of this many of the most recent results (see the module docs)."""
-
-
-class CacheStoreError(RuntimeError):
-    """A result could not be stored, or a store could not be read or written."""
-
-
-class UnreadableCacheEntryError(CacheStoreError):
-    """An entry exists but cannot be used (other format version, corrupt, half-deleted)."""
 
 
 class CacheEntryMetadata(BaseModel):

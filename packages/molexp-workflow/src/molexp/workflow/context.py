@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from molexp.workflow.errors import ChannelClosedError, NoRunContextError
+from molexp.workflow.errors import ChannelClosedError, ConfigKeyError, NoRunContextError
 
 if TYPE_CHECKING:
     import asyncio
@@ -39,13 +39,6 @@ if TYPE_CHECKING:
 __all__ = ["ActorContext", "ExecutionScope", "TaskContext"]
 
 _EMPTY_CONFIG: Final[Mapping[str, Any]] = MappingProxyType({})
-
-
-class ConfigKeyError(KeyError):
-    """``ctx.config[key]`` for a key the configuration does not have (readable message)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class _ReadMapping(Mapping[str, Any]):
