@@ -78,13 +78,43 @@ HeartbeatOption = Annotated[
     ),
 ]
 ProjectOption = Annotated[
-    str | None,
-    typer.Option("--project", "-p", help="Only this project (id or name).", show_default=False),
+    list[str] | None,
+    typer.Option(
+        "--project",
+        "-p",
+        metavar="PROJECT",
+        help="Only this project: id, name or glob such as 'cu-*' (repeatable: any of them).",
+        show_default=False,
+    ),
 ]
 ExperimentOption = Annotated[
-    str | None,
+    list[str] | None,
     typer.Option(
-        "--experiment", "-e", help="Only this experiment (id or name).", show_default=False
+        "--experiment",
+        "-e",
+        metavar="EXPERIMENT",
+        help="Only this experiment: id, name or glob such as 'cu-*' (repeatable: any of them).",
+        show_default=False,
+    ),
+]
+NarrowProjectOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--project",
+        "-p",
+        metavar="PROJECT",
+        help="Look for RUN only in this project: id, name or glob (repeatable).",
+        show_default=False,
+    ),
+]
+NarrowExperimentOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--experiment",
+        "-e",
+        metavar="EXPERIMENT",
+        help="Look for RUN only in this experiment: id, name or glob (repeatable).",
+        show_default=False,
     ),
 ]
 RunArgument = Annotated[
@@ -251,8 +281,8 @@ def run(
             rerun_failed=rerun_failed,
             force=force,
             jobs=jobs,
-            project=project,
-            experiment=experiment,
+            project=tuple(project or ()),
+            experiment=tuple(experiment or ()),
             as_json=as_json,
             execution=ExecutionOverrides(
                 executor=None if executor is None else executor.value,
@@ -364,8 +394,8 @@ def list_command(
 
     ls_command(
         None if what is None else what.value,
-        project=project,
-        experiment=experiment,
+        project=tuple(project or ()),
+        experiment=tuple(experiment or ()),
         status=status,
         where=where,
         workspace=workspace,
@@ -396,13 +426,22 @@ def show(
             show_default=False,
         ),
     ] = None,
+    project: NarrowProjectOption = None,
+    experiment: NarrowExperimentOption = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show a run: parameters, config and its hash, status, attempts, results and assets."""
     from ._cmd_inspect import show_command
+    from ._resolve import Selection
 
-    show_command(run, workspace=workspace, as_json=as_json, attempt=attempt)
+    show_command(
+        run,
+        workspace=workspace,
+        as_json=as_json,
+        attempt=attempt,
+        selection=Selection.of(project, experiment),
+    )
 
 
 @app.command()
@@ -425,25 +464,45 @@ def logs(
         ),
     ] = None,
     attempt: AttemptOption = None,
+    project: NarrowProjectOption = None,
+    experiment: NarrowExperimentOption = None,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Print a run's logs (those of its latest attempt, unless --attempt names another)."""
     from ._cmd_inspect import logs_command
+    from ._resolve import Selection
 
-    logs_command(run, name, follow=follow, tail=tail, workspace=workspace, attempt=attempt)
+    logs_command(
+        run,
+        name,
+        follow=follow,
+        tail=tail,
+        workspace=workspace,
+        attempt=attempt,
+        selection=Selection.of(project, experiment),
+    )
 
 
 @app.command()
 def artifacts(
     run: RunArgument,
     attempt: AttemptOption = None,
+    project: NarrowProjectOption = None,
+    experiment: NarrowExperimentOption = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List a run's artifacts (the latest of each name, or those attempt N showed)."""
     from ._cmd_inspect import artifacts_command
+    from ._resolve import Selection
 
-    artifacts_command(run, workspace=workspace, as_json=as_json, attempt=attempt)
+    artifacts_command(
+        run,
+        workspace=workspace,
+        as_json=as_json,
+        attempt=attempt,
+        selection=Selection.of(project, experiment),
+    )
 
 
 @app.command()

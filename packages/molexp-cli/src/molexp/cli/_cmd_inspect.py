@@ -20,7 +20,7 @@ from ._output import (
     print_json,
     stdout_console,
 )
-from ._resolve import open_workspace, resolve_run
+from ._resolve import Selection, open_workspace, resolve_run
 
 if TYPE_CHECKING:
     from molexp.assets import Asset
@@ -140,18 +140,23 @@ def _check_status(status: str | None) -> str | None:
 def ls_command(
     what: str | None,
     *,
-    project: str | None,
-    experiment: str | None,
+    project: str | Sequence[str] | None,
+    experiment: str | Sequence[str] | None,
     status: str | None,
     where: str | None,
     workspace: Path | None,
     as_json: bool,
 ) -> None:
-    """``molexp ls``: projects, experiments, runs, or an overview tree (default)."""
+    """``molexp ls``: projects, experiments, runs, or an overview tree (default).
+
+    ``project``/``experiment`` select by id, name or glob; several values: any of them."""
     wanted_status = _check_status(status)
+    selection = Selection.of(project, experiment)
     ws = open_workspace(workspace)
     if what == "runs":
-        rows = _query_runs(ws, where, project=project, experiment=experiment)
+        rows = _query_runs(ws, where)
+        if selection:
+            rows = [row for row in rows if _row_selected(ws, row, selection)]
         if wanted_status is not None:
             rows = [row for row in rows if str(row.status) == wanted_status]
         if as_json:
@@ -160,10 +165,11 @@ def ls_command(
             stdout_console().print(_runs_table(f"Runs in {ws.root}", rows))
         return
     counts = _status_counts(_query_runs(ws, where))
-    projects = [p for p in ws.list_projects() if project is None or project in {p.id, p.name}]
-    if project is not None and not projects:
-        raise CliError(f"no project {project!r} in workspace {ws.root}")
-    overview = [_project_json(p, counts, experiment) for p in projects]
+    projects = [p for p in ws.list_projects() if selection.project(p.id, p.name)]
+    if selection.projects and not projects:
+        wanted = ", ".join(map(repr, selection.projects))
+        raise CliError(f"no project {wanted} in workspace {ws.root}")
+    overview = [_project_json(p, counts, selection) for p in projects]
     if what == "projects":
         _print_projects(ws, overview, as_json)
     elif what == "experiments":
@@ -183,12 +189,22 @@ def _status_counts(rows: Iterable[RunSummary]) -> dict[tuple[str, str], dict[str
     return counts
 
 
+def _row_selected(ws: Workspace, row: RunSummary, selection: Selection) -> bool:
+    """Whether the run-index row lies in a project and experiment ``selection`` keeps."""
+    if not selection.project(row.project, ws.project(row.project).name):
+        return False
+    if not selection.experiments:
+        return True
+    experiment = ws.project(row.project).experiment(row.experiment)
+    return selection.experiment(row.experiment, experiment.name)
+
+
 def _project_json(
-    project: Any, counts: Mapping[tuple[str, str], Mapping[str, int]], experiment: str | None
+    project: Any, counts: Mapping[tuple[str, str], Mapping[str, int]], selection: Selection
 ) -> dict[str, Any]:
     experiments = []
     for exp in project.list_experiments():
-        if experiment is not None and experiment not in {exp.id, exp.name}:
+        if not selection.experiment(exp.id, exp.name):
             continue
         runs = dict(counts.get((project.id, exp.id), {}))
         experiments.append(
@@ -289,14 +305,19 @@ def _asset_json(asset: Asset, root: Path) -> dict[str, Any]:
 
 
 def show_command(
-    reference: str, *, workspace: Path | None, as_json: bool, attempt: int | None = None
+    reference: str,
+    *,
+    workspace: Path | None,
+    as_json: bool,
+    attempt: int | None = None,
+    selection: Selection | None = None,
 ) -> None:
-    """``molexp show RUN [--attempt N]``."""
+    """``molexp show RUN [--attempt N] [-p P] [-e E]``."""
     from molexp.workspace import stale_reason
 
     from ._cmd_attempts import changes_text, show_attempt
 
-    run = resolve_run(reference, workspace)
+    run = resolve_run(reference, workspace, selection)
     if attempt is not None:
         show_attempt(run, attempt, as_json=as_json)
         return
@@ -409,6 +430,7 @@ def logs_command(
     tail: int | None,
     workspace: Path | None,
     attempt: int | None = None,
+    selection: Selection | None = None,
 ) -> None:
     """``molexp logs RUN [NAME] [--attempt N]``: one log, or every log with a header each.
 
@@ -416,7 +438,7 @@ def logs_command(
     """
     if tail is not None and tail < 0:
         raise CliUsageError(f"--tail must be 0 or more, got {tail}")
-    run = resolve_run(reference, workspace)
+    run = resolve_run(reference, workspace, selection)
     which, logs = _log_files(run, attempt)
     if name is not None:
         if name not in logs:
@@ -465,13 +487,18 @@ def _follow(run: Run, path: Path) -> None:
 
 
 def artifacts_command(
-    reference: str, *, workspace: Path | None, as_json: bool, attempt: int | None = None
+    reference: str,
+    *,
+    workspace: Path | None,
+    as_json: bool,
+    attempt: int | None = None,
+    selection: Selection | None = None,
 ) -> None:
     """``molexp artifacts RUN [--attempt N]``: the run's current artifacts (the latest of each
     name), or those attempt N showed."""
     from ._cmd_attempts import attempt_of
 
-    run = resolve_run(reference, workspace)
+    run = resolve_run(reference, workspace, selection)
     root = Path(run.workspace.root)
     chosen = attempt_of(run, attempt)
     if chosen is not None:

@@ -160,8 +160,10 @@ class RunOptions:
     rerun_failed: bool = False
     force: bool = False
     jobs: int = 1
-    project: str | None = None
-    experiment: str | None = None
+    project: tuple[str, ...] = ()
+    """``-p`` values: ids, names or globs, any of which selects a project (none: all)."""
+    experiment: tuple[str, ...] = ()
+    """``-e`` values: ids, names or globs, any of which selects an experiment (none: all)."""
     as_json: bool = False
     execution: ExecutionOverrides = ExecutionOverrides()
 

@@ -1,9 +1,10 @@
 """Planning ``molexp run``: which runs exist, which to execute and why, without touching disk.
 
 ``plan_runs`` walks the workspaces a script registered, keeps the experiments that have a bound
-workflow (filtered by ``-p``/``-e``), expands each experiment's replicas into deterministic run ids
-and decides per run whether to execute or skip it. ``decide`` holds the rules and is a pure
-function; the executor calls it again under the run's execution lock before it acts.
+workflow (selected by ``-p``/``-e``: ids, names or globs), expands each experiment's replicas into
+deterministic run ids and decides per run whether to execute or skip it. ``decide`` holds the
+rules and is a pure function; the executor calls it again under the run's execution lock before
+it acts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from molexp.workspace import owner_is_alive
 
 from ._errors import CliUsageError
+from ._resolve import Selection
 from ._slurm_job import lost_before_start
 
 if TYPE_CHECKING:
@@ -192,8 +194,8 @@ def plan_runs(
     workspaces: Iterable[Workspace],
     profile_for: Callable[[Workspace], ProfileConfig],
     *,
-    project: str | None = None,
-    experiment: str | None = None,
+    project: str | Sequence[str] | None = None,
+    experiment: str | Sequence[str] | None = None,
     rerun_failed: bool = False,
     force: bool = False,
     workflow_for: WorkflowLookup | None = None,
@@ -201,30 +203,37 @@ def plan_runs(
 ) -> RunPlan:
     """Plan every run of the registered workspaces; reads records but never writes anything.
 
-    ``project`` / ``experiment`` filter by id or name; a filter that matches nothing is a usage
-    error listing what exists. ``workflow_for`` finds an experiment's bound workflow (default:
+    ``project`` / ``experiment`` select by id, name or glob, one value or several (any of them
+    selects: ``-e a -e 'cu-*'``); a value that matches nothing is a usage error listing what
+    exists. ``workflow_for`` finds an experiment's bound workflow (default:
     ``molexp.workflow.bindings.get_workflow``).
     """
     if workflow_for is None:
         from molexp.workflow.bindings import get_workflow
 
         workflow_for = get_workflow
+    selection = Selection.of(project, experiment)
     plan = RunPlan()
     seen_projects: list[str] = []
     seen_experiments: list[str] = []
-    matched_project = matched_experiment = False
+    used_projects: set[str] = set()
+    used_experiments: set[str] = set()
     for workspace in workspaces:
         profile = profile_for(workspace)
         for proj in sorted(workspace.list_projects(), key=lambda p: str(p.id)):
             seen_projects.append(str(proj.id))
-            if not _matches(proj, project):
+            if not selection.project(proj.id, getattr(proj, "name", None)):
                 continue
-            matched_project = True
+            used_projects.update(
+                Selection.matching(selection.projects, proj.id, getattr(proj, "name", None))
+            )
             for exp in sorted(proj.list_experiments(), key=lambda e: str(e.id)):
                 seen_experiments.append(f"{proj.id}/{exp.id}")
-                if not _matches(exp, experiment):
+                if not selection.experiment(exp.id, getattr(exp, "name", None)):
                     continue
-                matched_experiment = True
+                used_experiments.update(
+                    Selection.matching(selection.experiments, exp.id, getattr(exp, "name", None))
+                )
                 spec = workflow_for(exp)
                 if spec is None:
                     plan.notes.append(
@@ -236,21 +245,19 @@ def plan_runs(
                         workspace, exp, spec, profile, rerun_failed, force, heartbeat_timeout
                     )
                 )
-    if project is not None and not matched_project:
+    unused_projects = [p for p in selection.projects if p not in used_projects]
+    if unused_projects:
         raise CliUsageError(
-            f"no project {project!r} in the script's workspaces; available: "
-            f"{', '.join(seen_projects) or 'none'}"
+            f"no project {', '.join(map(repr, unused_projects))} in the script's workspaces; "
+            f"available: {', '.join(seen_projects) or 'none'}"
         )
-    if experiment is not None and not matched_experiment:
+    unused_experiments = [e for e in selection.experiments if e not in used_experiments]
+    if unused_experiments:
         raise CliUsageError(
-            f"no experiment {experiment!r} in the selected projects; available: "
-            f"{', '.join(seen_experiments) or 'none'}"
+            f"no experiment {', '.join(map(repr, unused_experiments))} in the selected projects; "
+            f"available: {', '.join(seen_experiments) or 'none'}"
         )
     return plan
-
-
-def _matches(item: Any, wanted: str | None) -> bool:
-    return wanted is None or wanted in {str(item.id), str(getattr(item, "name", ""))}
 
 
 def _plan_experiment(

@@ -3,15 +3,17 @@
 The workspace is ``--workspace/-w`` when given, else ``$MOLEXP_WORKSPACE``, else the nearest
 directory holding ``workspace.json`` from the current directory upwards. A RUN argument is either
 a run directory (anything containing ``run.json``) or a run id that must be unique in the
-workspace.
+workspace, or among the projects and experiments ``-p``/``-e`` select (:class:`Selection`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import CliError
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "WORKSPACE_ENV",
     "WORKSPACE_FILE",
+    "Selection",
     "find_workspace_root",
     "open_workspace",
     "resolve_run",
@@ -30,6 +33,52 @@ __all__ = [
 WORKSPACE_FILE = "workspace.json"
 WORKSPACE_ENV = "MOLEXP_WORKSPACE"
 RUN_FILE = "run.json"
+
+
+def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What ``-p/--project`` and ``-e/--experiment`` select: each option repeatable, each value
+    an id, a name or a glob (``'cu-*'``, ``'run?'``, ``'[ab]*'``) matched against both; an empty
+    option selects everything."""
+
+    projects: tuple[str, ...] = ()
+    experiments: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        projects: str | Iterable[str] | None = None,
+        experiments: str | Iterable[str] | None = None,
+    ) -> Selection:
+        return cls(_patterns(projects), _patterns(experiments))
+
+    def __bool__(self) -> bool:
+        return bool(self.projects or self.experiments)
+
+    @staticmethod
+    def matching(patterns: Iterable[str], id_: object, name: object = None) -> list[str]:
+        """The patterns among ``patterns`` that select an item with this id and name."""
+        names = [str(id_)] + ([str(name)] if name is not None else [])
+        return [p for p in patterns if any(fnmatchcase(n, p) for n in names)]
+
+    def project(self, id_: object, name: object = None) -> bool:
+        return not self.projects or bool(self.matching(self.projects, id_, name))
+
+    def experiment(self, id_: object, name: object = None) -> bool:
+        return not self.experiments or bool(self.matching(self.experiments, id_, name))
+
+    def describe(self) -> str:
+        """The options as typed, e.g. ``-p demo -e 'cu-*'``."""
+        parts = [f"-p {p!r}" for p in self.projects] + [f"-e {e!r}" for e in self.experiments]
+        return " ".join(parts)
 
 
 def find_workspace_root(start: Path) -> Path | None:
@@ -78,14 +127,39 @@ def open_workspace(option: Path | None) -> Workspace:
     return Workspace.load(resolve_workspace_root(option))
 
 
-def resolve_run(reference: str, workspace_option: Path | None) -> Run:
-    """The run named by ``reference``: a run directory, or a run id unique in the workspace."""
+def resolve_run(
+    reference: str, workspace_option: Path | None, selection: Selection | None = None
+) -> Run:
+    """The run named by ``reference``: a run directory, or a run id unique in the workspace
+    (or among the projects and experiments ``selection`` keeps, when given)."""
+    selection = selection or Selection()
     candidate = Path(reference).expanduser()
     if (candidate / RUN_FILE).is_file():
-        return open_run_dir(candidate)
+        run = open_run_dir(candidate)
+        if not _selected(selection, run.project, run.experiment):
+            raise CliError(
+                f"run directory {candidate} belongs to {run.project.id}/{run.experiment.id}, "
+                f"which {selection.describe()} does not select"
+            )
+        return run
     workspace = open_workspace(workspace_option)
-    matches = list(workspace.runs(where={"id": reference})) if _is_text(reference) else []
+    found = list(workspace.runs(where={"id": reference})) if _is_text(reference) else []
+    matches = [
+        row
+        for row in found
+        if not selection
+        or _selected(
+            selection,
+            workspace.project(row.project),
+            workspace.project(row.project).experiment(row.experiment),
+        )
+    ]
     if not matches:
+        if found:
+            listing = ", ".join(f"{row.project}/{row.experiment}" for row in found)
+            raise CliError(
+                f"run {reference!r} is in {listing}, which {selection.describe()} does not select"
+            )
         raise CliError(
             f"unknown run {reference!r} in workspace {workspace.root}: no run has this id and no "
             f"directory {candidate} holds a {RUN_FILE} (list runs with `molexp ls runs`)"
@@ -94,10 +168,16 @@ def resolve_run(reference: str, workspace_option: Path | None) -> Run:
         listing = ", ".join(f"{row.project}/{row.experiment}/{row.id}" for row in matches)
         raise CliError(
             f"run id {reference!r} is ambiguous in workspace {workspace.root}: it matches "
-            f"{listing}; pass the run directory instead"
+            f"{listing}; narrow it with -p PROJECT / -e EXPERIMENT or pass the run directory"
         )
     row = matches[0]
     return workspace.project(row.project).experiment(row.experiment).get_run(row.id)
+
+
+def _selected(selection: Selection, project: Any, experiment: Any) -> bool:
+    return selection.project(project.id, getattr(project, "name", None)) and (
+        selection.experiment(experiment.id, getattr(experiment, "name", None))
+    )
 
 
 def _is_text(value: str) -> bool:
