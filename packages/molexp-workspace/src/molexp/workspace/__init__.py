@@ -15,14 +15,16 @@ from molexp.workspace._context import RunContext
 from molexp.workspace._errors import (
     AmbiguousRunIdError,
     BrokenRecordWarning,
+    QuerySyntaxError,
     RunStateError,
+    StaleRecordError,
     UnknownFieldError,
+    WorkspaceError,
 )
 from molexp.workspace._experiment import Experiment
 from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
 from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
 from molexp.workspace._project import Project
-from molexp.workspace._query import QuerySyntaxError
 from molexp.workspace._records import (
     ErrorInfo,
     ExecutionRecord,
@@ -34,7 +36,6 @@ from molexp.workspace._records import (
     RunStatus,
     WorkspaceMetadata,
 )
-from molexp.workspace._records_io import StaleRecordError
 from molexp.workspace._registry import clear_registry, entry, registered_workspaces
 from molexp.workspace._results import RunQueryResult, RunSummary
 from molexp.workspace._run import Run
@@ -79,6 +80,7 @@ __all__ = [
     "UniformSpace",
     "UnknownFieldError",
     "Workspace",
+    "WorkspaceError",
     "WorkspaceMetadata",
     "clear_registry",
     "config_hash",

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
-from ._errors import UnknownFieldError
+from ._errors import QuerySyntaxError, UnknownFieldError
 
 __all__ = [
     "And",
@@ -87,17 +87,6 @@ RUN_COLUMNS: dict[str, str] = {
 # Only reachable as ``run.<name>`` (a bare ``seed`` is the parameter ``params.seed``).
 RUN_ONLY_COLUMNS: dict[str, str] = {"seed": "seed"}
 JSON_COLUMNS = ("params", "results", "config")
-
-
-class QuerySyntaxError(ValueError):
-    """A malformed run query; ``column`` (1-based) points at the offending text."""
-
-    def __init__(self, message: str, query: str, column: int) -> None:
-        self.reason = message
-        self.query = query
-        self.column = column
-        pointer = " " * (column - 1) + "^"
-        super().__init__(f"{message} at column {column}\n  {query}\n  {pointer}")
 
 
 @dataclass(frozen=True, slots=True)

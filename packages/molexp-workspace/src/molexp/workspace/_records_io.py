@@ -22,20 +22,11 @@ from molexp.assets.storage import (
 )
 from pydantic_core import PydanticSerializationError
 
+from ._errors import StaleRecordError
+
 __all__ = ["RecordFile", "StaleRecordError", "read_record"]
 
 M = TypeVar("M", bound=VersionedRecord)
-
-
-class StaleRecordError(RuntimeError):
-    """A record changed on disk after it was loaded; reload it and apply the change again."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        super().__init__(
-            f"{path} was changed by someone else since it was loaded; "
-            "call reload() and apply your change again"
-        )
 
 
 def _decode(path: Path, raw: bytes, model: type[M]) -> M:
