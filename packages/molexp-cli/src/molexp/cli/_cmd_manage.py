@@ -129,11 +129,16 @@ def profiles_command(location: Path | None, *, config: Path | None, as_json: boo
                 "execution": profiles.execution(name).to_json(),
             }
         )
+    named = None if profiles.workspace is None else str(profiles.workspace)
     if as_json:
-        print_json({"file": None if path is None else str(path), "profiles": entries})
+        print_json(
+            {"file": None if path is None else str(path), "workspace": named, "profiles": entries}
+        )
         return
     console = stdout_console()
     console.print(f"profile file: {path if path is not None else 'none (only the empty default)'}")
+    if named is not None:
+        console.print(f"workspace: {named}", highlight=False)
     console.print(
         make_table(
             None,

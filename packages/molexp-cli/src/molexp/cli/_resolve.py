@@ -1,7 +1,9 @@
 """Finding the workspace and the run a command is about.
 
-The workspace is ``--workspace/-w`` when given, else ``$MOLEXP_WORKSPACE``, else the nearest
-directory holding ``workspace.json`` from the current directory upwards. A RUN argument is either
+The workspace is ``--workspace/-w`` when given, else ``$MOLEXP_WORKSPACE``, else found walking up
+from the current directory: the nearest directory that either holds ``workspace.json`` (it is the
+workspace) or holds a ``molexp.toml`` with a ``workspace = "DIR"`` key (DIR, relative to that file,
+is the workspace). A RUN argument is either
 a run directory (anything containing ``run.json``) or a run id that must be unique in the
 workspace, or among the projects and experiments ``-p``/``-e`` select (:class:`Selection`).
 """
@@ -90,33 +92,57 @@ def find_workspace_root(start: Path) -> Path | None:
     return None
 
 
+def _named_workspace(directory: Path) -> tuple[Path, Path] | None:
+    """``(molexp.toml, the workspace it names)`` when ``directory`` holds a profile file with a
+    ``workspace`` key (a malformed file raises its ``ProfileError``)."""
+    from .profiles import PROFILE_FILENAME, ProfileFile
+
+    profile_file = directory / PROFILE_FILENAME
+    if not profile_file.is_file():
+        return None
+    named = ProfileFile.load(profile_file).workspace
+    return None if named is None else (profile_file, named)
+
+
 def resolve_workspace_root(
     option: Path | None,
     *,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Path:
-    """The workspace root chosen by ``-w``, ``$MOLEXP_WORKSPACE`` or the upward search."""
+    """The workspace root chosen by ``-w``, ``$MOLEXP_WORKSPACE``, else the nearest directory
+    upwards from ``cwd`` that is a workspace or whose ``molexp.toml`` names one."""
     env = os.environ if environ is None else environ
     if option is not None:
         return _checked_root(Path(option), "--workspace")
     from_env = env.get(WORKSPACE_ENV, "").strip()
     if from_env:
         return _checked_root(Path(from_env), f"${WORKSPACE_ENV}")
-    start = Path.cwd() if cwd is None else cwd
-    found = find_workspace_root(start)
-    if found is None:
-        raise CliError(
-            f"no workspace found: no {WORKSPACE_FILE} in {Path(start).resolve()} or its parents; "
-            f"pass --workspace DIR, set ${WORKSPACE_ENV}, or create one with `molexp init`"
-        )
-    return found
+    start = (Path.cwd() if cwd is None else Path(cwd)).resolve()
+    for directory in (start, *start.parents):
+        if (directory / WORKSPACE_FILE).is_file():
+            return directory
+        named = _named_workspace(directory)
+        if named is not None:
+            profile_file, root = named
+            return _checked_root(
+                root,
+                f"{profile_file} names workspace",
+                hint="; run the script that creates it, or `molexp init` it",
+            )
+    raise CliError(
+        f"no workspace found: no {WORKSPACE_FILE}, and no molexp.toml with a workspace key, in "
+        f"{start} or its parents; pass --workspace DIR, set ${WORKSPACE_ENV}, add "
+        f'workspace = "DIR" to molexp.toml, or create one with `molexp init`'
+    )
 
 
-def _checked_root(path: Path, source: str) -> Path:
+def _checked_root(path: Path, source: str, *, hint: str = "") -> Path:
     root = path.expanduser().resolve()
     if not (root / WORKSPACE_FILE).is_file():
-        raise CliError(f"{source} {path} is not a workspace: {root / WORKSPACE_FILE} is missing")
+        raise CliError(
+            f"{source} {path} is not a workspace: {root / WORKSPACE_FILE} is missing{hint}"
+        )
     return root
 
 

@@ -14,6 +14,10 @@ of the configuration: tasks never see them in ``ctx.config`` and they are not pa
 ``config_hash``, so running the same profile locally or on Slurm finds the same runs.
 :meth:`ProfileFile.execution` returns them as :class:`ExecutionSettings`.
 
+A top-level ``workspace = "lab"`` key (outside the tables) names the workspace of the directory
+the file sits in, relative to it: commands run there (or below) find it without ``-w``
+(:attr:`ProfileFile.workspace`; the lookup order is in ``molexp.cli._resolve``).
+
 This module owns the parsing, validation, merging and value coercion; it reads files but never
 writes any.
 """
@@ -70,6 +74,7 @@ DASK_KEYS = ("address", "n_workers", "processes", "threads_per_worker")
 DEFAULT_HEARTBEAT_INTERVAL = 30.0
 
 _TOP_LEVEL_TABLES = ("defaults", "profiles")
+_WORKSPACE_KEY = "workspace"
 _EXTENDS = "extends"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
@@ -169,6 +174,9 @@ class ProfileFile:
     path: Path | None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    workspace: Path | None = None
+    """The top-level ``workspace = "DIR"`` key, resolved against the file's directory (None:
+    the file names no workspace)."""
 
     @classmethod
     def load(cls, path: Path) -> ProfileFile:
@@ -192,11 +200,17 @@ class ProfileFile:
     def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> ProfileFile:
         """Validate already-parsed TOML data (``path`` only names the source in errors)."""
         source = str(path) if path is not None else "profile data"
-        unknown = sorted(set(data) - set(_TOP_LEVEL_TABLES))
+        unknown = sorted(set(data) - {*_TOP_LEVEL_TABLES, _WORKSPACE_KEY})
         if unknown:
             raise ProfileError(
                 f"{source}: unknown top-level key {unknown[0]!r}; a profile file holds only "
-                "[defaults] and [profiles.NAME] tables"
+                'a workspace = "DIR" key and [defaults] and [profiles.NAME] tables'
+            )
+        workspace = data.get(_WORKSPACE_KEY)
+        if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
+            raise ProfileError(
+                f"{source}: workspace must be a directory path (a string, relative to the "
+                f"file's directory), got {workspace!r}"
             )
         defaults = data.get("defaults", {})
         if not isinstance(defaults, dict):
@@ -219,7 +233,11 @@ class ProfileFile:
                     f"{source}: profiles.{name}.extends must be a profile name, got {parent!r}"
                 )
             _check_plain(table, f"profiles.{name}", source)
-        loaded = cls(path=path, defaults=defaults, profiles=profiles)
+        workspace_dir: Path | None = None
+        if isinstance(workspace, str):
+            base = path.parent if path is not None else Path.cwd()
+            workspace_dir = base / Path(workspace).expanduser()
+        loaded = cls(path=path, defaults=defaults, profiles=profiles, workspace=workspace_dir)
         for name in loaded.names:
             loaded.chain(name)
             loaded.execution(name)
