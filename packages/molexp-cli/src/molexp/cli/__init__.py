@@ -18,6 +18,11 @@ _EXPORTS: dict[str, str] = {
     "app": "molexp.cli._app",
     "CliError": "molexp.cli._errors",
     "CliUsageError": "molexp.cli._errors",
+    "ClaimedElsewhere": "molexp.cli._errors",
+    "RemoteTaskError": "molexp.cli._errors",
+    "SlurmError": "molexp.cli._errors",
+    "SlurmFormatError": "molexp.cli._errors",
+    "SlurmOptionError": "molexp.cli._errors",
     "Action": "molexp.cli._plan",
     "Decision": "molexp.cli._plan",
     "PlannedRun": "molexp.cli._plan",
@@ -25,21 +30,22 @@ _EXPORTS: dict[str, str] = {
     "decide": "molexp.cli._plan",
     "plan_runs": "molexp.cli._plan",
     "LoadedScript": "molexp.cli._script",
-    "ScriptError": "molexp.cli._script",
+    "ScriptError": "molexp.cli._errors",
     "load_script": "molexp.cli._script",
     "find_workspace_root": "molexp.cli._resolve",
     "resolve_workspace_root": "molexp.cli._resolve",
     "resolve_run": "molexp.cli._resolve",
     "ExecutionSettings": "molexp.cli.profiles",
-    "ProfileError": "molexp.cli.profiles",
+    "ProfileError": "molexp.cli._errors",
     "ProfileFile": "molexp.cli.profiles",
-    "UnknownProfileError": "molexp.cli.profiles",
-    "OverrideError": "molexp.cli.profiles",
+    "UnknownProfileError": "molexp.cli._errors",
+    "OverrideError": "molexp.cli._errors",
     "resolve_profile": "molexp.cli.profiles",
 }
 
 __all__ = [
     "Action",
+    "ClaimedElsewhere",
     "CliError",
     "CliUsageError",
     "Decision",
@@ -49,8 +55,12 @@ __all__ = [
     "PlannedRun",
     "ProfileError",
     "ProfileFile",
+    "RemoteTaskError",
     "RunPlan",
     "ScriptError",
+    "SlurmError",
+    "SlurmFormatError",
+    "SlurmOptionError",
     "UnknownProfileError",
     "app",
     "decide",
@@ -84,15 +94,20 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from molexp.cli.__main__ import main, run_cli
     from molexp.cli._app import app
-    from molexp.cli._errors import CliError, CliUsageError
-    from molexp.cli._plan import Action, Decision, PlannedRun, RunPlan, decide, plan_runs
-    from molexp.cli._resolve import find_workspace_root, resolve_run, resolve_workspace_root
-    from molexp.cli._script import LoadedScript, ScriptError, load_script
-    from molexp.cli.profiles import (
-        ExecutionSettings,
+    from molexp.cli._errors import (
+        ClaimedElsewhere,
+        CliError,
+        CliUsageError,
         OverrideError,
         ProfileError,
-        ProfileFile,
+        RemoteTaskError,
+        ScriptError,
+        SlurmError,
+        SlurmFormatError,
+        SlurmOptionError,
         UnknownProfileError,
-        resolve_profile,
     )
+    from molexp.cli._plan import Action, Decision, PlannedRun, RunPlan, decide, plan_runs
+    from molexp.cli._resolve import find_workspace_root, resolve_run, resolve_workspace_root
+    from molexp.cli._script import LoadedScript, load_script
+    from molexp.cli.profiles import ExecutionSettings, ProfileFile, resolve_profile

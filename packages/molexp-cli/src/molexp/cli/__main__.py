@@ -50,8 +50,6 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
 
 def describe_error(exc: BaseException) -> tuple[str, int]:
     """The one-line message and exit code for an exception escaping a command."""
-    from .profiles import OverrideError, ProfileError, UnknownProfileError
-
     if isinstance(exc, CliError):
         return one_line(exc.message), exc.exit_code
     if isinstance(exc, PermissionError) and exc.filename is not None:
@@ -59,10 +57,6 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
 
         # What blocks the write (a path another lab member owns) and how to fix it.
         return one_line(str(explain_permission_error(exc))), EXIT_FAILURE
-    if isinstance(exc, UnknownProfileError | OverrideError):
-        return one_line(str(exc)), EXIT_USAGE
-    if isinstance(exc, ProfileError):
-        return one_line(str(exc)), EXIT_FAILURE
     click_message = getattr(exc, "format_message", None)
     click_code = getattr(exc, "exit_code", None)
     if callable(click_message) and isinstance(click_code, int):

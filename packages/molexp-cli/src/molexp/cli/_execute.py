@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._errors import ClaimedElsewhere
 from ._plan import (
     DEFAULT_HEARTBEAT_TIMEOUT,
     Action,
@@ -255,10 +256,6 @@ def _runtime_for(executing: Executing) -> Iterator[Any]:
         close = getattr(runtime, "close", None)
         if callable(close):
             close()
-
-
-class ClaimedElsewhere(Exception):
-    """Another process (on this or another host) won the run's start claim first."""
 
 
 def outcome_of(

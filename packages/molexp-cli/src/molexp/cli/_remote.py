@@ -46,7 +46,7 @@ from molexp.assets import (
 )
 from molexp.assets.storage import create_exclusive_bytes
 
-from ._errors import CliError
+from ._errors import CliError, RemoteTaskError
 from ._slurm import SlurmClient, SlurmError
 from ._slurm_script import SlurmOptionError, SlurmOptions, render_task_script
 from ._slurm_text import JobKey, JobPhase, JobState
@@ -74,10 +74,6 @@ OUTCOME_FILE = "outcome.pkl"
 SCRIPT_FILE = "job.sh"
 EXECUTOR_KEY = "executor"
 SLURM_EXECUTOR = "slurm"
-
-
-class RemoteTaskError(RuntimeError):
-    """A remote task could not be run or did not come back; names the task and the job."""
 
 
 class RemoteCall(VersionedRecord):

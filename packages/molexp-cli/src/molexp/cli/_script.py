@@ -19,16 +19,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ._errors import CliError, CliUsageError, one_line
+from ._errors import CliUsageError, ScriptError, one_line
 
 if TYPE_CHECKING:
     from molexp.workspace import Workspace
 
 __all__ = ["LoadedScript", "ScriptError", "import_script", "load_script"]
-
-
-class ScriptError(CliError):
-    """The script could not be imported or registered nothing usable."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ._errors import CliError, one_line
+from ._errors import SlurmError, one_line
 from ._slurm_text import (
     SACCT_FIELDS,
     SQUEUE_FORMAT,
@@ -33,10 +33,6 @@ COMMAND_TIMEOUT = 60.0
 
 CommandRunner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 """Runs one command and returns its completed process (replaced in tests)."""
-
-
-class SlurmError(CliError):
-    """A Slurm command failed or is missing; the message names the command."""
 
 
 def slurm_available() -> bool:

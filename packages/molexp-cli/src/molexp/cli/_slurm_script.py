@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ._errors import SlurmOptionError
 from ._slurm_text import SlurmFormatError, format_duration, parse_duration
 
 __all__ = [
@@ -34,10 +35,6 @@ __all__ = [
 
 MAX_ARRAY_SIZE = 1000
 """Runs per job array (Slurm's default ``MaxArraySize`` is 1001, i.e. indices 0-1000)."""
-
-
-class SlurmOptionError(ValueError):
-    """An invalid Slurm option value; the message names the option and the value."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ._errors import SlurmFormatError
+
 __all__ = [
     "SACCT_FIELDS",
     "SQUEUE_FORMAT",
@@ -41,10 +43,6 @@ SACCT_FIELDS = "JobID,State,ExitCode,Elapsed,Timelimit,Reason"
 
 _SQUEUE_COLUMNS = 5
 _SACCT_COLUMNS = 6
-
-
-class SlurmFormatError(ValueError):
-    """Text that does not have the Slurm format it should have (names the text)."""
 
 
 class JobPhase(StrEnum):

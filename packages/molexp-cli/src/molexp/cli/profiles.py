@@ -28,11 +28,12 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._errors import OverrideError, ProfileError, UnknownProfileError
 from ._slurm_script import SlurmOptionError, SlurmOptions
 
 if TYPE_CHECKING:
@@ -78,25 +79,6 @@ _WORKSPACE_KEY = "workspace"
 _EXTENDS = "extends"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
-
-
-class ProfileError(ValueError):
-    """A profile file or a profile request the user must fix; the message names the file."""
-
-
-class UnknownProfileError(ProfileError):
-    """``--profile NAME`` names no profile; ``available`` lists the ones that exist."""
-
-    def __init__(self, name: str, available: Sequence[str], path: Path | None) -> None:
-        self.name = name
-        self.available = list(available)
-        self.path = path
-        where = f" in {path}" if path is not None else " (no profile file was found)"
-        super().__init__(f"unknown profile {name!r}{where}; available: {', '.join(self.available)}")
-
-
-class OverrideError(ProfileError):
-    """A ``--set key=value`` argument that cannot be parsed."""
 
 
 @dataclass(frozen=True)
