@@ -276,3 +276,21 @@ def test_the_next_attempt_settles_the_files_of_a_killed_one(ws: Workspace, exp: 
     assert (run.run_dir / "artifacts" / "m.json").samefile(attempt_dir / "artifacts" / "m.json")
     assert first.read_log("train") == "step 1\n"
     assert run.attempt(2).artifacts.keys() == {"left.json", "m.json", "new.json"}
+
+
+def test_results_of_a_superseded_attempt_stay_its_own() -> None:
+    """An attempt reaped while still alive, then superseded, keeps setting its own results
+    only: the run's current view is the latest attempt's."""
+    from molexp.workspace._context import _store_results
+    from molexp.workspace._records import ExecutionRecord, RunMetadata
+
+    metadata = RunMetadata(id="r", experiment_id="e", project_id="p", workspace_id="w")
+    metadata.execution_history = [
+        ExecutionRecord(execution_id="old", attempt=1, status=RunStatus.failed, results={}),
+        ExecutionRecord(execution_id="new", attempt=2, status=RunStatus.running, results={}),
+    ]
+    _store_results(metadata, "new", {"e0": -3.5})
+    _store_results(metadata, "old", {"e0": -9.9, "late": 1})
+    assert metadata.results == {"e0": -3.5}
+    assert metadata.execution_history[0].results == {"e0": -9.9, "late": 1}
+    assert metadata.execution_history[1].results == {"e0": -3.5}

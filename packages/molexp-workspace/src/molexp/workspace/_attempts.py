@@ -41,6 +41,7 @@ from molexp.assets import (
     LogAsset,
     LogHandle,
     Producer,
+    RecordError,
     validate_name,
 )
 from molexp.assets.storage import (
@@ -173,14 +174,22 @@ class _RunFiles:
 
 
 def prepare_attempt(run: Run, history: Sequence[ExecutionRecord], execution_id: str) -> None:
-    """Make the run directory ready for attempt ``execution_id`` (see the module docstring)."""
+    """Make the run directory ready for attempt ``execution_id`` (see the module docstring).
+
+    Moving files of the old layout must succeed (a later save would replace their only name),
+    so its errors propagate; settling a killed attempt and tidying the views only keep the
+    record tidy, so their errors (another user's files, say) are logged and skipped.
+    """
     files = _RunFiles(run, history, execution_id)
     if not files.earlier:
         return
     touched = _settle_unsealed(files)
     _move_old_layout(files)
-    _refresh_artifact_view(files, touched)
-    _empty_log_view(files)
+    try:
+        _refresh_artifact_view(files, touched)
+        _empty_log_view(files)
+    except OSError as error:
+        logger.warning("run %s: the current view was not tidied (%s)", run.id, error)
 
 
 def _settle_unsealed(files: _RunFiles) -> set[str]:
@@ -193,24 +202,39 @@ def _settle_unsealed(files: _RunFiles) -> set[str]:
             continue
         if (directory / SEALED_FILE_NAME).exists():
             continue
-        producer = Producer(run_id=files.run.id, execution_id=execution_id)
-        scope = files.run.scope
-        store = ArtifactStore(files.catalog, scope, files.run_dir, producer, per_attempt=True)
-        store.recover()
-        if store.directory.is_dir():
-            touched.update(p.name for p in store.directory.iterdir() if not p.name.startswith("."))
-        logs = directory / LOGS_DIR
-        if logs.is_dir():
-            for path in sorted(logs.glob(f"*{LOG_SUFFIX}")):
-                name = path.name.removesuffix(LOG_SUFFIX)
-                try:
-                    handle = LogHandle(
-                        files.catalog, scope, files.run_dir, name, producer, per_attempt=True
-                    )
-                except ValueError:
-                    continue
-                handle.recover()
-        seal_attempt(files.run_dir, execution_id)
+        try:
+            touched |= _settle(files, directory, execution_id)
+        except (OSError, RecordError) as error:
+            logger.warning(
+                "run %s: the files of attempt %s were not settled (%s); the next attempt tries "
+                "again",
+                files.run.id,
+                execution_id,
+                error,
+            )
+    return touched
+
+
+def _settle(files: _RunFiles, directory: Path, execution_id: str) -> set[str]:
+    producer = Producer(run_id=files.run.id, execution_id=execution_id)
+    scope = files.run.scope
+    store = ArtifactStore(files.catalog, scope, files.run_dir, producer, per_attempt=True)
+    store.recover()
+    touched: set[str] = set()
+    if store.directory.is_dir():
+        touched.update(p.name for p in store.directory.iterdir() if not p.name.startswith("."))
+    logs = directory / LOGS_DIR
+    if logs.is_dir():
+        for path in sorted(logs.glob(f"*{LOG_SUFFIX}")):
+            name = path.name.removesuffix(LOG_SUFFIX)
+            try:
+                handle = LogHandle(
+                    files.catalog, scope, files.run_dir, name, producer, per_attempt=True
+                )
+            except ValueError:
+                continue
+            handle.recover()
+    seal_attempt(files.run_dir, execution_id)
     return touched
 
 

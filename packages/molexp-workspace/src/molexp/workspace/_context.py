@@ -98,14 +98,19 @@ def new_execution_id() -> str:
 
 
 def _store_results(metadata: RunMetadata, execution_id: str, results: dict[str, Any]) -> None:
-    """Put ``results`` into the run's results and into the attempt's own record."""
+    """Put ``results`` into the attempt's own record and, while it is the latest attempt, into
+    the run's results (an attempt reaped and superseded meanwhile no longer changes the view)."""
     if not results:
         return
-    metadata.results.update(results)
-    for record in reversed(metadata.execution_history):
+    history = metadata.execution_history
+    for index in range(len(history) - 1, -1, -1):
+        record = history[index]
         if record.execution_id == execution_id:
             record.results = {**(record.results or {}), **results}
+            if index == len(history) - 1:
+                metadata.results.update(results)
             return
+    metadata.results.update(results)
 
 
 @dataclass(frozen=True)
