@@ -32,7 +32,9 @@ async def test_loopback_serves_without_a_token(lab: Lab, fake_uvicorn: FakeUvico
     serve(lab.root, port=9999, out=out)
     [call] = fake_uvicorn.calls
     assert (call["host"], call["port"]) == ("127.0.0.1", 9999)
-    assert out.getvalue().strip().endswith("http://127.0.0.1:9999/")
+    ui, docs = out.getvalue().strip().splitlines()[-2:]
+    assert ui.endswith("at http://127.0.0.1:9999/")
+    assert docs == "API docs: http://127.0.0.1:9999/api/v1/docs"
     assert "token" not in out.getvalue().lower()
     async with make_client(call["app"]) as http:
         assert (await http.get("/api/v1/workspace")).status_code == 200
@@ -68,6 +70,7 @@ async def test_given_token_is_used_on_loopback_too(lab: Lab, fake_uvicorn: FakeU
     out = io.StringIO()
     serve(lab.root, token="mine-123", out=out)
     assert "?token=mine-123" in out.getvalue()
+    assert "API docs: http://127.0.0.1:8765/api/v1/docs?token=mine-123" in out.getvalue()
     assert "generated" not in out.getvalue()
     async with make_client(fake_uvicorn.calls[0]["app"]) as http:
         assert (await http.get("/api/v1/workspace")).status_code == 401

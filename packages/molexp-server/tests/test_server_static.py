@@ -51,3 +51,14 @@ async def test_api_docs_and_schema_are_served(client: httpx.AsyncClient) -> None
     docs = await client.get("/api/v1/docs")
     assert docs.status_code == 200
     assert "openapi.json" in docs.text
+
+
+async def test_root_docs_and_schema_redirect_to_the_api(client: httpx.AsyncClient) -> None:
+    for source, target in (("/docs", "/api/v1/docs"), ("/openapi.json", "/api/v1/openapi.json")):
+        response = await client.get(source)
+        assert response.status_code == 307
+        assert response.headers["location"] == target
+    kept = await client.get("/docs", params={"x": "1", "target": "//evil.example"})
+    assert kept.headers["location"] == "/api/v1/docs?x=1&target=%2F%2Fevil.example"
+    followed = await client.get("/openapi.json", follow_redirects=True)
+    assert "RunDetail" in followed.json()["components"]["schemas"]

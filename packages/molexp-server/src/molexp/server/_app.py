@@ -1,8 +1,9 @@
 """The FastAPI application: API, web UI and the access rules around them.
 
 Owns ``create_app``: it loads the workspace (failing loudly when there is none), mounts
-the ``/api/v1`` routes with their OpenAPI schema and docs, serves the built web UI at
-``/`` from the package's ``static/`` directory, and wraps everything in the access
+the ``/api/v1`` routes with their OpenAPI schema and docs (``/docs`` and ``/openapi.json`` at
+the root redirect there), serves the built web UI at ``/`` from the package's ``static/``
+directory, and wraps everything in the access
 guard (token, Host, Origin) and, only when origins are given, CORS.
 """
 
@@ -10,13 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from molexp.workspace import Workspace
 
@@ -24,9 +25,11 @@ from ._routes import build_router
 from ._security import AccessGuard
 from ._service import ServiceError, WorkspaceService
 
-__all__ = ["API_PREFIX", "STATIC_DIR", "create_app"]
+__all__ = ["API_DOCS_PATH", "API_PREFIX", "API_SCHEMA_PATH", "STATIC_DIR", "create_app"]
 
 API_PREFIX = "/api/v1"
+API_DOCS_PATH = f"{API_PREFIX}/docs"
+API_SCHEMA_PATH = f"{API_PREFIX}/openapi.json"
 STATIC_DIR = Path(__file__).parent / "static"
 # RFC 6265 cookie-octets: the token travels in a cookie, so it must be one.
 _TOKEN_PATTERN = re.compile(r"[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+")
@@ -85,8 +88,8 @@ def create_app(
         title="MolExp",
         version=_version(),
         description=f"Read-mostly API over the MolExp workspace {workspace.name!r}.",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=API_SCHEMA_PATH,
+        docs_url=API_DOCS_PATH,
         redoc_url=None,
     )
     app.state.service = service
@@ -96,6 +99,7 @@ def create_app(
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
     app.include_router(build_router(service), prefix=API_PREFIX)
+    _redirect_root_docs(app)
     _mount_ui(app)
     app.add_middleware(AccessGuard, token=token, allow_origins=tuple(allow_origins))
     if allow_origins:
@@ -107,6 +111,22 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
     return app
+
+
+def _redirect_root_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/openapi.json``, where FastAPI users look first, lead to the API's."""
+    for source, target in (("/docs", API_DOCS_PATH), ("/openapi.json", API_SCHEMA_PATH)):
+        app.add_api_route(source, _redirect_to(target), methods=["GET"], include_in_schema=False)
+
+
+def _redirect_to(target: str) -> Callable[[Request], RedirectResponse]:
+    """A route that redirects to ``target`` (a fixed path), keeping the query string."""
+
+    def redirect(request: Request) -> RedirectResponse:
+        query = request.url.query
+        return RedirectResponse(target + (f"?{query}" if query else ""), status_code=307)
+
+    return redirect
 
 
 def _mount_ui(app: FastAPI) -> None:

@@ -15,7 +15,7 @@ from typing import TextIO
 
 import uvicorn
 
-from ._app import create_app
+from ._app import API_DOCS_PATH, create_app
 from ._security import is_loopback_host
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "serve", "server_url"]
@@ -25,12 +25,12 @@ DEFAULT_PORT = 8765
 TOKEN_BYTES = 32
 
 
-def server_url(host: str, port: int, token: str | None) -> str:
-    """The URL to open in a browser (it carries the token when there is one)."""
+def server_url(host: str, port: int, token: str | None, path: str = "/") -> str:
+    """The URL of ``path`` to open in a browser (it carries the token when there is one)."""
     shown = "127.0.0.1" if host in {"0.0.0.0", ""} else host
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{shown}:{port}{path}" + (f"?token={token}" if token else "")
 
 
 def serve(
@@ -44,8 +44,8 @@ def serve(
     """Serve the API and web UI of ``workspace_root`` until interrupted.
 
     Any ``host`` other than a loopback address requires a token; when none is given
-    one is generated. The URL to open (with the token) is printed to ``out``
-    (default: standard output) before the server starts.
+    one is generated. The URL to open (with the token) and that of the interactive API
+    documentation are printed to ``out`` (default: standard output) before the server starts.
     """
     stream = out if out is not None else sys.stdout
     generated = False
@@ -59,5 +59,6 @@ def serve(
     print(
         f"MolExp is serving {Path(workspace_root)} at {server_url(host, port, token)}", file=stream
     )
+    print(f"API docs: {server_url(host, port, token, API_DOCS_PATH)}", file=stream)
     stream.flush()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
