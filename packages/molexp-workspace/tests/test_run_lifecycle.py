@@ -468,3 +468,17 @@ def test_an_attempt_taken_over_meanwhile_only_closes_its_own_record(exp: Experim
     assert (mine.execution_id, mine.status) == (ctx.execution_id, RunStatus.succeeded)
     assert mine.finished_at is not None
     assert (theirs.execution_id, theirs.status) == ("other", RunStatus.running)
+
+
+def test_run_statuses_share_the_task_status_style_and_keep_their_old_names() -> None:
+    assert [status.name for status in RunStatus] == [
+        "PENDING",
+        "QUEUED",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELLED",
+    ]
+    assert RunStatus.running is RunStatus.RUNNING
+    assert RunStatus("failed") is RunStatus.FAILED
+    assert str(RunStatus.SUCCEEDED) == "succeeded"

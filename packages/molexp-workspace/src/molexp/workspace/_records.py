@@ -56,8 +56,18 @@ def utc_now() -> datetime:
 
 
 class RunStatus(StrEnum):
-    """Lifecycle state of a run (and of one execution attempt)."""
+    """Lifecycle state of a run (and of one execution attempt).
 
+    Members are upper case like ``TaskStatus`` (``RunStatus.RUNNING``); the lower-case names
+    (``RunStatus.running``) are aliases of the same members, kept for existing code.
+    """
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
     pending = "pending"
     queued = "queued"
     running = "running"
