@@ -179,11 +179,16 @@ class AssetScope(BaseModel):
 
 
 class Producer(BaseModel):
-    """Which run (and, when known, which execution attempt and task) produced an asset."""
+    """Which run (and, when known, which execution attempt, task and host) produced an asset.
+
+    ``host`` is set when the producer ran on a host other than the run's owner process's
+    (a task on a Dask worker); ``None`` otherwise.
+    """
 
     run_id: str
     execution_id: str | None = None
     task_name: str | None = None
+    host: str | None = None
     input_asset_ids: list[str] = Field(default_factory=list)
 
 
