@@ -24,6 +24,8 @@ __all__ = [
     "RunProtocol",
     "Runnable",
     "Streamable",
+    "WorkerRunContextProtocol",
+    "WorkerRunOpener",
     "WorkspaceProtocol",
 ]
 
@@ -89,6 +91,28 @@ class RunContextProtocol(Protocol):
     def checkpoint(self, name: str, data: Any = None) -> Any: ...
     def record_execution_state(self, state: Mapping[str, Any]) -> Any: ...
     def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None: ...
+
+
+class WorkerRunContextProtocol(RunContextProtocol, Protocol):
+    """The run context of one task running in another process or on another host.
+
+    ``close()`` ends it and returns a picklable *report* (what only the run's owner may record,
+    e.g. results) that travels back to the submitting process.
+    """
+
+    def close(self) -> Any: ...
+
+
+class WorkerRunOpener(Protocol):
+    """Picklable factory of worker-side run contexts, made by the owner's run context.
+
+    A run context that can be used from other processes offers ``worker_opener()`` returning
+    one, and ``apply_worker_report(report, task_name)`` to record a worker's report; the
+    workflow layer sends the opener with each task and hands the report back (see
+    ``molexp.workflow._dask``). The workspace layer implements both.
+    """
+
+    def open(self, task_name: str) -> WorkerRunContextProtocol: ...
 
 
 @runtime_checkable

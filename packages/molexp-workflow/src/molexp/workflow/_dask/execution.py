@@ -13,6 +13,11 @@ interrupt Python code already running in a worker: its result is discarded) and 
 more. ``cache=True`` lookups and puts happen here, on the client, with the same snapshot keys as
 the default runtime; tasks with a ``remote=`` hint and a ``remote_executor`` run through that hook
 on the client; tasks the resume plan re-uses are not run at all.
+
+The run context reaches the workers through the run context's ``worker_opener()`` (a picklable
+:class:`~molexp.workflow.protocols.WorkerRunOpener`, sent with every task); the report each
+worker's context returns (its results, for one) is handed to the owner's
+``apply_worker_report`` here, on the client, before the task counts as finished.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections import deque
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from molexp.workflow._dask.shipping import ship_first_party_modules
 from molexp.workflow._dask.worker import RemoteCall, TaskOutcome, encode_call, run_remote_task
 from molexp.workflow._resume import snapshot_task
 from molexp.workflow.cache import explain_miss
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
     from distributed import Client, Future
     from molexp.workflow._dask.plan import DaskPlan
     from molexp.workflow._resume import ResumePlan
-    from molexp.workflow.protocols import RemoteExecutor, RunContextProtocol
+    from molexp.workflow.protocols import RemoteExecutor, RunContextProtocol, WorkerRunOpener
     from molexp.workflow.spec import TaskRegistration
 
 __all__ = ["DaskExecution"]
@@ -89,6 +95,7 @@ class DaskExecution:
     scope: ExecutionScope
     resume_plan: ResumePlan | None
     cache: Any
+    opener: WorkerRunOpener | None
     _completions: _Completions
 
     def __init__(
@@ -150,8 +157,11 @@ class DaskExecution:
         )
         self.resume_plan = resume_plan
         self.cache = cache
+        make_opener = getattr(run_context, "worker_opener", None)
+        self.opener = make_opener() if make_opener is not None else None
         completions = cast("Callable[..., _Completions]", as_completed)
         self._completions = completions(loop=client.loop, with_results=True, raise_errors=False)
+        ship_first_party_modules()  # the user's modules reach workers that cannot import them
         self.started_at = time.time()
         try:
             self._start()
@@ -225,6 +235,7 @@ class DaskExecution:
             config=self.config,
             inputs=None if task.deps else self.inputs,
             track_reads=index in self.cache_entries,
+            run_opener=self.opener,
         )
         self.statuses[index] = _RUNNING
         self.started[index] = time.time()
@@ -263,15 +274,15 @@ class DaskExecution:
         """Look ``index`` up in the cache; True when its output came from there."""
         task = self.plan.tasks[index]
         self.started[index] = time.time()
-        # Tasks sent to the workers run without the run context; those run through the remote
-        # executor see it (and are keyed on all of it: their reads cannot be observed).
+        # Tasks sent to the workers see the run context only through an opener; those run
+        # through the remote executor see it (and are keyed on all of it: reads unobserved).
         local = task.registration.remote is not None and self.remote_executor is not None
         values = RunValues(
             task_name=task.name,
             workflow_name=self.plan.workflow_name,
             workflow_id=self.plan.workflow_id,
             config=self.config,
-            run_context=self.scope.run_context if local else None,
+            run_context=self.scope.run_context if local or self.opener is not None else None,
         )
         try:
             snapshot = self.resume_plan.snapshot(task.name) if self.resume_plan else None
@@ -346,6 +357,8 @@ class DaskExecution:
             outcome: TaskOutcome = result
             self.started[index] = outcome.started_at
             self.finished[index] = outcome.finished_at
+            if outcome.report is not None and not self._apply_report(index, outcome.report):
+                return
             if outcome.error is None:
                 self._succeed(index, outcome.output(), future, _SUCCEEDED, outcome)
             else:
@@ -365,6 +378,17 @@ class DaskExecution:
                 RuntimeError(f"Dask reported task {name!r} as {status}: {result!r}")
             )
         self._fail(index, error)
+
+    def _apply_report(self, index: int, report: Any) -> bool:
+        """Record a worker's report through the owner's run context; False: the task failed."""
+        try:
+            self.scope.run_context.apply_worker_report(  # type: ignore[union-attr]
+                report, self.plan.names[index]
+            )
+        except Exception as exc:
+            self._fail(index, TaskError.from_exception(exc))
+            return False
+        return True
 
     def _on_local_done(self, finished: asyncio.Future[Any]) -> None:
         index = self.local.pop(finished)

@@ -7,10 +7,17 @@ holding the pickled output: a task body that raises (or an output that cannot be
 an outcome carrying its :class:`~molexp.workflow.TaskError`, so Dask only ever sees a failed future
 when the worker itself could not run the task (killed, lost).
 
-There is no live run context in a worker: ``ctx.run_context`` is ``None`` and the run-backed
-helpers raise :class:`RemoteRunContextError`, a ``NoRunContextError`` saying so. For a
+The run context in a worker: when the run's context offers a ``worker_opener()`` (the
+workspace's ``RunContext`` does), the call carries that picklable opener and the worker opens a
+run context of its own for the task (``ctx.log``, ``set_result``, ``artifact.save``...); what
+only the run's owner may record comes back as the outcome's ``report``. Without an opener the
+run-backed helpers raise :class:`RemoteRunContextError`, a ``NoRunContextError`` saying so. For a
 ``cache=True`` task the worker records what the body reads (``ctx.config`` keys, task name...)
 and sends it back with the outcome, for the client's cache entry.
+
+A module the call needs that the worker cannot import (a third-party package missing from the
+worker's environment) fails the task with a ``ModuleNotFoundError`` naming the module and the
+worker.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from molexp.workflow.errors import NoRunContextError
 from molexp.workflow.runtime import TaskError
 
 if TYPE_CHECKING:
+    from molexp.workflow.protocols import WorkerRunContextProtocol, WorkerRunOpener
     from molexp.workflow.reads import RunRead
 
 __all__ = [
@@ -85,7 +93,8 @@ class RemoteRunContextError(NoRunContextError):
         RuntimeError.__init__(
             self,
             f"task {task_name!r} used ctx.{helper}, which needs the live run context, but the "
-            "Dask runtime runs tasks remotely in Dask workers, where no run context is available. "
+            "Dask runtime runs tasks remotely in Dask workers, and no run context can be opened "
+            "there (the execution has no run, or its run context offers no worker_opener()). "
             "Return the value from the task instead and record it from the WorkflowResult "
             "after execution, or execute this workflow with the default runtime.",
         )
@@ -97,7 +106,7 @@ class RemoteRunContextError(NoRunContextError):
 
 
 class WorkerTaskContext(TaskContext):
-    """The ``ctx`` of a task running in a Dask worker: no run context, helpers say why."""
+    """The ``ctx`` of a task in a Dask worker whose run cannot be opened there: helpers say why."""
 
     __slots__ = ()
 
@@ -112,6 +121,7 @@ class RemoteCall:
     ``inputs`` is the workflow inputs for a task without dependencies and ``None`` otherwise;
     dependency outputs arrive as the :class:`TaskOutcome` arguments of :func:`run_remote_task`.
     ``track_reads``: record what the body reads (a ``cache=True`` task about to be stored).
+    ``run_opener``: opens the run's context in the worker (``None``: none can be opened there).
     """
 
     task_name: str
@@ -123,6 +133,7 @@ class RemoteCall:
     config: Mapping[str, Any]
     inputs: Any = None
     track_reads: bool = False
+    run_opener: WorkerRunOpener | None = None
 
 
 def _dumps(value: Any) -> bytes:
@@ -154,6 +165,7 @@ class TaskOutcome:
     Outputs travel pickled so that an output which cannot leave the worker fails its task
     (Dask itself would only log the serialization error and never finish the future).
     ``reads``/``uncacheable``: what the body read, when the call asked (``track_reads``).
+    ``report``: what the worker's run context handed back for the owner to record.
     """
 
     payload: bytes | None
@@ -162,6 +174,7 @@ class TaskOutcome:
     finished_at: float = 0.0
     reads: tuple[RunRead, ...] = ()
     uncacheable: tuple[str, ...] = ()
+    report: Any = None
 
     @classmethod
     def of(cls, task_name: str, output: Any) -> TaskOutcome:
@@ -221,31 +234,86 @@ def portable_error(exc: BaseException) -> TaskError:
     return error
 
 
+def _worker_name() -> str:
+    """``host`` and, inside a Dask worker, its address: names the worker in errors."""
+    import socket
+
+    host = socket.gethostname()
+    try:
+        from distributed import get_worker
+
+        return f"{host} ({get_worker().address})"
+    except (ImportError, ValueError):
+        return host
+
+
+def _load_call(encoded_call: bytes) -> RemoteCall:
+    try:
+        call: RemoteCall = pickle.loads(encoded_call)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or str(exc)
+        raise ModuleNotFoundError(
+            f"Dask worker {_worker_name()} cannot import module {missing!r}, which the task "
+            "needs: install it in the workers' environment (the user's own modules are sent "
+            "with the task; third-party packages must be installed on every worker)",
+            name=exc.name,
+        ) from None
+    return call
+
+
+def _context_for(
+    call: RemoteCall, dependencies: tuple[TaskOutcome, ...]
+) -> tuple[TaskContext, WorkerRunContextProtocol | None]:
+    inputs = _task_inputs(call, dependencies)
+    if call.run_opener is None:
+        scope = ExecutionScope(call.workflow_name, call.workflow_id, call.config)
+        return WorkerTaskContext(scope, call.task_name, inputs), None
+    run = call.run_opener.open(call.task_name)
+    scope = ExecutionScope(call.workflow_name, call.workflow_id, call.config, run)
+    return TaskContext(scope, call.task_name, inputs), run
+
+
+def _run_call(call: RemoteCall, ctx: TaskContext) -> TaskOutcome:
+    if not call.track_reads:
+        return TaskOutcome.of(call.task_name, _run_body(call, ctx))
+    from molexp.workflow.reads import ReadRecorder
+
+    recorder = ReadRecorder()
+    ctx._track_reads(recorder)
+    outcome = TaskOutcome.of(call.task_name, _run_body(call, ctx))
+    return dataclasses.replace(
+        outcome, reads=recorder.reads(), uncacheable=tuple(recorder.uncacheable)
+    )
+
+
+def _close(run: WorkerRunContextProtocol | None, outcome: TaskOutcome) -> TaskOutcome:
+    """Close the worker's run context; its report rides on ``outcome`` (a close error fails it)."""
+    if run is None:
+        return outcome
+    try:
+        report = run.close()
+    except Exception as exc:
+        return dataclasses.replace(outcome, payload=None, error=portable_error(exc))
+    return dataclasses.replace(outcome, report=report)
+
+
 def run_remote_task(encoded_call: bytes, *dependencies: TaskOutcome) -> TaskOutcome:
     """Run one task in the worker and return its outcome.
 
     Whatever the task body raises fails the task, ``SystemExit`` included (it would otherwise
     take the worker process down, and Dask would retry the task on other workers); only a
-    ``KeyboardInterrupt`` propagates.
+    ``KeyboardInterrupt`` propagates. The worker's run context is closed either way, so what the
+    body recorded before failing still reaches the owner.
     """
     started_at = time.time()
+    run: WorkerRunContextProtocol | None = None
     try:
-        call: RemoteCall = pickle.loads(encoded_call)
-        scope = ExecutionScope(call.workflow_name, call.workflow_id, call.config)
-        ctx = WorkerTaskContext(scope, call.task_name, _task_inputs(call, dependencies))
-        if call.track_reads:
-            from molexp.workflow.reads import ReadRecorder
-
-            recorder = ReadRecorder()
-            ctx._track_reads(recorder)
-            outcome = TaskOutcome.of(call.task_name, _run_body(call, ctx))
-            outcome = dataclasses.replace(
-                outcome, reads=recorder.reads(), uncacheable=tuple(recorder.uncacheable)
-            )
-        else:
-            outcome = TaskOutcome.of(call.task_name, _run_body(call, ctx))
+        call = _load_call(encoded_call)
+        ctx, run = _context_for(call, dependencies)
+        outcome = _run_call(call, ctx)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
-        return TaskOutcome(None, portable_error(exc), started_at, time.time())
+        outcome = TaskOutcome(None, portable_error(exc))
+    outcome = _close(run, outcome)
     return dataclasses.replace(outcome, started_at=started_at, finished_at=time.time())
