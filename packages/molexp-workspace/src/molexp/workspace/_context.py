@@ -75,6 +75,7 @@ from ._records import (
     utc_now,
 )
 from ._stale import this_host
+from ._worker_context import WorkerRunOpener, apply_report
 
 if TYPE_CHECKING:
     from ._experiment import Experiment
@@ -614,6 +615,25 @@ class RunContext:
             state=state,
             producer=self._producer(),
         )
+
+    # -- tasks on other processes and hosts (Dask workers) -----------------------------
+
+    def worker_opener(self) -> WorkerRunOpener:
+        """A picklable opener of this attempt's run context on workers (``_worker_context``)."""
+        self._require_active("open the run on workers")
+        return WorkerRunOpener(
+            run_dir=str(self.run_dir),
+            run_id=self._run.id,
+            execution_id=self._execution_id,
+            params=dict(self._run.parameters),
+            config=dict(self._config),
+            owner_host=this_host(),
+        )
+
+    def apply_worker_report(self, report: Mapping[str, Any], task_name: str) -> None:
+        """Record what a worker's run context kept for the owner: results, then log lines."""
+        self._require_active("record a worker's report")
+        apply_report(self, report, task_name)
 
     # -- assets --------------------------------------------------------------------------
 
