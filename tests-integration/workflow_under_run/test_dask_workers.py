@@ -1,0 +1,103 @@
+"""A workflow under a run on a 2-process LocalCluster (Python API): the tasks import a module the
+workers cannot import by name, and use the run context (log, results, artifacts, checkpoints,
+assets) from the worker processes; everything is recorded in the run."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from molexp.workflow import TaskContext, workflow
+from molexp.workspace import Run, Workspace
+
+distributed = pytest.importorskip("distributed")
+
+HELPER = textwrap.dedent(
+    """
+    import os
+
+    def double(x):
+        return 2 * x
+
+    def pid():
+        return os.getpid()
+    """
+)
+
+
+@pytest.fixture
+def runtime() -> Iterator[Any]:
+    from molexp.workflow import DaskRuntime
+
+    with DaskRuntime(n_workers=2, processes=True) as dask_runtime:
+        yield dask_runtime
+
+
+@pytest.fixture
+def helper(tmp_path: Path, runtime: Any) -> Iterator[Any]:
+    """Imported only after the workers started: their sys.path does not reach it."""
+    runtime.client  # noqa: B018 - starts the LocalCluster now
+    directory = tmp_path / "code"
+    directory.mkdir()
+    name = f"dask_helper_{os.getpid()}"
+    (directory / f"{name}.py").write_text(HELPER)
+    sys.path.insert(0, str(directory))
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(str(directory))
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    ws = Workspace(tmp_path / "lab")
+    return ws.Project("p").Experiment("e").Run(parameters={"n": 3})
+
+
+async def test_tasks_on_worker_processes_use_the_run_context(
+    run: Run, runtime: Any, helper: Any
+) -> None:
+    wf = workflow(name="on-workers")
+
+    @wf.task
+    def produce(ctx: TaskContext) -> int:
+        value = helper.double(ctx.params["n"])
+        ctx.log("progress").append(f"produce in pid {helper.pid()}")
+        ctx.set_result("value", value)
+        ctx.artifact.save("numbers.json", {"value": value})
+        ctx.checkpoint("after-produce", {"value": value})
+        return value
+
+    @wf.task(depends_on=["produce"])
+    def consume(ctx: TaskContext) -> int:
+        found = ctx.run_context.find_asset("numbers.json")  # type: ignore[union-attr]
+        assert found is not None
+        data_dir = ctx.run_context.get_data_dir("scratch", fallback="scratch")  # type: ignore[union-attr]
+        (data_dir / "marker").write_text("x")
+        ctx.log("progress").append("consume")
+        ctx.set_result("total", ctx.inputs + 1)
+        return int(ctx.inputs) + 1
+
+    result = await wf.build().execute(runtime=runtime, run=run)
+    assert result.outputs == {"produce": 6, "consume": 7}
+    run.reload()
+    assert run.results == {"value": 6, "total": 7}
+    lines = (run.run_dir / "logs" / "progress.log").read_text().splitlines()
+    assert lines[1] == "consume" and lines[0].startswith("produce in pid ")
+    assert int(lines[0].rsplit(" ", 1)[1]) != os.getpid()  # written from a worker process
+    assert json.loads((run.run_dir / "artifacts" / "numbers.json").read_text()) == {"value": 6}
+    artifact = run.assets.get("numbers.json")
+    assert artifact is not None and artifact.producer is not None
+    assert artifact.producer.task_name == "produce" and artifact.producer.host
+    [checkpoint] = run.assets.list(kind="checkpoint")
+    assert checkpoint.name == "after-produce" and checkpoint.producer is not None
+    assert checkpoint.producer.task_name == "produce"
+    assert (run.workspace.root / "scratch" / "marker").is_file()
