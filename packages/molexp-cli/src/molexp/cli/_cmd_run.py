@@ -484,9 +484,12 @@ def _print_summary(outcomes: Sequence[RunOutcome], notes: Sequence[str], *, as_j
 
 
 def _where_records_went(outcomes: Sequence[RunOutcome]) -> list[str]:
-    """One line per experiment's runs directory, then how to inspect the workspace."""
+    """One line per experiment's runs directory, then how to inspect the workspace: commands
+    that work pasted into the user's shell (their launcher, paths relative to where they are)."""
+    from ._launcher import display_path, launcher
+
     runs_dirs = sorted({outcome.run_dir.parent for outcome in outcomes})
-    lines = [f"records: {runs_dir}" for runs_dir in runs_dirs]
+    lines = [f"records: {display_path(runs_dir)}" for runs_dir in runs_dirs]
     roots = sorted(
         {
             parent
@@ -496,7 +499,9 @@ def _where_records_went(outcomes: Sequence[RunOutcome]) -> list[str]:
         }
     )
     if roots:
-        lines.append(f"inspect: molexp ls runs -w {roots[-1]}")
+        molexp, workspace = launcher(), display_path(roots[-1])
+        lines.append(f"inspect: {molexp} ls runs -w {workspace}")
+        lines.append(f"browse:  {molexp} serve -w {workspace}")
     return lines
 
 
