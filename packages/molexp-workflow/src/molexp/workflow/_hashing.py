@@ -6,8 +6,10 @@ with string keys) in which every other type is a single-key object whose key sta
 (``{"$tuple": [...]}``, ``{"$path": "a/b"}``, ...). A plain dict that has a non-string key or a key
 starting with ``$`` is itself wrapped as ``{"$dict": [[key, value], ...]}``, so the encoding is
 injective: two values have the same tree only if they are the same value of the same kind.
-The canonical JSON text is that tree dumped with sorted keys and no whitespace; the hash is its
-sha256. Neither ``pickle`` nor the built-in ``hash()`` is involved.
+The canonical JSON text is that tree in MolExp's canonical JSON (docs/architecture.md: sorted
+keys, no whitespace, UTF-8 text rather than ``\\u`` escapes), byte for byte what the workspace
+layer writes for plain JSON values; the hash is its sha256. Neither ``pickle`` nor the built-in
+``hash()`` is involved.
 
 Kinds that stay distinct: ``1`` / ``1.0`` / ``True`` / ``"1"`` / ``Path("1")``; ``str`` / ``bytes``;
 ``list`` / ``tuple`` / named tuples; ``-0.0`` / ``0.0``; every NaN is one value. Equal by design:
@@ -55,9 +57,10 @@ _MAX_SHOWN_PATH_PARTS = 20
 
 
 def sha256_hex(data: bytes | str) -> str:
-    """The sha256 hex digest of ``data`` (strings are UTF-8 encoded)."""
+    """The sha256 hex digest of ``data`` (strings are UTF-8 encoded; a lone surrogate, which
+    UTF-8 cannot hold, is encoded as its code unit so every string still has a hash)."""
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        data = data.encode("utf-8", "surrogatepass")
     return hashlib.sha256(data).hexdigest()
 
 
@@ -70,7 +73,10 @@ def _digest(data: bytes) -> CanonicalTree:
 
 
 def _dumps(tree: CanonicalTree) -> str:
-    return json.dumps(tree, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    # MolExp's canonical JSON (docs/architecture.md), the same text molexp.workspace writes.
+    return json.dumps(
+        tree, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _type_name(cls: type) -> str:
@@ -282,7 +288,7 @@ def to_canonical(value: object, *, label: str = "value") -> CanonicalTree:
 
 
 def dumps_canonical(tree: CanonicalTree) -> str:
-    """Compact JSON text of an already canonical tree (sorted keys, ASCII only)."""
+    """Compact JSON text of an already canonical tree (MolExp's canonical JSON)."""
     return _dumps(tree)
 
 
