@@ -18,7 +18,7 @@ import sys
 import threading
 from types import ModuleType
 
-from molexp.workflow._origins import module_origin
+from molexp.workflow._origins import _framework_dirs, _install_roots, _is_under, module_origin
 
 __all__ = ["ship_first_party_modules"]
 
@@ -27,9 +27,17 @@ _seen: dict[str, int] = {}
 """Module name -> id of the module object already checked."""
 
 
-def _shippable(name: str, module: ModuleType) -> bool:
-    if name == "__main__" or not getattr(module, "__file__", None):
+def _installed_roots() -> tuple[str, ...]:
+    sites, stdlib = _install_roots()
+    return (*sites, *stdlib, *_framework_dirs())
+
+
+def _shippable(name: str, module: ModuleType, installed: tuple[str, ...] | None = None) -> bool:
+    filename = getattr(module, "__file__", None)
+    if name == "__main__" or not isinstance(filename, str) or not filename:
         return False  # cloudpickle pickles __main__ and file-less modules by value already
+    if _is_under(filename, installed if installed is not None else _installed_roots()):
+        return False  # installed code: skip the (slower) distribution lookup
     return module_origin(name).kind == "first_party"
 
 
@@ -38,12 +46,13 @@ def ship_first_party_modules() -> tuple[str, ...]:
     import cloudpickle  # a dependency of dask.distributed
 
     registered: list[str] = []
+    installed = _installed_roots()
     with _lock:
         for name, module in list(sys.modules.items()):
             if not isinstance(module, ModuleType) or _seen.get(name) == id(module):
                 continue
             _seen[name] = id(module)
-            if _shippable(name, module):
+            if _shippable(name, module, installed):
                 cloudpickle.register_pickle_by_value(module)
                 registered.append(name)
     return tuple(registered)
