@@ -67,8 +67,9 @@ class DaskRuntime(WorkflowRuntime):
     existing synchronous ``distributed.Client`` (never closed by this runtime); with neither, a
     ``LocalCluster(n_workers, processes=processes, threads_per_worker=threads_per_worker)`` is
     started on the first execution. Close it with ``close()`` or ``async with DaskRuntime() as
-    runtime``. Task bodies run in the workers, where ``ctx.run_context`` is ``None`` and the
-    run-backed ``ctx`` helpers raise ``NoRunContextError``; everything else (inputs, config,
+    runtime``. Task bodies run in the workers, with the user's first-party modules shipped by
+    value; under a run whose context offers ``worker_opener()`` the run-backed ``ctx`` helpers
+    work there (else they raise ``NoRunContextError``). Everything else (inputs, config,
     statuses, errors, skipping, the run lifecycle) behaves as with the default runtime.
     """
 
