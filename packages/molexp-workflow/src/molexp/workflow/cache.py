@@ -1,8 +1,8 @@
 """Caching of task results keyed by TaskSnapshot + input hash + run reads, with pluggable stores.
 
-Owns :class:`Caching` (the LRU cache tasks opt into), the :class:`CacheStore` protocol and three
-stores: in-memory, a directory (:class:`FileCacheStore`) and a workspace-rooted directory
-(:class:`WorkspaceCacheStore`).
+Owns :class:`Caching` (the LRU cache tasks opt into) and is the public home of the cache: the
+:class:`CacheStore` protocol and its stores (in memory, a directory, a workspace-rooted directory)
+live in ``_cache_stores``, the explanation of misses in ``_cache_explain``.
 
 Keys. A result that read nothing from its run is stored under ``f"{snapshot.key}:{input_hash}"``,
 i.e. ``code_hash:config_hash:input_hash``. A result whose task read run-derived values (see
@@ -20,29 +20,38 @@ says so (bump the constant whenever snapshot semantics change).
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
-import json
-import os
 import pickle
-import re
-import secrets
-import shutil
 import threading
-import time
-import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any
 
+from molexp.workflow._cache_explain import (
+    EXPLAIN_SCAN,
+    CacheExplanation,
+    _compare,
+    _input_fingerprint,
+    explain_miss,
+)
+from molexp.workflow._cache_stores import (
+    CACHE_FORMAT_VERSION,
+    CacheEntry,
+    CacheEntryInfo,
+    CacheEntryMetadata,
+    CacheLookup,
+    CacheStore,
+    FileCacheStore,
+    MemoryCacheStore,
+    WorkspaceCacheStore,
+    _check_version,
+)
 from molexp.workflow._hashing import UnhashableInputError, hash_value, sha256_hex
 from molexp.workflow.errors import CacheStoreError, UnreadableCacheEntryError
 from molexp.workflow.reads import ReadSource, RunRead, RunValues
 from molexp.workflow.snapshot import TaskSnapshot
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -63,555 +72,11 @@ __all__ = [
     "explain_miss",
 ]
 
-CACHE_FORMAT_VERSION = 2
-"""Format of stored entries; entries written with another version are misses."""
-
 _EVICTED_MEMORY = 10_000
 _EVICTION_SLACK_DIVISOR = 20
-_STALE_SCRATCH_SECONDS = 3600.0
-_SHOWN_VALUE_CHARS = 60
 _KNOWN_RESULTS_PER_TASK = 64
 MAX_READ_SETS = 16
 """An index keeps the read sets of this many of the most recent results (see the module docs)."""
-
-
-class CacheEntryMetadata(BaseModel):
-    """Everything about a cached result except the value itself."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    version: int = CACHE_FORMAT_VERSION
-    key: str
-    snapshot_key: str
-    task_id: str
-    task_type: str
-    code_hash: str
-    config_hash: str
-    input_hash: str
-    created_at: datetime
-    last_used_at: datetime
-    body_hash: str = ""
-    dependency_hashes: dict[str, str] = Field(default_factory=dict)
-    distributions: dict[str, str] = Field(default_factory=dict)
-    distribution_records: dict[str, str] = Field(default_factory=dict)
-    config_data: dict[str, Any] = Field(default_factory=dict)
-    input_hashes: dict[str, str] = Field(
-        default_factory=dict, description="per-input sha256 when the inputs are a str mapping"
-    )
-    kind: Literal["value", "reads"] = Field(
-        default="value", description="a stored result, or an index of what results read"
-    )
-    reads: list[RunRead] = Field(
-        default_factory=list, description="the run-derived values the result depends on"
-    )
-    read_sets: list[list[tuple[ReadSource, str | None]]] = Field(
-        default_factory=list,
-        description="kind 'reads': the (source, key) read by stored results, newest first",
-    )
-    payload_size: int
-    payload_sha256: str
-
-
-class CacheEntry(CacheEntryMetadata):
-    """A cached result: metadata plus ``payload``, the pickled value."""
-
-    payload: bytes = Field(repr=False)
-
-    def metadata(self) -> CacheEntryMetadata:
-        """The entry without its payload."""
-        return CacheEntryMetadata.model_validate(self.model_dump(exclude={"payload"}))
-
-
-_Entry = TypeVar("_Entry", bound=CacheEntryMetadata)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CacheEntryInfo:
-    """Lightweight listing of one entry, enough for LRU eviction."""
-
-    key: str
-    last_used_at: datetime
-
-
-@runtime_checkable
-class CacheStore(Protocol):
-    """Where :class:`Caching` keeps entries.
-
-    ``load``/``load_metadata`` return None for a missing key and raise
-    :class:`UnreadableCacheEntryError` for an entry that exists but cannot be used. ``entries``
-    lists entries least recently used first; ``touch`` marks one as just used.
-    """
-
-    def initialize(self) -> None: ...
-    def load(self, key: str) -> CacheEntry | None: ...
-    def load_metadata(self, key: str) -> CacheEntryMetadata | None: ...
-    def save(self, entry: CacheEntry) -> None: ...
-    def delete(self, key: str) -> None: ...
-    def keys(self) -> list[str]: ...
-    def touch(self, key: str) -> None: ...
-    def entries(self) -> Iterable[CacheEntryInfo]: ...
-
-
-def _check_version(version: object, key: str) -> None:
-    if version != CACHE_FORMAT_VERSION:
-        newer = isinstance(version, int) and version > CACHE_FORMAT_VERSION
-        origin = "a newer MolExp" if newer else "an older MolExp"
-        raise UnreadableCacheEntryError(
-            f"entry {key} has cache format version {version!r}, written by {origin}; "
-            f"this one reads version {CACHE_FORMAT_VERSION}"
-        )
-
-
-class MemoryCacheStore:
-    """Entries kept in this process only (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, CacheEntry] = {}
-        self._last_used: OrderedDict[str, datetime] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"MemoryCacheStore({len(self._entries)} entries)"
-
-    def initialize(self) -> None:
-        """Nothing to prepare in memory."""
-
-    def load(self, key: str) -> CacheEntry | None:
-        with self._lock:
-            entry = self._entries.get(key)
-        if entry is not None:
-            _check_version(entry.version, key)
-        return entry
-
-    def load_metadata(self, key: str) -> CacheEntryMetadata | None:
-        entry = self.load(key)
-        if entry is None:
-            return None
-        with self._lock:
-            last_used = self._last_used.get(key, entry.last_used_at)
-        return entry.metadata().model_copy(update={"last_used_at": last_used})
-
-    def save(self, entry: CacheEntry) -> None:
-        with self._lock:
-            self._entries[entry.key] = entry
-            self._last_used[entry.key] = entry.last_used_at
-            self._last_used.move_to_end(entry.key)
-
-    def delete(self, key: str) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-            self._last_used.pop(key, None)
-
-    def keys(self) -> list[str]:
-        with self._lock:
-            return list(self._entries)
-
-    def touch(self, key: str) -> None:
-        with self._lock:
-            if key in self._last_used:
-                self._last_used[key] = datetime.now(UTC)
-                self._last_used.move_to_end(key)
-
-    def entries(self) -> list[CacheEntryInfo]:
-        """Least recently used first."""
-        with self._lock:
-            return [CacheEntryInfo(key, used) for key, used in self._last_used.items()]
-
-
-_KEY_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.:-]{0,199}")
-_clock_lock = threading.Lock()
-_last_ns = 0
-
-
-def _new_staging_dir(parent: Path) -> Path:
-    """A fresh ``entry-<random>`` directory in ``parent``, mode 0o777 minus the umask.
-
-    Not ``tempfile.mkdtemp``: its 0o700 would stay on the entry once renamed into place,
-    and other users of a shared workspace could neither read nor replace it.
-    """
-    while True:
-        candidate = parent / f"entry-{secrets.token_hex(8)}"
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-
-
-def _strictly_increasing_ns() -> int:
-    """Wall-clock nanoseconds, strictly increasing within this process (for LRU order)."""
-    global _last_ns
-    with _clock_lock:
-        _last_ns = max(time.time_ns(), _last_ns + 1)
-        return _last_ns
-
-
-class FileCacheStore:
-    """Entries in a directory: ``<store_dir>/entries/<key>/`` with ``meta.json`` + ``payload.pkl``.
-
-    An entry is written into a private temp directory and renamed into place, so readers see a
-    whole entry or none; two processes writing the same key both succeed and one copy is kept.
-    The payload's size and sha256 are checked on every read. The last use of an entry is the
-    modification time of its ``meta.json`` (a hit costs one ``utime``, not a rewrite). Keys are
-    1-200 characters of ``[0-9A-Za-z.:-]`` starting with a letter or digit (``:`` is stored as
-    ``_`` in directory names).
-    """
-
-    META_FILE = "meta.json"
-    PAYLOAD_FILE = "payload.pkl"
-
-    def __init__(self, store_dir: Path | str) -> None:
-        self.store_dir = Path(store_dir).expanduser()
-        self._entries_dir = self.store_dir / "entries"
-        self._scratch_dir = self.store_dir / ".tmp"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.store_dir)!r})"
-
-    def initialize(self) -> None:
-        """Create the store directories (idempotent) and remove scratch left by dead writers."""
-        try:
-            self._entries_dir.mkdir(parents=True, exist_ok=True)
-            self._scratch_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CacheStoreError(f"cannot create cache directory {self.store_dir}: {exc}") from exc
-        self._remove_stale_scratch()
-
-    def _remove_stale_scratch(self) -> None:
-        """Staging/trash directories older than an hour belong to processes that died mid-write."""
-        cutoff = time.time() - _STALE_SCRATCH_SECONDS
-        with contextlib.suppress(OSError):
-            for leftover in self._scratch_dir.iterdir():
-                with contextlib.suppress(OSError):
-                    if leftover.lstat().st_mtime < cutoff:
-                        shutil.rmtree(leftover, ignore_errors=True)
-
-    def _entry_dir(self, key: str) -> Path:
-        if not isinstance(key, str) or _KEY_PATTERN.fullmatch(key) is None:
-            raise ValueError(
-                f"invalid cache key {key!r} for {self!r}: expected 1-200 characters of "
-                f"[0-9A-Za-z.:-] starting with a letter or digit"
-            )
-        return self._entries_dir / key.replace(":", "_")
-
-    def _read_metadata(self, key: str) -> tuple[Path, dict[str, Any]] | None:
-        """The entry directory and raw metadata of ``key`` (version checked), or None."""
-        entry_dir = self._entry_dir(key)
-        meta_path = entry_dir / self.META_FILE
-        try:
-            with meta_path.open("rb") as handle:
-                raw = handle.read()
-                used_ns = os.fstat(handle.fileno()).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as exc:
-            raise UnreadableCacheEntryError(f"cannot read {meta_path}: {exc}") from exc
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: {exc}") from None
-        if not isinstance(data, dict):
-            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: not an object")
-        _check_version(data.get("version"), key)
-        if data.get("key") != key:
-            raise UnreadableCacheEntryError(f"{meta_path} holds key {data.get('key')!r}, not {key}")
-        data["last_used_at"] = datetime.fromtimestamp(used_ns / 1e9, UTC)
-        return entry_dir, data
-
-    def _validate(self, model: type[_Entry], data: dict[str, Any], entry_dir: Path) -> _Entry:
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise UnreadableCacheEntryError(
-                f"corrupt cache metadata {entry_dir / self.META_FILE} (field {field!r}): "
-                f"{first['msg']}"
-            ) from None
-
-    def load_metadata(self, key: str) -> CacheEntryMetadata | None:
-        found = self._read_metadata(key)
-        if found is None:
-            return None
-        entry_dir, data = found
-        return self._validate(CacheEntryMetadata, data, entry_dir)
-
-    def load(self, key: str) -> CacheEntry | None:
-        found = self._read_metadata(key)
-        if found is None:
-            return None
-        entry_dir, data = found
-        payload_path = entry_dir / self.PAYLOAD_FILE
-        try:
-            data["payload"] = payload_path.read_bytes()
-        except OSError as exc:
-            raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
-        entry = self._validate(CacheEntry, data, entry_dir)
-        if (
-            len(entry.payload) != entry.payload_size
-            or hashlib.sha256(entry.payload).hexdigest() != entry.payload_sha256
-        ):
-            raise UnreadableCacheEntryError(
-                f"{payload_path} does not match its metadata (changed or truncated)"
-            )
-        return entry
-
-    def save(self, entry: CacheEntry) -> None:
-        target = self._entry_dir(entry.key)
-        try:
-            try:
-                staging = _new_staging_dir(self._scratch_dir)
-            except FileNotFoundError:
-                self.initialize()
-                staging = _new_staging_dir(self._scratch_dir)
-        except OSError as exc:
-            raise CacheStoreError(
-                f"cannot write to cache directory {self.store_dir}: {exc}"
-            ) from exc
-        try:
-            (staging / self.PAYLOAD_FILE).write_bytes(entry.payload)
-            meta_path = staging / self.META_FILE
-            meta_path.write_text(entry.metadata().model_dump_json(indent=2), encoding="utf-8")
-            stamp = _strictly_increasing_ns()
-            os.utime(meta_path, ns=(stamp, stamp))
-            self._move_into_place(staging, target)
-        except OSError as exc:
-            raise CacheStoreError(f"cannot write cache entry {target}: {exc}") from exc
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def _move_into_place(self, staging: Path, target: Path) -> None:
-        """Rename ``staging`` to ``target``, replacing an existing entry (last writer wins).
-
-        An existing entry is renamed aside first and only deleted once the new one is in
-        place; if that rename fails, the previous entry is put back.
-        """
-        try:
-            staging.rename(target)
-            return
-        except OSError:
-            if not target.exists():
-                raise
-        aside = self._scratch_dir / f"trash-{uuid.uuid4().hex}"
-        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: nothing to keep
-            target.rename(aside)
-        try:
-            staging.rename(target)
-        except OSError:
-            if not target.exists():
-                # Nobody else put an entry in place: restore the previous one, if any.
-                with contextlib.suppress(FileNotFoundError):
-                    aside.rename(target)
-                raise
-            # A concurrent writer put its own copy in place meanwhile: keep theirs.
-        finally:
-            shutil.rmtree(aside, ignore_errors=True)
-
-    def _discard(self, entry_dir: Path) -> None:
-        """Move an entry out of sight in one rename, then remove it."""
-        trash = self._scratch_dir / f"trash-{uuid.uuid4().hex}"
-        try:
-            entry_dir.rename(trash)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise CacheStoreError(f"cannot delete cache entry {entry_dir}: {exc}") from exc
-        shutil.rmtree(trash, ignore_errors=True)
-
-    def delete(self, key: str) -> None:
-        self._discard(self._entry_dir(key))
-
-    def _entry_names(self) -> list[str]:
-        try:
-            return [
-                path.name
-                for path in self._entries_dir.iterdir()
-                if _KEY_PATTERN.fullmatch(path.name.replace("_", ":"))
-            ]
-        except FileNotFoundError:
-            return []
-
-    def keys(self) -> list[str]:
-        return [name.replace("_", ":") for name in self._entry_names()]
-
-    def touch(self, key: str) -> None:
-        stamp = _strictly_increasing_ns()
-        meta = self._entry_dir(key) / self.META_FILE
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
-            try:
-                os.utime(meta, ns=(stamp, stamp))
-            except PermissionError:
-                # An entry another user wrote: only its owner may set explicit times, any
-                # writer may set "now". Recency is a hint, so a refusal is ignored.
-                os.utime(meta)
-
-    def entries(self) -> list[CacheEntryInfo]:
-        listed: list[tuple[int, str]] = []
-        for name in self._entry_names():
-            try:
-                used_ns = (self._entries_dir / name / self.META_FILE).stat().st_mtime_ns
-            except OSError:
-                continue
-            listed.append((used_ns, name.replace("_", ":")))
-        listed.sort()
-        return [CacheEntryInfo(key, datetime.fromtimestamp(ns / 1e9, UTC)) for ns, key in listed]
-
-
-class WorkspaceCacheStore(FileCacheStore):
-    """A :class:`FileCacheStore` under ``<workspace.root>/.subsystems/workflow.cache/``.
-
-    ``workspace`` is any object with a ``root`` path attribute (the workspace layer's
-    ``Workspace`` satisfies it); this module does not import the workspace layer.
-    """
-
-    def __init__(self, workspace: Any) -> None:
-        root = getattr(workspace, "root", None)
-        if not isinstance(root, str | os.PathLike):
-            raise TypeError(
-                f"WorkspaceCacheStore needs a workspace with a .root path, "
-                f"got {type(workspace).__name__} with root={root!r}"
-            )
-        self.workspace = workspace
-        super().__init__(Path(root) / ".subsystems" / "workflow.cache")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CacheLookup:
-    """Result of :meth:`Caching.lookup`: ``value`` is meaningful only when ``hit``."""
-
-    hit: bool
-    value: Any
-    key: str | None
-    reason: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CacheExplanation:
-    """Why a lookup hit or missed; ``differences`` names the parts that differ from the nearest
-    stored entry of the same task (``"code"``, ``"config"``, ``"inputs"``, ``"run"``) and
-    ``details`` says how (which function or distribution version, which config key, which
-    input, which value read from the run)."""
-
-    task_id: str
-    hit: bool
-    key: str | None
-    reason: str
-    differences: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
-    nearest_key: str | None = None
-
-    def __str__(self) -> str:
-        head = f"cache {'hit' if self.hit else 'miss'} for task {self.task_id!r}: {self.reason}"
-        return "\n".join([head, *(f"  - {line}" for line in self.details)])
-
-    @property
-    def summary(self) -> str:
-        """One line: ``"hit"``, or ``"miss: "`` and what differs (else why it missed)."""
-        if self.hit:
-            return "hit"
-        return f"miss: {'; '.join(self.details) or self.reason}"
-
-
-def _input_fingerprint(inputs: object) -> tuple[str, dict[str, str]]:
-    """The input hash, plus per-input hashes when ``inputs`` is a mapping with str keys."""
-    if isinstance(inputs, Mapping) and all(type(key) is str for key in inputs):
-        per_input = {
-            key: hash_value(value, label=f"inputs[{key!r}]") for key, value in inputs.items()
-        }
-        return hash_value({"mapping": per_input}), per_input
-    return hash_value({"value": hash_value(inputs, label="inputs")}), {}
-
-
-def _shorten(value: object) -> str:
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    if len(text) > _SHOWN_VALUE_CHARS:
-        return text[: _SHOWN_VALUE_CHARS - 3] + "..."
-    return text
-
-
-def _tree_differences(old: Any, new: Any, path: str, out: list[str]) -> None:
-    both_plain = isinstance(old, dict) and isinstance(new, dict)
-    if both_plain and not any(key.startswith("$") for key in [*old, *new]):
-        for key in sorted(set(old) | set(new)):
-            where = f"{path}[{key!r}]"
-            if key not in old:
-                out.append(f"{where} added: {_shorten(new[key])}")
-            elif key not in new:
-                out.append(f"{where} removed (was {_shorten(old[key])})")
-            else:
-                _tree_differences(old[key], new[key], where, out)
-    elif old != new:
-        out.append(f"{path} changed: {_shorten(old)} -> {_shorten(new)}")
-
-
-def _code_differences(old: CacheEntryMetadata, new: TaskSnapshot) -> list[str]:
-    details: list[str] = []
-    if old.body_hash != new.body_hash:
-        details.append("code: the task body changed")
-    for name in sorted(set(old.dependency_hashes) | set(new.dependency_hashes)):
-        before = old.dependency_hashes.get(name)
-        after = new.dependency_hashes.get(name)
-        if before is None:
-            details.append(f"code: now also depends on {name}")
-        elif after is None:
-            details.append(f"code: no longer depends on {name}")
-        elif before != after:
-            details.append(f"code: {name} changed")
-    if new.tracks_dependency_versions:
-        for name in sorted(set(old.distributions) | set(new.distributions)):
-            was, now = old.distributions.get(name), new.distributions.get(name)
-            if was is None:
-                details.append(f"code: now also uses distribution {name} {now}")
-            elif now is None:
-                details.append(f"code: no longer uses distribution {name} (was {was})")
-            elif was != now:
-                details.append(f"code: distribution {name} changed: {was} -> {now}")
-            elif old.distribution_records.get(name) != new.distribution_records.get(name):
-                details.append(f"code: distribution {name} {now} was reinstalled with other files")
-    return details or ["code: the code hash differs"]
-
-
-def _input_differences(old: CacheEntryMetadata, new_hashes: Mapping[str, str]) -> list[str]:
-    if not (old.input_hashes and new_hashes):
-        return ["inputs: the inputs differ"]
-    details: list[str] = []
-    for name in sorted(set(old.input_hashes) | set(new_hashes)):
-        before, after = old.input_hashes.get(name), new_hashes.get(name)
-        if before is None:
-            details.append(f"inputs: inputs[{name!r}] added")
-        elif after is None:
-            details.append(f"inputs: inputs[{name!r}] removed")
-        elif before != after:
-            details.append(f"inputs: inputs[{name!r}] changed")
-    return details
-
-
-def _compare(
-    stored: CacheEntryMetadata,
-    snapshot: TaskSnapshot,
-    input_hash: str,
-    input_hashes: Mapping[str, str],
-    run: RunValues,
-) -> tuple[list[str], list[str]]:
-    """Which parts (code, config, inputs, run) of a lookup differ from a stored entry, and how."""
-    differences: list[str] = []
-    details: list[str] = []
-    if stored.code_hash != snapshot.code_hash:
-        differences.append("code")
-        details.extend(_code_differences(stored, snapshot))
-    if stored.config_hash != snapshot.config_hash:
-        differences.append("config")
-        changes: list[str] = []
-        _tree_differences(stored.config_data, snapshot.config_data, "config", changes)
-        details.extend(f"config: {change}" for change in changes or ["the config differs"])
-    if stored.input_hash != input_hash:
-        differences.append("inputs")
-        details.extend(_input_differences(stored, input_hashes))
-    changed = run.differences(stored.reads)
-    if changed:
-        differences.append("run")
-        details.extend(f"run: {change}" for change in changed)
-    return differences, details
 
 
 def _variant_key(
@@ -981,20 +446,3 @@ def _entry(
         payload_sha256=hashlib.sha256(payload).hexdigest(),
         payload=payload,
     )
-
-
-EXPLAIN_SCAN = 16
-"""The runtime explains a miss against at most this many recent results of the task."""
-
-
-def explain_miss(
-    cache: Any, snapshot: TaskSnapshot, inputs: Any, run: RunValues, lookup: CacheLookup
-) -> str:
-    """What the runtime records for a ``cache=True`` task that missed: ``"miss: "`` and what
-    differs from the nearest recent entry of the task (any cache without ``explain``, or one
-    that fails, gives the lookup's reason: an explanation never fails a task)."""
-    try:
-        explanation: CacheExplanation = cache.explain(snapshot, inputs, run=run, scan=EXPLAIN_SCAN)
-    except Exception:
-        return f"miss: {lookup.reason}"
-    return explanation.summary

@@ -1,0 +1,456 @@
+"""Where cached task results live: the entry model, the ``CacheStore`` protocol and its stores.
+
+In memory (:class:`MemoryCacheStore`), a directory (:class:`FileCacheStore`) and a
+workspace-rooted directory (:class:`WorkspaceCacheStore`). Values are stored pickled: only point a
+cache at a directory you trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from molexp.workflow.errors import CacheStoreError, UnreadableCacheEntryError
+from molexp.workflow.reads import ReadSource, RunRead
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "CacheEntry",
+    "CacheEntryInfo",
+    "CacheEntryMetadata",
+    "CacheLookup",
+    "CacheStore",
+    "FileCacheStore",
+    "MemoryCacheStore",
+    "WorkspaceCacheStore",
+]
+
+CACHE_FORMAT_VERSION = 2
+"""Format of stored entries; entries written with another version are misses."""
+
+_STALE_SCRATCH_SECONDS = 3600.0
+
+
+class CacheEntryMetadata(BaseModel):
+    """Everything about a cached result except the value itself."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = CACHE_FORMAT_VERSION
+    key: str
+    snapshot_key: str
+    task_id: str
+    task_type: str
+    code_hash: str
+    config_hash: str
+    input_hash: str
+    created_at: datetime
+    last_used_at: datetime
+    body_hash: str = ""
+    dependency_hashes: dict[str, str] = Field(default_factory=dict)
+    distributions: dict[str, str] = Field(default_factory=dict)
+    distribution_records: dict[str, str] = Field(default_factory=dict)
+    config_data: dict[str, Any] = Field(default_factory=dict)
+    input_hashes: dict[str, str] = Field(
+        default_factory=dict, description="per-input sha256 when the inputs are a str mapping"
+    )
+    kind: Literal["value", "reads"] = Field(
+        default="value", description="a stored result, or an index of what results read"
+    )
+    reads: list[RunRead] = Field(
+        default_factory=list, description="the run-derived values the result depends on"
+    )
+    read_sets: list[list[tuple[ReadSource, str | None]]] = Field(
+        default_factory=list,
+        description="kind 'reads': the (source, key) read by stored results, newest first",
+    )
+    payload_size: int
+    payload_sha256: str
+
+
+class CacheEntry(CacheEntryMetadata):
+    """A cached result: metadata plus ``payload``, the pickled value."""
+
+    payload: bytes = Field(repr=False)
+
+    def metadata(self) -> CacheEntryMetadata:
+        """The entry without its payload."""
+        return CacheEntryMetadata.model_validate(self.model_dump(exclude={"payload"}))
+
+
+_Entry = TypeVar("_Entry", bound=CacheEntryMetadata)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheEntryInfo:
+    """Lightweight listing of one entry, enough for LRU eviction."""
+
+    key: str
+    last_used_at: datetime
+
+
+@runtime_checkable
+class CacheStore(Protocol):
+    """Where :class:`Caching` keeps entries.
+
+    ``load``/``load_metadata`` return None for a missing key and raise
+    :class:`UnreadableCacheEntryError` for an entry that exists but cannot be used. ``entries``
+    lists entries least recently used first; ``touch`` marks one as just used.
+    """
+
+    def initialize(self) -> None: ...
+    def load(self, key: str) -> CacheEntry | None: ...
+    def load_metadata(self, key: str) -> CacheEntryMetadata | None: ...
+    def save(self, entry: CacheEntry) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def keys(self) -> list[str]: ...
+    def touch(self, key: str) -> None: ...
+    def entries(self) -> Iterable[CacheEntryInfo]: ...
+
+
+def _check_version(version: object, key: str) -> None:
+    if version != CACHE_FORMAT_VERSION:
+        newer = isinstance(version, int) and version > CACHE_FORMAT_VERSION
+        origin = "a newer MolExp" if newer else "an older MolExp"
+        raise UnreadableCacheEntryError(
+            f"entry {key} has cache format version {version!r}, written by {origin}; "
+            f"this one reads version {CACHE_FORMAT_VERSION}"
+        )
+
+
+class MemoryCacheStore:
+    """Entries kept in this process only (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, CacheEntry] = {}
+        self._last_used: OrderedDict[str, datetime] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryCacheStore({len(self._entries)} entries)"
+
+    def initialize(self) -> None:
+        """Nothing to prepare in memory."""
+
+    def load(self, key: str) -> CacheEntry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None:
+            _check_version(entry.version, key)
+        return entry
+
+    def load_metadata(self, key: str) -> CacheEntryMetadata | None:
+        entry = self.load(key)
+        if entry is None:
+            return None
+        with self._lock:
+            last_used = self._last_used.get(key, entry.last_used_at)
+        return entry.metadata().model_copy(update={"last_used_at": last_used})
+
+    def save(self, entry: CacheEntry) -> None:
+        with self._lock:
+            self._entries[entry.key] = entry
+            self._last_used[entry.key] = entry.last_used_at
+            self._last_used.move_to_end(entry.key)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+            self._last_used.pop(key, None)
+
+    def keys(self) -> list[str]:
+        with self._lock:
+            return list(self._entries)
+
+    def touch(self, key: str) -> None:
+        with self._lock:
+            if key in self._last_used:
+                self._last_used[key] = datetime.now(UTC)
+                self._last_used.move_to_end(key)
+
+    def entries(self) -> list[CacheEntryInfo]:
+        """Least recently used first."""
+        with self._lock:
+            return [CacheEntryInfo(key, used) for key, used in self._last_used.items()]
+
+
+_KEY_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.:-]{0,199}")
+_clock_lock = threading.Lock()
+_last_ns = 0
+
+
+def _new_staging_dir(parent: Path) -> Path:
+    """A fresh ``entry-<random>`` directory in ``parent``, mode 0o777 minus the umask.
+
+    Not ``tempfile.mkdtemp``: its 0o700 would stay on the entry once renamed into place,
+    and other users of a shared workspace could neither read nor replace it.
+    """
+    while True:
+        candidate = parent / f"entry-{secrets.token_hex(8)}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _strictly_increasing_ns() -> int:
+    """Wall-clock nanoseconds, strictly increasing within this process (for LRU order)."""
+    global _last_ns
+    with _clock_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        return _last_ns
+
+
+class FileCacheStore:
+    """Entries in a directory: ``<store_dir>/entries/<key>/`` with ``meta.json`` + ``payload.pkl``.
+
+    An entry is written into a private temp directory and renamed into place, so readers see a
+    whole entry or none; two processes writing the same key both succeed and one copy is kept.
+    The payload's size and sha256 are checked on every read. The last use of an entry is the
+    modification time of its ``meta.json`` (a hit costs one ``utime``, not a rewrite). Keys are
+    1-200 characters of ``[0-9A-Za-z.:-]`` starting with a letter or digit (``:`` is stored as
+    ``_`` in directory names).
+    """
+
+    META_FILE = "meta.json"
+    PAYLOAD_FILE = "payload.pkl"
+
+    def __init__(self, store_dir: Path | str) -> None:
+        self.store_dir = Path(store_dir).expanduser()
+        self._entries_dir = self.store_dir / "entries"
+        self._scratch_dir = self.store_dir / ".tmp"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.store_dir)!r})"
+
+    def initialize(self) -> None:
+        """Create the store directories (idempotent) and remove scratch left by dead writers."""
+        try:
+            self._entries_dir.mkdir(parents=True, exist_ok=True)
+            self._scratch_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheStoreError(f"cannot create cache directory {self.store_dir}: {exc}") from exc
+        self._remove_stale_scratch()
+
+    def _remove_stale_scratch(self) -> None:
+        """Staging/trash directories older than an hour belong to processes that died mid-write."""
+        cutoff = time.time() - _STALE_SCRATCH_SECONDS
+        with contextlib.suppress(OSError):
+            for leftover in self._scratch_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    if leftover.lstat().st_mtime < cutoff:
+                        shutil.rmtree(leftover, ignore_errors=True)
+
+    def _entry_dir(self, key: str) -> Path:
+        if not isinstance(key, str) or _KEY_PATTERN.fullmatch(key) is None:
+            raise ValueError(
+                f"invalid cache key {key!r} for {self!r}: expected 1-200 characters of "
+                f"[0-9A-Za-z.:-] starting with a letter or digit"
+            )
+        return self._entries_dir / key.replace(":", "_")
+
+    def _read_metadata(self, key: str) -> tuple[Path, dict[str, Any]] | None:
+        """The entry directory and raw metadata of ``key`` (version checked), or None."""
+        entry_dir = self._entry_dir(key)
+        meta_path = entry_dir / self.META_FILE
+        try:
+            with meta_path.open("rb") as handle:
+                raw = handle.read()
+                used_ns = os.fstat(handle.fileno()).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise UnreadableCacheEntryError(f"cannot read {meta_path}: {exc}") from exc
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: not an object")
+        _check_version(data.get("version"), key)
+        if data.get("key") != key:
+            raise UnreadableCacheEntryError(f"{meta_path} holds key {data.get('key')!r}, not {key}")
+        data["last_used_at"] = datetime.fromtimestamp(used_ns / 1e9, UTC)
+        return entry_dir, data
+
+    def _validate(self, model: type[_Entry], data: dict[str, Any], entry_dir: Path) -> _Entry:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise UnreadableCacheEntryError(
+                f"corrupt cache metadata {entry_dir / self.META_FILE} (field {field!r}): "
+                f"{first['msg']}"
+            ) from None
+
+    def load_metadata(self, key: str) -> CacheEntryMetadata | None:
+        found = self._read_metadata(key)
+        if found is None:
+            return None
+        entry_dir, data = found
+        return self._validate(CacheEntryMetadata, data, entry_dir)
+
+    def load(self, key: str) -> CacheEntry | None:
+        found = self._read_metadata(key)
+        if found is None:
+            return None
+        entry_dir, data = found
+        payload_path = entry_dir / self.PAYLOAD_FILE
+        try:
+            data["payload"] = payload_path.read_bytes()
+        except OSError as exc:
+            raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
+        entry = self._validate(CacheEntry, data, entry_dir)
+        if (
+            len(entry.payload) != entry.payload_size
+            or hashlib.sha256(entry.payload).hexdigest() != entry.payload_sha256
+        ):
+            raise UnreadableCacheEntryError(
+                f"{payload_path} does not match its metadata (changed or truncated)"
+            )
+        return entry
+
+    def save(self, entry: CacheEntry) -> None:
+        target = self._entry_dir(entry.key)
+        try:
+            try:
+                staging = _new_staging_dir(self._scratch_dir)
+            except FileNotFoundError:
+                self.initialize()
+                staging = _new_staging_dir(self._scratch_dir)
+        except OSError as exc:
+            raise CacheStoreError(
+                f"cannot write to cache directory {self.store_dir}: {exc}"
+            ) from exc
+        try:
+            (staging / self.PAYLOAD_FILE).write_bytes(entry.payload)
+            meta_path = staging / self.META_FILE
+            meta_path.write_text(entry.metadata().model_dump_json(indent=2), encoding="utf-8")
+            stamp = _strictly_increasing_ns()
+            os.utime(meta_path, ns=(stamp, stamp))
+            self._move_into_place(staging, target)
+        except OSError as exc:
+            raise CacheStoreError(f"cannot write cache entry {target}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _move_into_place(self, staging: Path, target: Path) -> None:
+        """Rename ``staging`` to ``target``, replacing an existing entry (last writer wins).
+
+        An existing entry is renamed aside first and only deleted once the new one is in
+        place; if that rename fails, the previous entry is put back.
+        """
+        try:
+            staging.rename(target)
+            return
+        except OSError:
+            if not target.exists():
+                raise
+        aside = self._scratch_dir / f"trash-{uuid.uuid4().hex}"
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: nothing to keep
+            target.rename(aside)
+        try:
+            staging.rename(target)
+        except OSError:
+            if not target.exists():
+                # Nobody else put an entry in place: restore the previous one, if any.
+                with contextlib.suppress(FileNotFoundError):
+                    aside.rename(target)
+                raise
+            # A concurrent writer put its own copy in place meanwhile: keep theirs.
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+
+    def _discard(self, entry_dir: Path) -> None:
+        """Move an entry out of sight in one rename, then remove it."""
+        trash = self._scratch_dir / f"trash-{uuid.uuid4().hex}"
+        try:
+            entry_dir.rename(trash)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise CacheStoreError(f"cannot delete cache entry {entry_dir}: {exc}") from exc
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def delete(self, key: str) -> None:
+        self._discard(self._entry_dir(key))
+
+    def _entry_names(self) -> list[str]:
+        try:
+            return [
+                path.name
+                for path in self._entries_dir.iterdir()
+                if _KEY_PATTERN.fullmatch(path.name.replace("_", ":"))
+            ]
+        except FileNotFoundError:
+            return []
+
+    def keys(self) -> list[str]:
+        return [name.replace("_", ":") for name in self._entry_names()]
+
+    def touch(self, key: str) -> None:
+        stamp = _strictly_increasing_ns()
+        meta = self._entry_dir(key) / self.META_FILE
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+            try:
+                os.utime(meta, ns=(stamp, stamp))
+            except PermissionError:
+                # An entry another user wrote: only its owner may set explicit times, any
+                # writer may set "now". Recency is a hint, so a refusal is ignored.
+                os.utime(meta)
+
+    def entries(self) -> list[CacheEntryInfo]:
+        listed: list[tuple[int, str]] = []
+        for name in self._entry_names():
+            try:
+                used_ns = (self._entries_dir / name / self.META_FILE).stat().st_mtime_ns
+            except OSError:
+                continue
+            listed.append((used_ns, name.replace("_", ":")))
+        listed.sort()
+        return [CacheEntryInfo(key, datetime.fromtimestamp(ns / 1e9, UTC)) for ns, key in listed]
+
+
+class WorkspaceCacheStore(FileCacheStore):
+    """A :class:`FileCacheStore` under ``<workspace.root>/.subsystems/workflow.cache/``.
+
+    ``workspace`` is any object with a ``root`` path attribute (the workspace layer's
+    ``Workspace`` satisfies it); this module does not import the workspace layer.
+    """
+
+    def __init__(self, workspace: Any) -> None:
+        root = getattr(workspace, "root", None)
+        if not isinstance(root, str | os.PathLike):
+            raise TypeError(
+                f"WorkspaceCacheStore needs a workspace with a .root path, "
+                f"got {type(workspace).__name__} with root={root!r}"
+            )
+        self.workspace = workspace
+        super().__init__(Path(root) / ".subsystems" / "workflow.cache")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """Result of :meth:`Caching.lookup`: ``value`` is meaningful only when ``hit``."""
+
+    hit: bool
+    value: Any
+    key: str | None
+    reason: str
