@@ -211,6 +211,40 @@ class WorkflowResult:
             f"tasks={len(self.statuses)}, failed={self.failed!r}, skipped={len(self.skipped)})"
         )
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: one row per task with its status, duration, a short
+        ``reprlib`` view of its output and its error (every text escaped)."""
+        import reprlib
+        from html import escape
+
+        shorten = reprlib.Repr()
+        shorten.maxstring = shorten.maxother = 60
+        cell = 'style="text-align:left;vertical-align:top;padding:1px 8px"'
+        rows = []
+        for task, status in self.statuses.items():
+            timing = self.timings.get(task)
+            error = self.errors.get(task)
+            values = (
+                task,
+                str(status),
+                "" if timing is None else f"{timing.duration:.3g} s",
+                shorten.repr(self.outputs[task]) if task in self.outputs else "",
+                "" if error is None else f"{error.type}: {error.message}"[:200],
+            )
+            rows.append("<tr>" + "".join(f"<td {cell}>{escape(v)}</td>" for v in values) + "</tr>")
+        head = "".join(
+            f"<th {cell}>{name}</th>" for name in ("task", "status", "duration", "output", "error")
+        )
+        title = (
+            f"WorkflowResult {self.workflow_name}: {self.status}, {len(self.statuses)} tasks "
+            f"in {self.duration:.3g} s"
+        )
+        return (
+            f'<div class="molexp-repr"><strong>{escape(title)}</strong>'
+            '<table class="molexp" style="border-collapse:collapse">'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+
     @property
     def succeeded(self) -> bool:
         return self.status is WorkflowStatus.SUCCEEDED

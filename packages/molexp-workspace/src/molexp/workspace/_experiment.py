@@ -194,7 +194,41 @@ class Experiment:
         return cls(project, metadata, record)
 
     def __repr__(self) -> str:
-        return f"Experiment({self.id!r}, project={self._project.id!r})"
+        return (
+            f"Experiment({self.id!r}, project={self._project.id!r}, params={self.params!r}, "
+            f"n_replicas={self.n_replicas})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: the experiment, then its runs from the run index."""
+        from ._html import facts_html, grid_html
+
+        runs = self.workspace.runs(project=self._project.id, experiment=self.id)
+        counts: dict[str, int] = {}
+        for row in runs:
+            state = "stale" if row.stale else row.status.value
+            counts[state] = counts.get(state, 0) + 1
+        table = grid_html(
+            ["run", "status", "replica", "seed", "results", "finished"],
+            [
+                (row.id, row.status, row.replica_index, row.seed, row.results, row.finished_at)
+                for row in runs
+            ],
+            caption=f"{len(runs)} runs",
+        )
+        return facts_html(
+            f"Experiment {self._project.id}/{self.id}",
+            [
+                ("name", self.name if self.name != self.id else None),
+                ("description", self.description),
+                ("params", self.params),
+                ("replicas", self.n_replicas),
+                ("seeds", self.seeds),
+                ("tags", self.tags),
+                ("runs", counts),
+            ],
+            after=table if len(runs) else "",
+        )
 
     # -- record ------------------------------------------------------------------
 

@@ -104,6 +104,35 @@ class Project:
     def __repr__(self) -> str:
         return f"Project({self.id!r}, name={self.name!r})"
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: the project, then its experiments and their runs."""
+        from ._html import facts_html, grid_html
+
+        counts: dict[str, dict[str, int]] = {}
+        for row in self._workspace.runs(project=self.id):
+            state = "stale" if row.stale else row.status.value
+            per_status = counts.setdefault(row.experiment, {})
+            per_status[state] = per_status.get(state, 0) + 1
+        experiments = self.list_experiments()
+        table = grid_html(
+            ["experiment", "name", "params", "replicas", "runs"],
+            [
+                (exp.id, exp.name, exp.params, exp.n_replicas, counts.get(exp.id, {}))
+                for exp in experiments
+            ],
+            caption=f"{len(experiments)} experiments",
+        )
+        return facts_html(
+            f"Project {self.id}",
+            [
+                ("name", self.name if self.name != self.id else None),
+                ("description", self.description),
+                ("owner", self.owner),
+                ("tags", self.tags),
+            ],
+            after=table if experiments else "",
+        )
+
     # -- record ------------------------------------------------------------------
 
     @property

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, overload
@@ -224,6 +224,14 @@ def _flatten(prefix: str, value: Mapping[str, Any], into: dict[str, Any]) -> Non
             into[name] = item
 
 
+def _keys(mappings: Iterable[Mapping[str, Any]], limit: int = 12) -> list[str]:
+    """The keys of ``mappings`` in first-seen order (at most ``limit``: a table stays readable)."""
+    keys: dict[str, None] = {}
+    for mapping in mappings:
+        keys.update(dict.fromkeys(mapping))
+    return list(keys)[:limit]
+
+
 class RunQueryResult(Sequence[RunSummary]):
     """The runs matched by a query, in query order."""
 
@@ -246,7 +254,46 @@ class RunQueryResult(Sequence[RunSummary]):
         return iter(self._rows)
 
     def __repr__(self) -> str:
-        return f"<RunQueryResult: {len(self._rows)} runs>"
+        from ._html import grid_text
+
+        title = f"<RunQueryResult: {len(self._rows)} runs>"
+        if not self._rows:
+            return title
+        rows = [
+            (row.id, f"{row.project}/{row.experiment}", row.status, row.params, row.results)
+            for row in self._rows
+        ]
+        return f"{title}\n" + grid_text(["id", "experiment", "status", "params", "results"], rows)
+
+    def _repr_html_(self) -> str:
+        """The runs as one table: id, experiment, status, profile, one column per parameter
+        and per result (``params.x``, ``results.y``: the query language's names), finished."""
+        from ._html import grid_html
+
+        params = _keys(row.params for row in self._rows)
+        results = _keys(row.results for row in self._rows)
+        headers = [
+            "id",
+            "experiment",
+            "status",
+            "profile",
+            *(f"params.{key}" for key in params),
+            *(f"results.{key}" for key in results),
+            "finished",
+        ]
+        rows = [
+            (
+                row.id,
+                f"{row.project}/{row.experiment}",
+                f"{row.status.value} (stale)" if row.stale else row.status,
+                row.profile_label,
+                *(row.params.get(key) for key in params),
+                *(row.results.get(key) for key in results),
+                row.finished_at,
+            )
+            for row in self._rows
+        ]
+        return grid_html(headers, rows, caption=f"{len(self._rows)} runs")
 
     @property
     def ids(self) -> list[str]:

@@ -139,6 +139,41 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status.value!r}, experiment={self._experiment.id!r})"
 
+    def _repr_html_(self) -> str:
+        """A compact table for notebooks: where the run is, its status, params and results."""
+        from ._html import facts_html
+
+        meta = self._metadata
+        stale = stale_reason(meta)
+        status = f"{meta.status.value} (stale: {stale})" if stale else meta.status.value
+        duration = None
+        if meta.started_at is not None and meta.finished_at is not None:
+            duration = f"{(meta.finished_at - meta.started_at).total_seconds():.3g} s"
+        error = None
+        if meta.error is not None:
+            task = f"{meta.error.task_name}: " if meta.error.task_name else ""
+            error = f"{task}{meta.error.type}: {meta.error.message}"
+        return facts_html(
+            f"Run {meta.id}",
+            [
+                ("experiment", f"{meta.project_id}/{meta.experiment_id}"),
+                ("status", status),
+                ("replica", meta.replica_index),
+                ("seed", meta.seed),
+                ("params", meta.parameters),
+                ("profile", None if meta.profile is None else meta.profile.label),
+                ("results", meta.results),
+                ("error", error),
+                ("tags", meta.tags),
+                ("created", meta.created_at),
+                ("started", meta.started_at),
+                ("finished", meta.finished_at),
+                ("duration", duration),
+                ("attempts", len(meta.execution_history) or None),
+                ("run_dir", self.run_dir),
+            ],
+        )
+
     # -- properties ----------------------------------------------------------------
 
     @property
