@@ -9,7 +9,6 @@ workspace layer, including the permission helpers of a workspace a lab shares.
 
 from molexp.assets._artifacts import ArtifactStore
 from molexp.assets._catalog import (
-    AssetView,
     BrokenRecord,
     Catalog,
     RebuildReport,
@@ -57,6 +56,7 @@ from molexp.assets._permissions import (
     make_dirs,
     process_umask,
 )
+from molexp.assets._views import AssetView
 from molexp.assets.errors import (
     AssetError,
     RecordError,
