@@ -491,6 +491,7 @@ class _Authoring:
                 f"got {type(depends_on).__name__}"
             )
         resolved: list[str] = []
+        seen: set[str] = set()  # a set: a sink on N tasks must not cost N^2 (issue 15)
         for dep in depends_on:
             if isinstance(dep, str):
                 dep_name = _check_name(dep, f"task {task_name!r}: depends_on entry")
@@ -501,10 +502,11 @@ class _Authoring:
                     f"task {task_name!r}: depends_on entries must be task names (str) or tasks "
                     f"registered earlier in this workflow, got {type(dep).__name__} {dep!r}"
                 )
-            if dep_name in resolved:
+            if dep_name in seen:
                 raise WorkflowValidationError(
                     f"task {task_name!r}: depends_on lists {dep_name!r} twice"
                 )
+            seen.add(dep_name)
             resolved.append(dep_name)
         return tuple(resolved)
 
