@@ -1,41 +1,9 @@
-"""Executing a workflow under a tracked run, independently of the runtime that drives the tasks.
+"""Executing a workflow under a tracked run, whatever runtime drives the tasks.
 
-A runtime (the pydantic-graph ``GraphWorkflowRuntime``, a Dask runtime...) validates its arguments
-with :func:`validate_run_arguments`, then hands the run lifecycle to :func:`execute_with_lifecycle`
-and only supplies ``drive``::
-
-    async def drive(run_context: RunContextProtocol | None, plan: ResumePlan | None)
-        -> WorkflowResult
-
-``drive`` executes every task and returns the ``WorkflowResult``; it never raises for a task
-failure (it reports it in the result). ``run_context`` is the live run context (``None`` without
-a run): tasks see it as ``ctx.run_context``, and their ``ctx.config`` is
-:func:`merged_config` (the run's profile config overlaid with ``config=``). ``plan`` is ``None``
-exactly when ``run_context`` is; otherwise ``drive`` must honour the
-:class:`~molexp.workflow._resume.ResumePlan` contract: tasks in ``plan.resumed_outputs`` are not run
-but end ``TaskStatus.RESUMED`` with that output (visible to dependents as usual), and
-``plan.record_success(task, output)`` is called from the event-loop thread for every other task
-that succeeded (or was served from the cache). ``plan.snapshot(task)`` is the task's
-``TaskSnapshot`` for ``cache=True`` lookups.
-
-What :func:`execute_with_lifecycle` does around ``drive``:
-
-- ``run=`` (open a run): ``with run.start(profile_config=...) as rc``, then ``run.set_workflow(
-  payload)`` where the payload is a ``WorkflowSnapshotRef``-compatible dict: the snapshot already
-  stored on the run (when the run exposes ``metadata.workflow_snapshot``), overlaid with the
-  caller's ``snapshot=`` keys (the CLI passes ``{"script": <abs path>, "cwd": ...}``), then
-  ``version``, ``workflow_id``, ``workflow_name`` and ``name`` (a caller-given ``workflow_id`` or
-  name that contradicts the workflow is a ``ValueError``, raised before the run is touched). The
-  write is skipped when the stored snapshot already equals the payload.
-- Under a run context (opened here or passed as ``run_context=``): builds the ``ResumePlan``
-  (``resume=False`` re-uses nothing but still persists outputs), drives, closes the plan (flushing
-  the output journal, also when ``drive`` raises), attaches ``persistence`` / ``resumed_from`` to
-  the result and records ``result.to_state()`` with ``rc.record_execution_state``.
-- A failed workflow raises ``WorkflowFailed`` (its ``task_name`` the first failed task) *inside*
-  the ``with`` so the run ends failed naming that task; a cancelled one calls ``rc.mark_failed``.
-  With ``raise_on_failure=False`` the failure is caught after the run closed and the result is
-  returned. With ``run_context=`` only, nothing is opened or closed: the state is recorded and
-  ``WorkflowFailed`` raised unless ``raise_on_failure=False``.
+Owns :func:`validate_run_arguments`, :func:`execute_with_lifecycle` (opening the run, the workflow
+snapshot, resume, recording the execution state, failing the run around a runtime's ``drive``),
+:func:`merged_config` and :func:`resolve_cache`. The contract a ``drive`` honours is in
+docs/architecture.md, "Executing under a run".
 """
 
 from __future__ import annotations

@@ -1,37 +1,9 @@
 """Per-task resume of a run's execution attempts: the task-output journal and the ``ResumePlan``.
 
-Every execution under a run persists, per task that succeeded, its output and its resume key
-(``TaskSnapshot.key`` of the task's code and ``{"task": <task config>}``, then the hash of the
-whole run config: ``code_hash:config_hash:run_config_hash``) in an append-only journal
-``<execution_dir>/task-outputs/journal.bin``. The next attempt of the same run (a fresh process
-is fine: only ``run_context.run_dir``/``execution_dir`` are used) reads the journal of the most
-recent previous attempt and re-uses the output of a task, without running it, when
-
-- the task succeeded in that attempt (or was itself resumed there),
-- its resume key is unchanged and it depends on the same tasks as then,
-- every task it depends on is re-used too (a task without dependencies: the workflow ``inputs``
-  hash the same as then),
-- it is not an ``Actor`` (actors talk over channels to tasks that run now; they always run).
-
-Everything else runs again. Re-used tasks end with status ``resumed``.
-
-Journal format. The file starts with ``JOURNAL_MAGIC``; then come frames, each a frame header
-(payload length and CRC-32, little-endian ``uint32`` each) followed by the payload: a pickled list
-of ``model_dump()`` dicts of versioned pydantic records. The first frame holds the
-``AttemptHeader``; every later frame a batch of ``TaskOutputRecord`` (one per task; the output
-itself is pickled into its ``output`` bytes when the task finishes, so later mutation of the
-object does not leak in and reading never unpickles outputs that are not re-used). A task's output
-is pickled when it succeeds; the batch since the last flush becomes one frame, written with one
-``O_APPEND`` write at most ``FLUSH_INTERVAL`` seconds later (sooner once ``FLUSH_BYTES`` of outputs
-wait) and when the attempt ends. Nothing is fsynced. A crash therefore loses at most the last
-interval's records; the reader stops at a truncated or corrupt frame and keeps every frame before
-it. A task whose output cannot be pickled (or whose snapshot cannot be taken) is simply not
-resumable: the reason is logged and recorded, the run is not affected.
-
-Which attempt is "previous": among ``<run_dir>/execution/*/task-outputs/journal.bin`` other than
-the current execution's, the one whose header has the latest ``started_at``. An attempt that
-crashed counts too (its journal holds whatever was flushed), and resumed records are copied into
-the new attempt's journal at its start, so a chain of partial attempts keeps accumulating outputs.
+Every execution under a run journals each succeeded task's output and resume key; the next
+attempt re-uses unchanged tasks instead of running them. Which tasks are re-used, the journal's
+frame format and which attempt counts as the previous one are specified in docs/architecture.md,
+"Resume".
 """
 
 from __future__ import annotations

@@ -1,38 +1,8 @@
 """The run query language: parser, syntax tree, renderer and SQL compiler.
 
-Grammar (keywords are lowercase)::
-
-    query      := or_expr
-    or_expr    := and_expr ("or" and_expr)*
-    and_expr   := not_expr ("and" not_expr)*
-    not_expr   := "not" not_expr | "(" query ")" | exists | comparison
-    exists     := "exists" "(" FIELD ")"
-    comparison := FIELD OP literal | FIELD ["not"] "in" "[" [literal ("," literal)*] "]"
-    OP         := "==" | "!=" | "<" | "<=" | ">" | ">="
-    literal    := STRING | NUMBER | "true" | "false" | "null"
-
-``FIELD`` is a dotted identifier path. Strings use single or double quotes with
-backslash escapes (``\\\\ \\" \\' \\n \\r \\t \\uXXXX``). Fields resolve as follows:
-``id status experiment project created_at updated_at started_at finished_at profile
-config_hash workflow_id replica_index`` are run columns; ``params.<path>``,
-``results.<path>`` and ``config.<path>`` reach into the run's parameters, results and
-profile config (as recorded on the run, ``--set`` overrides included); ``run.<column>``
-names a run column explicitly (also ``run.seed``, the run's replica seed); any other
-name is a parameter, so ``lr`` means ``params.lr`` and ``model.depth`` means
-``params.model.depth``.
-
-Semantics are two-valued: a comparison is false when the field is missing or holds
-a value of another type (numbers, booleans and strings never equal each other;
-``true`` equals ``1`` as in JSON-in-SQLite), ``x != v`` is exactly ``not (x == v)``,
-``x == null`` matches a missing or null field, and ``<``/``<=``/``>``/``>=`` only
-hold between two numbers or two strings. ``exists(x)`` holds when the run has the
-field (a parameter or result key, even one holding null; a run column that is set).
-Every value is bound as an SQL parameter.
-
-A field no run in the workspace has is an error (``UnknownFieldError``, naming the
-closest known fields): a typo must not quietly match nothing. Fields named inside
-``exists(...)`` are asked for on purpose and exempt, in the whole query; a workspace
-without runs knows no fields and checks none (``check_fields``).
+The language (grammar, how fields resolve, two-valued semantics, ``exists(field)``, the
+``UnknownFieldError`` for a field no run has) is specified in docs/howto/query.md; every value is
+bound as an SQL parameter.
 """
 
 from __future__ import annotations
