@@ -101,3 +101,35 @@ async def test_tasks_on_worker_processes_use_the_run_context(
     assert checkpoint.name == "after-produce" and checkpoint.producer is not None
     assert checkpoint.producer.task_name == "produce"
     assert (run.workspace.root / "scratch" / "marker").is_file()
+
+
+async def test_a_worker_killed_mid_task_leaves_the_run_whole(
+    run: Run, runtime: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "killed-once"
+    wf = workflow(name="killed")
+
+    @wf.task
+    def fragile(ctx: TaskContext) -> str:
+        attempt = "retry" if marker.exists() else "first"
+        ctx.log("fragile").append(f"{attempt} try")
+        ctx.set_result("attempt", attempt)
+        ctx.artifact.save("state.json", {"attempt": attempt})
+        if attempt == "first":
+            marker.touch()
+            os._exit(1)  # the worker process dies after saving, before reporting back
+        return attempt
+
+    result = await wf.build().execute(runtime=runtime, run=run, raise_on_failure=False)
+    run.reload()
+    saved = json.loads((run.run_dir / "artifacts" / "state.json").read_text())
+    if result.statuses["fragile"].value == "succeeded":  # retried on a fresh worker
+        assert run.status.value == "succeeded"
+        assert run.results == {"attempt": "retry"}  # the killed try's result never arrived
+        assert (run.run_dir / "logs" / "fragile.log").read_text() == "retry try\n"
+        assert saved == {"attempt": "retry"}
+    else:  # the scheduler gave up: the run fails naming the reason
+        assert run.status.value == "failed" and "KilledWorker" in result.errors["fragile"].type
+        assert run.results == {} and saved == {"attempt": "first"}  # whole, atomically written
+    leftovers = [p.name for p in run.run_dir.rglob("*") if p.name.endswith((".tmp", ".old"))]
+    assert leftovers == []
