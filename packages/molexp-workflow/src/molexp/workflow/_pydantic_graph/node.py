@@ -1,10 +1,10 @@
 """The ``WorkflowStep`` trampoline node and the per-task coroutine it launches.
 
 pydantic-graph drives an execution as a loop of one node type. Each ``WorkflowStep.run``:
-launches every ready task as an asyncio task (bounded by ``max_concurrency``), waits until at
-least one finishes, drains *all* finished tasks in one go (recording outcomes, skipping the
-dependents of failures, making dependents ready), launches what became ready, and returns
-``WorkflowStep()`` again or ``End(state)`` when nothing is left. Scheduling is therefore
+launches every ready task as an asyncio task (bounded by ``max_concurrency``), then, for up to
+``STEP_SECONDS``, waits until at least one finishes, drains *all* finished tasks in one go
+(recording outcomes, skipping the dependents of failures, making dependents ready) and launches
+what became ready; it returns ``WorkflowStep()`` again or ``End(state)`` when nothing is left. Scheduling is therefore
 dependency-driven: a task starts as soon as its own dependencies are done.
 
 Waiting uses a done-callback plus an ``asyncio.Event`` rather than re-registering every running
@@ -45,6 +45,10 @@ _FAILED = TaskStatus.FAILED
 _SKIPPED = TaskStatus.SKIPPED
 _CANCELLED = TaskStatus.CANCELLED
 
+STEP_SECONDS = 0.05
+"""How long one ``WorkflowStep`` keeps draining finished tasks and launching ready ones before it
+hands control back to pydantic-graph."""
+
 
 @dataclass
 class WorkflowStep(BaseNode[WorkflowState, WorkflowDeps, WorkflowState]):
@@ -56,7 +60,10 @@ class WorkflowStep(BaseNode[WorkflowState, WorkflowDeps, WorkflowState]):
         state = ctx.state
         deps = ctx.deps
         _launch_ready(state, deps)
-        if state.running:
+        # Several rounds of wait/drain/launch per step (up to STEP_SECONDS): a graph step costs
+        # far more than a task, and a chain would otherwise pay one step per task.
+        deadline = time.monotonic() + STEP_SECONDS
+        while state.running:
             if not state.completed:
                 state.wake.clear()
                 try:
@@ -66,6 +73,8 @@ class WorkflowStep(BaseNode[WorkflowState, WorkflowDeps, WorkflowState]):
                     raise
             _drain_completed(state, deps)
             _launch_ready(state, deps)
+            if state.cancel_requested or time.monotonic() >= deadline:
+                break
         if state.running:
             return WorkflowStep()
         _finish(state)
