@@ -133,3 +133,56 @@ async def test_a_worker_killed_mid_task_leaves_the_run_whole(
         assert run.results == {} and saved == {"attempt": "first"}  # whole, atomically written
     leftovers = [p.name for p in run.run_dir.rglob("*") if p.name.endswith((".tmp", ".old"))]
     assert leftovers == []
+
+
+async def test_cache_and_resume_under_runs_match_the_default_runtime(
+    tmp_path: Path, runtime: Any
+) -> None:
+    from molexp.workflow import Caching, MemoryCacheStore
+
+    calls = tmp_path / "calls.log"
+    fail = tmp_path / "fail"
+    experiment = Workspace(tmp_path / "lab").Project("p").Experiment("e")
+    wf = workflow(name="cached")
+
+    @wf.task(cache=True)
+    def scaled(ctx: TaskContext) -> int:
+        with calls.open("a") as handle:
+            handle.write("scaled\n")
+        ctx.set_result("scaled", ctx.params["n"] * 10)
+        return int(ctx.params["n"]) * 10
+
+    @wf.task(depends_on=["scaled"])
+    def checked(ctx: TaskContext) -> int:
+        with calls.open("a") as handle:
+            handle.write("checked\n")
+        if fail.exists():
+            raise RuntimeError("not yet")
+        return int(ctx.inputs) + 1
+
+    spec, cache = wf.build(), Caching(MemoryCacheStore())
+    fail.touch()
+    first = experiment.Run(parameters={"n": 1})
+    failed = await spec.execute(runtime=runtime, run=first, cache=cache, raise_on_failure=False)
+    assert failed.statuses["checked"].value == "failed"
+    fail.unlink()
+    resumed = await spec.execute(runtime=runtime, run=first, cache=cache)
+    assert resumed.statuses["scaled"].value == "resumed" and resumed.output == 11
+    same_params = await spec.execute(
+        runtime=runtime, run=experiment.Run(parameters={"n": 1}, id="again"), cache=cache
+    )
+    assert same_params.statuses["scaled"].value == "cached"  # the params read on the worker
+    other = await spec.execute(
+        runtime=runtime, run=experiment.Run(parameters={"n": 2}, id="other"), cache=cache
+    )
+    assert other.statuses["scaled"].value == "succeeded" and other.output == 21
+    assert calls.read_text().split() == [
+        "scaled",
+        "checked",
+        "checked",
+        "checked",
+        "scaled",
+        "checked",
+    ]
+    first.reload()
+    assert first.results == {"scaled": 10}
