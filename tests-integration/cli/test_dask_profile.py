@@ -160,3 +160,31 @@ def test_worker_processes_get_the_script_its_helpers_and_the_run_context(tmp_pat
     ]
     assert artifact["producer"]["task_name"] == "first"
     assert artifact["producer"]["host"]
+
+
+def test_molexp_execute_runs_a_prepared_run_on_worker_processes(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    from molexp.workspace import Workspace
+
+    (tmp_path / "d.py").write_text(SHIPPED)
+    (tmp_path / "helpers.py").write_text(HELPERS)
+    (tmp_path / "molexp.toml").write_text(
+        '[profiles.cluster]\nruntime = "dask"\nn_workers = 2\nprocesses = true\n'
+    )
+    run = Workspace(tmp_path / "lab").Project("p").Experiment("e").Run(id="prepared")
+    # What a submitting `molexp run` records for its workers: the script to re-import.
+    run.set_workflow({"script": str(tmp_path / "d.py"), "cwd": str(tmp_path)})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOLEXP_")}
+    completed = subprocess.run(
+        [*MOLEXP, "execute", str(run.run_dir), "--profile", "cluster", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, (completed.stdout, completed.stderr)
+    run.reload()
+    assert run.status.value == "succeeded"
+    assert run.results == {"value": 42, "second": 43}
+    assert (run.run_dir / "logs" / "train.log").read_text().startswith("first ran in worker tcp://")
