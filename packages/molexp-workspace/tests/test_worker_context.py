@@ -22,16 +22,19 @@ def test_a_worker_writes_files_and_reports_results_and_logs_to_the_owner(tmp_pat
         worker.set_result("loss", 0.25)
         worker.log("train").append("epoch 1")
         assert worker.get_result("loss") == 0.25
+        ctx.set_result("owner", 1)
+        ctx.flush_results()
+        assert opener.open("later").get_result("owner") == 1  # re-read, not a stale record
         assert worker.find_asset("weights.json") is not None
         with pytest.raises(RuntimeError, match="run owner's"):
             worker.record_execution_state({})
         report = worker.close()
         assert report is not None and report["results"] == {"loss": 0.25}
-        assert RunContext.open(run.run_dir).results == {}  # the worker never writes run.json
+        assert "loss" not in RunContext.open(run.run_dir).results  # workers never write run.json
         ctx.apply_worker_report(report, "train")
         assert opener.open("idle").close() is None
     run.reload()
-    assert run.results == {"loss": 0.25}
+    assert run.results == {"owner": 1, "loss": 0.25}
     assert (run.run_dir / "logs" / "train.log").read_text() == "epoch 1\n"
     assert (run.run_dir / "artifacts" / "weights.json").is_file()
 

@@ -253,11 +253,11 @@ class WorkerRunContext:
             self._kept.results[key] = plain
 
     def get_result(self, key: str, default: Any = None) -> Any:
-        """A result this task set, else one stored in the run (read from the share)."""
+        """A result this task set, else one in ``run.json`` now (the owner may still hold some)."""
         with self._lock:
             if key in self._kept.results:
                 return self._kept.results[key]
-        return self._run().results.get(key, default)
+        return self._run().reload().results.get(key, default)
 
     def log(self, name: str) -> _ReportedLog:
         """The log ``name``: lines reach ``logs/<name>.log`` (appended by the owner) at the end."""
