@@ -1,4 +1,4 @@
-"""The Slurm bridge against the real local Slurm (``bash ../shared/slurm/start-local-slurm`` from the repository root).
+"""The Slurm bridge against the real local Slurm (``bash ../shared/slurm/start-local-slurm``).
 
 Skipped, with the reason, when ``sbatch`` is not on PATH. Every wait polls with a deadline; the
 walltime scenario needs Slurm's smallest time limit (1 minute) plus its timeout sweep, so its job

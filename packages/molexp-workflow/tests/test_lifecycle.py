@@ -318,14 +318,14 @@ def test_merged_config_overlays_the_call_config_on_the_run_config() -> None:
 
 def test_resolve_cache_prefers_the_argument_then_the_workspace(tmp_path: Path) -> None:
     explicit = Caching(MemoryCacheStore())
-    assert (
-        resolve_cache(ExecutionOptions(cache=explicit), FakeRunContext(root=tmp_path)) is explicit
-    )
-    under_run = resolve_cache(ExecutionOptions(), FakeRunContext(root=tmp_path))
+    spec = workflow(name="cached").build()
+    run_context = FakeRunContext(root=tmp_path)
+    assert resolve_cache(ExecutionOptions(cache=explicit), run_context, spec) is explicit
+    under_run = resolve_cache(ExecutionOptions(), run_context, spec)
     assert isinstance(under_run.store, WorkspaceCacheStore)
     assert under_run.store.store_dir == tmp_path / ".subsystems" / "workflow.cache"
-    process_wide = resolve_cache(ExecutionOptions(), None)
-    assert process_wide is resolve_cache(ExecutionOptions(), None)
+    process_wide = resolve_cache(ExecutionOptions(), None, spec)
+    assert process_wide is resolve_cache(ExecutionOptions(), None, spec)
 
 
 @contextlib.contextmanager

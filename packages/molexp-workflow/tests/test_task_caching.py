@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,20 @@ def test_cache_modules_are_only_imported_when_a_cached_task_exists() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+async def test_a_cache_smaller_than_the_workflow_warns_once() -> None:
+    wf = workflow(name="too-many-for-the-cache")
+
+    async def square(ctx: TaskContext) -> int:
+        return 1
+
+    for index in range(3):
+        wf.task(name=f"t{index}", cache=True)(square)
+    spec = wf.build()
+    cache = Caching(MemoryCacheStore(), max_entries=2)
+    with pytest.warns(RuntimeWarning, match="3 cache=True tasks but its cache keeps at most 2"):
+        await spec.execute(cache=cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        await spec.execute(cache=cache)  # once per cache and workflow

@@ -9,6 +9,7 @@ docs/architecture.md, "Executing under a run".
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -88,19 +89,47 @@ def merged_config(
     return config
 
 
-def resolve_cache(options: ExecutionOptions, run_context: RunContextProtocol | None) -> Any:
+def resolve_cache(
+    options: ExecutionOptions, run_context: RunContextProtocol | None, spec: Workflow
+) -> Any:
     """The ``Caching`` of ``cache=True`` tasks: ``cache=``, else the run's workspace cache
-    (``<workspace root>/.subsystems/workflow.cache/``), else one in-memory cache per process."""
+    (``<workspace root>/.subsystems/workflow.cache/``), else one in-memory cache per process.
+
+    A cache that keeps fewer entries than the workflow has ``cache=True`` tasks would evict
+    the execution's own results: that is warned about once per cache and workflow.
+    """
     global _process_cache
     if options.cache is not None:
-        return options.cache
-    from molexp.workflow.cache import Caching, MemoryCacheStore, WorkspaceCacheStore
+        cache = options.cache
+    else:
+        from molexp.workflow.cache import Caching, MemoryCacheStore, WorkspaceCacheStore
 
-    if run_context is not None:
-        return Caching(store=WorkspaceCacheStore(run_context.workspace))
-    if _process_cache is None:
-        _process_cache = Caching(store=MemoryCacheStore())
-    return _process_cache
+        if run_context is not None:
+            cache = Caching(store=WorkspaceCacheStore(run_context.workspace))
+        else:
+            if _process_cache is None:
+                _process_cache = Caching(store=MemoryCacheStore())
+            cache = _process_cache
+    _warn_if_too_small(cache, spec)
+    return cache
+
+
+_warned_small: set[tuple[int, str]] = set()
+
+
+def _warn_if_too_small(cache: Any, spec: Workflow) -> None:
+    limit = getattr(cache, "max_entries", None)
+    cached = sum(1 for registration in spec._tasks if registration.cache)
+    key = (id(cache), spec.workflow_id)
+    if isinstance(limit, int) and cached > limit and key not in _warned_small:
+        _warned_small.add(key)
+        warnings.warn(
+            f"workflow {spec.name!r} has {cached} cache=True tasks but its cache keeps at most "
+            f"{limit} entries: one execution would evict its own results; pass "
+            f"Caching(..., max_entries={2 * cached}) or more",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 def first_exception(result: WorkflowResult) -> BaseException | None:

@@ -224,14 +224,17 @@ class DaskRuntime(WorkflowRuntime):
         plan = self._plans.get(spec)
         if plan is None:
             plan = self._plans[spec] = plan_workflow(spec)
-        return _DaskPrepared(self, plan, options)
+        return _DaskPrepared(self, spec, plan, options)
 
 
 class _DaskPrepared(PreparedExecution):
     """One execution: a ``DaskExecution`` and the client it runs on (connected in ``ready``)."""
 
-    def __init__(self, runtime: DaskRuntime, plan: DaskPlan, options: ExecutionOptions) -> None:
+    def __init__(
+        self, runtime: DaskRuntime, spec: Workflow, plan: DaskPlan, options: ExecutionOptions
+    ) -> None:
         self.runtime = runtime
+        self.spec = spec
         self.plan = plan
         self.options = options
         self.execution = DaskExecution(
@@ -261,7 +264,7 @@ class _DaskPrepared(PreparedExecution):
             config=merged_config(run_context, options),
             run_context=run_context,
             resume_plan=resume_plan,
-            cache=resolve_cache(options, run_context) if uses_cache else None,
+            cache=resolve_cache(options, run_context, self.spec) if uses_cache else None,
         )
 
 

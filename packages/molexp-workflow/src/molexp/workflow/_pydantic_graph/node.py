@@ -4,8 +4,8 @@ pydantic-graph drives an execution as a loop of one node type. Each ``WorkflowSt
 launches every ready task as an asyncio task (bounded by ``max_concurrency``), then, for up to
 ``STEP_SECONDS``, waits until at least one finishes, drains *all* finished tasks in one go
 (recording outcomes, skipping the dependents of failures, making dependents ready) and launches
-what became ready; it returns ``WorkflowStep()`` again or ``End(state)`` when nothing is left. Scheduling is therefore
-dependency-driven: a task starts as soon as its own dependencies are done.
+what became ready; it returns ``WorkflowStep()`` again or ``End(state)`` when nothing is left.
+Scheduling is therefore dependency-driven: a task starts as soon as its own dependencies are done.
 
 Waiting uses a done-callback plus an ``asyncio.Event`` rather than re-registering every running
 task with ``asyncio.wait(FIRST_COMPLETED)`` on each step; the semantics are the same (wake on the

@@ -36,7 +36,10 @@ __all__ = ["GraphWorkflowRuntime"]
 class _GraphExecution(PreparedExecution):
     """One execution: the compiled graph and its state, driven by the ``WorkflowStep`` loop."""
 
-    def __init__(self, compiled: CompiledWorkflow, options: ExecutionOptions) -> None:
+    def __init__(
+        self, spec: Workflow, compiled: CompiledWorkflow, options: ExecutionOptions
+    ) -> None:
+        self.spec = spec
         self.compiled = compiled
         self.options = options
         self.state = WorkflowState.for_workflow(compiled)
@@ -62,7 +65,7 @@ class _GraphExecution(PreparedExecution):
             inputs=options.inputs,
             loop=asyncio.get_running_loop(),
             max_concurrency=options.max_concurrency or sys.maxsize,
-            cache=resolve_cache(options, run_context) if compiled.uses_cache else None,
+            cache=resolve_cache(options, run_context, self.spec) if compiled.uses_cache else None,
             remote_executor=options.remote_executor,
             resume=plan,
         )
@@ -88,4 +91,4 @@ class GraphWorkflowRuntime(WorkflowRuntime):
         self.compiler = WorkflowGraphCompiler()
 
     def prepare(self, spec: Workflow, options: ExecutionOptions) -> PreparedExecution:
-        return _GraphExecution(self.compiler.compile(spec), options)
+        return _GraphExecution(spec, self.compiler.compile(spec), options)
