@@ -294,3 +294,16 @@ def test_results_of_a_superseded_attempt_stay_its_own() -> None:
     assert metadata.results == {"e0": -3.5}
     assert metadata.execution_history[0].results == {"e0": -9.9, "late": 1}
     assert metadata.execution_history[1].results == {"e0": -3.5}
+
+
+def test_a_queued_attempt_that_never_ran_sets_no_results(exp: Experiment) -> None:
+    run = exp.Run(id="cancelled-in-queue")
+    with run.start() as ctx:
+        ctx.set_result("x", 1)
+    run.mark_queued({"job_id": "7"})
+    run.cancel()
+    with run.start() as ctx:
+        ctx.set_result("y", 2)
+    first, queued, third = run.attempts
+    assert (first.own_results, queued.own_results, third.own_results) == ({"x": 1}, {}, {"y": 2})
+    assert queued.results == {"x": 1} and third.results == {"x": 1, "y": 2}

@@ -496,6 +496,7 @@ class Run:
                 attempt=len(metadata.execution_history) + 1,
                 status=RunStatus.pending,
                 scheduler=info,
+                results={},
             )
             metadata.status = RunStatus.queued
             metadata.finished_at = None
