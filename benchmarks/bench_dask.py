@@ -13,6 +13,9 @@ D4  the scheduling strategy, without molexp: lazy submission driven by ``distrib
     why it uses ``as_completed``.)
 D5  4 CPU-bound tasks (~0.2 s each, independent) on the Dask runtime vs the same 4 calls run one
     after another in this process: the parallel speed-up of 2 workers (ideal 0.5).
+D6  the run context on the workers: 50 independent tasks under a run, each calling
+    ``ctx.set_result`` and ``ctx.log(...).append`` on its worker, vs the same tasks under a run
+    doing nothing with it (the worker opens the run; the owner records results and log lines).
 
 Run: ``python benchmarks/bench_dask.py`` (needs ``molexp-workflow[dask]``).
 """
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import random
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -160,6 +165,28 @@ def busy(ctx: TaskContext | None = None) -> int:
     return count
 
 
+RUN_TASKS = 50
+
+
+def run_context_workflows() -> tuple[Workflow, Workflow]:
+    """(tasks using the run context, the same tasks not using it)."""
+    using = WorkflowBuilder(name="bench-dask-run-context")
+    idle = WorkflowBuilder(name="bench-dask-run-idle")
+    for i in range(RUN_TASKS):
+
+        def record(ctx: TaskContext, i: int = i) -> int:
+            ctx.set_result(f"r{i}", i)
+            ctx.log("bench").append(f"task {i}")
+            return i
+
+        def nothing(ctx: TaskContext, i: int = i) -> int:
+            return i
+
+        using.task(name=f"t{i}")(record)
+        idle.task(name=f"t{i}")(nothing)
+    return using.build(), idle.build()
+
+
 def main() -> None:
     cluster = dask.LocalCluster(
         n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0"
@@ -215,6 +242,29 @@ def main() -> None:
             f"D5 {CPU_TASKS} x {CPU_SECONDS} s CPU-bound tasks on 2 workers vs sequential "
             f"in-process: ratio {parallel / sequential:.2f} (ideal 0.5)"
         )
+        from molexp.workspace import Workspace
+
+        with tempfile.TemporaryDirectory(prefix="bench-dask-") as root:
+            experiment = Workspace(root).Project("bench").Experiment("dask")
+            numbers = itertools.count()
+
+            def under_run(spec: Workflow) -> Callable[[], Any]:
+                def execute() -> Any:
+                    run = experiment.Run(id=f"r{next(numbers)}")
+                    return asyncio.run(spec.execute(runtime=runtime, run=run))
+
+                return execute
+
+            using, idle = run_context_workflows()
+            under_run(using)()  # warm-up: the workers open the workspace once
+            under_run(idle)()
+            with_context = median_time(REPEATS, under_run(using))
+            without = median_time(REPEATS, under_run(idle))
+            print(
+                f"D6 {RUN_TASKS} tasks under a run using ctx.set_result + ctx.log on the workers "
+                f"({with_context / RUN_TASKS * 1e3:.2f} ms/task) vs not using the run context "
+                f"({without / RUN_TASKS * 1e3:.2f} ms/task): ratio {with_context / without:.2f}x"
+            )
     finally:
         runtime.close()
         client.close()
