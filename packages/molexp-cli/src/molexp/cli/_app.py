@@ -127,6 +127,18 @@ RunArgument = Annotated[
 ]
 
 
+PythonOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--python",
+        metavar="PATH",
+        help="Python that runs the script (default: python in molexp.toml, else $VIRTUAL_ENV, "
+        "else a .venv beside the script, else molexp's own).",
+        show_default=False,
+    ),
+]
+
+
 class Listing(StrEnum):
     projects = "projects"
     experiments = "experiments"
@@ -249,6 +261,7 @@ def run(
         typer.Option("--hold", help="Submit the job arrays held (start with scontrol release)."),
     ] = False,
     heartbeat_interval: HeartbeatOption = None,
+    python: PythonOption = None,
 ) -> None:
     """Execute the workflows a script binds to experiments, one run per replica.
 
@@ -289,6 +302,7 @@ def run(
                 heartbeat_interval=heartbeat_interval,
                 slurm=tuple((key, value) for key, value in slurm.items() if value is not None),
             ),
+            python=python,
         )
     )
     raise typer.Exit(code)
@@ -317,6 +331,7 @@ def execute(
     call_id: Annotated[str | None, typer.Option("--call-id", hidden=True)] = None,
     slurm_job: Annotated[str | None, typer.Option("--slurm-job", hidden=True)] = None,
     heartbeat_interval: HeartbeatOption = None,
+    python: PythonOption = None,
 ) -> None:
     """Execute one run in this process (the worker entry for schedulers).
 
@@ -339,6 +354,7 @@ def execute(
             slurm_job=slurm_job,
             heartbeat_interval=heartbeat_interval,
         ),
+        python=python,
     )
     raise typer.Exit(code)
 

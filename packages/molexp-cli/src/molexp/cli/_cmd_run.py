@@ -44,6 +44,7 @@ from ._plan import (
     plan_runs,
 )
 from ._progress import RunProgress
+from ._python import ChosenPython, choose_python, run_in
 from ._resolve import RUN_FILE, open_run_dir
 from ._script import LoadedScript, load_script, resolve_script_path
 from .profiles import (
@@ -166,6 +167,56 @@ class RunOptions:
     """``-e`` values: ids, names or globs, any of which selects an experiment (none: all)."""
     as_json: bool = False
     execution: ExecutionOverrides = ExecutionOverrides()
+    python: Path | None = None
+    """``--python``: the interpreter that runs the script (see ``_python``)."""
+
+    def to_args(self) -> list[str]:
+        """The ``molexp run`` arguments that give these options again (without ``--python``)."""
+        args = [str(self.script), *self.request_args()]
+        for flag, on in (
+            ("--dry-run", self.dry_run),
+            ("--rerun-failed", self.rerun_failed),
+            ("--force", self.force),
+            ("--json", self.as_json),
+        ):
+            args += [flag] if on else []
+        args += ["--jobs", str(self.jobs)]
+        for value in self.project:
+            args += ["--project", value]
+        for value in self.experiment:
+            args += ["--experiment", value]
+        execution = self.execution
+        if execution.executor is not None:
+            args += ["--executor", execution.executor]
+        if execution.heartbeat_interval is not None:
+            args += ["--heartbeat-interval", repr(execution.heartbeat_interval)]
+        for key, value in execution.slurm:
+            if key == "hold":
+                args += ["--hold"] if value else []
+            elif key in _SLURM_LISTS:
+                for item in value:
+                    args += [_SLURM_LISTS[key], str(item)]
+            else:
+                args += [f"--{key.replace('_', '-')}", str(value)]
+        return args
+
+    def request_args(self) -> list[str]:
+        args = [] if self.profile is None else ["--profile", self.profile]
+        args += [] if self.config is None else ["--config", str(self.config)]
+        for item in self.overrides:
+            args += ["--set", item]
+        return args
+
+
+_SLURM_LISTS = {"extra_sbatch": "--sbatch", "preamble": "--preamble"}
+
+
+def _chosen_python(option: Path | None, script: Path, config: Path | None) -> ChosenPython | None:
+    """The interpreter for the user's code when it is not this one (see ``_python``)."""
+    profile_file = config or find_profile_file([script.parent])
+    named = None if profile_file is None else ProfileFile.load(profile_file).python
+    profile_python = None if named is None or profile_file is None else (profile_file, named)
+    return choose_python(option, script.parent, profile_python=profile_python)
 
 
 @contextlib.contextmanager
@@ -255,6 +306,9 @@ def run_command(options: RunOptions) -> int:
         raise CliUsageError(f"--jobs must be at least 1, got {options.jobs}")
     script = resolve_script_path(options.script)
     request = ProfileRequest(options.profile, options.config, options.overrides).validated()
+    chosen = _chosen_python(options.python, script, request.config_file)
+    if chosen is not None:
+        return run_in(chosen, ["run", *replace(options, script=script).to_args()])
     profiles = _Profiles(request, script, options.execution.validated())
     if options.dry_run:
         return _dry_run(script, profiles, options)
@@ -527,6 +581,7 @@ def execute_command(
     as_json: bool,
     policy: str | None,
     worker: WorkerOptions = WorkerOptions(),
+    python: Path | None = None,
 ) -> int:
     """``molexp execute RUN_DIR``: 0 succeeded (or skipped by policy), 1 failed, 3 busy."""
     from ._slurm_job import current_job
@@ -538,6 +593,14 @@ def execute_command(
     run = open_run_dir(run_dir)
     job = current_job(run)
     script = _recorded_script(run, job)
+    chosen = _chosen_python(python, script, request.config_file)
+    if chosen is not None:
+        args = [
+            "execute",
+            str(run_dir.absolute()),
+            *_execute_args(request, as_json, policy, worker),
+        ]
+        return run_in(chosen, args)
     recorded_cwd = (run.metadata.workflow_snapshot or {}).get("cwd")
     if not isinstance(recorded_cwd, str) and job is not None:
         recorded_cwd = job.cwd
@@ -653,6 +716,26 @@ def _execute_task_command(
     if code != 0:
         raise CliError(message, exit_code=code)
     return 0
+
+
+def _execute_args(
+    request: ProfileRequest, as_json: bool, policy: str | None, worker: WorkerOptions
+) -> list[str]:
+    """The ``molexp execute`` options that give these again (after RUN_DIR)."""
+    args = request.child_args(request.config_file)
+    args += ["--json"] if as_json else []
+    for flag, value in (
+        ("--policy", policy),
+        ("--task", worker.task),
+        ("--call-id", worker.call_id),
+        ("--slurm-job", worker.slurm_job),
+        (
+            "--heartbeat-interval",
+            None if worker.heartbeat_interval is None else repr(worker.heartbeat_interval),
+        ),
+    ):
+        args += [] if value is None else [flag, value]
+    return args
 
 
 def _recorded_script(run: Run, job: SlurmJobInfo | None) -> Path:

@@ -16,7 +16,9 @@ of the configuration: tasks never see them in ``ctx.config`` and they are not pa
 
 A top-level ``workspace = "lab"`` key (outside the tables) names the workspace of the directory
 the file sits in, relative to it: commands run there (or below) find it without ``-w``
-(:attr:`ProfileFile.workspace`; the lookup order is in ``molexp.cli._resolve``).
+(:attr:`ProfileFile.workspace`; the lookup order is in ``molexp.cli._resolve``). A top-level
+``python = "PATH"`` key names the interpreter ``molexp run``/``execute`` run the scripts beside
+it with (:attr:`ProfileFile.python`; see ``molexp.cli._python``).
 
 This module owns the parsing, validation, merging and value coercion; it reads files but never
 writes any.
@@ -76,6 +78,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 30.0
 
 _TOP_LEVEL_TABLES = ("defaults", "profiles")
 _WORKSPACE_KEY = "workspace"
+_PYTHON_KEY = "python"
 _EXTENDS = "extends"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
@@ -159,6 +162,9 @@ class ProfileFile:
     workspace: Path | None = None
     """The top-level ``workspace = "DIR"`` key, resolved against the file's directory (None:
     the file names no workspace)."""
+    python: Path | None = None
+    """The top-level ``python = "PATH"`` key, resolved against the file's directory (None: the
+    file names no interpreter)."""
 
     @classmethod
     def load(cls, path: Path) -> ProfileFile:
@@ -182,17 +188,24 @@ class ProfileFile:
     def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> ProfileFile:
         """Validate already-parsed TOML data (``path`` only names the source in errors)."""
         source = str(path) if path is not None else "profile data"
-        unknown = sorted(set(data) - {*_TOP_LEVEL_TABLES, _WORKSPACE_KEY})
+        unknown = sorted(set(data) - {*_TOP_LEVEL_TABLES, _WORKSPACE_KEY, _PYTHON_KEY})
         if unknown:
             raise ProfileError(
                 f"{source}: unknown top-level key {unknown[0]!r}; a profile file holds only "
-                'a workspace = "DIR" key and [defaults] and [profiles.NAME] tables'
+                'workspace = "DIR" and python = "PATH" keys and [defaults] and [profiles.NAME] '
+                "tables"
             )
         workspace = data.get(_WORKSPACE_KEY)
         if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
             raise ProfileError(
                 f"{source}: workspace must be a directory path (a string, relative to the "
                 f"file's directory), got {workspace!r}"
+            )
+        python = data.get(_PYTHON_KEY)
+        if python is not None and (not isinstance(python, str) or not python.strip()):
+            raise ProfileError(
+                f"{source}: python must be an interpreter path (a string, relative to the "
+                f"file's directory), got {python!r}"
             )
         defaults = data.get("defaults", {})
         if not isinstance(defaults, dict):
@@ -215,11 +228,16 @@ class ProfileFile:
                     f"{source}: profiles.{name}.extends must be a profile name, got {parent!r}"
                 )
             _check_plain(table, f"profiles.{name}", source)
-        workspace_dir: Path | None = None
-        if isinstance(workspace, str):
-            base = path.parent if path is not None else Path.cwd()
-            workspace_dir = base / Path(workspace).expanduser()
-        loaded = cls(path=path, defaults=defaults, profiles=profiles, workspace=workspace_dir)
+        base = path.parent if path is not None else Path.cwd()
+        workspace_dir = base / Path(workspace).expanduser() if isinstance(workspace, str) else None
+        python_path = base / Path(python).expanduser() if isinstance(python, str) else None
+        loaded = cls(
+            path=path,
+            defaults=defaults,
+            profiles=profiles,
+            workspace=workspace_dir,
+            python=python_path,
+        )
         for name in loaded.names:
             loaded.chain(name)
             loaded.execution(name)
