@@ -115,3 +115,16 @@ async def test_a_missing_attempt_is_named(eos: httpx.AsyncClient, url: str, stat
     assert answer.status_code == status, answer.text
     if status == 404:
         assert "cu1" in answer.json()["detail"]
+
+
+async def test_a_queued_run_shows_the_logs_of_its_latest_started_attempt(tmp_path: Path) -> None:
+    root = (tmp_path / "lab").resolve()
+    run = _eos_run(root)
+    run.mark_queued({"job_id": "42"})
+    async with make_client(create_app(root)) as http:
+        text = (await http.get("/api/v1/runs/cu1/logs/fit")).json()["text"]
+        assert text == "fitted birch\n"
+        detail = (await http.get("/api/v1/runs/cu1")).json()
+        assert [a["status"] for a in detail["attempts"]] == ["succeeded", "succeeded", "pending"]
+        pending = (await http.get("/api/v1/runs/cu1/attempts/3")).json()
+        assert pending["logs"] == [] and pending["changes"]["results"] == []

@@ -26,12 +26,13 @@ __all__ = [
 
 
 def attempt_of(run: Run, number: int | None) -> Attempt | None:
-    """Attempt ``number`` of ``run`` (None: the latest; None when it has no attempts)."""
+    """Attempt ``number`` of ``run`` (None: the latest that started; None when it has none)."""
     if number is not None and number < 1:
         raise CliUsageError(f"--attempt counts from 1, got {number}")
     attempts = run.attempts
     if number is None:
-        return attempts[-1] if attempts else None
+        started = [attempt for attempt in attempts if attempt.started_at is not None]
+        return (started or attempts)[-1] if attempts else None
     try:
         return run.attempt(number)
     except KeyError as exc:

@@ -219,7 +219,9 @@ export function RunPage({ run: key }: { run: RunKey }) {
   const run = useAsync(() => api.run(key), [identity, tick]);
   const logs = useAsync(() => api.logs(key, picked), [identity, tick, picked]);
   const artifacts = useAsync(() => api.artifacts(key, picked), [identity, tick, picked]);
-  const latest = run.data?.attempts.at(-1)?.attempt;
+  // The latest attempt that started (a queued one has nothing to show yet).
+  const attempts = run.data?.attempts ?? [];
+  const latest = (attempts.filter((item) => item.started_at !== null).at(-1) ?? attempts.at(-1))?.attempt;
   const shown = picked ?? latest;
   const attempt = useAsync(
     () => (shown === undefined ? Promise.resolve(undefined) : api.attempt(key, shown)),

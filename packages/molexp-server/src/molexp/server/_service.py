@@ -690,12 +690,13 @@ class WorkspaceService:
     # -- files of a run --------------------------------------------------------------
 
     def _attempt(self, run: Run, number: int | None) -> Attempt | None:
-        """Attempt ``number`` of ``run`` (None: the latest, or None when it has none)."""
+        """Attempt ``number`` of ``run`` (None: the latest that started, or None when none)."""
         if number is not None and number < 1:
             raise ServiceError(400, f"attempt numbers count from 1, got {number}")
         attempts = run.attempts
         if number is None:
-            return attempts[-1] if attempts else None
+            started = [attempt for attempt in attempts if attempt.started_at is not None]
+            return (started or attempts)[-1] if attempts else None
         found = [attempt for attempt in attempts if attempt.number == number]
         if not found:
             raise ServiceError(
