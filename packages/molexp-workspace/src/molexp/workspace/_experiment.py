@@ -7,7 +7,6 @@ replica seed policy, and creation, lookup and listing of the experiment's runs.
 from __future__ import annotations
 
 import subprocess
-import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,10 +32,10 @@ from ._records import (
     RunStatus,
     check_tags,
     check_text,
-    utc_now,
 )
-from ._records_io import RecordFile, StaleRecordError
+from ._records_io import RecordFile
 from ._run import Run
+from ._stored import StoredRecord
 
 if TYPE_CHECKING:
     from ._project import Project
@@ -98,7 +97,7 @@ def _check_optional_int(value: int | None, what: str, minimum: int | None = None
     return value
 
 
-class Experiment:
+class Experiment(StoredRecord[ExperimentMetadata]):
     """An experiment of a project; create it with ``project.Experiment(name, ...)``."""
 
     def __init__(
@@ -108,9 +107,7 @@ class Experiment:
         record: RecordFile[ExperimentMetadata],
     ) -> None:
         self._project = project
-        self._metadata = metadata
-        self._record = record
-        self._lock = threading.RLock()
+        self._init_record(metadata, record)
         # Weak: a run object stays shared while someone holds it, without keeping every
         # run of a long-lived process in memory.
         self._runs: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
@@ -241,19 +238,6 @@ class Experiment:
         return self._project.workspace
 
     @property
-    def metadata(self) -> ExperimentMetadata:
-        """The experiment record; edit it and call ``save()`` to persist the change."""
-        return self._metadata
-
-    @property
-    def id(self) -> str:
-        return self._metadata.id
-
-    @property
-    def name(self) -> str:
-        return self._metadata.name
-
-    @property
     def description(self) -> str | None:
         return self._metadata.description
 
@@ -309,22 +293,8 @@ class Experiment:
             return list(self._metadata.seeds)
         return list(range(self._metadata.n_replicas))
 
-    def save(self) -> None:
-        """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
-        with self._lock, locked(self._record.path):
-            if self._record.changed_since_seen():
-                raise StaleRecordError(self._record.path)
-            self._metadata.parameters = plain_json(
-                self._metadata.parameters, f"experiment {self.id!r} params"
-            )
-            self._metadata.updated_at = utc_now()
-            self._record.write(self._metadata)
-
-    def reload(self) -> Experiment:
-        """Re-read ``experiment.json`` (discarding unsaved edits)."""
-        with self._lock:
-            self._metadata = self._check(self._record.load())
-        return self
+    def _before_save(self, metadata: ExperimentMetadata) -> None:
+        metadata.parameters = plain_json(metadata.parameters, f"experiment {self.id!r} params")
 
     # -- assets ------------------------------------------------------------------
 

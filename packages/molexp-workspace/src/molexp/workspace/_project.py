@@ -6,7 +6,6 @@ listing, and the project-scoped asset views.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -31,8 +30,9 @@ from ._layout import (
     ChildRecords,
     check_project,
 )
-from ._records import ProjectMetadata, check_tags, check_text, utc_now
-from ._records_io import RecordFile, StaleRecordError
+from ._records import ProjectMetadata, check_tags, check_text
+from ._records_io import RecordFile
+from ._stored import StoredRecord
 
 if TYPE_CHECKING:
     from ._workspace import Workspace
@@ -42,16 +42,14 @@ _Experiment = Experiment  # the factory method below shadows the class name
 __all__ = ["Project"]
 
 
-class Project:
+class Project(StoredRecord[ProjectMetadata]):
     """A project of a workspace; create it with ``ws.Project(name)``."""
 
     def __init__(
         self, workspace: Workspace, metadata: ProjectMetadata, record: RecordFile[ProjectMetadata]
     ) -> None:
         self._workspace = workspace
-        self._metadata = metadata
-        self._record = record
-        self._lock = threading.RLock()
+        self._init_record(metadata, record)
         self._experiments: ChildRecords[Experiment] = ChildRecords(
             record.path.parent / EXPERIMENTS_DIR,
             EXPERIMENT_FILE,
@@ -140,19 +138,6 @@ class Project:
         return self._workspace
 
     @property
-    def metadata(self) -> ProjectMetadata:
-        """The project record; edit it and call ``save()`` to persist the change."""
-        return self._metadata
-
-    @property
-    def id(self) -> str:
-        return self._metadata.id
-
-    @property
-    def name(self) -> str:
-        return self._metadata.name
-
-    @property
     def description(self) -> str | None:
         return self._metadata.description
 
@@ -172,25 +157,8 @@ class Project:
     def project_dir(self) -> Path:
         return self._record.path.parent
 
-    @property
-    def record_path(self) -> Path:
-        return self._record.path
-
-    def save(self) -> None:
-        """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
-        with self._lock, locked(self._record.path):
-            if self._record.changed_since_seen():
-                raise StaleRecordError(self._record.path)
-            self._metadata.updated_at = utc_now()
-            self._record.write(self._metadata)
-
-    def reload(self) -> Project:
-        """Re-read ``project.json`` (discarding unsaved edits)."""
-        with self._lock:
-            self._metadata = check_project(
-                self._record.path, self._record.load(), self._workspace.id
-            )
-        return self
+    def _check(self, metadata: ProjectMetadata) -> ProjectMetadata:
+        return check_project(self._record.path, metadata, self._workspace.id)
 
     # -- assets ------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from molexp.assets import (
     AssetScope,
@@ -69,9 +69,10 @@ from ._query import (
     parse_query,
     where_from_mapping,
 )
-from ._records import ExperimentMetadata, ProjectMetadata, RunMetadata, WorkspaceMetadata, utc_now
-from ._records_io import RecordFile, StaleRecordError, read_record
+from ._records import ExperimentMetadata, ProjectMetadata, RunMetadata, WorkspaceMetadata
+from ._records_io import RecordFile, read_record
 from ._results import RunQueryResult, RunSummary
+from ._stored import StoredRecord
 
 if TYPE_CHECKING:
     from ._experiment import Experiment
@@ -98,7 +99,7 @@ class IndexRebuildReport:
     assets: RebuildReport
 
 
-class Workspace:
+class Workspace(StoredRecord[WorkspaceMetadata]):
     """The root directory of a body of work: ``workspace.json`` plus ``projects/``.
 
     ``name`` only applies when the workspace is created; an existing
@@ -112,7 +113,7 @@ class Workspace:
             raise ValueError(f"workspace name must be a non-empty string, got {name!r}")
         self._root = checked_path(root, "workspace root").expanduser().resolve()
         self._record = RecordFile(self._root / WORKSPACE_FILE, WorkspaceMetadata)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # set before the metadata: materialize() may need it
         self._projects: ChildRecords[Project] = ChildRecords(
             self._root / PROJECTS_DIR,
             PROJECT_FILE,
@@ -152,23 +153,6 @@ class Workspace:
         return self._root
 
     @property
-    def id(self) -> str:
-        return self._metadata.id
-
-    @property
-    def name(self) -> str:
-        return self._metadata.name
-
-    @property
-    def metadata(self) -> WorkspaceMetadata:
-        """The workspace record; edit it and call ``save()`` to persist the change."""
-        return self._metadata
-
-    @property
-    def record_path(self) -> Path:
-        return self._record.path
-
-    @property
     def materialized(self) -> bool:
         """Whether ``workspace.json`` exists (this object wrote or loaded it)."""
         return self._materialized
@@ -192,20 +176,17 @@ class Workspace:
         return self._materialized
 
     def save(self) -> None:
-        """Persist edits to ``metadata``; ``StaleRecordError`` if the file changed meanwhile."""
+        """Persist edits to ``metadata`` (creating the workspace first if need be);
+        ``StaleRecordError`` if the file changed meanwhile."""
         with self._lock:
             self.materialize()
-            with locked(self._record.path):
-                if self._record.changed_since_seen():
-                    raise StaleRecordError(self._record.path)
-                self._metadata.updated_at = utc_now()
-                self._record.write(self._metadata)
+            super().save()
 
-    def reload(self) -> Workspace:
-        """Re-read ``workspace.json`` (discarding unsaved edits)."""
+    def reload(self) -> Self:
+        """Re-read ``workspace.json`` (discarding unsaved edits); a no-op before it exists."""
         with self._lock:
             if self._record.exists():
-                self._metadata = self._record.load()
+                super().reload()
                 self._materialized = True
         return self
 
