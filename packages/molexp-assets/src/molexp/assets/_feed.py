@@ -129,13 +129,25 @@ _journals_lock = threading.Lock()
 _warned: set[Path] = set()
 
 
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock when it forked; the child's journals are
+    # its own (each _Journal also notices the new pid).
+    global _journals_lock
+    _journals_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def note_change(root: Path, kind: str, target: str) -> FeedSpan | None:
     """Append ``kind target`` to this process's journal of ``root``; where it went.
 
     Never raises: a journal that cannot be written is warned about once per directory
     (the record write goes on; ``rebuild_index`` still finds the record).
     """
-    line = (json.dumps({"k": kind, "p": target}, ensure_ascii=False) + "\n").encode("utf-8")
+    # ASCII with \u escapes: any path text (even one a filesystem gave undecodable) encodes.
+    line = (json.dumps({"k": kind, "p": target}) + "\n").encode("ascii")
     key = os.fspath(root)
     with _journals_lock:
         journal = _journals.get(key)
