@@ -194,6 +194,17 @@ def test_cancel_and_reap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     code, _, err = invoke(capsys, "cancel", "waiting", "-w", str(ws.root))
     assert code == 1
     assert_one_line_error(err)
+    exp.Run(id="queued-json")
+    code, out, _ = invoke(capsys, "cancel", "queued-json", "-w", str(ws.root), "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "run_id": "queued-json",
+        "was": "pending",
+        "status": "cancelled",
+        "slurm_job": None,
+        "slurm_cancelled": False,
+        "notes": [],
+    }
 
     code, out, _ = invoke(capsys, "reap", "-w", str(ws.root), "--json")
     assert code == 0 and json.loads(out) == []

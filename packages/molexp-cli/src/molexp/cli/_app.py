@@ -582,11 +582,13 @@ def sync(
 
 
 @app.command()
-def cancel(run: RunArgument, workspace: WorkspaceOption = None) -> None:
+def cancel(
+    run: RunArgument, workspace: WorkspaceOption = None, as_json: JsonOption = False
+) -> None:
     """Mark a pending, queued or running run as cancelled (and scancel its Slurm job)."""
     from ._cmd_manage import cancel_command
 
-    cancel_command(run, workspace=workspace)
+    cancel_command(run, workspace=workspace, as_json=as_json)
 
 
 @app.command()

@@ -44,8 +44,12 @@ def init_command(path: Path, *, name: str | None, as_json: bool) -> None:
     print(f"workspace {workspace.name} ({workspace.id}) {verb} at {workspace.root}")
 
 
-def cancel_command(reference: str, *, workspace: Path | None) -> None:
-    """``molexp cancel RUN``: pending/queued/running -> cancelled; its Slurm job is scancelled."""
+def cancel_command(reference: str, *, workspace: Path | None, as_json: bool = False) -> None:
+    """``molexp cancel RUN``: pending/queued/running -> cancelled; its Slurm job is scancelled.
+
+    With ``--json`` one object: ``run_id``, ``was`` (the status before), ``status``,
+    ``slurm_job`` (or null), ``slurm_cancelled`` and ``notes`` (what could not be done).
+    """
     from ._slurm import SlurmClient, SlurmError
     from ._slurm_job import current_job
 
@@ -58,21 +62,37 @@ def cancel_command(reference: str, *, workspace: Path | None) -> None:
     job = current_job(run) if status in {"queued", "running"} else None
     owner = run.metadata.owner
     run.cancel()
-    print(f"run {run.id} cancelled (was {status})")
+    notes: list[str] = []
+    slurm_cancelled = False
     if job is not None:
         try:
             SlurmClient().cancel([job.key])
         except SlurmError as exc:
-            sys.stderr.write(
-                f"note: could not cancel Slurm job {job.job} ({exc.message}); when it starts it "
-                "finds the run cancelled and exits\n"
+            notes.append(
+                f"could not cancel Slurm job {job.job} ({exc.message}); when it starts it "
+                "finds the run cancelled and exits"
             )
         else:
-            print(f"Slurm job {job.job} cancelled")
+            slurm_cancelled = True
     elif status == "running" and owner is not None:
-        sys.stderr.write(
-            f"note: the process executing it (pid {owner.pid} on {owner.host}) is not signalled\n"
+        notes.append(f"the process executing it (pid {owner.pid} on {owner.host}) is not signalled")
+    if as_json:
+        print_json(
+            {
+                "run_id": run.id,
+                "was": status,
+                "status": str(run.status),
+                "slurm_job": job.job if job is not None else None,
+                "slurm_cancelled": slurm_cancelled,
+                "notes": notes,
+            }
         )
+        return
+    print(f"run {run.id} cancelled (was {status})")
+    if slurm_cancelled and job is not None:
+        print(f"Slurm job {job.job} cancelled")
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
 
 
 def reap_command(*, heartbeat_timeout: float, workspace: Path | None, as_json: bool) -> None:
