@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from molexp.workflow import NoRunContextError, TaskContext, runtime_from_config
 from molexp.workflow._dask.worker import (
     BodyKind,
-    RemoteCall,
     TaskOutcome,
+    WorkerCall,
     body_of,
     encode_call,
     portable_error,
@@ -126,7 +126,7 @@ def test_a_bad_scheduler_address_is_a_connection_error_naming_it() -> None:
 def _call(body: Any, *, dep_names: tuple[str, ...] = (), inputs: Any = None) -> bytes:
     kind, code = body_of(body)
     return encode_call(
-        RemoteCall(
+        WorkerCall(
             task_name="probe",
             workflow_name="wf",
             workflow_id="0123456789abcdef",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from molexp.workflow import TaskContext
-from molexp.workflow._dask.worker import RemoteCall, body_of, encode_call, run_remote_task
+from molexp.workflow._dask.worker import WorkerCall, body_of, encode_call, run_remote_task
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("distributed") is None,
@@ -132,7 +132,7 @@ class _Opener:
 def _call(body: Any, *, opener: Any = None) -> bytes:
     kind, code = body_of(body)
     return encode_call(
-        RemoteCall(
+        WorkerCall(
             task_name="probe",
             workflow_name="wf",
             workflow_id="0123456789abcdef",

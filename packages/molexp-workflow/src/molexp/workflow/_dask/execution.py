@@ -32,7 +32,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from molexp.workflow._dask.shipping import ship_first_party_modules
-from molexp.workflow._dask.worker import RemoteCall, TaskOutcome, encode_call, run_remote_task
+from molexp.workflow._dask.worker import TaskOutcome, WorkerCall, encode_call, run_remote_task
 from molexp.workflow._resume import snapshot_task
 from molexp.workflow.cache import explain_miss
 from molexp.workflow.context import ExecutionScope, TaskContext
@@ -225,7 +225,7 @@ class DaskExecution:
 
     def _submit(self, index: int) -> None:
         task = self.plan.tasks[index]
-        call = RemoteCall(
+        call = WorkerCall(
             task_name=task.name,
             workflow_name=self.plan.workflow_name,
             workflow_id=self.plan.workflow_id,

@@ -1,6 +1,6 @@
 """What runs inside a Dask worker: the task call, its context and the outcome sent back.
 
-The client sends one pickled :class:`RemoteCall` per task; :func:`run_remote_task` rebuilds a
+The client sends one pickled :class:`WorkerCall` per task; :func:`run_remote_task` rebuilds a
 ``TaskContext`` in the worker, runs the body (``async`` bodies under ``asyncio.run``, plain
 functions directly, streams collected into a list) and always *returns* a :class:`TaskOutcome`
 holding the pickled output: a task body that raises (or an output that cannot be pickled) gives
@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BodyKind",
-    "RemoteCall",
     "RemoteRunContextError",
     "TaskOutcome",
+    "WorkerCall",
     "WorkerTaskContext",
     "body_of",
     "encode_call",
@@ -115,7 +115,7 @@ class WorkerTaskContext(TaskContext):
 
 
 @dataclass(frozen=True, slots=True)
-class RemoteCall:
+class WorkerCall:
     """Everything a worker needs to run one task; sent pickled (see :func:`encode_call`).
 
     ``inputs`` is the workflow inputs for a task without dependencies and ``None`` otherwise;
@@ -143,7 +143,7 @@ def _dumps(value: Any) -> bytes:
     return data
 
 
-def encode_call(call: RemoteCall) -> bytes:
+def encode_call(call: WorkerCall) -> bytes:
     """Pickle ``call`` on the client; a ``TypeError`` naming the task when that is impossible.
 
     Pickling here rather than inside Dask turns an unpicklable body, input or config into a
@@ -192,7 +192,7 @@ class TaskOutcome:
         return None if self.payload is None else pickle.loads(self.payload)
 
 
-def _task_inputs(call: RemoteCall, dependencies: tuple[TaskOutcome, ...]) -> Any:
+def _task_inputs(call: WorkerCall, dependencies: tuple[TaskOutcome, ...]) -> Any:
     if not call.dep_names:
         return call.inputs
     if len(call.dep_names) == 1:
@@ -210,7 +210,7 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def _run_body(call: RemoteCall, ctx: TaskContext) -> Any:
+def _run_body(call: WorkerCall, ctx: TaskContext) -> Any:
     kind = call.kind
     if kind is BodyKind.ASYNC:
         return asyncio.run(_await(call.body(ctx)))
@@ -247,9 +247,9 @@ def _worker_name() -> str:
         return host
 
 
-def _load_call(encoded_call: bytes) -> RemoteCall:
+def _load_call(encoded_call: bytes) -> WorkerCall:
     try:
-        call: RemoteCall = pickle.loads(encoded_call)
+        call: WorkerCall = pickle.loads(encoded_call)
     except ModuleNotFoundError as exc:
         missing = exc.name or str(exc)
         raise ModuleNotFoundError(
@@ -262,7 +262,7 @@ def _load_call(encoded_call: bytes) -> RemoteCall:
 
 
 def _context_for(
-    call: RemoteCall, dependencies: tuple[TaskOutcome, ...]
+    call: WorkerCall, dependencies: tuple[TaskOutcome, ...]
 ) -> tuple[TaskContext, WorkerRunContextProtocol | None]:
     inputs = _task_inputs(call, dependencies)
     if call.run_opener is None:
@@ -273,7 +273,7 @@ def _context_for(
     return TaskContext(scope, call.task_name, inputs), run
 
 
-def _run_call(call: RemoteCall, ctx: TaskContext) -> TaskOutcome:
+def _run_call(call: WorkerCall, ctx: TaskContext) -> TaskOutcome:
     if not call.track_reads:
         return TaskOutcome.of(call.task_name, _run_body(call, ctx))
     from molexp.workflow.reads import ReadRecorder
