@@ -180,9 +180,9 @@ def prepare_attempt(run: Run, history: Sequence[ExecutionRecord], execution_id: 
     so its errors propagate; settling a killed attempt and tidying the views only keep the
     record tidy, so their errors (another user's files, say) are logged and skipped.
     """
+    if all(record.execution_id == execution_id for record in history):
+        return  # a first attempt: nothing earlier to keep (the common case, kept cheap)
     files = _RunFiles(run, history, execution_id)
-    if not files.earlier:
-        return
     touched = _settle_unsealed(files)
     _move_old_layout(files)
     try:

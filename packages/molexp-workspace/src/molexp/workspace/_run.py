@@ -296,7 +296,7 @@ class Run:
                 try:
                     current = self._check(self._record.refresh(self._metadata))
                     self._metadata = current
-                    if self._roll_forward(current):
+                    if self._needs_claims() and self._roll_forward(current):
                         continue
                     claimed = not (owner_write and self._owned_here(current))
                     if mutate(current) is False:
