@@ -82,7 +82,10 @@ def test_exactly_one_of_many_starters_wins_without_locks(exp: Experiment, trial:
     assert [a.pid for a in stored.execution_history] == [int(winner_pid)]
 
 
-def test_a_claim_whose_winner_died_before_writing_is_rolled_forward(exp: Experiment) -> None:
+def test_a_claim_whose_winner_died_before_writing_is_rolled_forward(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_run, "on_local_filesystem", lambda path: False)
     run = exp.Run(id="orphan-claim")
     claimed = run.metadata.model_copy(deep=True)
     claimed.epoch += 1
@@ -100,6 +103,7 @@ def test_a_claim_left_unreadable_voids_its_epoch(
     exp: Experiment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_claims, "CLAIM_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(_run, "on_local_filesystem", lambda path: False)
     run = exp.Run(id="torn-claim")
     path = claim_path(run.run_dir, run.metadata.epoch + 1)
     path.write_bytes(b'{"epoch": ')  # its writer died mid-write
