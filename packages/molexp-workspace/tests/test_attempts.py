@@ -263,8 +263,14 @@ def test_the_next_attempt_settles_the_files_of_a_killed_one(ws: Workspace, exp: 
     run = exp.Run(id="killed")
     execution = _killed_mid_save(exp, run)
     assert [r.id for r in reap_stale_runs(ws)] == ["killed"]
+    # What a writer killed inside a view update leaves: a second name under a temp name.
+    view_temp = run.run_dir / "artifacts" / ".m.json.0123456789ab.tmp"
+    os.link(run.run_dir / "execution" / execution / "artifacts" / "m.json", view_temp)
+    log_temp = run.run_dir / "logs" / ".train.log.0123456789ab.tmp"
+    os.link(run.run_dir / "execution" / execution / "logs" / "train.log", log_temp)
     with run.start() as ctx:
         ctx.artifact.save("new.json", {"attempt": 2})
+    assert not view_temp.exists() and not log_temp.exists()
     first = run.attempt(1)
     assert first.execution_id == execution
     record = first.artifacts["m.json"]

@@ -10,6 +10,7 @@ these from here, never from private modules.
 from molexp.assets._attempt_files import (
     ATTEMPT_DIR_NAME,
     SEALED_FILE_NAME,
+    TEMP,
     attempt_dir,
     preserve,
     show_in_view,
@@ -43,6 +44,7 @@ __all__ = [
     "RECORD_DIR_NAME",
     "RETENTION_SECONDS",
     "SEALED_FILE_NAME",
+    "TEMP",
     "Change",
     "FeedSpan",
     "FileIdentity",

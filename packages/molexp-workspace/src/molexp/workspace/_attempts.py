@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -48,6 +49,7 @@ from molexp.assets.storage import (
     ATTEMPT_DIR_NAME,
     RECORD_DIR_NAME,
     SEALED_FILE_NAME,
+    TEMP,
     create_exclusive_bytes,
     preserve,
     show_in_view,
@@ -188,6 +190,7 @@ def prepare_attempt(run: Run, history: Sequence[ExecutionRecord], execution_id: 
     try:
         _refresh_artifact_view(files, touched)
         _empty_log_view(files)
+        _drop_view_temps(files)
     except OSError as error:
         logger.warning("run %s: the current view was not tidied (%s)", run.id, error)
 
@@ -325,6 +328,21 @@ def _empty_log_view(files: _RunFiles) -> None:
             continue
         if path.is_symlink() or (path.is_file() and path.lstat().st_nlink > 1):
             path.unlink()
+
+
+def _drop_view_temps(files: _RunFiles) -> None:
+    """Remove temp names a killed writer left in the views (``.<name>.<token>.tmp``): a temp
+    is never the only name of anything recorded (a view link's file is in its attempt)."""
+    for view in (files.run_dir / ARTIFACTS_DIR, files.run_dir / LOGS_DIR):
+        if not view.is_dir():
+            continue
+        for path in view.iterdir():
+            if TEMP.match(path.name) is None:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 # -- reading attempts back -------------------------------------------------------------------
