@@ -182,6 +182,14 @@ def test_logs_tail_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, _, err = invoke(capsys, "logs", "r", "--follow", "-w", str(ws.root))
     assert code == 2
     assert_one_line_error(err)
+    code, out, _ = invoke(capsys, "logs", "r", "--json", "-n", "1", "-w", str(ws.root))
+    payload = json.loads(out)
+    assert code == 0
+    assert payload["run_id"] == "r" and payload["attempt"] == 1
+    assert sorted(payload["logs"]) == ["eval", "train"]
+    assert all(len(lines) <= 1 for lines in payload["logs"].values())
+    code, _, err = invoke(capsys, "logs", "r", "train", "--json", "-f", "-w", str(ws.root))
+    assert code == 2 and "--json" in err
 
 
 def test_cancel_and_reap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

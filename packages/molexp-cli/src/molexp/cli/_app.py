@@ -483,6 +483,7 @@ def logs(
     project: NarrowProjectOption = None,
     experiment: NarrowExperimentOption = None,
     workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Print a run's logs (those of its latest attempt, unless --attempt names another)."""
     from ._cmd_inspect import logs_command
@@ -496,6 +497,7 @@ def logs(
         workspace=workspace,
         attempt=attempt,
         selection=Selection.of(project, experiment),
+        as_json=as_json,
     )
 
 

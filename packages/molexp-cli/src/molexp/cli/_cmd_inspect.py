@@ -406,14 +406,14 @@ def _duration(started: Any, finished: Any) -> str:
     return format_duration((finished - started).total_seconds())
 
 
-def _log_files(run: Run, attempt: int | None) -> tuple[str, dict[str, Path]]:
-    """The logs of attempt ``attempt`` (None: the latest) and how to name that attempt."""
+def _log_files(run: Run, attempt: int | None) -> tuple[str, dict[str, Path], int | None]:
+    """The logs of attempt ``attempt`` (None: the latest), how to name that attempt, its number."""
     from ._cmd_attempts import attempt_of
 
     chosen = attempt_of(run, attempt)
     if chosen is None:
-        return f"run {run.id}", {}
-    return f"run {run.id} attempt {chosen.number}", chosen.logs
+        return f"run {run.id}", {}, None
+    return f"run {run.id} attempt {chosen.number}", chosen.logs, chosen.number
 
 
 def _tail(text: str, count: int | None) -> str:
@@ -434,15 +434,19 @@ def logs_command(
     workspace: Path | None,
     attempt: int | None = None,
     selection: Selection | None = None,
+    as_json: bool = False,
 ) -> None:
     """``molexp logs RUN [NAME] [--attempt N]``: one log, or every log with a header each.
 
-    The logs of the latest attempt, unless ``--attempt`` names another.
+    The logs of the latest attempt, unless ``--attempt`` names another. With ``--json`` one
+    object: ``run_id``, ``attempt`` (its number, or null) and ``logs`` (name -> lines).
     """
     if tail is not None and tail < 0:
         raise CliUsageError(f"--tail must be 0 or more, got {tail}")
+    if as_json and follow:
+        raise CliUsageError("--follow prints lines as they come; it cannot be combined with --json")
     run = resolve_run(reference, workspace, selection)
-    which, logs = _log_files(run, attempt)
+    which, logs, number = _log_files(run, attempt)
     if name is not None:
         if name not in logs:
             available = ", ".join(logs) or "none"
@@ -450,6 +454,19 @@ def logs_command(
         selected = {name: logs[name]}
     else:
         selected = logs
+    if as_json:
+        texts = {
+            log_name: _tail(path.read_text(encoding="utf-8", errors="replace"), tail)
+            for log_name, path in selected.items()
+        }
+        print_json(
+            {
+                "run_id": run.id,
+                "attempt": number,
+                "logs": {log_name: text.splitlines() for log_name, text in texts.items()},
+            }
+        )
+        return
     if not selected:
         sys.stderr.write(f"{which} has no logs\n")
         return
