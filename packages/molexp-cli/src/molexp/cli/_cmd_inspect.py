@@ -6,6 +6,7 @@ Nothing here writes to the workspace.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -334,6 +335,7 @@ def show_command(
         data["stale_reason"] = stale
         data["run_dir"] = str(run.run_dir)
         data["assets"] = [_asset_json(asset, root) for asset in assets]
+        data["tasks"] = _task_states(run, assets)
         print_json(data)
         return
     from rich.table import Table
@@ -385,6 +387,15 @@ def show_command(
     ]
     columns = ["#", "execution", "status", "started", "finished", "duration", "profile"]
     console.print(make_table("Attempts", [*columns, "changes", "error"], attempts))
+    tasks = _task_states(run, assets)
+    if tasks:
+        console.print(
+            make_table(
+                "Tasks of the latest attempt",
+                ["task", "status", "duration", "cache"],
+                [(task["task"], task["status"], task["duration"], task["cache"]) for task in tasks],
+            )
+        )
     if len(history) > 1:
         console.print(f"molexp show {run.id} --attempt N: one attempt's results, artifacts, logs")
     latest = history[-1] if history else None
@@ -404,6 +415,37 @@ def _duration(started: Any, finished: Any) -> str:
     if started is None or finished is None:
         return "-"
     return format_duration((finished - started).total_seconds())
+
+
+def _task_states(run: Run, assets: list[Any]) -> list[dict[str, Any]]:
+    """The tasks of the latest attempt that recorded an execution state: status, duration in
+    seconds and, for a ``cache=True`` task, how the cache answered (what changed on a miss)."""
+    order = {record.execution_id: i for i, record in enumerate(run.metadata.execution_history)}
+    states = [
+        asset
+        for asset in assets
+        if str(asset.kind) == "execution_state" and asset.execution_id in order
+    ]
+    if not states:
+        return []
+    latest = max(states, key=lambda asset: order[asset.execution_id])
+    try:
+        state = json.loads((Path(run.workspace.root) / latest.path).read_bytes())
+    except (OSError, ValueError):
+        return []
+    tasks = state.get("tasks") if isinstance(state, dict) else None
+    if not isinstance(tasks, dict):
+        return []
+    return [
+        {
+            "task": name,
+            "status": info.get("status"),
+            "duration": info.get("duration"),
+            "cache": info.get("cache"),
+        }
+        for name, info in tasks.items()
+        if isinstance(info, dict)
+    ]
 
 
 def _log_files(run: Run, attempt: int | None) -> tuple[str, dict[str, Path], int | None]:

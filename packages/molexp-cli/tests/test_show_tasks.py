@@ -1,0 +1,37 @@
+"""`molexp show` lists the tasks of the latest attempt and how the cache answered each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from molexp.cli import run_cli
+from molexp.workflow import TaskContext, workflow
+from molexp.workspace import ProfileConfig, Workspace
+
+
+def test_show_names_what_made_a_cached_task_miss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wf = workflow(name="noted")
+
+    @wf.task(cache=True)
+    async def fit(ctx: TaskContext) -> float:
+        return float(ctx.config["x"]) * 2
+
+    spec = wf.build()
+    experiment = Workspace(tmp_path / "lab").Project("p").Experiment("e")
+    for index, x in enumerate((1, 2)):
+        run = experiment.Run(id=f"r{index}")
+        asyncio.run(spec.execute(run=run, profile_config=ProfileConfig(config={"x": x})))
+    capsys.readouterr()
+    assert run_cli(["show", "r1", "-w", str(tmp_path / "lab"), "--json"]) == 0
+    [task] = json.loads(capsys.readouterr().out)["tasks"]
+    assert (task["task"], task["status"]) == ("fit", "succeeded")
+    assert task["cache"] == "miss: run: config['x'] changed: 1 -> 2"
+    assert run_cli(["show", "r1", "-w", str(tmp_path / "lab")]) == 0
+    shown = capsys.readouterr().out
+    assert "Tasks of the latest attempt" in shown
+    assert "config['x'] changed: 1 -> 2" in shown
