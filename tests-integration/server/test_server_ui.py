@@ -97,7 +97,25 @@ def _fill(root: Path) -> Workspace:
                 )
     _fill_profiles(ws)
     _fill_attempts(ws)
+    _fill_cache_notes(ws)
     return ws
+
+
+def _fill_cache_notes(ws: Workspace) -> None:
+    """A run whose cache=True tasks hit and missed, as the workflow runtime records them."""
+    with ws.Project("eos").Experiment("scan").Run(id="edited").start() as ctx:
+        ctx.record_execution_state(
+            {
+                "tasks": {
+                    "relax": {"status": "cached", "duration": 0.0, "cache": "hit"},
+                    "strain_scan": {
+                        "status": "succeeded",
+                        "duration": 1.5,
+                        "cache": "miss: code: helpers.emt_energy changed",
+                    },
+                }
+            }
+        )
 
 
 def _fill_attempts(ws: Workspace) -> None:
@@ -397,3 +415,12 @@ def test_any_attempt_of_a_run_its_files_and_what_changed(page: Page, served: Ser
     page.get_by_test_id("attempt-latest").click()
     expect(detail).to_contain_text("(latest)")
     expect(page.get_by_test_id("log-text")).to_contain_text("fitted birch")
+
+
+def test_the_run_page_says_how_the_cache_answered_each_task(page: Page, served: Served) -> None:
+    page.goto(served.url + "#/runs/edited?p=eos&e=scan")
+    cells = page.get_by_test_id("task-cache")
+    expect(cells).to_have_count(2)
+    expect(cells.nth(0)).to_have_text("hit")
+    expect(cells.nth(1)).to_have_text("miss: code: helpers.emt_energy changed")
+    page.screenshot(path=str(served.shots / "13-cache-notes.png"), full_page=True)

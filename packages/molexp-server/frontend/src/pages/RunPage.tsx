@@ -12,6 +12,7 @@ import {
   type AttemptInfo,
   type RunDetail,
   type RunKey,
+  type TaskState,
 } from "../api";
 import { ArtifactList } from "../components/ArtifactList";
 import { ErrorNote, KeyValues, Loading, Section, StatusBadge } from "../components/common";
@@ -185,8 +186,15 @@ function AttemptView({ detail }: { detail: AttemptDetail }) {
   );
 }
 
+/** How the cache answered a cache=True task ("hit", or "miss: " and what changed). */
+function cacheNote(task: TaskState): string | null {
+  const note = task.extra["cache"];
+  return typeof note === "string" ? note : null;
+}
+
 function Tasks({ run }: { run: RunDetail }) {
   if (run.tasks.length === 0) return null;
+  const cached = run.tasks.some((task) => cacheNote(task) !== null);
   return (
     <table className="grid" data-testid="tasks">
       <thead>
@@ -194,6 +202,7 @@ function Tasks({ run }: { run: RunDetail }) {
           <th>Task</th>
           <th>Status</th>
           <th>Duration</th>
+          {cached && <th>Cache</th>}
           <th>Error</th>
         </tr>
       </thead>
@@ -203,6 +212,7 @@ function Tasks({ run }: { run: RunDetail }) {
             <td>{task.name}</td>
             <td>{task.status && <StatusBadge status={task.status} />}</td>
             <td className="num">{formatDuration(task.duration_seconds)}</td>
+            {cached && <td data-testid="task-cache">{cacheNote(task) ?? ""}</td>}
             <td className="error-text">{task.error ?? ""}</td>
           </tr>
         ))}
