@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from assets_helpers import dumps, scope_dir
@@ -12,6 +12,7 @@ from molexp.assets import (
     AssetScope,
     Catalog,
     CheckpointStore,
+    DataAssetLibrary,
     Producer,
 )
 
@@ -77,3 +78,47 @@ def test_concurrent_checkpoints_form_one_linear_chain(catalog: Catalog, root: Pa
     assert [c.sequence for c in chain] == list(range(1, PROCESSES * 5 + 1))
     assert chain[0].parent_id is None
     assert all(c.parent_id == prev.id for prev, c in zip(chain, chain[1:], strict=False))
+
+
+def _use_without_locks(root: Path, asset_id: str, go: float, worker: int) -> None:
+    import contextlib
+    import time
+
+    from molexp.assets import _catalog
+
+    @contextlib.contextmanager
+    def no_lock(path: Path, timeout: float = 0.0) -> Iterator[None]:
+        yield
+
+    _catalog.locked = no_lock  # type: ignore[assignment]  # as on hosts sharing no locks
+    catalog = Catalog(root, "lab")
+    time.sleep(max(0.0, go - time.time()))
+    for index in range(5):
+        catalog.record_use(asset_id, run_id=f"w{worker}-r{index}")
+
+
+def test_uses_recorded_at_once_from_many_hosts_are_all_kept(tmp_path: Path) -> None:
+    import time
+
+    root = tmp_path / "lab"
+    catalog = Catalog(root, "lab")
+    shared = AssetScope.for_workspace("lab")
+    data = root / "features.csv"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("x\n")
+    asset = DataAssetLibrary(catalog, shared, root).import_asset("features", data)
+    go = time.time() + 0.3
+    workers = [
+        _fork.Process(target=_use_without_locks, args=(root, asset.id, go, n))
+        for n in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    expected = sorted(f"w{n}-r{i}" for n in range(PROCESSES) for i in range(5))
+    lineage = Catalog(root, "lab").lineage(asset.id)
+    assert sorted(use.run_id for use in lineage.consumed_by) == expected
+    catalog.rebuild()
+    assert sorted(use.run_id for use in catalog.lineage(asset.id).consumed_by) == expected

@@ -19,9 +19,12 @@ optimisation).
 from __future__ import annotations
 
 import builtins
+import contextlib
+import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from molexp.assets._feed import (
 from molexp.assets._io import (
     RecordError,
     atomic_write_json,
+    create_exclusive_bytes,
     decode_json,
     locked,
     read_bytes_if_present,
@@ -66,6 +70,8 @@ __all__ = [
 logger = logging.getLogger("molexp.assets")
 
 RECORD_DIR_NAME = ".assets"
+USES_DIR_NAME = ".uses"
+"""Beside the records of a scope: one file per recorded use of an asset (``record_use``)."""
 ASSET_CHANGE = "asset"
 # Directories the stores fill with payloads. Inside a scope directory (one holding
 # ``.assets``) rebuild never descends into them: payloads may be large trees and may
@@ -151,8 +157,33 @@ class RebuildReport:
 
 
 def load_asset_record(path: Path) -> Asset:
-    """Read one asset record file; ``RecordError`` names the file (and field) on failure."""
-    return parse_asset(read_json(path), path=path)
+    """Read one asset record file; ``RecordError`` names the file (and field) on failure.
+
+    Its ``uses`` include those recorded beside it, one file each (see ``Catalog.record_use``).
+    """
+    asset = parse_asset(read_json(path), path=path)
+    uses = _recorded_uses(Path(path).parent / USES_DIR_NAME / Path(path).stem)
+    if uses:
+        asset.uses = _merge_uses(asset.uses, uses)
+    return asset
+
+
+def _use_key(run_id: str, execution_id: str | None, task_name: str | None) -> str:
+    return hashlib.sha256(json.dumps([run_id, execution_id, task_name]).encode()).hexdigest()[:24]
+
+
+def _recorded_uses(directory: Path) -> list[AssetUse]:
+    """The uses recorded in ``directory`` (unreadable files skipped), oldest first."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    uses = []
+    for entry in entries:
+        if entry.name.endswith(".json") and not entry.name.startswith("."):
+            with contextlib.suppress(OSError, ValueError):
+                uses.append(AssetUse.model_validate_json(Path(entry.path).read_bytes()))
+    return sorted(uses, key=lambda use: use.used_at)
 
 
 def _timestamp_key(asset: Asset, field: str) -> str:
@@ -297,10 +328,14 @@ class Catalog(CatalogIndex):
         if raw is None:
             return None
         try:
-            return parse_asset(decode_json(record_path, raw), path=record_path)
+            existing = parse_asset(decode_json(record_path, raw), path=record_path)
         except RecordError:
             # An unreadable record is being replaced; nothing in it can be kept.
             return None
+        uses = _recorded_uses(record_path.parent / USES_DIR_NAME / record_path.stem)
+        if uses:
+            existing.uses = _merge_uses(existing.uses, uses)
+        return existing
 
     def record_use(
         self,
@@ -310,24 +345,45 @@ class Catalog(CatalogIndex):
         execution_id: str | None = None,
         task_name: str | None = None,
     ) -> AssetUse:
-        """Persist that a run used ``asset_id`` (once per run/execution/task)."""
+        """Persist that a run used ``asset_id`` (once per run/execution/task).
+
+        Each use is its own file beside the record, ``.uses/<asset_id>/<key>.json``, created
+        exclusively: runs on any number of hosts using one asset at once never lose each
+        other's uses (a read-modify-write of the record could, without a lock shared between
+        hosts). ``load_asset_record`` merges them into ``uses``.
+        """
         record_path = self._record_path(asset_id)
+        if not record_path.is_file():
+            raise RecordError(record_path, "record file is missing")
+        known = next(
+            (
+                use
+                for use in load_asset_record(record_path).uses
+                if (use.run_id, use.execution_id, use.task_name)
+                == (run_id, execution_id, task_name)
+            ),
+            None,
+        )
+        if known is not None:
+            return known
         use = AssetUse(run_id=run_id, execution_id=execution_id, task_name=task_name)
-        with locked(record_path):
-            previous = read_bytes_if_present(record_path)
-            if previous is None:
-                raise RecordError(record_path, "record file is missing")
-            asset = parse_asset(decode_json(record_path, previous), path=record_path)
-            for known in asset.uses:
-                if (known.run_id, known.execution_id, known.task_name) == (
-                    run_id,
-                    execution_id,
-                    task_name,
-                ):
-                    return known
-            asset.uses.append(use)
-            record_rel = self.relative_path(record_path, "record")
-            self._write_record(record_path, record_rel, asset, previous)
+        use_path = (
+            record_path.parent
+            / USES_DIR_NAME
+            / asset_id
+            / f"{_use_key(run_id, execution_id, task_name)}.json"
+        )
+        record_rel = self.relative_path(record_path, "record")
+        with changing(self._root, ASSET_CHANGE, record_rel) as change:
+            created = create_exclusive_bytes(use_path, use.model_dump_json().encode("utf-8"))
+        if not created:  # recorded meanwhile by another process
+            return AssetUse.model_validate_json(use_path.read_bytes())
+
+        def index(conn: sqlite3.Connection) -> None:
+            self._index_row(conn, load_asset_record(record_path), record_rel)
+            consume_span(conn, change.span)
+
+        self.index_quietly(index)
         return use
 
     def delete(self, asset_id: str) -> None:
@@ -336,6 +392,7 @@ class Catalog(CatalogIndex):
         with locked(record_path):
             with changing(self._root, ASSET_CHANGE, self.relative_path(record_path, "record")):
                 record_path.unlink(missing_ok=True)
+            shutil.rmtree(record_path.parent / USES_DIR_NAME / asset_id, ignore_errors=True)
             self.index_quietly(lambda conn: _delete_rows(conn, [asset_id]))
 
     def delete_within(self, scope: AssetScope) -> int:
