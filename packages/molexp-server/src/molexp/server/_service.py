@@ -1,9 +1,9 @@
 """Read-mostly access to one workspace, shaped as the API's response models.
 
 Owns ``WorkspaceService``: every route goes through it. It serialises access to the
-``Workspace`` object (routes run on a thread pool), turns workspace records, index rows
-and catalog assets into response models, reports broken records instead of failing,
-and maps user mistakes to ``ServiceError`` with the HTTP status to answer.
+``Workspace`` object (routes run on a thread pool), reports broken records instead of
+failing and maps user mistakes to ``ServiceError`` with the HTTP status to answer; the
+records, index rows and assets become response models in ``_converters``.
 """
 
 from __future__ import annotations
@@ -12,28 +12,23 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from molexp.assets import (
     ArtifactAsset,
-    Asset,
     AssetKind,
     AssetScope,
     ExecutionStateAsset,
-    Producer,
     RecordError,
     validate_name,
 )
 from molexp.workspace import (
     AmbiguousRunIdError,
     Attempt,
-    AttemptDiff,
-    ErrorInfo,
-    ExecutionRecord,
     Experiment,
     QuerySyntaxError,
     Run,
@@ -48,6 +43,17 @@ from molexp.workspace import (
 
 from ._broken import BrokenRecordScanner
 from ._cache import IndexCache
+from ._converters import (
+    _attempt_info,
+    _compare_rows,
+    _diff_info,
+    _error_detail,
+    _flat_keys,
+    _producer_info,
+    _summary_info,
+    asset_info,
+    task_states,
+)
 from ._files import (
     FileEntry,
     LogRead,
@@ -59,29 +65,22 @@ from ._files import (
     resolve_inside,
 )
 from ._schemas import (
-    ArtifactChangeInfo,
     ArtifactInfo,
     AssetDetail,
     AssetInfo,
     AssetLineage,
     AssetUseInfo,
     AttemptDetail,
-    AttemptDiffInfo,
-    AttemptInfo,
     BrokenRecord,
     CompareRow,
     CompareTable,
-    ErrorDetail,
     ExperimentInfo,
     LogChunk,
     LogInfo,
-    ProducerInfo,
     ProfileDetail,
     ProjectInfo,
-    ResultChangeInfo,
     RunDetail,
     RunPage,
-    RunSummaryInfo,
     TaskState,
     WorkspaceCounts,
     WorkspaceInfo,
@@ -137,221 +136,6 @@ def _checked(value: str, what: str) -> str:
         return validate_name(value, what)
     except ValueError as exc:
         raise ServiceError(400, str(exc)) from None
-
-
-def _flat_keys(value: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
-    """Dotted paths of a nested mapping's leaves: ``{"model": {"depth": 3}}`` -> ``model.depth``."""
-    for key, item in value.items():
-        name = f"{prefix}{key}"
-        if isinstance(item, Mapping) and item:
-            yield from _flat_keys(item, f"{name}.")
-        else:
-            yield name
-
-
-def _pick(value: Mapping[str, Any], dotted: str) -> Any:
-    current: Any = value
-    for part in dotted.split("."):
-        if not isinstance(current, Mapping) or part not in current:
-            return None
-        current = current[part]
-    return current
-
-
-def _duration(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return (end - start).total_seconds()
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-def _summary_info(row: RunSummary) -> RunSummaryInfo:
-    stale = row.stale_reason()
-    return RunSummaryInfo(
-        id=row.id,
-        project_id=row.project,
-        experiment_id=row.experiment,
-        status=row.status.value,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        params=row.params,
-        results=row.results,
-        profile=row.profile,
-        config_hash=row.config_hash,
-        workflow_id=row.workflow_id,
-        replica_index=row.replica_index,
-        profile_label=row.profile_label,
-        overrides=row.overrides,
-        config=row.config,
-        stale=stale is not None,
-        stale_reason=stale,
-    )
-
-
-def _compare_rows(
-    section: Literal["param", "config", "result"], sources: Sequence[Mapping[str, Any]]
-) -> list[CompareRow]:
-    """One row per dotted key any of ``sources`` has, with one value per source."""
-    keys: dict[str, None] = {}
-    for source in sources:
-        keys.update(dict.fromkeys(_flat_keys(source)))
-    rows = []
-    for key in sorted(keys):
-        values = [_pick(source, key) for source in sources]
-        encoded = {json.dumps(value, sort_keys=True, default=str) for value in values}
-        rows.append(CompareRow(key=key, section=section, values=values, differs=len(encoded) > 1))
-    return rows
-
-
-def _error_detail(error: ErrorInfo | None) -> ErrorDetail | None:
-    if error is None:
-        return None
-    return ErrorDetail(
-        type=error.type,
-        message=error.message,
-        task_name=error.task_name,
-        traceback_path=error.traceback_path,
-        occurred_at=error.occurred_at,
-    )
-
-
-def _diff_info(diff: AttemptDiff) -> AttemptDiffInfo:
-    return AttemptDiffInfo(
-        before=diff.before,
-        after=diff.after,
-        results=[ResultChangeInfo(**change.model_dump()) for change in diff.results],
-        artifacts=[ArtifactChangeInfo(**change.model_dump()) for change in diff.artifacts],
-    )
-
-
-def _attempt_info(record: ExecutionRecord, diff: AttemptDiff | None = None) -> AttemptInfo:
-    return AttemptInfo(
-        execution_id=record.execution_id,
-        attempt=record.attempt,
-        status=record.status.value,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-        duration_seconds=_duration(record.started_at, record.finished_at),
-        host=record.host,
-        pid=record.pid,
-        profile_name=record.profile_name,
-        config_hash=record.config_hash,
-        error=_error_detail(record.error),
-        scheduler=record.scheduler,
-        results_changed=len(diff.results) if diff is not None and diff.before else 0,
-        artifacts_changed=len(diff.artifacts) if diff is not None and diff.before else 0,
-    )
-
-
-def _task_error(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        kind, message = value.get("type"), value.get("message")
-        if kind or message:
-            return f"{kind}: {message}" if kind and message else str(kind or message)
-        return json.dumps(value, default=str)
-    return str(value)
-
-
-def task_states(state: Mapping[str, Any]) -> list[TaskState]:
-    """Per-task rows from a recorded execution state.
-
-    Accepts ``{"tasks": {name: {...}}}`` (what the workflow layer writes) and
-    ``{"tasks": [{"name": ..., ...}]}``; anything else yields no rows.
-    """
-    tasks = state.get("tasks")
-    items: list[tuple[str, Mapping[str, Any]]] = []
-    if isinstance(tasks, Mapping):
-        items = [(str(name), info) for name, info in tasks.items() if isinstance(info, Mapping)]
-    elif isinstance(tasks, list):
-        for info in tasks:
-            if isinstance(info, Mapping) and isinstance(info.get("name"), str):
-                items.append((info["name"], info))
-    rows = []
-    known = {"name", "status", "started_at", "finished_at", "duration", "error"}
-    for name, info in items:
-        started, finished = (
-            _parse_time(info.get("started_at")),
-            _parse_time(info.get("finished_at")),
-        )
-        duration = info.get("duration")
-        status = info.get("status")
-        rows.append(
-            TaskState(
-                name=name,
-                status=str(status) if status is not None else None,
-                started_at=started,
-                finished_at=finished,
-                duration_seconds=float(duration)
-                if isinstance(duration, int | float) and not isinstance(duration, bool)
-                else _duration(started, finished),
-                error=_task_error(info.get("error")),
-                extra={key: value for key, value in info.items() if key not in known},
-            )
-        )
-    return rows
-
-
-def _scope_path(scope: AssetScope) -> str:
-    return "/".join(part for part in scope.ids[1:] if part is not None)
-
-
-def _producer_info(producer: Producer | None) -> ProducerInfo | None:
-    if producer is None:
-        return None
-    return ProducerInfo(
-        run_id=producer.run_id,
-        execution_id=producer.execution_id,
-        task_name=producer.task_name,
-        input_asset_ids=list(producer.input_asset_ids),
-    )
-
-
-_TYPED_FIELDS = (
-    "media_type",
-    "line_count",
-    "sequence",
-    "parent_id",
-    "execution_id",
-    "error_type",
-    "source",
-    "action",
-)
-
-
-def asset_info(asset: Asset) -> AssetInfo:
-    meta = dict(asset.meta)
-    for field in _TYPED_FIELDS:  # kind-specific fields travel in meta for one uniform shape
-        if hasattr(asset, field):
-            meta.setdefault(field, getattr(asset, field))
-    return AssetInfo(
-        id=asset.id,
-        name=asset.name,
-        kind=asset.kind.value,
-        scope=_scope_path(asset.scope),
-        scope_level=asset.scope.level.value,
-        project_id=asset.scope.project_id,
-        experiment_id=asset.scope.experiment_id,
-        run_id=asset.scope.run_id,
-        path=asset.path,
-        created_at=asset.created_at,
-        updated_at=asset.updated_at,
-        size=asset.size,
-        content_hash=asset.content_hash,
-        tags=list(asset.tags),
-        producer=_producer_info(asset.producer),
-        meta=meta,
-    )
 
 
 class WorkspaceService:
