@@ -54,6 +54,7 @@ from ._slurm_text import JobKey, JobPhase, JobState
 if TYPE_CHECKING:
     from molexp.assets import Asset, CheckpointAsset, LogHandle
     from molexp.workflow import TaskContext, TaskRegistration
+    from molexp.workflow.protocols import WorkerRunContextProtocol
     from molexp.workspace import Run, Workspace
 
 __all__ = [
@@ -293,6 +294,9 @@ def _deliver(outcome: RemoteOutcome, ctx: TaskContext, key: JobKey, directory: P
 
 class RemoteRunContext:
     """The run context of a task executing in its own Slurm job (for ``ctx.run_context``).
+
+    It implements ``molexp.workflow.protocols.WorkerRunContextProtocol`` (checked by mypy at
+    the end of this module), the surface every run context offers a task.
 
     Logs, artifacts, checkpoints and asset lookups are real (written to the attempt's files in
     the run directory and the workspace catalog, attributed to the task and the attempt, as the
@@ -544,3 +548,9 @@ def _pickled(outcome: RemoteOutcome, task_name: str) -> bytes:
     )
     fallback.error = None
     return pickle.dumps(fallback)
+
+
+if TYPE_CHECKING:
+    # RemoteRunContext is not a second RunContext: it implements the workflow layer's protocol
+    # of a task's run context in another process, which mypy checks here.
+    _implements: type[WorkerRunContextProtocol] = RemoteRunContext
