@@ -11,7 +11,7 @@ from molexp.assets._artifacts import ArtifactStore
 from molexp.assets._catalog import (
     BrokenRecord,
     Catalog,
-    RebuildReport,
+    CatalogRebuildReport,
     load_asset_record,
 )
 from molexp.assets._checkpoints import CheckpointStore
@@ -78,6 +78,7 @@ __all__ = [
     "AssetView",
     "BrokenRecord",
     "Catalog",
+    "CatalogRebuildReport",
     "CheckpointAsset",
     "CheckpointStore",
     "DataAsset",
@@ -89,7 +90,6 @@ __all__ = [
     "LogAsset",
     "LogHandle",
     "Producer",
-    "RebuildReport",
     "RecordError",
     "ScopeLevel",
     "SharedPermissionError",

@@ -61,8 +61,8 @@ __all__ = [
     "RECORD_DIR_NAME",
     "BrokenRecord",
     "Catalog",
+    "CatalogRebuildReport",
     "FeedHandler",
-    "RebuildReport",
     "consume_span",
     "load_asset_record",
 ]
@@ -148,7 +148,7 @@ class BrokenRecord:
 
 
 @dataclass(frozen=True)
-class RebuildReport:
+class CatalogRebuildReport:
     """What ``Catalog.rebuild`` found: record files seen, assets indexed, broken files."""
 
     scanned: int
@@ -216,7 +216,7 @@ class Catalog(CatalogIndex):
         )
         self.add_feed_handler(ASSET_CHANGE, self._apply_asset_changes)
 
-    def _fill(self, conn: sqlite3.Connection) -> RebuildReport:
+    def _fill(self, conn: sqlite3.Connection) -> CatalogRebuildReport:
         return self._reindex(conn)
 
     def __repr__(self) -> str:
@@ -224,10 +224,12 @@ class Catalog(CatalogIndex):
 
     @property
     def root(self) -> Path:
+        """The workspace root this catalog indexes."""
         return self._root
 
     @property
     def workspace_id(self) -> str:
+        """Id of the workspace this catalog indexes."""
         return self._workspace_id
 
     # -- writing -----------------------------------------------------------------
@@ -418,6 +420,14 @@ class Catalog(CatalogIndex):
         return parse_asset(json.loads(record), path=self._root / record_rel)
 
     def get(self, asset_id: str) -> Asset | None:
+        """The asset with id ``asset_id``.
+
+        Args:
+            asset_id: The asset's id.
+
+        Returns:
+            The asset, or None if the catalog has no such id.
+        """
         rows = self._read("SELECT record, record_path FROM assets WHERE id = ?", (asset_id,))
         return self._to_asset(*rows[0]) if rows else None
 
@@ -523,7 +533,7 @@ class Catalog(CatalogIndex):
 
     # -- rebuilding --------------------------------------------------------------
 
-    def reindex_scope(self, scope: AssetScope, record_dir: Path) -> RebuildReport:
+    def reindex_scope(self, scope: AssetScope, record_dir: Path) -> CatalogRebuildReport:
         """Bring the index rows of exactly ``scope`` in step with the records in ``record_dir``.
 
         For recovery after a writer died between writing a record file and indexing it
@@ -559,9 +569,9 @@ class Catalog(CatalogIndex):
         gone = [asset_id for (asset_id,) in rows if asset_id not in present]
         if gone:
             self._write(lambda conn: _delete_rows(conn, gone))
-        return RebuildReport(scanned=scanned, indexed=indexed, broken=tuple(broken))
+        return CatalogRebuildReport(scanned=scanned, indexed=indexed, broken=tuple(broken))
 
-    def rebuild(self) -> RebuildReport:
+    def rebuild(self) -> CatalogRebuildReport:
         """Discard this host's index file and re-create it from every record file.
 
         Works whatever state the old file is in. Broken records are reported (file +
@@ -571,7 +581,7 @@ class Catalog(CatalogIndex):
             self.discard()
             self._connection()
             report = self._fill_report
-        assert isinstance(report, RebuildReport), "creating the file fills it (_fill)"
+        assert isinstance(report, CatalogRebuildReport), "creating the file fills it (_fill)"
         return report
 
     def _apply_asset_changes(self, conn: sqlite3.Connection, targets: builtins.list[str]) -> None:
@@ -594,7 +604,7 @@ class Catalog(CatalogIndex):
                 continue
             self._index_row(conn, asset, record_rel)
 
-    def _reindex(self, conn: sqlite3.Connection) -> RebuildReport:
+    def _reindex(self, conn: sqlite3.Connection) -> CatalogRebuildReport:
         conn.execute("DELETE FROM asset_tags")
         conn.execute("DELETE FROM assets")
         scanned = 0
@@ -609,7 +619,7 @@ class Catalog(CatalogIndex):
                 continue
             seen[asset.id] = record_path
             self._index_row(conn, asset, record_path.relative_to(self._root).as_posix())
-        return RebuildReport(scanned=scanned, indexed=len(seen), broken=tuple(broken))
+        return CatalogRebuildReport(scanned=scanned, indexed=len(seen), broken=tuple(broken))
 
     def _checked_record(self, record_path: Path, seen: dict[str, Path]) -> Asset:
         asset = load_asset_record(record_path)

@@ -27,8 +27,8 @@ from molexp.assets import (
     AssetView,
     BrokenRecord,
     Catalog,
+    CatalogRebuildReport,
     DataAssetLibrary,
-    RebuildReport,
     RecordError,
     locked,
     slugify,
@@ -96,7 +96,7 @@ class IndexRebuildReport:
 
     runs: int
     broken: tuple[BrokenRecord, ...]
-    assets: RebuildReport
+    assets: CatalogRebuildReport
 
 
 class Workspace(StoredRecord[WorkspaceMetadata]):
@@ -150,6 +150,7 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
 
     @property
     def root(self) -> Path:
+        """The workspace's root directory."""
         return self._root
 
     @property
@@ -206,6 +207,7 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
 
     @property
     def scope(self) -> AssetScope:
+        """The asset scope of the whole workspace."""
         return AssetScope.for_workspace(self.id)
 
     @property
