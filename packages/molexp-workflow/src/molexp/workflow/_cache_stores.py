@@ -148,6 +148,17 @@ class MemoryCacheStore:
         """Nothing to prepare in memory."""
 
     def load(self, key: str) -> CacheEntry | None:
+        """The entry ``key``.
+
+        Args:
+            key: The cache key.
+
+        Returns:
+            The entry, or None if there is no entry ``key``.
+
+        Raises:
+            UnreadableCacheEntryError: If the entry has another cache format version.
+        """
         with self._lock:
             entry = self._entries.get(key)
         if entry is not None:
@@ -155,6 +166,17 @@ class MemoryCacheStore:
         return entry
 
     def load_metadata(self, key: str) -> CacheEntryMetadata | None:
+        """The metadata of the entry ``key``, with when it was last used.
+
+        Args:
+            key: The cache key.
+
+        Returns:
+            The entry's metadata, or None if there is no entry ``key``.
+
+        Raises:
+            UnreadableCacheEntryError: If the entry has another cache format version.
+        """
         entry = self.load(key)
         if entry is None:
             return None
@@ -163,21 +185,37 @@ class MemoryCacheStore:
         return entry.metadata().model_copy(update={"last_used_at": last_used})
 
     def save(self, entry: CacheEntry) -> None:
+        """Store ``entry`` as the most recently used, replacing any entry of its key.
+
+        Args:
+            entry: The entry to store.
+        """
         with self._lock:
             self._entries[entry.key] = entry
             self._last_used[entry.key] = entry.last_used_at
             self._last_used.move_to_end(entry.key)
 
     def delete(self, key: str) -> None:
+        """Remove the entry ``key``; a missing entry is not an error.
+
+        Args:
+            key: The cache key.
+        """
         with self._lock:
             self._entries.pop(key, None)
             self._last_used.pop(key, None)
 
     def keys(self) -> list[str]:
+        """The keys of all stored entries."""
         with self._lock:
             return list(self._entries)
 
     def touch(self, key: str) -> None:
+        """Mark the entry ``key`` as just used; a missing entry is ignored.
+
+        Args:
+            key: The cache key.
+        """
         with self._lock:
             if key in self._last_used:
                 self._last_used[key] = datetime.now(UTC)
@@ -301,6 +339,18 @@ class FileCacheStore:
             ) from None
 
     def load_metadata(self, key: str) -> CacheEntryMetadata | None:
+        """The metadata of the entry ``key``, without reading its payload.
+
+        Args:
+            key: The cache key.
+
+        Returns:
+            The entry's metadata, or None if there is no entry ``key``.
+
+        Raises:
+            ValueError: If ``key`` is not a valid cache key.
+            UnreadableCacheEntryError: If the entry exists but cannot be read or validated.
+        """
         found = self._read_metadata(key)
         if found is None:
             return None
@@ -308,6 +358,19 @@ class FileCacheStore:
         return self._validate(CacheEntryMetadata, data, entry_dir)
 
     def load(self, key: str) -> CacheEntry | None:
+        """The entry ``key`` with its payload, checked against its recorded size and SHA-256.
+
+        Args:
+            key: The cache key.
+
+        Returns:
+            The entry, or None if there is no entry ``key``.
+
+        Raises:
+            ValueError: If ``key`` is not a valid cache key.
+            UnreadableCacheEntryError: If the entry exists but cannot be read, fails validation, or
+                its payload does not match its metadata.
+        """
         found = self._read_metadata(key)
         if found is None:
             return None
@@ -328,6 +391,15 @@ class FileCacheStore:
         return entry
 
     def save(self, entry: CacheEntry) -> None:
+        """Write ``entry`` atomically (staged, then moved into place), replacing its key's entry.
+
+        Args:
+            entry: The entry to store.
+
+        Raises:
+            ValueError: If the entry's key is not a valid cache key.
+            CacheStoreError: If the cache directory or the entry cannot be written.
+        """
         target = self._entry_dir(entry.key)
         try:
             try:
@@ -390,6 +462,15 @@ class FileCacheStore:
         shutil.rmtree(trash, ignore_errors=True)
 
     def delete(self, key: str) -> None:
+        """Remove the entry ``key``; a missing entry is not an error.
+
+        Args:
+            key: The cache key.
+
+        Raises:
+            ValueError: If ``key`` is not a valid cache key.
+            CacheStoreError: If the entry exists but cannot be removed.
+        """
         self._discard(self._entry_dir(key))
 
     def _entry_names(self) -> list[str]:
@@ -403,9 +484,18 @@ class FileCacheStore:
             return []
 
     def keys(self) -> list[str]:
+        """The keys of all stored entries."""
         return [name.replace("_", ":") for name in self._entry_names()]
 
     def touch(self, key: str) -> None:
+        """Mark the entry ``key`` as just used; a missing entry or a refused update is ignored.
+
+        Args:
+            key: The cache key.
+
+        Raises:
+            ValueError: If ``key`` is not a valid cache key.
+        """
         stamp = _strictly_increasing_ns()
         meta = self._entry_dir(key) / self.META_FILE
         with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
@@ -417,6 +507,7 @@ class FileCacheStore:
                 os.utime(meta)
 
     def entries(self) -> list[CacheEntryInfo]:
+        """All entries with when each was last used, least recently used first."""
         listed: list[tuple[int, str]] = []
         for name in self._entry_names():
             try:

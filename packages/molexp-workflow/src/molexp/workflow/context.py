@@ -307,18 +307,21 @@ class TaskContext:
 
     @property
     def task_name(self) -> str:
+        """Name of the running task (recorded as read, for caching)."""
         if self._reads is not None:
             self._reads.record("ctx", "task_name", self._task_name)
         return self._task_name
 
     @property
     def workflow_name(self) -> str:
+        """Name of the workflow (recorded as read, for caching)."""
         if self._reads is not None:
             self._reads.record("ctx", "workflow_name", self._scope.workflow_name)
         return self._scope.workflow_name
 
     @property
     def workflow_id(self) -> str:
+        """Id of the workflow (recorded as read, for caching)."""
         if self._reads is not None:
             self._reads.record("ctx", "workflow_id", self._scope.workflow_id)
         return self._scope.workflow_id

@@ -34,14 +34,30 @@ __all__ = [
 class Runnable(Protocol):
     """Anything with ``execute(ctx)``; the method may be ``async def`` or a plain function."""
 
-    def execute(self, ctx: Any) -> Any: ...
+    def execute(self, ctx: Any) -> Any:
+        """Run the task body.
+
+        Args:
+            ctx: The task's context.
+
+        Returns:
+            The task's output (awaited first if the method is ``async``).
+        """
 
 
 @runtime_checkable
 class Streamable(Protocol):
     """Anything with ``stream(ctx) -> AsyncIterator``; as a task its output is the list of items."""
 
-    def stream(self, ctx: Any) -> AsyncIterator[Any]: ...
+    def stream(self, ctx: Any) -> AsyncIterator[Any]:
+        """Produce the task's output item by item.
+
+        Args:
+            ctx: The task's context.
+
+        Returns:
+            An async iterator of the items.
+        """
 
 
 @runtime_checkable
@@ -70,27 +86,100 @@ class RunContextProtocol(Protocol):
     """What a live run context (the workspace's ``RunContext``) offers to executing tasks."""
 
     @property
-    def params(self) -> Mapping[str, Any]: ...
-    @property
-    def config(self) -> Mapping[str, Any]: ...
-    @property
-    def run_dir(self) -> Path: ...
-    @property
-    def execution_id(self) -> str: ...
-    @property
-    def execution_dir(self) -> Path: ...
-    @property
-    def artifact(self) -> ArtifactSaverProtocol: ...
-    @property
-    def workspace(self) -> Any: ...
+    def params(self) -> Mapping[str, Any]:
+        """The run's parameters."""
 
-    def set_result(self, key: str, value: Any) -> None: ...
-    def get_result(self, key: str, default: Any = None) -> Any: ...
-    def log(self, name: str) -> LogHandleProtocol: ...
-    def find_asset(self, name: str) -> Any: ...
-    def checkpoint(self, name: str, data: Any = None) -> Any: ...
-    def record_execution_state(self, state: Mapping[str, Any]) -> Any: ...
-    def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None: ...
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The profile's merged config."""
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's directory."""
+
+    @property
+    def execution_id(self) -> str:
+        """Id of this execution attempt."""
+
+    @property
+    def execution_dir(self) -> Path:
+        """Directory of this execution attempt."""
+
+    @property
+    def artifact(self) -> ArtifactSaverProtocol:
+        """Saver of this attempt's artifacts (``ctx.artifact.save(name, data)``)."""
+
+    @property
+    def workspace(self) -> Any:
+        """The workspace the run belongs to."""
+
+    def set_result(self, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` in the run's results.
+
+        Args:
+            key: Name of the result.
+            value: Plain JSON data.
+        """
+
+    def get_result(self, key: str, default: Any = None) -> Any:
+        """A stored result of the run.
+
+        Args:
+            key: Name of the result.
+            default: What to return if there is no result ``key``.
+
+        Returns:
+            The result, else ``default``.
+        """
+
+    def log(self, name: str) -> LogHandleProtocol:
+        """This attempt's log ``name``.
+
+        Args:
+            name: Name of the log.
+
+        Returns:
+            A handle that appends lines to it.
+        """
+
+    def find_asset(self, name: str) -> Any:
+        """The asset ``name`` visible from the run.
+
+        Args:
+            name: Name of the asset.
+
+        Returns:
+            The asset, or None if there is none.
+        """
+
+    def checkpoint(self, name: str, data: Any = None) -> Any:
+        """Append a checkpoint to the run's chain.
+
+        Args:
+            name: Name of the checkpoint.
+            data: What to store; None records a marker.
+
+        Returns:
+            The recorded checkpoint.
+        """
+
+    def record_execution_state(self, state: Mapping[str, Any]) -> Any:
+        """Record the state of this execution.
+
+        Args:
+            state: Plain JSON data describing the execution.
+
+        Returns:
+            The recorded state asset.
+        """
+
+    def mark_failed(self, error: BaseException | str, *, task_name: str | None = None) -> None:
+        """End this attempt as failed even if the run's ``with`` block exits normally.
+
+        Args:
+            error: The exception or message that describes the failure.
+            task_name: The task that failed, if one did.
+        """
 
 
 class WorkerRunContextProtocol(RunContextProtocol, Protocol):
@@ -120,11 +209,25 @@ class RunProtocol(Protocol):
     """A tracked run (the workspace's ``Run``) that a workflow can execute under."""
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """The run's id."""
 
-    def start(self, profile_config: Any = None) -> AbstractContextManager[RunContextProtocol]: ...
+    def start(self, profile_config: Any = None) -> AbstractContextManager[RunContextProtocol]:
+        """Start an execution attempt of the run.
 
-    def set_workflow(self, payload: Mapping[str, Any]) -> None: ...
+        Args:
+            profile_config: The profile's merged config, if any.
+
+        Returns:
+            A context manager yielding the attempt's run context.
+        """
+
+    def set_workflow(self, payload: Mapping[str, Any]) -> None:
+        """Record the workflow the run executes.
+
+        Args:
+            payload: Plain JSON description of the workflow.
+        """
 
 
 RemoteExecutor: TypeAlias = "Callable[[TaskRegistration, TaskContext], Awaitable[Any]]"

@@ -93,14 +93,17 @@ class TaskTiming:
 
     @property
     def duration(self) -> float:
+        """Seconds from start to finish."""
         return self.finished_at - self.started_at
 
     @property
     def started_datetime(self) -> datetime:
+        """``started_at`` as a UTC datetime."""
         return _utc(self.started_at)
 
     @property
     def finished_datetime(self) -> datetime:
+        """``finished_at`` as a UTC datetime."""
         return _utc(self.finished_at)
 
 
@@ -123,6 +126,7 @@ class TaskError:
         )
 
     def to_dict(self) -> dict[str, str]:
+        """The error as ``{"type", "message", "traceback"}`` strings."""
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
 
 
@@ -197,6 +201,7 @@ class WorkflowResult:
 
     @property
     def duration(self) -> float:
+        """Seconds from start to finish."""
         return (self.finished_at - self.started_at).total_seconds()
 
     @property
@@ -247,6 +252,7 @@ class WorkflowResult:
 
     @property
     def succeeded(self) -> bool:
+        """Whether the workflow's status is ``SUCCEEDED``."""
         return self.status is WorkflowStatus.SUCCEEDED
 
     def __getitem__(self, task: str) -> Any:
@@ -357,9 +363,11 @@ class WorkflowExecution:
 
     @property
     def statuses(self) -> Mapping[str, TaskStatus]:
+        """Live status of each task, by task name."""
         return self._statuses
 
     def done(self) -> bool:
+        """Whether the execution has finished (its result is available)."""
         return self._future.done()
 
     def cancel(self) -> None:

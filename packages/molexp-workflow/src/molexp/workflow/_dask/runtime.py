@@ -219,6 +219,18 @@ class DaskRuntime(WorkflowRuntime):
     execution_label = "molexp-workflow-dask"
 
     def prepare(self, spec: Workflow, options: ExecutionOptions) -> PreparedExecution:
+        """Plan ``spec`` (once per workflow, cached) and set up one execution on the cluster.
+
+        Args:
+            spec: The workflow to execute.
+            options: Options of this execution.
+
+        Returns:
+            The prepared execution, not yet started.
+
+        Raises:
+            RuntimeError: If this runtime has been closed.
+        """
         if self._closed:
             raise RuntimeError(f"workflow {spec.name!r}: this DaskRuntime is closed")
         plan = self._plans.get(spec)
