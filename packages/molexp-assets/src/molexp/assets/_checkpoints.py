@@ -36,6 +36,7 @@ class CheckpointStore(ScopedStore):
 
     @property
     def directory(self) -> Path:
+        """Directory that holds this scope's checkpoints."""
         return self._scope_dir / CHECKPOINT_DIR_NAME
 
     def _last_entry(self) -> tuple[int, str] | None:

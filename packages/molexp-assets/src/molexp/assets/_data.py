@@ -80,6 +80,7 @@ class DataAssetLibrary(ScopedStore):
 
     @property
     def directory(self) -> Path:
+        """Directory that holds this scope's data assets."""
         return self._scope_dir / DATA_ASSETS_DIR_NAME
 
     def import_asset(
@@ -169,6 +170,14 @@ class DataAssetLibrary(ScopedStore):
                 shutil.rmtree(staging, ignore_errors=True)
 
     def get(self, name: str) -> DataAsset | None:
+        """The data asset ``name`` in this library's scope.
+
+        Args:
+            name: Name of the data asset.
+
+        Returns:
+            The data asset, or None if there is none.
+        """
         found = self._catalog.find(name, [self._scope], kind=AssetKind.DATA)
         return found if isinstance(found, DataAsset) else None
 

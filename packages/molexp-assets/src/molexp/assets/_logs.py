@@ -87,6 +87,7 @@ class LogHandle(ScopedStore):
 
     @property
     def name(self) -> str:
+        """Name of the log."""
         return self._name
 
     @property
@@ -101,6 +102,7 @@ class LogHandle(ScopedStore):
 
     @property
     def asset_id(self) -> str:
+        """Id of the log's asset record."""
         return self._asset_id
 
     def _descriptor(self) -> int:

@@ -145,6 +145,7 @@ class AssetScope(BaseModel):
 
     @property
     def ids(self) -> tuple[str | None, str | None, str | None, str | None]:
+        """``(workspace_id, project_id, experiment_id, run_id)``, None where unset."""
         return (self.workspace_id, self.project_id, self.experiment_id, self.run_id)
 
     def contains(self, other: AssetScope) -> bool:

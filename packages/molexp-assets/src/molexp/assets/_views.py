@@ -28,6 +28,7 @@ class AssetView:
 
     @property
     def scope(self) -> AssetScope:
+        """The scope this view shows."""
         return self._scope
 
     def list(self, kind: AssetKind | str | None = None) -> builtins.list[Asset]:
