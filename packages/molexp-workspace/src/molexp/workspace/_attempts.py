@@ -437,6 +437,7 @@ class Attempt:
 
     @property
     def record(self) -> ExecutionRecord:
+        """The attempt's execution record as stored."""
         return self._record
 
     @property
@@ -446,30 +447,37 @@ class Attempt:
 
     @property
     def execution_id(self) -> str:
+        """Id of the attempt."""
         return self._record.execution_id
 
     @property
     def status(self) -> RunStatus:
+        """The attempt's status."""
         return self._record.status
 
     @property
     def started_at(self) -> datetime | None:
+        """When the attempt started, None if it has not."""
         return self._record.started_at
 
     @property
     def finished_at(self) -> datetime | None:
+        """When the attempt finished, None if it has not."""
         return self._record.finished_at
 
     @property
     def host(self) -> str | None:
+        """The host the attempt ran on, if recorded."""
         return self._record.host
 
     @property
     def error(self) -> ErrorInfo | None:
+        """Why the attempt failed, None if it did not."""
         return self._record.error
 
     @property
     def is_latest(self) -> bool:
+        """Whether this is the run's most recent attempt."""
         return self._index == len(self._history.records) - 1
 
     @property

@@ -241,18 +241,22 @@ class RunContext:
 
     @property
     def run(self) -> Run:
+        """The run this context executes."""
         return self._run
 
     @property
     def experiment(self) -> Experiment:
+        """The run's experiment."""
         return self._run.experiment
 
     @property
     def project(self) -> Project:
+        """The run's project."""
         return self._run.project
 
     @property
     def workspace(self) -> Workspace:
+        """The run's workspace."""
         return self._run.workspace
 
     @property
@@ -272,6 +276,7 @@ class RunContext:
 
     @property
     def run_dir(self) -> Path:
+        """The run's directory."""
         return self._run.run_dir
 
     @property

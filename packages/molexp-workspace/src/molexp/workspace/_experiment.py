@@ -231,18 +231,22 @@ class Experiment(StoredRecord[ExperimentMetadata]):
 
     @property
     def project(self) -> Project:
+        """The project the experiment belongs to."""
         return self._project
 
     @property
     def workspace(self) -> Workspace:
+        """The workspace the experiment belongs to."""
         return self._project.workspace
 
     @property
     def description(self) -> str | None:
+        """The experiment's description, if any."""
         return self._metadata.description
 
     @property
     def tags(self) -> list[str]:
+        """The experiment's tags."""
         return self._metadata.tags
 
     @property
@@ -257,30 +261,37 @@ class Experiment(StoredRecord[ExperimentMetadata]):
 
     @property
     def n_replicas(self) -> int:
+        """How many replicas each parameter point runs."""
         return self._metadata.n_replicas
 
     @property
     def seeds(self) -> list[int] | None:
+        """The stored replica seeds, None if not given (see ``get_seeds``)."""
         return self._metadata.seeds
 
     @property
     def workflow_source(self) -> str | None:
+        """Path of the workflow's source file, if recorded."""
         return self._metadata.workflow_source
 
     @property
     def workflow_type(self) -> str | None:
+        """The workflow's type label, if recorded."""
         return self._metadata.workflow_type
 
     @property
     def git_commit(self) -> str | None:
+        """The git commit of the workflow's source when recorded, if known."""
         return self._metadata.git_commit
 
     @property
     def experiment_dir(self) -> Path:
+        """The experiment's directory."""
         return self._record.path.parent
 
     @property
     def record_path(self) -> Path:
+        """Path of the experiment's record file."""
         return self._record.path
 
     def get_seeds(self) -> list[int]:
@@ -300,6 +311,7 @@ class Experiment(StoredRecord[ExperimentMetadata]):
 
     @property
     def scope(self) -> AssetScope:
+        """The asset scope of this experiment."""
         return AssetScope.for_experiment(self.workspace.id, self._project.id, self.id)
 
     @property

@@ -141,6 +141,7 @@ class UniformSpace(ParamSpace):
 
     @property
     def n_samples(self) -> int:
+        """How many points the space yields."""
         return self._n_samples
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

@@ -135,26 +135,32 @@ class Project(StoredRecord[ProjectMetadata]):
 
     @property
     def workspace(self) -> Workspace:
+        """The workspace the project belongs to."""
         return self._workspace
 
     @property
     def description(self) -> str | None:
+        """The project's description, if any."""
         return self._metadata.description
 
     @property
     def owner(self) -> str | None:
+        """The project's owner, if recorded."""
         return self._metadata.owner
 
     @property
     def tags(self) -> list[str]:
+        """The project's tags."""
         return self._metadata.tags
 
     @property
     def config(self) -> dict[str, Any]:
+        """The project's config."""
         return self._metadata.config
 
     @property
     def project_dir(self) -> Path:
+        """The project's directory."""
         return self._record.path.parent
 
     def _check(self, metadata: ProjectMetadata) -> ProjectMetadata:
@@ -164,6 +170,7 @@ class Project(StoredRecord[ProjectMetadata]):
 
     @property
     def scope(self) -> AssetScope:
+        """The asset scope of this project."""
         return AssetScope.for_project(self._workspace.id, self.id)
 
     @property

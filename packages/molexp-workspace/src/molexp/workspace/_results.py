@@ -59,70 +59,86 @@ class RunSummary:
 
     @property
     def id(self) -> str:
+        """The run's id."""
         return str(self._row[2])
 
     @property
     def project(self) -> str:
+        """Id of the run's project."""
         return str(self._row[0])
 
     @property
     def experiment(self) -> str:
+        """Id of the run's experiment."""
         return str(self._row[1])
 
     @property
     def status(self) -> RunStatus:
+        """The run's status."""
         return RunStatus(self._row[3])
 
     @property
     def created_at(self) -> datetime:
+        """When the run was created."""
         return datetime.fromisoformat(self._row[4])
 
     @property
     def updated_at(self) -> datetime:
+        """When the run's record was last written."""
         return datetime.fromisoformat(self._row[5])
 
     @property
     def started_at(self) -> datetime | None:
+        """When the run started, None if it has not."""
         return _time(self._row[6])
 
     @property
     def finished_at(self) -> datetime | None:
+        """When the run finished, None if it has not."""
         return _time(self._row[7])
 
     @property
     def params(self) -> dict[str, Any]:
+        """The run's parameters."""
         if self._params is None:
             self._params = json.loads(self._row[8])
         return self._params
 
     @property
     def results(self) -> dict[str, Any]:
+        """The run's results."""
         if self._results is None:
             self._results = json.loads(self._row[9])
         return self._results
 
     @property
     def profile(self) -> str | None:
+        """Name of the profile the run used, if any."""
         return self._row[10]  # type: ignore[no-any-return]
 
     @property
     def config_hash(self) -> str | None:
+        """Hash of the profile's merged config, if any."""
         return self._row[11]  # type: ignore[no-any-return]
 
     @property
     def workflow_id(self) -> str | None:
+        """Id of the workflow the run executed, if recorded."""
         return self._row[12]  # type: ignore[no-any-return]
 
     @property
     def replica_index(self) -> int | None:
+        """The run's replica index, if it is a replica."""
         return self._row[13]  # type: ignore[no-any-return]
 
     @property
     def seed(self) -> int | None:
+        """The run's seed, if any."""
         return self._row[14]  # type: ignore[no-any-return]
 
     @property
     def tags(self) -> list[str]:
+        """The run's tags."""
         if self._tags is None:
             self._tags = json.loads(self._row[15])
         return self._tags
@@ -177,6 +193,7 @@ class RunSummary:
 
     @property
     def run_dir(self) -> Path:
+        """The run's directory (derived from its ids; not checked to exist)."""
         return (
             self._root
             / PROJECTS_DIR
@@ -297,6 +314,7 @@ class RunQueryResult(Sequence[RunSummary]):
 
     @property
     def ids(self) -> list[str]:
+        """The ids of the matched runs, in query order."""
         return [row.id for row in self._rows]
 
     def to_records(self) -> list[dict[str, Any]]:

@@ -178,14 +178,17 @@ class Run:
 
     @property
     def experiment(self) -> Experiment:
+        """The experiment the run belongs to."""
         return self._experiment
 
     @property
     def project(self) -> Project:
+        """The project the run belongs to."""
         return self._experiment.project
 
     @property
     def workspace(self) -> Workspace:
+        """The workspace the run belongs to."""
         return self._experiment.project.workspace
 
     @property
@@ -195,30 +198,37 @@ class Run:
 
     @property
     def id(self) -> str:
+        """The run's id."""
         return self._metadata.id
 
     @property
     def parameters(self) -> dict[str, Any]:
+        """The run's parameters."""
         return self._metadata.parameters
 
     @property
     def status(self) -> RunStatus:
+        """The run's status as last loaded or written."""
         return self._metadata.status
 
     @property
     def results(self) -> dict[str, Any]:
+        """The run's results as last loaded or written."""
         return self._metadata.results
 
     @property
     def run_dir(self) -> Path:
+        """The run's directory."""
         return self._record.path.parent
 
     @property
     def record_path(self) -> Path:
+        """Path of the run's record file (run.json)."""
         return self._record.path
 
     @property
     def scope(self) -> AssetScope:
+        """The asset scope of this run."""
         return AssetScope.for_run(
             self.workspace.id, self._experiment.project.id, self._experiment.id, self.id
         )
