@@ -41,6 +41,8 @@ DEFAULT_HEARTBEAT_TIMEOUT = 600.0
 
 
 class Action(StrEnum):
+    """What the plan does with a run: ``execute`` it or ``skip`` it."""
+
     execute = "execute"
     skip = "skip"
 
@@ -141,13 +143,16 @@ class PlannedRun:
 
     @property
     def project_id(self) -> str:
+        """Id of the run's project."""
         return str(self.experiment.project.id)
 
     @property
     def experiment_id(self) -> str:
+        """Id of the run's experiment."""
         return str(self.experiment.id)
 
     def to_json(self) -> dict[str, Any]:
+        """The planned run and its decision as plain JSON data."""
         return {
             "run_id": self.run_id,
             "workspace": str(self.workspace.root),
@@ -177,9 +182,11 @@ class RunPlan:
 
     @property
     def to_execute(self) -> list[PlannedRun]:
+        """The planned runs whose decision is to execute."""
         return [run for run in self.runs if run.decision.action is Action.execute]
 
     def to_json(self) -> dict[str, Any]:
+        """The plan (runs, notes, count to execute) as plain JSON data."""
         return {
             "runs": [run.to_json() for run in self.runs],
             "notes": list(self.notes),

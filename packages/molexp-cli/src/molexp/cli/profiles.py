@@ -96,6 +96,7 @@ class ExecutionSettings:
     ``DASK_KEYS`` given (what ``molexp.workflow.runtime_from_config`` reads)."""
 
     def to_json(self) -> dict[str, Any]:
+        """The settings as plain JSON data (``runtime`` defaults to the default runtime)."""
         return {
             "executor": self.executor,
             "heartbeat_interval": self.heartbeat_interval,
