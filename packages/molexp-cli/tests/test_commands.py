@@ -192,6 +192,17 @@ def test_logs_tail_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 2 and "--json" in err
 
 
+def test_logs_of_a_run_with_one_log_print_it_without_a_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = Workspace(tmp_path / "lab")
+    run = ws.Project("p").Experiment("e").Run(id="r")
+    with run.start() as ctx:
+        ctx.log("fit").append("loss=0.5")
+    code, out, _ = invoke(capsys, "logs", "r", "-w", str(ws.root))
+    assert code == 0 and out == "loss=0.5\n"
+
+
 def test_cancel_and_reap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ws = Workspace(tmp_path / "lab")
     exp = ws.Project("p").Experiment("e")
