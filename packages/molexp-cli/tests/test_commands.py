@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,7 @@ def test_show_logs_artifacts_assets(ran: Path, capsys: pytest.CaptureFixture[str
     assert any(a["kind"] == "execution_state" for a in shown["assets"])
     code, out, _ = invoke(capsys, "show", runs[0]["run_dir"])
     assert code == 0 and run_id in out and "Attempts" in out
+    assert platform.python_version() in out  # the interpreter that ran each attempt
 
     code, out, err = invoke(capsys, "logs", run_id)
     assert code == 0 and "has no logs" in err

@@ -5,6 +5,8 @@ those of a killed attempt, are carried over without losing anything."""
 from __future__ import annotations
 
 import os
+import platform
+import sys
 import uuid
 
 import pytest
@@ -120,6 +122,20 @@ def test_attempt_numbers(exp: Experiment) -> None:
         run.attempt(3)
     with pytest.raises(KeyError, match="no attempts yet"):
         exp.Run(id="fresh").attempt(1)
+
+
+def test_each_attempt_records_the_python_that_ran_it(ws: Workspace, exp: Experiment) -> None:
+    run = _two_attempts(exp)
+    reread = Workspace(ws.root).Project(exp.project.name).Experiment(exp.name).Run(id=run.id)
+    for record in reread.metadata.execution_history:
+        assert record.python == sys.executable
+        assert record.python_version == platform.python_version()
+    queued = exp.Run(id="queued")
+    queued.mark_queued({"backend": "slurm"})
+    assert queued.metadata.execution_history[-1].python is None  # known once it starts
+    with queued.start():
+        pass
+    assert queued.metadata.execution_history[-1].python == sys.executable
 
 
 def test_a_resumed_attempt_keeps_what_it_did_not_redo_in_the_view(exp: Experiment) -> None:

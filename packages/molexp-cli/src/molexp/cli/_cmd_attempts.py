@@ -124,6 +124,7 @@ def show_attempt(run: Run, number: int, *, as_json: bool) -> None:
         ("finished", record.finished_at),
         ("duration", duration),
         ("host", f"{record.host}:{record.pid}" if record.host else None),
+        ("python", " ".join(p for p in (record.python_version, record.python) if p) or None),
         ("profile", record.profile_name),
         ("config_hash", record.config_hash),
         ("results", attempt.results),

@@ -377,6 +377,7 @@ def show_command(
             item.finished_at,
             _duration(item.started_at, item.finished_at),
             item.record.profile_name,
+            _python_text(item.record.python, item.record.python_version),
             changes_text(item.diff()) if item.number > 1 else "",
             None
             if item.error is None
@@ -385,7 +386,7 @@ def show_command(
         )
         for item in history
     ]
-    columns = ["#", "execution", "status", "started", "finished", "duration", "profile"]
+    columns = ["#", "execution", "status", "started", "finished", "duration", "profile", "python"]
     console.print(make_table("Attempts", [*columns, "changes", "error"], attempts))
     tasks = _task_states(run, assets)
     if tasks:
@@ -409,6 +410,13 @@ def show_command(
             ],
         )
     )
+
+
+def _python_text(executable: str | None, version: str | None) -> str | None:
+    """``3.11.7 /lab/.venv/bin/python``: which interpreter ran an attempt, when recorded."""
+    if executable is None and version is None:
+        return None
+    return " ".join(part for part in (version, executable) if part)
 
 
 def _duration(started: Any, finished: Any) -> str:

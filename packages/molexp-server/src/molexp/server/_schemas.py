@@ -181,6 +181,8 @@ class AttemptInfo(BaseModel):
     duration_seconds: float | None
     host: str | None
     pid: int | None
+    python: str | None = Field(default=None, description="The interpreter that ran the attempt.")
+    python_version: str | None = None
     profile_name: str | None
     config_hash: str | None
     error: ErrorDetail | None

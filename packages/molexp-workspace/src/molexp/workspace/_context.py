@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -336,6 +338,8 @@ class RunContext:
             record.started_at = now
             record.host = host
             record.pid = pid
+            record.python = sys.executable or None
+            record.python_version = platform.python_version()
             record.profile_name = self._profile.name
             record.config_hash = self._profile.config_hash
             metadata.status = RunStatus.running

@@ -256,6 +256,10 @@ class ExecutionRecord(_Nested):
     finished_at: AwareDatetime | None = None
     host: str | None = None
     pid: Annotated[int | None, _at_least(1)] = None
+    python: str | None = None
+    """The interpreter that ran the attempt (``sys.executable``; its environment is the prefix)."""
+    python_version: str | None = None
+    """That interpreter's version, e.g. ``3.11.7``."""
     profile_name: str | None = None
     config_hash: str | None = None
     error: ErrorInfo | None = None
