@@ -13,6 +13,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from molexp.cli._launcher import launcher
 from molexp.cli._python import ChosenPython, choose_python, environment_of, is_own_environment
 
 _EXECUTABLE = Path(sys.executable).with_name("molexp")
@@ -119,10 +120,33 @@ def test_run_with_jobs_and_execute_happen_in_the_chosen_environment(lab: Path) -
     for run in outcome["runs"]:
         record = json.loads((Path(run["run_dir"]) / "run.json").read_text())
         assert record["results"] == {"value": 6.0}
+        # The attempt names the interpreter that ran it: the lab's, not the CLI's.
+        assert record["execution_history"][-1]["python"] == str(lab / ".venv" / "bin" / "python")
     run_dir = outcome["runs"][0]["run_dir"]
     again = molexp("execute", run_dir, "--json", "--policy", "force", cwd=lab)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["status"] == "succeeded"
+
+
+@pytest.mark.skipif(not _EXECUTABLE.is_file(), reason="needs the molexp executable")
+def test_hints_after_a_rerun_in_the_lab_python_repeat_the_users_launcher(lab: Path) -> None:
+    shell = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("MOLEXP_") and key not in ("VIRTUAL_ENV", "UV")
+    }
+    report = subprocess.run(
+        [*MOLEXP, "run", "s.py", "--rerun-failed"],
+        cwd=lab,
+        env=shell,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert report.returncode == 0, report.stderr
+    typed = launcher(environ=shell, argv0=MOLEXP[0], cwd=lab)  # what the user typed
+    assert f"inspect: {typed} ls runs -w lab" in report.stdout
+    assert "-m molexp.cli" not in report.stdout
 
 
 def test_an_environment_without_molexp_is_one_line_naming_it_and_the_fix(lab: Path) -> None:

@@ -74,5 +74,8 @@ def test_launcher_repeats_how_molexp_was_started(tmp_path: Path) -> None:
         launcher(environ={}, argv0=str(main), which=nowhere, **common)
         == ".venv/bin/python -m molexp.cli"
     )
+    # re-run in the lab's Python by a pipx-installed molexp: the user's launcher, not the re-run's
+    rerun = {"MOLEXP_LAUNCHER": "molexp", "UV": "/x/uv"}
+    assert launcher(environ=rerun, argv0=str(main), which=nowhere, **common) == "molexp"
     # run_cli called from another program (a test runner, a notebook)
     assert launcher(environ={}, argv0="/usr/bin/pytest", which=nowhere, **common) == "molexp"

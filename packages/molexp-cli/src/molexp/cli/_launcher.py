@@ -3,8 +3,9 @@
 ``molexp run`` ends with hints (``molexp ls runs -w lab``). They must work when pasted into the
 same shell: under ``uv run`` the ``molexp`` executable is not on the shell's PATH, so the hint says
 ``uv run molexp``; a ``.venv/bin/molexp`` typed by path is repeated as typed; ``python -m
-molexp.cli`` is repeated with that interpreter. Paths inside the current directory are shown
-relative to it.
+molexp.cli`` is repeated with that interpreter. A command re-run in the lab's chosen Python
+inherits the launcher of the command the user typed (``$MOLEXP_LAUNCHER``). Paths inside the
+current directory are shown relative to it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["display_path", "launcher"]
+__all__ = ["LAUNCHER_ENV", "display_path", "launcher"]
 
 _PROGRAM = "molexp"
+LAUNCHER_ENV = "MOLEXP_LAUNCHER"
+"""Set for a command re-run under another interpreter: how the user launched the first one."""
 
 
 def launcher(
@@ -31,12 +34,15 @@ def launcher(
 ) -> str:
     """The command prefix that starts ``molexp`` again from the user's shell.
 
+    ``$MOLEXP_LAUNCHER`` when the command was re-run in the lab's Python by another one;
     ``uv run molexp`` when uv launched this process (uv sets ``$UV`` for what it runs); ``molexp``
     when the executable that is running is the one on PATH; the interpreter and ``-m molexp.cli``
     when started that way; else the executable's path (relative when under ``cwd``). A process
     that is not the ``molexp`` executable (``run_cli`` called from Python) gets ``molexp``.
     """
     env = os.environ if environ is None else environ
+    if env.get(LAUNCHER_ENV):
+        return env[LAUNCHER_ENV]
     argv0 = sys.argv[0] if argv0 is None else argv0
     executable = sys.executable if executable is None else executable
     if env.get("UV"):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import CliError, CliUsageError
+from ._launcher import LAUNCHER_ENV, launcher
 
 __all__ = ["CHOSEN_ENV", "ChosenPython", "choose_python", "run_in"]
 
@@ -121,6 +122,6 @@ def run_in(chosen: ChosenPython, args: Sequence[str]) -> int:
         )
     sys.stdout.flush()
     sys.stderr.flush()
-    env = {**os.environ, CHOSEN_ENV: str(chosen.path)}
+    env = {**os.environ, CHOSEN_ENV: str(chosen.path), LAUNCHER_ENV: launcher()}
     completed = subprocess.run([str(chosen.path), "-m", "molexp.cli", *args], env=env, check=False)
     return completed.returncode
