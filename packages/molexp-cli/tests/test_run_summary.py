@@ -45,6 +45,20 @@ def test_a_workspace_outside_the_current_directory_is_absolute(tmp_path: Path) -
     assert display_path(tmp_path, tmp_path) == "."
 
 
+def test_a_symlinked_executable_is_shown_as_typed_not_resolved(tmp_path: Path) -> None:
+    # pipx puts a symlink on its bin dir pointing into the tool venv; the user typed the link.
+    target = tmp_path / "pipx" / "venvs" / "molexp-cli" / "bin" / "molexp"
+    target.parent.mkdir(parents=True)
+    target.write_text("")
+    link = tmp_path / "bin" / "molexp"
+    link.parent.mkdir()
+    link.symlink_to(target)
+    elsewhere = tmp_path / "lab"
+    elsewhere.mkdir()
+    assert display_path(link, elsewhere, command=True) == str(link)
+    assert display_path(link, tmp_path, command=True) == "bin/molexp"
+
+
 def test_launcher_repeats_how_molexp_was_started(tmp_path: Path) -> None:
     venv_molexp = tmp_path / ".venv" / "bin" / "molexp"
     venv_molexp.parent.mkdir(parents=True)

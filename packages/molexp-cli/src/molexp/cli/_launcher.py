@@ -67,14 +67,15 @@ def launcher(
 
 def display_path(path: Path, cwd: Path | None = None, *, command: bool = False) -> str:
     """``path`` as the user should type it: relative when it lies inside ``cwd`` (default: the
-    current directory), else absolute; shell-quoted. A ``command`` gets ``./`` when it would
-    otherwise be a bare name (looked up on PATH instead)."""
-    base = (Path.cwd() if cwd is None else cwd).resolve()
-    resolved = path.expanduser().resolve()
-    try:
-        shown = str(resolved.relative_to(base)) or "."
-    except ValueError:
-        shown = str(resolved)
+    current directory), else absolute, symlinks kept as they are; shell-quoted. A ``command``
+    gets ``./`` when it would otherwise be a bare name (looked up on PATH instead)."""
+    base = Path(os.path.normpath((Path.cwd() if cwd is None else cwd).absolute()))
+    absolute = Path(os.path.normpath(path.expanduser().absolute()))  # pipx's bin link stays
+    shown = str(absolute)
+    for inside, candidate in ((base, absolute), (base.resolve(), absolute.resolve())):
+        if candidate.is_relative_to(inside):
+            shown = str(candidate.relative_to(inside)) or "."
+            break
     if command and "/" not in shown:
         shown = f"./{shown}"
     return shlex.quote(shown)
