@@ -208,3 +208,8 @@ def test_the_slurm_executor_through_the_pipx_binary_runs_jobs_in_the_lab_venv(la
     assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
     for run in submitted["runs"]:
         assert _pythons_of(run["run_dir"])[-1] == str(lab.lab_python)
+        record = json.loads((Path(run["run_dir"]) / "run.json").read_text(encoding="utf-8"))
+        attempt = record["execution_history"][-1]
+        # the attempt names its Slurm job, as the scheduler info of its submission does
+        job = attempt["environment"]["slurm"]
+        assert job["SLURM_ARRAY_JOB_ID"] == str(attempt["scheduler"]["job_id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
@@ -48,5 +49,9 @@ def test_show_and_artifacts_of_one_attempt(twice: Run, capsys: pytest.CaptureFix
     }
     code, out, _ = invoke(capsys, "artifacts", "cu1", "--json")
     assert code == 0 and [a["name"] for a in json.loads(out)] == ["fit.json"]
+    code, out, _ = invoke(capsys, "show", "cu1", "--attempt", "1")
+    # where the attempt ran: interpreter and environment
+    assert code == 0 and platform.python_version() in out
+    assert f"{platform.python_implementation()} on" in out
     code, _, err = invoke(capsys, "show", "cu1", "--attempt", "0")
     assert code == 2 and err.strip() == "error: --attempt counts from 1, got 0"

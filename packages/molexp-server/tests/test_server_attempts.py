@@ -4,6 +4,7 @@ states, and what changed from the attempt before."""
 from __future__ import annotations
 
 import json
+import platform
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -45,6 +46,7 @@ async def test_the_run_lists_its_attempts_with_what_changed(eos: httpx.AsyncClie
     assert (first["results_changed"], first["artifacts_changed"]) == (0, 0)
     assert (second["results_changed"], second["artifacts_changed"]) == (2, 1)
     assert first["python"] == second["python"] == sys.executable
+    assert first["environment"]["platform"] == platform.platform()
 
 
 async def test_an_attempt_shows_its_results_artifacts_logs_and_changes(

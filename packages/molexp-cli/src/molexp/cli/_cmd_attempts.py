@@ -14,7 +14,7 @@ from ._errors import CliError, CliUsageError
 from ._output import format_duration, format_value, make_table, print_json, stdout_console
 
 if TYPE_CHECKING:
-    from molexp.workspace import Attempt, AttemptDiff, Run
+    from molexp.workspace import Attempt, AttemptDiff, EnvironmentInfo, Run
 
 __all__ = [
     "attempt_json",
@@ -125,6 +125,7 @@ def show_attempt(run: Run, number: int, *, as_json: bool) -> None:
         ("duration", duration),
         ("host", f"{record.host}:{record.pid}" if record.host else None),
         ("python", " ".join(p for p in (record.python_version, record.python) if p) or None),
+        ("environment", _environment_text(record.environment)),
         ("profile", record.profile_name),
         ("config_hash", record.config_hash),
         ("results", attempt.results),
@@ -183,3 +184,17 @@ def show_attempt(run: Run, number: int, *, as_json: bool) -> None:
             rows,
         )
     )
+
+
+def _environment_text(environment: EnvironmentInfo | None) -> str | None:
+    """``CPython on Linux-6.1-x86_64, 8 CPUs, GPU: A100 (550.54); slurm: SLURM_JOB_ID=42``."""
+    if environment is None:
+        return None
+    parts = [f"{environment.implementation} on {environment.platform}"]
+    if environment.cpu_count is not None:
+        parts.append(f"{environment.cpu_count} CPUs")
+    parts.extend(f"GPU: {gpu}" for gpu in environment.gpus)
+    for label, values in (("slurm", environment.slurm), ("variables", environment.variables)):
+        if values:
+            parts.append(f"{label}: " + " ".join(f"{k}={v}" for k, v in values.items()))
+    return ", ".join(parts)

@@ -142,6 +142,7 @@ def _attempt_info(record: ExecutionRecord, diff: AttemptDiff | None = None) -> A
         pid=record.pid,
         python=record.python,
         python_version=record.python_version,
+        environment=None if record.environment is None else record.environment.model_dump(),
         profile_name=record.profile_name,
         config_hash=record.config_hash,
         error=_error_detail(record.error),

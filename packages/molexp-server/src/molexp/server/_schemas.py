@@ -183,6 +183,10 @@ class AttemptInfo(BaseModel):
     pid: int | None
     python: str | None = Field(default=None, description="The interpreter that ran the attempt.")
     python_version: str | None = None
+    environment: dict[str, Any] | None = Field(
+        default=None,
+        description="Platform, CPU count, GPUs, Slurm ids and allow-listed variables.",
+    )
     profile_name: str | None
     config_hash: str | None
     error: ErrorDetail | None

@@ -26,6 +26,7 @@ from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
 from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
 from molexp.workspace._project import Project
 from molexp.workspace._records import (
+    EnvironmentInfo,
     ErrorInfo,
     ExecutionRecord,
     ExperimentMetadata,
@@ -55,6 +56,7 @@ __all__ = [
     "AttemptDiff",
     "BrokenRecord",
     "BrokenRecordWarning",
+    "EnvironmentInfo",
     "ErrorInfo",
     "ExecutionRecord",
     "Experiment",

@@ -65,6 +65,7 @@ from molexp.assets import (
 from molexp.assets.storage import checked_path, is_valid_unicode
 
 from ._attempts import prepare_attempt, seal_attempt
+from ._environment import capture_environment
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
 from ._records import (
@@ -340,6 +341,7 @@ class RunContext:
             record.pid = pid
             record.python = sys.executable or None
             record.python_version = platform.python_version()
+            record.environment = capture_environment()
             record.profile_name = self._profile.name
             record.config_hash = self._profile.config_hash
             metadata.status = RunStatus.running

@@ -246,6 +246,23 @@ class OwnerInfo(_Nested):
     heartbeat_at: AwareDatetime
 
 
+class EnvironmentInfo(_Nested):
+    """Where and with what an attempt ran, captured when it starts (see ``_environment``)."""
+
+    implementation: str
+    """``CPython``, ``PyPy``, ..."""
+    platform: str
+    """``platform.platform()``: OS, kernel and machine."""
+    cpu_count: int | None = None
+    """CPUs this process may use (its affinity), else the machine's."""
+    gpus: list[str] = Field(default_factory=list)
+    """``name, driver`` per GPU as ``nvidia-smi`` reports them; empty without it."""
+    slurm: dict[str, str] = Field(default_factory=dict)
+    """The Slurm job, array and node ids when the attempt ran in a Slurm job."""
+    variables: dict[str, str] = Field(default_factory=dict)
+    """The allow-listed environment variables that were set (never secrets)."""
+
+
 class ExecutionRecord(_Nested):
     """One execution attempt of a run; attempts are appended, never flattened."""
 
@@ -260,6 +277,8 @@ class ExecutionRecord(_Nested):
     """The interpreter that ran the attempt (``sys.executable``; its environment is the prefix)."""
     python_version: str | None = None
     """That interpreter's version, e.g. ``3.11.7``."""
+    environment: EnvironmentInfo | None = None
+    """Platform, CPUs, GPUs, Slurm ids and allow-listed variables (None: not yet started)."""
     profile_name: str | None = None
     config_hash: str | None = None
     error: ErrorInfo | None = None
