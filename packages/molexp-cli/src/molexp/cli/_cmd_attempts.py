@@ -21,6 +21,7 @@ __all__ = [
     "attempt_of",
     "changes_text",
     "diff_json",
+    "python_text",
     "show_attempt",
 ]
 
@@ -47,7 +48,7 @@ def changes_text(diff: AttemptDiff) -> str:
             count = sum(1 for item in changes if item.change == change)
             if count:
                 parts.append(f"{count} {what}{'s' if count > 1 else ''} {change}")
-    return ", ".join(parts) or "no changes"
+    return "; ".join(parts) or "no changes"
 
 
 def diff_json(diff: AttemptDiff) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def show_attempt(run: Run, number: int, *, as_json: bool) -> None:
         ("finished", record.finished_at),
         ("duration", duration),
         ("host", f"{record.host}:{record.pid}" if record.host else None),
-        ("python", " ".join(p for p in (record.python_version, record.python) if p) or None),
+        ("python", python_text(record.python, record.python_version)),
         ("environment", _environment_text(record.environment)),
         ("profile", record.profile_name),
         ("config_hash", record.config_hash),
@@ -186,8 +187,15 @@ def show_attempt(run: Run, number: int, *, as_json: bool) -> None:
     )
 
 
+def python_text(executable: str | None, version: str | None) -> str | None:
+    """``3.11.7 /lab/.venv/bin/python``: which interpreter ran an attempt, when recorded."""
+    if executable is None and version is None:
+        return None
+    return " ".join(part for part in (version, executable) if part)
+
+
 def _environment_text(environment: EnvironmentInfo | None) -> str | None:
-    """``CPython on Linux-6.1-x86_64, 8 CPUs, GPU: A100 (550.54); slurm: SLURM_JOB_ID=42``."""
+    """``CPython on Linux-6.1-x86_64; 8 CPUs; GPU: NVIDIA A100, 550.54; slurm: SLURM_JOB_ID=42``."""
     if environment is None:
         return None
     parts = [f"{environment.implementation} on {environment.platform}"]
@@ -197,4 +205,4 @@ def _environment_text(environment: EnvironmentInfo | None) -> str | None:
     for label, values in (("slurm", environment.slurm), ("variables", environment.variables)):
         if values:
             parts.append(f"{label}: " + " ".join(f"{k}={v}" for k, v in values.items()))
-    return ", ".join(parts)
+    return "; ".join(parts)

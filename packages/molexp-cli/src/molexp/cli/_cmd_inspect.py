@@ -319,7 +319,7 @@ def show_command(
     """``molexp show RUN [--attempt N] [-p P] [-e E]``."""
     from molexp.workspace import stale_reason
 
-    from ._cmd_attempts import changes_text, show_attempt
+    from ._cmd_attempts import changes_text, python_text, show_attempt
 
     run = resolve_run(reference, workspace, selection)
     if attempt is not None:
@@ -377,7 +377,7 @@ def show_command(
             item.finished_at,
             _duration(item.started_at, item.finished_at),
             item.record.profile_name,
-            _python_text(item.record.python, item.record.python_version),
+            python_text(item.record.python, item.record.python_version),
             changes_text(item.diff()) if item.number > 1 else "",
             None
             if item.error is None
@@ -410,13 +410,6 @@ def show_command(
             ],
         )
     )
-
-
-def _python_text(executable: str | None, version: str | None) -> str | None:
-    """``3.11.7 /lab/.venv/bin/python``: which interpreter ran an attempt, when recorded."""
-    if executable is None and version is None:
-        return None
-    return " ".join(part for part in (version, executable) if part)
 
 
 def _duration(started: Any, finished: Any) -> str:
