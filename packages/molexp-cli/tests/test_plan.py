@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import tree_digest
 from molexp.cli._errors import CliUsageError
-from molexp.cli._plan import Action, decide, plan_runs, replica_parameters
+from molexp.cli._plan import Action, Decision, decide, plan_runs, replica_parameters
 from molexp.workflow import TaskContext, Workflow, workflow
 from molexp.workflow.bindings import get_workflow, set_workflow
 from molexp.workspace import Experiment, ProfileConfig, Workspace, derive_run_id
@@ -46,6 +46,20 @@ def test_decide(
     decision = decide(status, owner_alive=alive, rerun_failed=rerun, force=force)
     assert decision.action is action
     assert fragment in decision.reason
+
+
+def test_decide_outdated_only_changes_succeeded_runs() -> None:
+    changed = {"fit": "code or task config changed", "plot": "run config changed"}
+    decision = decide("succeeded", outdated=changed)
+    assert decision.action is Action.execute
+    assert (
+        decision.reason == "outdated: fit (code or task config changed), plot (run config changed)"
+    )
+    assert decide("succeeded", outdated={}) == Decision(
+        Action.skip, "already succeeded, up to date"
+    )
+    assert decide("failed", outdated=changed).action is Action.skip  # --rerun-failed decides
+    assert decide("running", owner_alive=True, outdated=changed).action is Action.skip
 
 
 def _workflow() -> Workflow:

@@ -568,3 +568,40 @@ async def test_tasks_sharing_one_function_share_its_snapshot_but_keep_their_name
     keys = {name: p.snapshot_key for name, p in plan.persistence().items()}
     assert keys["p1"] == keys["p2"] != keys["p3"]
     assert plan.snapshot("unknown") is None
+
+
+async def test_outdated_tasks_names_what_an_execution_would_not_reuse(tmp_path: Path) -> None:
+    from molexp.workflow import outdated_tasks
+
+    attempts = Attempts(tmp_path)
+    run = attempts.run({"profile_value": 1})
+    await chain().execute(run=run)
+    last = run.context.execution_dir
+    config = {"profile_value": 1}
+    assert outdated_tasks(chain(), last, run_config=config) == {}
+    assert outdated_tasks(chain(b_variant=1), last, run_config=config) == {
+        "B": "code or task config changed"
+    }
+    assert outdated_tasks(chain(b_config={"k": 1}), last, run_config=config) == {
+        "B": "code or task config changed"
+    }
+    assert outdated_tasks(chain(), last, run_config={"profile_value": 2}) == dict.fromkeys(
+        ["A", "B", "C", "D"], "run config changed"
+    )
+    assert outdated_tasks(chain(), last, run_config=config, inputs=7) == {"A": "inputs changed"}
+    assert outdated_tasks(summing(["x"]), last, run_config=config) == dict.fromkeys(
+        ["x", "y", "total"], "not recorded by the last attempt"
+    )
+    assert outdated_tasks(chain(), tmp_path / "no-attempt", run_config=config) is None
+
+
+async def test_a_task_whose_dependencies_changed_is_outdated(tmp_path: Path) -> None:
+    from molexp.workflow import outdated_tasks
+
+    attempts = Attempts(tmp_path)
+    run = attempts.run()
+    await summing(["x"]).execute(run=run)
+    last = run.context.execution_dir
+    assert outdated_tasks(summing(["x", "y"]), last, run_config={}) == {
+        "total": "dependencies changed"
+    }

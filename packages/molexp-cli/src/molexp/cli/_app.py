@@ -180,6 +180,14 @@ def run(
     force: Annotated[
         bool, typer.Option("--force", help="Execute every run again, even succeeded ones.")
     ] = False,
+    outdated: Annotated[
+        bool,
+        typer.Option(
+            "--outdated",
+            help="Execute succeeded runs again whose tasks changed since their last attempt "
+            "(code, task config, run config); unchanged tasks are resumed.",
+        ),
+    ] = False,
     jobs: Annotated[
         int,
         typer.Option(
@@ -293,6 +301,7 @@ def run(
             dry_run=dry_run,
             rerun_failed=rerun_failed,
             force=force,
+            outdated=outdated,
             jobs=jobs,
             project=tuple(project or ()),
             experiment=tuple(experiment or ()),

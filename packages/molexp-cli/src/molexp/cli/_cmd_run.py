@@ -160,6 +160,8 @@ class RunOptions:
     dry_run: bool = False
     rerun_failed: bool = False
     force: bool = False
+    outdated: bool = False
+    """``--outdated``: succeeded runs whose tasks changed execute again (see ``_plan``)."""
     jobs: int = 1
     project: tuple[str, ...] = ()
     """``-p`` values: ids, names or globs, any of which selects a project (none: all)."""
@@ -177,6 +179,7 @@ class RunOptions:
             ("--dry-run", self.dry_run),
             ("--rerun-failed", self.rerun_failed),
             ("--force", self.force),
+            ("--outdated", self.outdated),
             ("--json", self.as_json),
         ):
             args += [flag] if on else []
@@ -296,6 +299,7 @@ def _plan(loaded: LoadedScript, profiles: _Profiles, options: RunOptions) -> Run
         experiment=options.experiment,
         rerun_failed=options.rerun_failed,
         force=options.force,
+        outdated=options.outdated,
     )
 
 
@@ -324,7 +328,11 @@ def run_command(options: RunOptions) -> int:
             "--jobs applies to local execution; with executor 'slurm' every run is one task "
             "of a job array"
         )
-    policy = ExecutionPolicy(rerun_failed=options.rerun_failed, force=options.force)
+    # An outdated run was planned on the state it had; under the claim it executes whatever
+    # happened since (executing again is never wrong: unchanged tasks resume).
+    policy = ExecutionPolicy(
+        rerun_failed=options.rerun_failed, force=options.force or options.outdated
+    )
     outcomes = {id(p): o for p, o in _submit(submitted, profiles, script, policy)}
     progress_enabled = sys.stdout.isatty() and not options.as_json
     with (

@@ -9,7 +9,7 @@ it acts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -61,6 +61,7 @@ def decide(
     rerun_failed: bool = False,
     force: bool = False,
     lost_before_start: bool = False,
+    outdated: Mapping[str, str] | None = None,
 ) -> Decision:
     """Execute or skip a run in ``status`` (None: the run does not exist yet).
 
@@ -69,6 +70,8 @@ def decide(
     twice at once); running whose owner is gone (a crashed attempt) is treated like failed;
     queued (handed to a scheduler) -> skip unless ``force``. A failed run whose scheduler job
     vanished before the run ever started (``lost_before_start``) never ran: execute it again.
+    ``outdated`` (asked with ``--outdated``) maps a succeeded run's changed tasks to why; any
+    executes it again.
     """
     if status is None:
         return Decision(Action.execute, "new")
@@ -85,6 +88,11 @@ def decide(
     if status == "succeeded":
         if force:
             return Decision(Action.execute, "forced rerun")
+        if outdated:
+            changed = ", ".join(f"{task} ({why})" for task, why in outdated.items())
+            return Decision(Action.execute, f"outdated: {changed}")
+        if outdated is not None:
+            return Decision(Action.skip, "already succeeded, up to date")
         return Decision(Action.skip, "already succeeded")
     if status == "failed" and lost_before_start:
         return Decision(Action.execute, "its Slurm job vanished before the run started")
@@ -205,6 +213,7 @@ def plan_runs(
     experiment: str | Sequence[str] | None = None,
     rerun_failed: bool = False,
     force: bool = False,
+    outdated: bool = False,
     workflow_for: WorkflowLookup | None = None,
     heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
 ) -> RunPlan:
@@ -213,7 +222,8 @@ def plan_runs(
     ``project`` / ``experiment`` select by id, name or glob, one value or several (any of them
     selects: ``-e a -e 'cu-*'``); a value that matches nothing is a usage error listing what
     exists. ``workflow_for`` finds an experiment's bound workflow (default:
-    ``molexp.workflow.bindings.get_workflow``).
+    ``molexp.workflow.bindings.get_workflow``). ``outdated`` compares each succeeded run's last
+    attempt with the bound workflow (``molexp.workflow.outdated_tasks``).
     """
     if workflow_for is None:
         from molexp.workflow.bindings import get_workflow
@@ -249,7 +259,14 @@ def plan_runs(
                     continue
                 plan.runs.extend(
                     _plan_experiment(
-                        workspace, exp, spec, profile, rerun_failed, force, heartbeat_timeout
+                        workspace,
+                        exp,
+                        spec,
+                        profile,
+                        rerun_failed,
+                        force,
+                        heartbeat_timeout,
+                        outdated=outdated,
                     )
                 )
     unused_projects = [p for p in selection.projects if p not in used_projects]
@@ -275,6 +292,8 @@ def _plan_experiment(
     rerun_failed: bool,
     force: bool,
     heartbeat_timeout: float,
+    *,
+    outdated: bool = False,
 ) -> list[PlannedRun]:
     planned = []
     for index, seed, parameters in replica_parameters(experiment):
@@ -296,6 +315,9 @@ def _plan_experiment(
             rerun_failed=rerun_failed,
             force=force,
             lost_before_start=existing is not None and lost_before_start(existing),
+            outdated=_changed_tasks(existing, spec, profile)
+            if outdated and existing is not None and status == "succeeded"
+            else None,
         )
         planned.append(
             PlannedRun(
@@ -313,6 +335,19 @@ def _plan_experiment(
             )
         )
     return planned
+
+
+def _changed_tasks(run: Run, spec: Workflow, profile: ProfileConfig) -> dict[str, str]:
+    """The tasks of ``spec`` that changed since ``run``'s last attempt, each with why; a run
+    whose last attempt kept no task journal (recorded before it, or from Python without a
+    workflow) counts every task as changed: nothing proves it current."""
+    from molexp.workflow import outdated_tasks
+
+    execution_dir = run.attempt(-1).execution_dir
+    changed = outdated_tasks(spec, execution_dir, run_config=profile.config)
+    if changed is None:
+        return {name: "no task journal to compare" for name in spec.topological_order()}
+    return changed
 
 
 def run_dir_of(experiment: Experiment, run_id: str) -> Path:

@@ -50,6 +50,7 @@ from molexp.workflow.task import Actor, Task
 if TYPE_CHECKING:
     from molexp.workflow._dask import DaskRuntime, runtime_from_config
     from molexp.workflow._hashing import hash_value
+    from molexp.workflow._resume import outdated_tasks
     from molexp.workflow.bindings import promote_callable
     from molexp.workflow.cache import (
         CACHE_FORMAT_VERSION,
@@ -106,6 +107,7 @@ __all__ = [
     "create_default_runtime",
     "hash_value",
     "join",
+    "outdated_tasks",
     "parallel_map",
     "promote_callable",
     "runtime_from_config",
@@ -126,6 +128,7 @@ _LAZY: dict[str, str] = {
     "runtime_from_config": "molexp.workflow._dask",
     "promote_callable": "molexp.workflow.bindings",
     "hash_value": "molexp.workflow._hashing",
+    "outdated_tasks": "molexp.workflow._resume",
 }
 
 

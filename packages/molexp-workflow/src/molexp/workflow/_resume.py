@@ -43,6 +43,7 @@ __all__ = [
     "encode_frame",
     "find_previous_attempt",
     "journal_path",
+    "outdated_tasks",
     "read_header",
     "read_journal",
     "snapshot_task",
@@ -448,6 +449,49 @@ def _snapshot_all(spec: Workflow) -> dict[str, TaskSnapshot | str]:
                 shared[code_id] = found
         snapshots[name] = found
     return snapshots
+
+
+def outdated_tasks(
+    spec: Workflow,
+    execution_dir: Path,
+    *,
+    run_config: Mapping[str, Any],
+    inputs: Any = None,
+) -> dict[str, str] | None:
+    """The tasks of ``spec`` an execution under ``run_config`` would not re-use from the attempt
+    journaled in ``execution_dir``, each with why: its code or task config changed (its resume key
+    differs), its dependencies changed, the run config or the root inputs changed, it cannot be
+    snapshotted, or that attempt never recorded it. Tasks that only run again because a dependency
+    does are not listed. None when that attempt has no readable journal; an empty mapping when
+    every task is up to date."""
+    journal_file = journal_path(execution_dir)
+    if not journal_file.is_file():
+        return None
+    previous = read_journal(journal_file)
+    if previous is None:
+        return None
+    run_config_hash = _hash_run_config(run_config)
+    inputs_hash = _hash_inputs(inputs)
+    roots_match = inputs_hash is not None and previous.header.inputs_hash == inputs_hash
+    outdated: dict[str, str] = {}
+    for name, snapshot in _snapshot_all(spec).items():
+        registration = spec.tasks[name]
+        stored = previous.tasks.get(name)
+        if isinstance(snapshot, str):
+            outdated[name] = snapshot
+        elif run_config_hash.startswith("no snapshot key"):
+            outdated[name] = run_config_hash
+        elif stored is None:
+            outdated[name] = "not recorded by the last attempt"
+        elif stored.record.snapshot_key.rsplit(":", 1)[0] != snapshot.key:
+            outdated[name] = "code or task config changed"
+        elif stored.record.snapshot_key != f"{snapshot.key}:{run_config_hash}":
+            outdated[name] = "run config changed"
+        elif stored.record.depends_on != registration.depends_on:
+            outdated[name] = "dependencies changed"
+        elif not registration.depends_on and not roots_match:
+            outdated[name] = "inputs changed"
+    return {name: outdated[name] for name in spec.topological_order() if name in outdated}
 
 
 def _hash_inputs(inputs: Any) -> str | None:
