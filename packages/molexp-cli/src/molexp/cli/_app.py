@@ -470,6 +470,45 @@ def show(
 
 
 @app.command()
+def diff(
+    run_a: Annotated[
+        str,
+        typer.Argument(
+            help="The first run: an id (unique in the workspace) or a run directory.",
+            metavar="RUN_A",
+            show_default=False,
+        ),
+    ],
+    run_b: Annotated[
+        str,
+        typer.Argument(
+            help="The second run, compared with the first.", metavar="RUN_B", show_default=False
+        ),
+    ],
+    show_all: Annotated[
+        bool, typer.Option("--all", help="List every field, the same ones too.")
+    ] = False,
+    project: NarrowProjectOption = None,
+    experiment: NarrowExperimentOption = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What differs between two runs: parameters, profile, config, workflow, results, and where
+    their latest attempts ran."""
+    from ._cmd_diff import diff_command
+    from ._resolve import Selection
+
+    diff_command(
+        run_a,
+        run_b,
+        workspace=workspace,
+        as_json=as_json,
+        show_all=show_all,
+        selection=Selection.of(project, experiment),
+    )
+
+
+@app.command()
 def logs(
     run: RunArgument,
     name: Annotated[

@@ -1,0 +1,74 @@
+"""``molexp diff RUN_A RUN_B``: the facts that differ between two runs — across experiments and
+projects — and only those (``--all`` lists the same ones too); ``--json`` for machines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from molexp.cli import run_cli
+from molexp.workspace import ProfileConfig, Workspace
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run_cli(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "lab"
+    ws = Workspace(root)
+    a = ws.Project("eos").Experiment("cu", params={"a0": 3.6, "eos": "birch"}).Run(id="ra")
+    b = ws.Project("bulk").Experiment("al", params={"a0": 4.05, "eos": "birch"}).Run(id="rb")
+    fast = ProfileConfig(name="fast", config={"model": {"depth": 2}, "steps": 10})
+    deep = ProfileConfig(
+        name="fast", config={"model": {"depth": 3}, "steps": 10}, overrides={"model.depth": 3}
+    )
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with a.start(profile_config=fast) as ctx:
+        ctx.set_result("b0", 140.1)
+        ctx.set_result("v0", 11.8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    with b.start(profile_config=deep) as ctx:
+        ctx.set_result("b0", 76.2)
+    monkeypatch.setenv("MOLEXP_WORKSPACE", str(root))
+    return root
+
+
+def test_diff_lists_what_differs_across_projects(
+    lab: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = invoke(capsys, "diff", "ra", "rb", "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert (payload["a"], payload["b"]) == ("ra", "rb")
+    rows = {row["field"]: (row["a"], row["b"], row["change"]) for row in payload["differences"]}
+    assert rows == {
+        "experiment": ("eos/cu", "bulk/al", "changed"),
+        "params.a0": (3.6, 4.05, "changed"),
+        "overrides.model.depth": (None, 3, "added"),
+        "config.model.depth": (2, 3, "changed"),
+        "config_hash": rows["config_hash"][:2] + ("changed",),
+        "results.b0": (140.1, 76.2, "changed"),
+        "results.v0": (11.8, None, "removed"),
+        "environment.variables.OMP_NUM_THREADS": ("1", "4", "changed"),
+    }
+    assert rows["config_hash"][0] != rows["config_hash"][1]
+    # the same facts are left out: the eos parameter, the profile name, the steps, the platform
+    assert not {"params.eos", "profile", "config.steps", "environment.platform"} & set(rows)
+
+
+def test_diff_all_and_the_table(lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = invoke(capsys, "diff", "ra", "rb", "--all", "--json")
+    every = {row["field"]: row["change"] for row in json.loads(out)["differences"]}
+    assert code == 0 and every["params.eos"] == every["profile"] == "same"
+    code, out, _ = invoke(capsys, "diff", "ra", "rb")
+    assert code == 0 and "a: ra  b: rb" in out
+    assert "results.v0" in out and "(absent)" in out and "params.eos" not in out
+    code, out, _ = invoke(capsys, "diff", "ra", "ra")
+    assert (code, out.strip()) == (0, "runs ra and ra do not differ")
+    code, _, err = invoke(capsys, "diff", "ra", "nope")
+    assert code != 0 and "nope" in err
