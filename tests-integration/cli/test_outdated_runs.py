@@ -106,6 +106,12 @@ def test_only_runs_whose_tasks_changed_execute_again(tmp_path: Path) -> None:
     write(tmp_path, strains=7, factor=3.0)
     listed = molexp("run", "s.py", "--outdated", "--dry-run", cwd=tmp_path)
     assert reasons(listed) == [("execute", "outdated: prepare (code or task config changed)")] * 2
+    through_workers = molexp("run", "s.py", "--outdated", "--jobs", "2", cwd=tmp_path)
+    assert through_workers["executed"] == 2
+    for run in through_workers["runs"]:
+        assert task_statuses(run["run_dir"]) == {"prepare": "succeeded", "fit": "succeeded"}
+    settled = molexp("run", "s.py", "--outdated", "--dry-run", cwd=tmp_path)
+    assert reasons(settled) == [("skip", "already succeeded, up to date")] * 2
 
 
 def test_a_run_without_a_task_journal_counts_as_outdated(tmp_path: Path) -> None:
