@@ -65,6 +65,7 @@ from molexp.assets import (
 from molexp.assets.storage import checked_path, is_valid_unicode
 
 from ._attempts import prepare_attempt, seal_attempt
+from ._data_dirs import data_dir
 from ._environment import capture_environment
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
@@ -684,28 +685,9 @@ class RunContext:
         relative path staying inside the workspace.
         """
         asset = self.find_asset(asset_name)
-        if asset is not None:
-            return self.workspace.root / asset.path
-        if fallback is None:
-            raise FileNotFoundError(
-                f"no asset {asset_name!r} visible from run {self._run.id!r} "
-                "(searched run, experiment, project and workspace) and no fallback given"
-            )
-        relative = checked_path(fallback, f"fallback for asset {asset_name!r}")
-        root = self.workspace.root
-        directory = root / relative
-        if (
-            relative.is_absolute()
-            or ".." in relative.parts
-            or not directory.resolve().is_relative_to(root)
-            or directory.resolve() == root
-        ):
-            raise ValueError(
-                f"fallback {str(fallback)!r} for asset {asset_name!r} must be a relative path "
-                "inside the workspace, naming a directory below its root"
-            )
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
+        return data_dir(
+            self.workspace.root, asset, asset_name, run_id=self._run.id, fallback=fallback
+        )
 
     # -- channels ------------------------------------------------------------------------
 

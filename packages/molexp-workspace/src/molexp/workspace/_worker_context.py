@@ -41,8 +41,9 @@ from molexp.assets import (
     make_dirs,
     validate_name,
 )
-from molexp.assets.storage import checked_path, is_valid_unicode
+from molexp.assets.storage import is_valid_unicode
 
+from ._data_dirs import data_dir
 from ._hashing import plain_json
 from ._stale import this_host
 
@@ -219,28 +220,9 @@ class WorkerRunContext:
     def get_data_dir(self, asset_name: str, fallback: str | os.PathLike[str] | None = None) -> Path:
         """Like ``RunContext.get_data_dir`` (the fallback directory is created on the share)."""
         asset = self.find_asset(asset_name)
-        root = self.workspace.root
-        if asset is not None:
-            return root / asset.path
-        if fallback is None:
-            raise FileNotFoundError(
-                f"no asset {asset_name!r} visible from run {self._opener.run_id!r} "
-                "(searched run, experiment, project and workspace) and no fallback given"
-            )
-        relative = checked_path(fallback, f"fallback for asset {asset_name!r}")
-        directory = root / relative
-        if (
-            relative.is_absolute()
-            or ".." in relative.parts
-            or not directory.resolve().is_relative_to(root)
-            or directory.resolve() == root
-        ):
-            raise ValueError(
-                f"fallback {str(fallback)!r} for asset {asset_name!r} must be a relative path "
-                "inside the workspace, naming a directory below its root"
-            )
-        directory.mkdir(parents=True, exist_ok=True)
-        return directory
+        return data_dir(
+            self.workspace.root, asset, asset_name, run_id=self._opener.run_id, fallback=fallback
+        )
 
     # -- kept for the owner --------------------------------------------------------------
 
