@@ -28,7 +28,7 @@ from pathlib import Path
 
 from molexp.assets._io import validate_name
 from molexp.assets._payload import install_path, staging_dir
-from molexp.assets._permissions import copy_file, explained_permissions, make_dirs
+from molexp.assets._permissions import copy_file, copy_tree, explained_permissions, make_dirs
 
 __all__ = [
     "ASIDE",
@@ -36,7 +36,6 @@ __all__ = [
     "SEALED_FILE_NAME",
     "TEMP",
     "attempt_dir",
-    "link_tree",
     "preserve",
     "show_in_view",
 ]
@@ -59,23 +58,6 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
 
 
-def link_tree(source: Path, target: Path) -> None:
-    """Recreate the tree ``source`` at ``target`` with hard links (copies where links fail)."""
-    make_dirs(target, exist_ok=False)
-    with os.scandir(source) as entries:
-        for entry in entries:
-            destination = target / entry.name
-            if entry.is_symlink():
-                destination.symlink_to(Path(entry.path).readlink())
-            elif entry.is_dir():
-                link_tree(Path(entry.path), destination)
-            else:
-                try:
-                    os.link(entry.path, destination, follow_symlinks=False)
-                except OSError:
-                    copy_file(entry.path, destination)
-
-
 def show_in_view(source: Path, view: Path, *, live: bool = False) -> None:
     """Make the view entry ``view`` show ``source`` (atomically replacing what it showed).
 
@@ -89,7 +71,7 @@ def show_in_view(source: Path, view: Path, *, live: bool = False) -> None:
         staging = staging_dir(view)
         try:
             staged = staging / "payload"
-            link_tree(source, staged)
+            copy_tree(source, staged, link=True)
             install_path(staged, view)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -126,7 +108,7 @@ def preserve(source: Path, target: Path) -> bool:
         staging = staging_dir(target)
         try:
             staged = staging / "payload"
-            link_tree(source, staged)
+            copy_tree(source, staged, link=True)
             try:
                 staged.rename(target)
             except OSError:

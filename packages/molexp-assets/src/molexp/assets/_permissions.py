@@ -237,8 +237,9 @@ def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> str:
     return os.fspath(dst)
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    """Copy a directory tree (symlinks as links) with modes from the umask, not the source."""
+def copy_tree(src: Path, dst: Path, *, link: bool = False) -> None:
+    """Copy a directory tree (symlinks as links) with modes from the umask, not the source;
+    ``link``: hard-link each file instead, copying only where a link fails."""
     make_dirs(dst, exist_ok=False)
     with os.scandir(src) as entries:
         for entry in entries:
@@ -246,6 +247,11 @@ def copy_tree(src: Path, dst: Path) -> None:
             if entry.is_symlink():
                 target.symlink_to(Path(entry.path).readlink())
             elif entry.is_dir():
-                copy_tree(Path(entry.path), target)
+                copy_tree(Path(entry.path), target, link=link)
+            elif link:
+                try:
+                    os.link(entry.path, target, follow_symlinks=False)
+                except OSError:
+                    copy_file(entry.path, target)
             else:
                 copy_file(entry.path, target)
