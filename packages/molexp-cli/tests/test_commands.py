@@ -267,6 +267,20 @@ def test_query_errors_and_order(ran: Path, capsys: pytest.CaptureFixture[str]) -
     assert "column" in err
 
 
+def test_ids_print_bare_run_ids_for_shell_pipelines(
+    ran: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = json.loads(invoke(capsys, "query", "lr > 0", "--order-by", "-seed", "--json")[1])
+    code, out, _ = invoke(capsys, "query", "lr > 0", "--order-by", "-seed", "--ids")
+    assert code == 0 and out.splitlines() == [row["id"] for row in rows]
+    code, out, _ = invoke(capsys, "ls", "runs", "--ids")
+    assert code == 0 and sorted(out.splitlines()) == sorted(row["id"] for row in rows)
+    for args in (["ls", "--ids"], ["query", "lr > 0", "--ids", "--json"]):
+        code, _, err = invoke(capsys, *args)
+        assert code == 2, args
+        assert_one_line_error(err)
+
+
 def test_a_query_on_an_unknown_field_is_one_line_naming_it(
     ran: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -38,6 +38,14 @@ WorkspaceOption = Annotated[
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON only.", show_default=False)
 ]
+IdsOption = Annotated[
+    bool,
+    typer.Option(
+        "--ids",
+        help="Print only the run ids, one per line (for shell pipelines).",
+        show_default=False,
+    ),
+]
 ProfileOption = Annotated[
     str | None,
     typer.Option(
@@ -413,6 +421,7 @@ def list_command(
     ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
+    ids: IdsOption = False,
 ) -> None:
     """List projects, experiments or runs (an overview tree by default)."""
     from ._cmd_inspect import ls_command
@@ -425,6 +434,7 @@ def list_command(
         where=where,
         workspace=workspace,
         as_json=as_json,
+        ids=ids,
     )
 
 
@@ -702,11 +712,14 @@ def query(
     ] = None,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
+    ids: IdsOption = False,
 ) -> None:
     """Query the run index."""
     from ._cmd_inspect import query_command
 
-    query_command(expression, order_by=order_by, limit=limit, workspace=workspace, as_json=as_json)
+    query_command(
+        expression, order_by=order_by, limit=limit, workspace=workspace, as_json=as_json, ids=ids
+    )
 
 
 @app.command()

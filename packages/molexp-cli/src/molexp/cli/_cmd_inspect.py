@@ -125,6 +125,22 @@ def _query_runs(
         raise CliUsageError(f"invalid query: {exc}") from exc
 
 
+def _check_output(*, as_json: bool, ids: bool) -> None:
+    if as_json and ids:
+        raise CliUsageError("--ids and --json are two output formats: choose one")
+
+
+def _print_runs(rows: Sequence[RunSummary], title: str, *, as_json: bool, ids: bool) -> None:
+    """Runs as a table, JSON (``--json``) or bare ids one per line (``--ids``)."""
+    if as_json:
+        print_json([summary_json(row) for row in rows])
+    elif ids:
+        for row in rows:
+            print(row.id)
+    else:
+        stdout_console().print(_runs_table(title, rows))
+
+
 def _check_status(status: str | None) -> str | None:
     from molexp.workspace import RunStatus
 
@@ -147,10 +163,14 @@ def ls_command(
     where: str | None,
     workspace: Path | None,
     as_json: bool,
+    ids: bool = False,
 ) -> None:
     """``molexp ls``: projects, experiments, runs, or an overview tree (default).
 
     ``project``/``experiment`` select by id, name or glob; several values: any of them."""
+    if ids and what != "runs":
+        raise CliUsageError("--ids lists run ids: use it with `molexp ls runs`")
+    _check_output(as_json=as_json, ids=ids)
     wanted_status = _check_status(status)
     selection = Selection.of(project, experiment)
     ws = open_workspace(workspace)
@@ -161,10 +181,7 @@ def ls_command(
             rows = [row for row in rows if (row.project, row.experiment) in kept]
         if wanted_status is not None:
             rows = [row for row in rows if str(row.status) == wanted_status]
-        if as_json:
-            print_json([summary_json(row) for row in rows])
-        else:
-            stdout_console().print(_runs_table(f"Runs in {ws.root}", rows))
+        _print_runs(rows, f"Runs in {ws.root}", as_json=as_json, ids=ids)
         return
     counts = _status_counts(_query_runs(ws, where))
     projects = [p for p in ws.list_projects() if selection.project(p.id, p.name)]
@@ -637,13 +654,12 @@ def query_command(
     limit: int | None,
     workspace: Path | None,
     as_json: bool,
+    ids: bool = False,
 ) -> None:
     """``molexp query EXPR``."""
     if limit is not None and limit < 0:
         raise CliUsageError(f"--limit must be 0 or more, got {limit}")
+    _check_output(as_json=as_json, ids=ids)
     ws = open_workspace(workspace)
     rows = _query_runs(ws, expression, order_by=order_by, limit=limit)
-    if as_json:
-        print_json([summary_json(row) for row in rows])
-        return
-    stdout_console().print(_runs_table(f"{len(rows)} run(s) matching {expression!r}", rows))
+    _print_runs(rows, f"{len(rows)} run(s) matching {expression!r}", as_json=as_json, ids=ids)
