@@ -35,3 +35,5 @@ def test_show_names_what_made_a_cached_task_miss(
     shown = capsys.readouterr().out
     assert "Tasks of the latest attempt" in shown
     assert "config['x'] changed: 1 -> 2" in shown
+    [row] = [line for line in shown.splitlines() if "fit" in line and "succeeded" in line]
+    assert f"{task['duration']:.2f}s" in row and "e-" not in row  # seconds as durations show

@@ -411,7 +411,10 @@ def show_command(
             make_table(
                 "Tasks of the latest attempt",
                 ["task", "status", "duration", "cache"],
-                [(task["task"], task["status"], task["duration"], task["cache"]) for task in tasks],
+                [
+                    (task["task"], task["status"], _seconds_text(task["duration"]), task["cache"])
+                    for task in tasks
+                ],
             )
         )
     if len(history) > 1:
@@ -433,6 +436,11 @@ def _duration(started: Any, finished: Any) -> str:
     if started is None or finished is None:
         return "-"
     return format_duration((finished - started).total_seconds())
+
+
+def _seconds_text(seconds: Any) -> str:
+    """A task's recorded duration (seconds, or absent) as the tables show durations."""
+    return format_duration(seconds) if isinstance(seconds, int | float) else "-"
 
 
 def _task_states(run: Run, assets: list[Any]) -> list[dict[str, Any]]:
