@@ -52,11 +52,13 @@ class ArtifactStore(ScopedStore):
     def path(self, name: str) -> Path:
         """Where the artifact ``name`` is written (whether or not it has been saved yet).
 
-        A tool may write there directly and then call ``save(name, store.path(name))``
-        to register the file in place without copying it. For a per-attempt store this is
-        the attempt's own file, never one an earlier attempt wrote.
+        A tool may write there directly (the directory exists once this returns) and then call
+        ``save(name, store.path(name))`` to register the file in place without copying it. For
+        a per-attempt store this is the attempt's own file, never one an earlier attempt wrote.
         """
-        return self.directory / validate_name(name, "artifact name")
+        target = self.directory / validate_name(name, "artifact name")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return target
 
     def asset_id(self, name: str) -> str:
         """The id the artifact ``name`` of this store is registered under."""
