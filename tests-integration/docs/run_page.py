@@ -94,6 +94,7 @@ def _run_console(block: Block) -> None:
 
 
 def main(page: Path) -> None:
+    sys.path.insert(0, "")  # like an interactive interpreter: modules beside the page's files
     namespace: dict[str, Any] = {"__name__": "__main__"}
     last_output: str | None = None
     for block in blocks(page):
