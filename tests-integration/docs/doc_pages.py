@@ -6,13 +6,15 @@ The conventions a page follows (docs/contributing-docs.md describes them for wri
 
 - a ```` ```python ```` block runs in the page's one Python namespace, in order, like a notebook;
 - a ```` ```bash ```` block runs as a ``bash -e`` script in the page's directory;
-- a ```` ```console ```` block holds ``$ command`` lines, each followed by the output it prints;
+- a ```` ```console ```` block holds ``$ command`` lines, each followed by the output it prints
+  (output starting with ``error:`` shows a command that must fail);
 - a block whose first line is a comment naming a file (``# train.py``, ``# molexp.toml, beside
   train.py``) is that file's content: it is written, not run;
 - a ```` ```text output ```` block right after a code block is that block's expected output;
 - the word ``excerpt`` after the language (```` ```python excerpt ````) marks a signature or a
-  fragment shown for reading; ``clone`` marks commands run from a clone of the repository
-  (covered by their own tests); neither is run here;
+  fragment shown for reading; ``clone`` marks commands run from a clone of the repository and
+  ``install`` package installations (both covered by their own tests: tests-integration/examples
+  and tests-integration/install); none of them is run here;
 - ``<!-- doc-test: requires slurm -->`` (or ``ssh``, ``browser``) names what the page needs.
 
 In expected output, a line ``...`` matches any number of lines and ``...`` inside a line matches
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUN_LANGUAGES = frozenset({"python", "bash", "console"})
-NOT_RUN = frozenset({"excerpt", "clone"})
+NOT_RUN = frozenset({"excerpt", "clone", "install"})
 FILE_COMMENT = re.compile(r"^(?:#|//)\s*([\w.\-/]+\.\w+)\s*(?:,.*)?$")
 REQUIRES = re.compile(r"<!--\s*doc-test:\s*requires\s+([\w\s,]+?)\s*-->")
 FENCE = re.compile(r"^(?P<indent>[ ]{0,3})(?P<fence>`{3,})(?P<info>[^`]*)$")

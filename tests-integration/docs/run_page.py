@@ -54,7 +54,7 @@ def _run_python(block: Block, namespace: dict[str, Any]) -> str:
     return captured.getvalue()
 
 
-def _run_shell(block: Block, script: str) -> str:
+def _run_shell(block: Block, script: str, *, must_fail: bool = False) -> str:
     print(f"$ {script.strip()}", flush=True)
     completed = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
@@ -65,20 +65,24 @@ def _run_shell(block: Block, script: str) -> str:
     )
     output = completed.stdout + completed.stderr
     print(output, flush=True)
-    if completed.returncode != 0:
+    if must_fail and completed.returncode == 0:
+        _fail(block, f"succeeded, but the page shows it failing:\n{output}")
+    if completed.returncode != 0 and not must_fail:
         _fail(block, f"exited {completed.returncode}:\n{output}")
     return output
 
 
 def _run_console(block: Block) -> None:
-    """Each ``$ command`` runs; the lines after it are what it must print."""
+    """Each ``$ command`` runs; the lines after it are what it must print (output that starts
+    with ``error:`` shows a command that fails: it must exit non-zero)."""
     command: str | None = None
     expected: list[str] = []
 
     def finish() -> None:
         if command is None:
             return
-        output = _run_shell(block, command)
+        must_fail = bool(expected) and expected[0].startswith("error:")
+        output = _run_shell(block, command, must_fail=must_fail)
         if expected:
             problem = mismatch("\n".join(expected), output)
             if problem is not None:
