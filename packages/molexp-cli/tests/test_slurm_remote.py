@@ -60,6 +60,9 @@ def _spec(events: list[str]) -> Workflow:
     def heavy(ctx: TaskContext) -> dict[str, Any]:
         ctx.log("heavy").append("computing on the cluster")
         ctx.set_result("remote_total", sum(ctx.inputs["prepare"]))
+        for step, value in enumerate(ctx.inputs["prepare"]):
+            ctx.log_metric("energy", -float(value), step=step)
+        ctx.log_metrics({"energy": -0.5}, step=3)
         ctx.artifact.save("numbers.json", {"values": ctx.inputs["prepare"]})
         ctx.checkpoint("half-way")
         return {
@@ -71,6 +74,7 @@ def _spec(events: list[str]) -> Workflow:
     @wf.task(depends_on=["heavy"])
     def report(ctx: TaskContext) -> str:
         ctx.set_result("total", ctx.inputs["total"])
+        ctx.log_metric("energy", -9.0, step=0)
         return f"total={ctx.inputs['total']}"
 
     return wf.build()
@@ -175,6 +179,11 @@ async def test_round_trip_between_local_tasks(run: Run, fake: FakeSlurm) -> None
     assert (run.run_dir / "logs" / "heavy.log").read_text() == "computing on the cluster\n"
     assert (run.run_dir / "artifacts" / "numbers.json").is_file()
     assert [a.name for a in run.assets.list(kind="checkpoint")] == ["half-way"]
+    # The job wrote its own series file; its summary reached run.json through the owner.
+    assert len(list(run.run_dir.glob("execution/*/metrics/*.tsv"))) == 2
+    assert run.metric("energy").values == [-1.0, -9.0, -2.0, -3.0, -0.5]  # by step, time
+    summary = run.metric_summaries["energy"]
+    assert (summary.last, summary.last_step, summary.min, summary.count) == (-0.5, 3, -9.0, 5)
     call = load_record(remote_dir(run.run_dir, "heavy") / "call.json", RemoteCall)
     assert call.job_id == "100" and call.inputs_kind == "mapping"
     # The task's hint overrides the profile's options; the rest is kept.

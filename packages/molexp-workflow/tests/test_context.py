@@ -73,6 +73,8 @@ async def test_config_argument_is_copied() -> None:
     ("helper", "use"),
     [
         ("set_result", lambda ctx: ctx.set_result("k", 1)),
+        ("log_metric", lambda ctx: ctx.log_metric("loss", 0.5)),
+        ("log_metrics", lambda ctx: ctx.log_metrics({"loss": 0.5})),
         ("artifact", lambda ctx: ctx.artifact.save("a.json", {})),
         ("find_asset", lambda ctx: ctx.find_asset("data")),
         ("checkpoint", lambda ctx: ctx.checkpoint("step")),
@@ -98,6 +100,8 @@ async def test_run_helpers_delegate_to_the_run_context() -> None:
     @wf.task
     async def work(ctx: TaskContext) -> Any:
         ctx.set_result("loss", 0.5)
+        ctx.log_metric("loss", 0.7, step=3, timestamp=12.5)
+        ctx.log_metrics({"acc": 0.9}, step=4)
         ctx.artifact.save("metrics.json", {"loss": 0.5})
         ctx.log("train").append("loss=0.5")
         ctx.checkpoint("epoch-1", {"w": 1})
@@ -109,6 +113,7 @@ async def test_run_helpers_delegate_to_the_run_context() -> None:
     assert run_context.artifact.saved == {"metrics.json": {"loss": 0.5}}
     assert run_context.logs["train"].lines == ["loss=0.5"]
     assert run_context.checkpoints == [("epoch-1", {"w": 1})]
+    assert run_context.metrics == [("loss", 0.7, 3, 12.5), ("acc", 0.9, 4, None)]
 
 
 async def test_log_without_a_run_goes_to_the_task_logger(caplog: pytest.LogCaptureFixture) -> None:

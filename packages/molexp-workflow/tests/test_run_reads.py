@@ -216,6 +216,23 @@ def test_writes_to_the_run_are_not_reads(tmp_path: Path) -> None:
     assert runs.execute({"x": 2}) == (TaskStatus.CACHED, 1)
 
 
+def test_metrics_logged_through_the_run_context_are_passed_on_not_read() -> None:
+    from molexp.workflow.context import _RecordingRunContext
+
+    target, recorder = FakeRunContext(), ReadRecorder()
+    recording = _RecordingRunContext(target, recorder)  # type: ignore[arg-type]
+    recording.log_metric("loss", 0.5)
+    recording.log_metrics({"acc": 1.0}, step=2, timestamp=3.0)
+    recording.flush_metrics()
+    assert target.metrics == [
+        ("loss", 0.5, None, None),
+        ("acc", 1.0, 2, 3.0),
+        ("<flush>", 0.0, None, None),
+    ]
+    assert recorder.reads() == ()
+    assert recorder.uncacheable == []
+
+
 def test_a_remote_executor_keys_on_the_whole_run(tmp_path: Path) -> None:
     """The executor runs the body elsewhere: what it reads there cannot be observed."""
 

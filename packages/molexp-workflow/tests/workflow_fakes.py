@@ -53,12 +53,27 @@ class FakeRunContext:
         self.checkpoints: list[tuple[str, Any]] = []
         self.execution_states: list[Mapping[str, Any]] = []
         self.failures: list[tuple[BaseException | str, str | None]] = []
+        self.metrics: list[tuple[str, float, int | None, Any]] = []
 
     def set_result(self, key: str, value: Any) -> None:
         self.results[key] = value
 
     def get_result(self, key: str, default: Any = None) -> Any:
         return self.results.get(key, default)
+
+    def log_metric(
+        self, name: str, value: float, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        self.metrics.append((name, value, step, timestamp))
+
+    def log_metrics(
+        self, values: Mapping[str, float], *, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        for name, value in values.items():
+            self.log_metric(name, value, step, timestamp)
+
+    def flush_metrics(self) -> None:
+        self.metrics.append(("<flush>", 0.0, None, None))
 
     def log(self, name: str) -> FakeLog:
         return self.logs.setdefault(name, FakeLog())

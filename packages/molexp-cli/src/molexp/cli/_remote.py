@@ -6,15 +6,17 @@ record (:class:`RemoteCall`) and a batch script running
 ``molexp execute RUN_DIR --task NAME --call-id ID``; the job is submitted and the executor waits,
 polling for ``outcome.pkl`` and asking Slurm about the job every few seconds. The outcome gives
 the task's output (or re-raises its exception) and replays what the task recorded through the
-run-backed helpers that must go through the run's owner (``set_result``, ``mark_failed``). A job
+run-backed helpers that must go through the run's owner (``set_result``, ``mark_failed``, the
+summaries of the metric series the task logged). A job
 that ends without an outcome (walltime, ``scancel``, node failure, a worker that could not
 start) fails the task with the scheduler's reason; cancelling the waiting task cancels the job.
 Tasks with a ``remote=`` hint for another executor run locally.
 
 Worker side (:func:`execute_remote_call`): re-imports the run's script, runs the one task with
 ``Workflow.execute_task`` under a :class:`RemoteRunContext` and writes ``outcome.pkl``. Logs,
-artifacts, checkpoints and asset lookups go straight to the run directory and the workspace
-catalog (both safe for several processes); results and failure marks travel back in the outcome.
+artifacts, checkpoints, metric series (a file of the job's own) and asset lookups go straight to
+the run directory and the workspace catalog (both safe for several processes); results, metric
+summaries and failure marks travel back in the outcome.
 
 This needs a filesystem shared by the submitting host and the compute nodes (the run directory
 is where both sides meet), the same Python environment on both (the job runs the submitter's
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
     from molexp.assets import Asset, CheckpointAsset, LogHandle
     from molexp.workflow import TaskContext, TaskRegistration
     from molexp.workflow.protocols import WorkerRunContextProtocol
-    from molexp.workspace import Run, Workspace
+    from molexp.workspace import MetricWriter, Run, Workspace
 
 __all__ = [
     "REMOTE_DIR",
@@ -104,6 +106,8 @@ class RemoteOutcome:
     traceback_text: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
     failures: list[tuple[str, str | None]] = field(default_factory=list)
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Summaries of the metric series the task logged (``MetricSummary`` data), by name."""
 
     @property
     def failed(self) -> bool:
@@ -278,6 +282,9 @@ def _deliver(outcome: RemoteOutcome, ctx: TaskContext, key: JobKey, directory: P
             run_context.set_result(name, value)
         for message, task_name in outcome.failures:
             run_context.mark_failed(message, task_name=task_name)
+        if outcome.metrics:
+            # the owner's workspace RunContext (a Slurm task needs a tracked run)
+            run_context.record_metric_summaries(outcome.metrics)  # type: ignore[attr-defined]
     if not outcome.failed:
         return outcome.output
     where = f"raised in Slurm job {key}; its output is in {directory / f'slurm-{key.job_id}.err'}"
@@ -298,10 +305,10 @@ class RemoteRunContext:
     It implements ``molexp.workflow.protocols.WorkerRunContextProtocol`` (checked by mypy at
     the end of this module), the surface every run context offers a task.
 
-    Logs, artifacts, checkpoints and asset lookups are real (written to the attempt's files in
-    the run directory and the workspace catalog, attributed to the task and the attempt, as the
-    owner's ``RunContext`` writes them); ``set_result`` and
-    ``mark_failed`` are collected and replayed by the process that owns the run.
+    Logs, artifacts, checkpoints, metric series and asset lookups are real (written to the
+    attempt's files in the run directory and the workspace catalog, attributed to the task and
+    the attempt, as the owner's ``RunContext`` writes them); ``set_result``, ``mark_failed`` and
+    the metric summaries are collected and replayed by the process that owns the run.
     """
 
     def __init__(
@@ -315,6 +322,7 @@ class RemoteRunContext:
         self._task_name = task_name
         self._producer = Producer(run_id=run.id, execution_id=execution_id, task_name=task_name)
         self._logs: dict[str, LogHandle] = {}
+        self._metric_writer: MetricWriter | None = None
         self.results: dict[str, Any] = {}
         self.failures: list[tuple[str, str | None]] = []
 
@@ -361,6 +369,29 @@ class RemoteRunContext:
         if key in self.results:
             return self.results[key]
         return self._run.reload().results.get(key, default)
+
+    def _metrics(self) -> MetricWriter:
+        from molexp.workspace import MetricWriter
+
+        if self._metric_writer is None:
+            self._metric_writer = MetricWriter(self.execution_dir / "metrics")
+        return self._metric_writer
+
+    def log_metric(
+        self, name: str, value: float, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        self._metrics().log(name, value, step, timestamp)
+
+    def log_metrics(
+        self, values: Mapping[str, float], *, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        self._metrics().log_many(values, step, timestamp)
+
+    def metric_summaries(self) -> dict[str, dict[str, Any]]:
+        """What the owner records of the series this task logged (flushed by ``close``)."""
+        if self._metric_writer is None:
+            return {}
+        return {name: s.model_dump() for name, s in self._metric_writer.summaries().items()}
 
     def log(self, name: str) -> LogHandle:
         from molexp.assets import LogHandle
@@ -409,6 +440,8 @@ class RemoteRunContext:
     def close(self) -> None:
         for handle in self._logs.values():
             handle.close()
+        if self._metric_writer is not None:
+            self._metric_writer.close()
 
 
 def execute_remote_call(
@@ -461,6 +494,7 @@ def execute_remote_call(
         context.close()
     outcome.results = dict(context.results)
     outcome.failures = list(context.failures)
+    outcome.metrics = context.metric_summaries()
     data = _pickled(outcome, task_name)
     atomic_write_bytes(directory / OUTCOME_FILE, data)
     if outcome.failed:

@@ -4,8 +4,9 @@
 dependency, or a read-only mapping ``dependency name -> output`` (in ``depends_on`` order) when it
 has several. ``ctx.config`` is the read-only merged configuration of the execution.
 
-The run-backed helpers (``set_result``, ``artifact``, ``find_asset``, ``checkpoint``, ``params``)
-delegate to the run context and raise :class:`~molexp.workflow.NoRunContextError` without one.
+The run-backed helpers (``set_result``, ``log_metric``, ``log_metrics``, ``artifact``,
+``find_asset``, ``checkpoint``, ``params``) delegate to the run context and raise
+:class:`~molexp.workflow.NoRunContextError` without one.
 ``ctx.log(name)`` always works: under a run it is the run's log ``logs/<name>.log``; without a run
 it returns a handle whose lines go to the standard logger ``molexp.task.<task name>`` at INFO
 level, prefixed with ``[<name>]``.
@@ -121,7 +122,9 @@ class _RecordingRunContext:
 
     __slots__ = ("_reads", "_target")
 
-    _WRITERS: Final = frozenset({"flush_results", "heartbeat", "emit"})
+    _WRITERS: Final = frozenset(
+        {"flush_results", "flush_metrics", "record_metric_summaries", "heartbeat", "emit"}
+    )
 
     def __init__(self, target: RunContextProtocol, reads: ReadRecorder) -> None:
         self._target = target
@@ -183,6 +186,16 @@ class _RecordingRunContext:
             return default
         self._reads.record("get_result", key, value)
         return value
+
+    def log_metric(
+        self, name: str, value: float, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        self._target.log_metric(name, value, step, timestamp)
+
+    def log_metrics(
+        self, values: Mapping[str, float], *, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        self._target.log_metrics(values, step=step, timestamp=timestamp)
 
     def log(self, name: str) -> LogHandleProtocol:
         return self._target.log(name)
@@ -365,6 +378,23 @@ class TaskContext:
     def set_result(self, key: str, value: Any) -> None:
         """Store a lightweight result value on the run record (needs a run)."""
         self._require_run("set_result").set_result(key, value)
+
+    def log_metric(
+        self, name: str, value: float, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        """Add a point to the run's metric series ``name`` (needs a run).
+
+        ``step`` defaults to one more than the last step of ``name``; ``timestamp`` (Unix
+        seconds or an aware datetime) to now.
+        """
+        self._require_run("log_metric").log_metric(name, value, step, timestamp)
+
+    def log_metrics(
+        self, values: Mapping[str, float], *, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        """Add one point per ``name -> value`` to the run's metric series, as one durable
+        batch (needs a run)."""
+        self._require_run("log_metrics").log_metrics(values, step=step, timestamp=timestamp)
 
     def find_asset(self, name: str) -> Any:
         """Look an asset up run -> experiment -> project -> workspace (needs a run)."""

@@ -132,6 +132,29 @@ class RunContextProtocol(Protocol):
             The result, else ``default``.
         """
 
+    def log_metric(
+        self, name: str, value: float, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        """Add a point to the metric series ``name`` of this attempt.
+
+        Args:
+            name: Name of the metric (one path component).
+            value: A finite real number.
+            step: The point's step; None: one more than the last step of ``name``.
+            timestamp: Unix seconds or an aware datetime; None: now.
+        """
+
+    def log_metrics(
+        self, values: Mapping[str, float], *, step: int | None = None, timestamp: Any = None
+    ) -> None:
+        """Add one point per metric, written as one durable batch.
+
+        Args:
+            values: ``name -> value`` of the points.
+            step: The step of every point; None: per metric, one more than its last step.
+            timestamp: Unix seconds or an aware datetime; None: now.
+        """
+
     def log(self, name: str) -> LogHandleProtocol:
         """This attempt's log ``name``.
 

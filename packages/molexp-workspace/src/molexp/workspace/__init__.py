@@ -23,6 +23,7 @@ from molexp.workspace._errors import (
 )
 from molexp.workspace._experiment import Experiment
 from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
+from molexp.workspace._metrics import MetricSeries, MetricWriter
 from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
 from molexp.workspace._project import Project
 from molexp.workspace._records import (
@@ -30,6 +31,7 @@ from molexp.workspace._records import (
     ErrorInfo,
     ExecutionRecord,
     ExperimentMetadata,
+    MetricSummary,
     OwnerInfo,
     ProfileInfo,
     ProjectMetadata,
@@ -63,6 +65,9 @@ __all__ = [
     "ExperimentMetadata",
     "GridSpace",
     "IndexRebuildReport",
+    "MetricSeries",
+    "MetricSummary",
+    "MetricWriter",
     "OwnerInfo",
     "ParamSpace",
     "ProfileConfig",

@@ -24,6 +24,13 @@ not run again never loses its results), or at the latest the final write when th
 context exits. Bursts of results thus cost one write, and a crash of the process loses
 at most the results of the last interval of tasks that are not journaled yet.
 
+Metrics: ``log_metric`` buffers points of a named series and appends them to this attempt's
+own series file (``_metrics``) in batches, one ``fsync`` each: every ``FLUSH_INTERVAL`` seconds
+or ``MAX_BUFFERED_POINTS`` points, on ``log_metrics`` (one batch), ``flush_metrics``,
+``flush_results``, a heartbeat and the exit. The series' summaries (last, min, max, count) go
+to ``run.json`` like results: written through at most once per ``RESULT_WRITE_INTERVAL``,
+else with the next write of the record (at the latest the final one).
+
 Channels (``emit``/``receive``) are named, unbounded, thread-safe FIFO queues that
 live in this context object only (one process): actor-style tasks running under the
 same context use them to pass messages.
@@ -40,8 +47,9 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -69,9 +77,11 @@ from ._data_dirs import data_dir
 from ._environment import capture_environment
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
+from ._metrics import METRICS_DIR, MetricWriter
 from ._records import (
     ErrorInfo,
     ExecutionRecord,
+    MetricSummary,
     OwnerInfo,
     ProfileInfo,
     RunMetadata,
@@ -102,20 +112,40 @@ def new_execution_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def _store_results(metadata: RunMetadata, execution_id: str, results: dict[str, Any]) -> None:
-    """Put ``results`` into the attempt's own record and, while it is the latest attempt, into
-    the run's results (an attempt reaped and superseded meanwhile no longer changes the view)."""
-    if not results:
+@dataclass
+class _Pending:
+    """What this context holds back from ``run.json`` until its next write."""
+
+    results: dict[str, Any]
+    metrics: dict[str, MetricSummary]
+
+    def __bool__(self) -> bool:
+        return bool(self.results or self.metrics)
+
+
+def _store_results(
+    metadata: RunMetadata,
+    execution_id: str,
+    results: Mapping[str, Any],
+    metrics: Mapping[str, MetricSummary] = MappingProxyType({}),
+) -> None:
+    """Put results and metric summaries into the attempt's own record and, while it is the
+    latest attempt, into the run's current view (an attempt reaped and superseded meanwhile
+    no longer changes the view)."""
+    if not results and not metrics:
         return
     history = metadata.execution_history
     for index in range(len(history) - 1, -1, -1):
         record = history[index]
         if record.execution_id == execution_id:
-            record.results = {**(record.results or {}), **results}
-            if index == len(history) - 1:
-                metadata.results.update(results)
-            return
+            if results:
+                record.results = {**(record.results or {}), **results}
+            record.metrics.update(metrics)
+            if index < len(history) - 1:
+                return
+            break
     metadata.results.update(results)
+    metadata.metrics.update(metrics)
 
 
 @dataclass(frozen=True)
@@ -187,6 +217,9 @@ class RunContext:
         self._state = "new"
         self._failure: _Failure | None = None
         self._pending_results: dict[str, Any] = {}
+        self._pending_metrics: dict[str, MetricSummary] = {}
+        self._reported_metrics: dict[str, MetricSummary] = {}
+        self._metric_writer: MetricWriter | None = None
         self._last_write = 0.0
         self._logs: dict[str, LogHandle] = {}
         self._channels: dict[str, queue.Queue[Any]] = {}
@@ -389,6 +422,12 @@ class RunContext:
                 handle.close()
             except Exception as error:  # finalize the run even if a log cannot be closed
                 cleanup_error = cleanup_error or error
+        if self._metric_writer is not None:
+            try:
+                self._metric_writer.close()
+            except Exception as error:  # finalize the run even if metrics cannot be written
+                cleanup_error = cleanup_error or error
+            self._hold_metrics()
         failure = _failure_from(exc, None) if exc is not None else self._failure
         error_info = None
         if failure is not None:
@@ -417,12 +456,11 @@ class RunContext:
         final = RunStatus.failed if failure is not None else RunStatus.succeeded
         execution_id = self._execution_id
         me = (this_host(), os.getpid())
-        with self._lock:
-            results, self._pending_results = self._pending_results, {}
+        pending = self._take_pending()
 
         def finish(metadata: RunMetadata) -> None:
             now = utc_now()
-            _store_results(metadata, execution_id, results)
+            _store_results(metadata, execution_id, pending.results, pending.metrics)
             record = next(
                 (r for r in metadata.execution_history if r.execution_id == execution_id), None
             )
@@ -480,20 +518,19 @@ class RunContext:
         """Refresh ``owner.heartbeat_at`` (no-op if this process no longer owns the run)."""
         self._require_active("send a heartbeat")
         pid = os.getpid()
-        with self._lock:
-            results, self._pending_results = self._pending_results, {}
-
+        self._flush_metric_series()
+        pending = self._take_pending()
         execution_id = self._execution_id
 
         def beat(metadata: RunMetadata) -> bool:
             owner = metadata.owner
-            _store_results(metadata, execution_id, results)
+            _store_results(metadata, execution_id, pending.results, pending.metrics)
             if metadata.status is not RunStatus.running or owner is None or owner.pid != pid:
-                return bool(results)
+                return bool(pending)
             owner.heartbeat_at = utc_now()
             return True
 
-        self._write_with_results(beat, results)
+        self._write_with_results(beat, pending)
 
     def _heartbeat_loop(self, interval: float) -> None:
         while not self._stop_heartbeat.wait(interval):
@@ -504,17 +541,36 @@ class RunContext:
 
     # -- results -----------------------------------------------------------------------
 
+    def _take_pending(self) -> _Pending:
+        with self._lock:
+            pending = _Pending(self._pending_results, self._pending_metrics)
+            self._pending_results, self._pending_metrics = {}, {}
+        return pending
+
     def _write_with_results(
-        self, mutate: Callable[[RunMetadata], bool | None], results: dict[str, Any]
+        self, mutate: Callable[[RunMetadata], bool | None], pending: _Pending
     ) -> None:
-        """Apply ``mutate`` (which stores ``results``); on failure keep them pending."""
+        """Apply ``mutate`` (which stores ``pending``); on failure keep it pending."""
         try:
             self._run._update(mutate, "results", owner_write=True)
         except BaseException:
             with self._lock:
-                self._pending_results = {**results, **self._pending_results}
+                self._pending_results = {**pending.results, **self._pending_results}
+                self._pending_metrics = {**pending.metrics, **self._pending_metrics}
             raise
         self._last_write = time.monotonic()
+
+    def _write_pending(self) -> None:
+        """Write what is held back to ``run.json`` now (nothing held: no write)."""
+        pending = self._take_pending()
+        if not pending:
+            return
+        execution_id = self._execution_id
+
+        def store(metadata: RunMetadata) -> None:
+            _store_results(metadata, execution_id, pending.results, pending.metrics)
+
+        self._write_with_results(store, pending)
 
     def set_result(self, key: str, value: Any) -> None:
         """Store ``value`` (plain JSON data) under ``key`` in the run's results (run.json).
@@ -531,32 +587,18 @@ class RunContext:
             self._pending_results[key] = plain
             if time.monotonic() - self._last_write < RESULT_WRITE_INTERVAL:
                 return
-            results, self._pending_results = self._pending_results, {}
-
-        execution_id = self._execution_id
-
-        def store(metadata: RunMetadata) -> None:
-            _store_results(metadata, execution_id, results)
-
-        self._write_with_results(store, results)
+        self._write_pending()
 
     def flush_results(self) -> None:
-        """Write results ``set_result`` is holding back to ``run.json`` now (none held: no write).
+        """Write the buffered metric points to their series file, then the results and metric
+        summaries held back to ``run.json`` (none held: no write).
 
         The workflow layer calls this before it journals tasks as done, since a journaled
         task is not run again by the next attempt and could not set its results again.
         """
         self._require_active("flush results")
-        with self._lock:
-            results, self._pending_results = self._pending_results, {}
-        if not results:
-            return
-        execution_id = self._execution_id
-
-        def store(metadata: RunMetadata) -> None:
-            _store_results(metadata, execution_id, results)
-
-        self._write_with_results(store, results)
+        self._flush_metric_series()
+        self._write_pending()
 
     def get_result(self, key: str, default: Any = None) -> Any:
         """A result of this attempt or a stored one (earlier attempts too), else ``default``."""
@@ -564,6 +606,86 @@ class RunContext:
             if key in self._pending_results:
                 return self._pending_results[key]
         return self._run.results.get(key, default)
+
+    # -- metrics -----------------------------------------------------------------------
+
+    def _metrics(self) -> MetricWriter:
+        with self._lock:
+            if self._metric_writer is None:
+                self._metric_writer = MetricWriter(self.execution_dir / METRICS_DIR)
+            return self._metric_writer
+
+    def _hold_metrics(self, names: Iterable[str] | None = None) -> None:
+        """Hold back, for ``run.json``, this attempt's summary of the metrics ``names`` (None:
+        every metric this context logged): its own points and those reported by others."""
+        own = self._metric_writer.summaries() if self._metric_writer is not None else {}
+        with self._lock:
+            for name in own if names is None else names:
+                summary, reported = own.get(name), self._reported_metrics.get(name)
+                if reported is not None:
+                    summary = reported if summary is None else reported.merged(summary)
+                if summary is not None:
+                    self._pending_metrics[name] = summary
+
+    def _metrics_flushed(self) -> None:
+        self._hold_metrics()
+        if time.monotonic() - self._last_write >= RESULT_WRITE_INTERVAL:
+            self._write_pending()
+
+    def _flush_metric_series(self) -> None:
+        if self._metric_writer is not None:
+            self._metric_writer.flush()
+            self._hold_metrics()
+
+    def log_metric(
+        self,
+        name: str,
+        value: float,
+        step: int | None = None,
+        timestamp: float | datetime | None = None,
+    ) -> None:
+        """Add a point to the metric series ``name`` of this attempt.
+
+        ``step`` defaults to one more than this context's last step of ``name`` (0 first);
+        ``timestamp`` (Unix seconds or an aware datetime) to now. The point is buffered and
+        written with the next batch (see the module docstring); the value must be a finite
+        real number and ``name`` one path component (``ValueError`` naming it otherwise).
+        """
+        self._require_active("log a metric")
+        writer = self._metrics()
+        if writer.log(name, value, step, timestamp):
+            self._metrics_flushed()
+
+    def log_metrics(
+        self,
+        values: Mapping[str, float],
+        *,
+        step: int | None = None,
+        timestamp: float | datetime | None = None,
+    ) -> None:
+        """Log one point per ``name -> value`` (same step and time) and write them, with any
+        buffered points, as one durable batch (one ``fsync``) before returning."""
+        self._require_active("log metrics")
+        writer = self._metrics()
+        writer.log_many(values, step, timestamp)
+        self._metrics_flushed()
+
+    def flush_metrics(self) -> None:
+        """Write the buffered points to the series file and the summaries to ``run.json`` now."""
+        self._require_active("flush metrics")
+        self._flush_metric_series()
+        self._write_pending()
+
+    def record_metric_summaries(self, summaries: Mapping[str, Mapping[str, Any]]) -> None:
+        """Count the summaries of series another process wrote into this attempt's files
+        (a task on a worker or in a Slurm job); ``run.json`` gets them with the next write."""
+        self._require_active("record metric summaries")
+        parsed = {name: MetricSummary.model_validate(data) for name, data in summaries.items()}
+        with self._lock:
+            for name, summary in parsed.items():
+                known = self._reported_metrics.get(name)
+                self._reported_metrics[name] = summary if known is None else known.merged(summary)
+        self._hold_metrics(parsed)
 
     # -- files -------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 _COLUMNS = (
     "workspace_id",
@@ -67,6 +67,7 @@ _COLUMNS = (
     "config",
     "overrides",
     "owner",
+    "metrics",
 )
 # What a query returns (the workspace id is the same for every row).
 SELECT_COLUMNS = ", ".join(_COLUMNS[1:])
@@ -122,6 +123,10 @@ def row_for(metadata: RunMetadata) -> IndexRow:
         json.dumps(profile.config if profile else {}, ensure_ascii=False),
         json.dumps(profile.overrides if profile else {}, ensure_ascii=False),
         None if metadata.owner is None else metadata.owner.model_dump_json(),
+        json.dumps(
+            {name: summary.model_dump() for name, summary in metadata.metrics.items()},
+            ensure_ascii=False,
+        ),
     )
 
 

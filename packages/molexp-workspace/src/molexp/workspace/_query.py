@@ -57,6 +57,9 @@ RUN_COLUMNS: dict[str, str] = {
 # Only reachable as ``run.<name>`` (a bare ``seed`` is the parameter ``params.seed``).
 RUN_ONLY_COLUMNS: dict[str, str] = {"seed": "seed"}
 JSON_COLUMNS = ("params", "results", "config")
+METRICS_COLUMN = "metrics"
+METRIC_STATS = ("last", "min", "max", "count", "last_step")
+"""``metrics.<name>.<stat>``; a bare ``metrics.<name>`` is the last value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,11 +357,17 @@ def resolve_field(field: str) -> tuple[str, str | None]:
     if not rest:
         if field in RUN_COLUMNS:
             return RUN_COLUMNS[field], None
-        if field in JSON_COLUMNS or field == "run":
+        if field in JSON_COLUMNS or field in ("run", METRICS_COLUMN):
             raise ValueError(f"{field!r} needs a key, e.g. {field}.<name>")
         return "params", f"$.{field}"
     if head in JSON_COLUMNS:
         return head, f"$.{rest}"
+    if head == METRICS_COLUMN:
+        name, _, stat = rest.rpartition(".")
+        if not name or stat not in METRIC_STATS:
+            name, stat = rest, "last"
+        return METRICS_COLUMN, f'$."{name}".{stat}'
+
     if head == "run":
         if rest in RUN_COLUMNS:
             return RUN_COLUMNS[rest], None
@@ -523,9 +532,10 @@ def check_fields(
 
 def known_fields(connection: sqlite3.Connection) -> list[str]:
     """Every field some run has, as a query spells it: run columns, then ``params.<path>``
-    (also bare, when that means the same), ``results.<path>`` and ``config.<path>``."""
+    (also bare, when that means the same), ``results.<path>``, ``config.<path>`` and
+    ``metrics.<name>`` with ``metrics.<name>.<stat>``."""
     known = [*RUN_COLUMNS, *(f"run.{name}" for name in (*RUN_COLUMNS, *RUN_ONLY_COLUMNS))]
-    for column in JSON_COLUMNS:
+    for column in (*JSON_COLUMNS, METRICS_COLUMN):
         rows = connection.execute(
             f"SELECT DISTINCT tree.fullkey FROM runs, json_tree(runs.{column}) AS tree"
         ).fetchall()

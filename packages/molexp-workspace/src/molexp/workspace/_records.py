@@ -37,6 +37,7 @@ __all__ = [
     "ErrorInfo",
     "ExecutionRecord",
     "ExperimentMetadata",
+    "MetricSummary",
     "OwnerInfo",
     "ProfileInfo",
     "ProjectMetadata",
@@ -263,6 +264,39 @@ class EnvironmentInfo(_Nested):
     """The allow-listed environment variables that were set (never secrets)."""
 
 
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise _refused("must be a finite number")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+
+
+class MetricSummary(_Nested):
+    """One metric of a run at a glance: the value at its highest step, min, max, point count.
+
+    ``last`` is the value logged at the highest step (of equal steps, the one logged last).
+    """
+
+    last: Finite
+    last_step: int
+    min: Finite
+    max: Finite
+    count: Annotated[int, _at_least(1)]
+
+    def merged(self, other: MetricSummary) -> MetricSummary:
+        """The summary of both series (``other``'s last wins a tie of steps)."""
+        later = other if other.last_step >= self.last_step else self
+        return MetricSummary(
+            last=later.last,
+            last_step=later.last_step,
+            min=min(self.min, other.min),
+            max=max(self.max, other.max),
+            count=self.count + other.count,
+        )
+
+
 class ExecutionRecord(_Nested):
     """One execution attempt of a run; attempts are appended, never flattened."""
 
@@ -285,6 +319,8 @@ class ExecutionRecord(_Nested):
     scheduler: Annotated[dict[str, Any] | None, _json_rule("scheduler")] = None
     results: Annotated[dict[str, Any] | None, _json_rule("results")] = None
     """The results this attempt set itself (None: recorded before attempts kept their own)."""
+    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
+    """The metrics this attempt logged (``ctx.log_metric``), summarised."""
 
 
 class WorkspaceMetadata(VersionedRecord):
@@ -355,6 +391,8 @@ class RunMetadata(VersionedRecord):
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
     results: Annotated[dict[str, Any], _json_rule("results")] = Field(default_factory=dict)
+    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
+    """Summaries of the metric series: per name, the latest attempt that logged it."""
     profile: ProfileInfo | None = None
     owner: OwnerInfo | None = None
     error: ErrorInfo | None = None

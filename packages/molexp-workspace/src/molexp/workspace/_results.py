@@ -15,7 +15,7 @@ from typing import Any, overload
 
 from ._index import IndexRow
 from ._layout import EXPERIMENTS_DIR, PROJECTS_DIR, RUN_DIR_PREFIX, RUNS_DIR
-from ._records import OwnerInfo, RunStatus, profile_label
+from ._records import MetricSummary, OwnerInfo, RunStatus, profile_label
 from ._stale import DEFAULT_HEARTBEAT_TIMEOUT, owner_stale_reason
 
 __all__ = ["RunQueryResult", "RunSummary"]
@@ -32,7 +32,16 @@ class RunSummary:
     first read, so listing many runs stays cheap.
     """
 
-    __slots__ = ("_config", "_overrides", "_params", "_results", "_root", "_row", "_tags")
+    __slots__ = (
+        "_config",
+        "_metrics",
+        "_overrides",
+        "_params",
+        "_results",
+        "_root",
+        "_row",
+        "_tags",
+    )
 
     def __init__(self, root: Path, row: IndexRow) -> None:
         self._root = root
@@ -42,6 +51,7 @@ class RunSummary:
         self._tags: list[str] | None = None
         self._config: dict[str, Any] | None = None
         self._overrides: dict[str, Any] | None = None
+        self._metrics: dict[str, MetricSummary] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -110,6 +120,14 @@ class RunSummary:
         if self._results is None:
             self._results = json.loads(self._row[9])
         return self._results
+
+    @property
+    def metrics(self) -> dict[str, MetricSummary]:
+        """Last value, min, max and count of each of the run's metric series."""
+        if self._metrics is None:
+            raw = json.loads(self._row[19])
+            self._metrics = {name: MetricSummary(**data) for name, data in raw.items()}
+        return self._metrics
 
     @property
     def profile(self) -> str | None:
@@ -206,7 +224,8 @@ class RunSummary:
 
     def to_record(self) -> dict[str, Any]:
         """A flat dict: run fields plus ``params.<path>``, ``results.<path>`` and
-        ``config.<path>`` columns (``stale`` is derived, see ``stale_reason``)."""
+        ``config.<path>`` columns, and ``metrics.<name>`` (the last value) with
+        ``metrics.<name>.min`` and ``.max`` (``stale`` is derived, see ``stale_reason``)."""
         record: dict[str, Any] = {
             "id": self.id,
             "project": self.project,
@@ -229,6 +248,10 @@ class RunSummary:
         _flatten("params", self.params, record)
         _flatten("results", self.results, record)
         _flatten("config", self.config, record)
+        for name, summary in self.metrics.items():
+            record[f"metrics.{name}"] = summary.last
+            record[f"metrics.{name}.min"] = summary.min
+            record[f"metrics.{name}.max"] = summary.max
         return record
 
 

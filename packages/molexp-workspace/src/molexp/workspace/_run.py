@@ -34,7 +34,15 @@ from ._claims import claim_exists, claim_path, prune_claims, read_claim, try_cla
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
 from ._layout import RUN_FILE, check_run, run_dir_name
-from ._records import TERMINAL_STATUSES, ExecutionRecord, RunMetadata, RunStatus, utc_now
+from ._metrics import MetricSeries, check_metric_name, read_series
+from ._records import (
+    TERMINAL_STATUSES,
+    ExecutionRecord,
+    MetricSummary,
+    RunMetadata,
+    RunStatus,
+    utc_now,
+)
 from ._records_io import RecordFile, StaleRecordError
 from ._stale import (
     DEFAULT_HEARTBEAT_TIMEOUT,
@@ -215,6 +223,31 @@ class Run:
     def results(self) -> dict[str, Any]:
         """The run's results as last loaded or written."""
         return self._metadata.results
+
+    @property
+    def metric_summaries(self) -> dict[str, MetricSummary]:
+        """Last value, min, max and count of each metric series, as last loaded or written."""
+        return self._metadata.metrics
+
+    def metrics(self) -> dict[str, MetricSeries]:
+        """Every metric series of the run (all attempts), by name (re-reads ``run.json`` first
+        when another process changed it)."""
+        self.refresh()
+        return read_series(self.run_dir, self._attempt_ids())
+
+    def metric(self, name: str) -> MetricSeries:
+        """The series of metric ``name`` (all attempts); ``KeyError`` naming the run and its
+        metrics when it has none of that name."""
+        check_metric_name(name)
+        self.refresh()
+        found = read_series(self.run_dir, self._attempt_ids(), only=name).get(name)
+        if found is None:
+            known = ", ".join(sorted(self._metadata.metrics)) or "none"
+            raise KeyError(f"run {self.id!r} has no metric {name!r} (its metrics: {known})")
+        return found
+
+    def _attempt_ids(self) -> list[tuple[int, str]]:
+        return [(r.attempt, r.execution_id) for r in self._metadata.execution_history]
 
     @property
     def run_dir(self) -> Path:

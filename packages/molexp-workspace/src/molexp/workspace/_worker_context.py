@@ -9,6 +9,8 @@ The run's owner (the process inside ``with run.start() as ctx``) stays the only 
   filesystem (the attempt's ``execution/<id>/`` files and the catalog, as the owner would), with a
   ``Producer`` naming the run, attempt, task and the worker's host;
 - looks assets up (``find_asset``, ``get_data_dir``) in the shared catalog;
+- appends metric points (``log_metric``) to a series file of its own in the attempt's
+  ``metrics/`` directory (one writer per file, see ``_metrics``) and reports their summaries;
 - keeps results (``set_result``) and log lines (``log(name).append``) and returns them from
   ``close()`` as the *report* the owner records (``RunContext.apply_worker_report``): results
   belong in ``run.json``, and appends from several hosts to one log file are not atomic on
@@ -26,6 +28,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -45,6 +48,7 @@ from molexp.assets.storage import is_valid_unicode
 
 from ._data_dirs import data_dir
 from ._hashing import plain_json
+from ._metrics import METRICS_DIR, MetricWriter
 from ._stale import this_host
 
 if TYPE_CHECKING:
@@ -115,6 +119,7 @@ class WorkerRunContext:
         self._kept = _Kept()
         self._lock = threading.Lock()
         self._artifact: ArtifactStore | None = None
+        self._metric_writer: MetricWriter | None = None
 
     def __repr__(self) -> str:
         opener = self._opener
@@ -247,6 +252,38 @@ class WorkerRunContext:
         with self._lock:
             return _ReportedLog(self._kept.logs.setdefault(name, []))
 
+    def _metrics(self) -> MetricWriter:
+        directory = self.execution_dir / METRICS_DIR
+        with self._lock:
+            if self._metric_writer is None:
+                self._metric_writer = MetricWriter(directory)
+            return self._metric_writer
+
+    def log_metric(
+        self,
+        name: str,
+        value: float,
+        step: int | None = None,
+        timestamp: float | datetime | None = None,
+    ) -> None:
+        """Like ``RunContext.log_metric``: buffered, then appended to this task's series file."""
+        self._metrics().log(name, value, step, timestamp)
+
+    def log_metrics(
+        self,
+        values: Mapping[str, float],
+        *,
+        step: int | None = None,
+        timestamp: float | datetime | None = None,
+    ) -> None:
+        """Like ``RunContext.log_metrics``: one durable batch in this task's series file."""
+        self._metrics().log_many(values, step, timestamp)
+
+    def flush_metrics(self) -> None:
+        """Write the buffered points to this task's series file now."""
+        if self._metric_writer is not None:
+            self._metric_writer.flush()
+
     def record_execution_state(self, state: Mapping[str, Any]) -> NoReturn:
         self._owner_only("record_execution_state")
 
@@ -263,15 +300,26 @@ class WorkerRunContext:
         """End the task's context: the report for ``RunContext.apply_worker_report`` (or None)."""
         with self._lock:
             kept, self._kept = self._kept, _Kept()
-        if not kept.results and not kept.logs:
+            writer, self._metric_writer = self._metric_writer, None
+        metrics: dict[str, Any] = {}
+        if writer is not None:
+            writer.close()
+            metrics = {name: s.model_dump() for name, s in writer.summaries().items()}
+        if not kept.results and not kept.logs and not metrics:
             return None
-        return {"results": kept.results, "logs": kept.logs, "host": self._host}
+        report: dict[str, Any] = {"results": kept.results, "logs": kept.logs, "host": self._host}
+        if metrics:
+            report["metrics"] = metrics
+        return report
 
 
 def apply_report(context: Any, report: Mapping[str, Any], task_name: str) -> None:
-    """Record a worker's report through the owner's ``context`` (results, then log lines)."""
+    """Record a worker's report through the owner's ``context`` (results, metric summaries,
+    then log lines)."""
     for key, value in report.get("results", {}).items():
         context.set_result(key, value)
+    if report.get("metrics"):
+        context.record_metric_summaries(report["metrics"])
     for name, lines in report.get("logs", {}).items():
         handle = context.log(name)
         for line in lines:

@@ -1,0 +1,343 @@
+"""Metric series: ``ctx.log_metric`` / ``log_metrics``, their files, summaries and queries."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from molexp.workspace import (
+    Experiment,
+    MetricSeries,
+    MetricSummary,
+    MetricWriter,
+    Run,
+    Workspace,
+    _metrics,
+)
+from molexp.workspace._metrics import encode_points, parse_points
+from workspace_helpers import on_disk
+
+
+def _series_files(run: Run) -> list[Path]:
+    return sorted(run.run_dir.glob("execution/*/metrics/*.tsv"))
+
+
+def test_logged_points_read_back_as_series_with_steps_times_and_attempts(exp: Experiment) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metric("loss", 1.0)
+        ctx.log_metric("loss", 0.5)
+        ctx.log_metric("loss", 0.25, step=10, timestamp=100.0)
+        ctx.log_metric("loss", 0.125)
+        ctx.log_metric("lr", 3, timestamp=datetime(2026, 1, 1, tzinfo=UTC))
+    series = run.metrics()
+    assert list(series) == ["loss", "lr"]
+    loss = series["loss"]
+    assert isinstance(loss, MetricSeries) and len(loss) == 4
+    assert loss.steps == [0, 1, 10, 11]
+    assert loss.values == [1.0, 0.5, 0.25, 0.125]
+    assert loss.timestamps[2] == 100.0 and loss.attempts == [1, 1, 1, 1]
+    assert series["lr"].timestamps == [datetime(2026, 1, 1, tzinfo=UTC).timestamp()]
+    assert run.metric("lr").to_records() == [
+        {"step": 0, "value": 3.0, "timestamp": series["lr"].timestamps[0], "attempt": 1}
+    ]
+    assert on_disk(run).metrics["loss"] == MetricSummary(
+        last=0.125, last_step=11, min=0.125, max=1.0, count=4
+    )
+    assert run.metric_summaries["lr"].last == 3.0
+
+
+def test_a_run_without_the_metric_says_which_it_has(exp: Experiment) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metric("loss", 1.0)
+    with pytest.raises(KeyError, match=r"no metric 'acc' \(its metrics: loss\)"):
+        run.metric("acc")
+
+
+@pytest.mark.parametrize("name", ["a/b", "..", "", "a\\b", " x"])
+def test_metric_names_that_are_no_path_component_are_refused_naming_the_value(
+    exp: Experiment, name: str
+) -> None:
+    with exp.Run().start() as ctx, pytest.raises(ValueError, match="metric name") as info:
+        ctx.log_metric(name, 1.0)
+    assert repr(name) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (float("nan"), ValueError, "must be finite, got nan"),
+        (float("inf"), ValueError, "must be finite"),
+        (True, TypeError, "real number, got bool"),
+        ("0.5", TypeError, "real number, got str"),
+    ],
+)
+def test_values_that_are_no_finite_number_are_refused(
+    exp: Experiment, value: Any, error: type[Exception], match: str
+) -> None:
+    with exp.Run().start() as ctx, pytest.raises(error, match=match):
+        ctx.log_metric("loss", value)
+
+
+def test_steps_and_timestamps_are_checked(exp: Experiment) -> None:
+    with exp.Run().start() as ctx:
+        with pytest.raises(TypeError, match="step must be an integer, got float"):
+            ctx.log_metric("loss", 1.0, step=1.5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="has no time zone"):
+            ctx.log_metric("loss", 1.0, timestamp=datetime(2026, 1, 1))  # noqa: DTZ001
+        with pytest.raises(TypeError, match="Unix seconds or an aware datetime"):
+            ctx.log_metric("loss", 1.0, timestamp="now")  # type: ignore[arg-type]
+
+
+def test_a_refused_batch_logs_nothing(exp: Experiment) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        with pytest.raises(ValueError, match="metric name 'a/b'"):
+            ctx.log_metrics({"loss": 1.0, "a/b": 2.0})
+        ctx.log_metrics({"loss": 0.5})
+    assert run.metric("loss").steps == [0]
+
+
+def test_points_are_buffered_until_a_batch_is_flushed(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_metrics, "FLUSH_INTERVAL", 3600.0)
+    run = exp.Run()
+    with run.start() as ctx:
+        for step in range(100):
+            ctx.log_metric("loss", 1.0 / (step + 1))
+        assert _series_files(run) == []  # nothing written per point
+        ctx.flush_metrics()
+        assert len(run.metric("loss")) == 100
+        assert on_disk(run).metrics["loss"].count == 100  # the summary is in run.json now
+
+
+def test_log_flushes_by_itself_after_the_interval(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_metrics, "FLUSH_INTERVAL", 0.0)
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metric("loss", 1.0)
+        assert run.metric("loss").values == [1.0]
+
+
+def test_log_flushes_by_itself_after_max_buffered_points(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_metrics, "FLUSH_INTERVAL", 3600.0)
+    monkeypatch.setattr(_metrics, "MAX_BUFFERED_POINTS", 3)
+    run = exp.Run()
+    with run.start() as ctx:
+        for value in (1.0, 2.0, 3.0, 4.0):
+            ctx.log_metric("loss", value)
+        assert run.metric("loss").values == [1.0, 2.0, 3.0]
+
+
+def test_one_fsync_per_batch_not_per_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(_metrics.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    writer = MetricWriter(tmp_path / "metrics")
+    writer.log_many({"a": 1.0, "b": 2.0})
+    first = len(synced)  # the new file and its directory entry
+    writer.log_many({f"m{i}": float(i) for i in range(50)}, step=3)
+    assert len(synced) == first + 1
+    writer.close()
+
+
+def test_a_failed_batch_is_cut_off_and_written_once_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = MetricWriter(tmp_path / "metrics")
+    writer.log_many({"loss": 1.0})
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        monkeypatch.setattr(_metrics.os, "fsync", real_fsync)
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(_metrics.os, "fsync", failing)
+    with pytest.raises(OSError, match="I/O error"):
+        writer.log_many({"loss": 2.0})
+    writer.flush()
+    (path,) = (tmp_path / "metrics").iterdir()
+    assert [p[2] for p in parse_points(path.read_bytes())] == [1.0, 2.0]
+    assert writer.summaries()["loss"].count == 2
+
+
+def test_a_killed_process_keeps_every_flushed_batch(exp: Experiment) -> None:
+    run = exp.Run()
+    script = textwrap.dedent(
+        f"""
+        import os
+        from molexp.workspace import RunContext
+        ctx = RunContext.open({str(run.run_dir)!r}).start().__enter__()
+        for step in range(3):
+            ctx.log_metrics({{"loss": float(step)}}, step=step)
+        ctx.log_metric("loss", 99.0, step=3)  # buffered: lost with the process
+        os._exit(9)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False)
+    assert done.returncode == 9
+    series = run.metric("loss")
+    assert series.steps == [0, 1, 2] and series.values == [0.0, 1.0, 2.0]
+
+
+def test_a_torn_tail_is_ignored_on_read(exp: Experiment) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metrics({"loss": 1.0})
+    (path,) = _series_files(run)
+    with path.open("ab") as handle:
+        handle.write(b"loss\t1\t0.")
+    assert run.metric("loss").values == [1.0]
+
+
+def test_a_second_attempt_appends_its_series_and_its_summary_becomes_the_view(
+    exp: Experiment,
+) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metrics({"loss": 5.0, "acc": 0.5})
+    with run.start() as ctx:
+        ctx.log_metric("loss", 1.0)
+    loss = run.metric("loss")
+    assert loss.values == [5.0, 1.0] and loss.attempts == [1, 2]
+    metadata = on_disk(run)
+    assert metadata.metrics["loss"].max == 1.0  # the latest attempt's series
+    assert metadata.metrics["acc"].last == 0.5  # not logged again: kept, like results
+    assert [sorted(r.metrics) for r in metadata.execution_history] == [["acc", "loss"], ["loss"]]
+
+
+def test_summaries_reach_run_json_while_running_at_most_once_per_interval(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_metrics, "FLUSH_INTERVAL", 0.0)
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx._last_write = 0.0  # the last record write is long ago
+        ctx.log_metric("loss", 2.0)
+        assert on_disk(run).metrics["loss"].last == 2.0
+        ctx.log_metric("loss", 1.0)  # written to the series, its summary held back
+        assert on_disk(run).metrics["loss"].last == 2.0
+        assert run.metric("loss").values == [2.0, 1.0]
+    assert on_disk(run).metrics["loss"].last == 1.0
+
+
+def test_summary_merge_takes_the_last_of_the_highest_step() -> None:
+    early = MetricSummary(last=1.0, last_step=5, min=0.5, max=3.0, count=2)
+    late = MetricSummary(last=2.0, last_step=5, min=1.0, max=2.0, count=1)
+    assert early.merged(late) == MetricSummary(last=2.0, last_step=5, min=0.5, max=3.0, count=3)
+    behind = MetricSummary(last=9.0, last_step=1, min=9.0, max=9.0, count=1)
+    assert early.merged(behind).last == 1.0
+
+
+def test_a_worker_writes_its_own_series_and_reports_the_summary(tmp_path: Path) -> None:
+    run = Workspace(tmp_path / "lab").Project("p").Experiment("e").Run()
+    with run.start() as ctx:
+        ctx.log_metric("loss", 4.0, step=0)
+        opener = pickle.loads(pickle.dumps(ctx.worker_opener()))
+        worker = opener.open("train")
+        worker.log_metric("loss", 2.0, step=1)
+        worker.log_metrics({"loss": 1.0}, step=2)
+        worker.flush_metrics()
+        report = worker.close()
+        assert report is not None
+        assert report["metrics"]["loss"] == {
+            "last": 1.0,
+            "last_step": 2,
+            "min": 1.0,
+            "max": 2.0,
+            "count": 2,
+        }
+        assert "loss" not in on_disk(run).metrics  # workers never write run.json
+        ctx.apply_worker_report(report, "train")
+    assert len(_series_files(run)) == 2  # one file per writer
+    assert run.metric("loss").values == [4.0, 2.0, 1.0]
+    assert on_disk(run).metrics["loss"] == MetricSummary(
+        last=1.0, last_step=2, min=1.0, max=4.0, count=3
+    )
+
+
+def test_runs_are_queried_and_ordered_by_metrics(ws: Workspace, exp: Experiment) -> None:
+    for final in (0.3, 0.05, 0.2):
+        with exp.Run(parameters={"final": final}).start() as ctx:
+            ctx.log_metrics({"loss": 1.0})
+            ctx.log_metrics({"loss": final})
+    found = ws.runs(where="metrics.loss < 0.25", order_by="metrics.loss")
+    assert [row.params["final"] for row in found] == [0.05, 0.2]
+    assert [r.params["final"] for r in ws.runs(order_by="-metrics.loss.min")] == [0.3, 0.2, 0.05]
+    assert len(ws.runs(where="metrics.loss.max == 1.0")) == 3
+    record = found[0].to_record()
+    assert (record["metrics.loss"], record["metrics.loss.min"], record["metrics.loss.max"]) == (
+        0.05,
+        0.05,
+        1.0,
+    )
+    assert found[0].metrics["loss"].count == 2
+
+
+def test_an_unknown_metric_in_a_query_suggests_the_known_one(
+    ws: Workspace, exp: Experiment
+) -> None:
+    with exp.Run().start() as ctx:
+        ctx.log_metric("loss", 1.0)
+    with pytest.raises(Exception, match="metrics.loss"):
+        ws.runs(where="metrics.los < 1")
+
+
+def test_a_context_not_entered_refuses_metrics(exp: Experiment) -> None:
+    with pytest.raises(RuntimeError, match="cannot log a metric"):
+        exp.Run().start().log_metric("loss", 1.0)
+
+
+# -- the series file -------------------------------------------------------------------------
+
+_points = st.lists(
+    st.tuples(
+        st.sampled_from(["loss", "acc", "énergie", "a.b"]),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    ),
+    max_size=30,
+)
+
+
+@given(_points, st.data())
+def test_any_prefix_of_a_series_file_reads_as_the_points_of_its_complete_lines(
+    points: list[tuple[str, int, float, float]], data: st.DataObject
+) -> None:
+    encoded = encode_points(points)
+    cut = data.draw(st.integers(min_value=0, max_value=len(encoded)))
+    complete = encoded[:cut].count(b"\n")
+    assert list(parse_points(encoded[:cut])) == points[:complete]
+
+
+@given(_points, st.binary(max_size=40), _points)
+def test_a_damaged_line_loses_only_itself(
+    before: list[tuple[str, int, float, float]],
+    garbage: bytes,
+    after: list[tuple[str, int, float, float]],
+) -> None:
+    line = garbage.replace(b"\n", b"") + b"\n"
+    read = list(parse_points(encode_points(before) + line + encode_points(after)))
+    assert read[: len(before)] == before and read[-len(after) or len(read) :] == after
+    assert len(read) - len(before) - len(after) in (0, 1)
+
+
+def test_reading_one_metric_skips_the_others() -> None:
+    data = encode_points([("loss", 0, 1.0, 1.0), ("lossy", 0, 2.0, 1.0), ("loss", 1, 3.0, 2.0)])
+    assert [p[2] for p in parse_points(data, only="loss")] == [1.0, 3.0]
