@@ -519,6 +519,35 @@ def diff(
 
 
 @app.command()
+def metrics(
+    run: RunArgument,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="A metric: print its points (default: last, min, max and points of each).",
+            metavar="NAME",
+            show_default=False,
+        ),
+    ] = None,
+    project: NarrowProjectOption = None,
+    experiment: NarrowExperimentOption = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a run's metric series: a summary of each, or the points of NAME."""
+    from ._cmd_metrics import metrics_command
+    from ._resolve import Selection
+
+    metrics_command(
+        run,
+        name,
+        workspace=workspace,
+        as_json=as_json,
+        selection=Selection.of(project, experiment),
+    )
+
+
+@app.command()
 def logs(
     run: RunArgument,
     name: Annotated[
