@@ -228,6 +228,22 @@ def test_mark_queued_then_start_executes_the_queued_attempt(exp: Experiment) -> 
     assert attempt.started_at is not None
 
 
+def test_a_queued_run_is_found_by_the_profile_it_will_execute_with(exp: Experiment) -> None:
+    profile = ProfileConfig(name="fine", config={"scale": 0.5}, overrides={"scale": 0.5})
+    run = exp.Run()
+    run.mark_queued({"system": "slurm", "job_id": "7"}, profile=profile)
+    stored = on_disk(run)
+    assert stored.profile is not None
+    assert (stored.profile.name, stored.profile.config) == ("fine", {"scale": 0.5})
+    assert stored.execution_history[-1].config_hash == profile.config_hash
+    assert stored.execution_history[-1].profile_name == "fine"
+    workspace = exp.project.workspace
+    assert workspace.runs(where="profile == 'fine' and status == 'queued'").ids == [run.id]
+    assert workspace.runs(where="config.scale == 0.5").ids == [run.id]
+    with run.start(profile_config=profile) as ctx:
+        assert ctx.profile == stored.profile
+
+
 def test_cancel_of_a_queued_run_closes_its_pending_attempt(exp: Experiment) -> None:
     run = exp.Run()
     run.mark_queued({"job_id": "9"})

@@ -189,7 +189,7 @@ def _queue(
     from molexp.workspace import RunStateError
 
     try:
-        record = run.mark_queued(info.model_dump(mode="json"))
+        record = run.mark_queued(info.model_dump(mode="json"), profile=planned.profile)
     except RunStateError as exc:
         return outcome_of(planned, "skipped", str(run.status), f"not queued: {one_line(str(exc))}")
     execution_dir = Path(run.run_dir) / "execution" / record.execution_id

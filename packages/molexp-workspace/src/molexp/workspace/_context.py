@@ -203,15 +203,9 @@ class RunContext:
     ) -> None:
         if heartbeat_interval is not None and not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval!r}")
-        config = plain_json(dict(profile.config), f"profile {profile.name!r} config")
         self._run = run
-        self._profile = ProfileInfo(
-            name=profile.name,
-            config=config,
-            config_hash=profile.config_hash,
-            overrides=plain_json(dict(profile.overrides), f"profile {profile.name!r} overrides"),
-        )
-        self._config = MappingProxyType(config)
+        self._profile = ProfileInfo.of(profile)
+        self._config = MappingProxyType(self._profile.config)
         self._execution_id = new_execution_id()
         self._heartbeat_interval = heartbeat_interval
         self._state = "new"

@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ._hashing import plain_json
+from ._hashing import ProfileConfig, plain_json
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -236,6 +236,16 @@ class ProfileInfo(_Nested):
     def label(self) -> str:
         """The name with its overrides: ``fast + n_strains=7`` (just ``fast`` without any)."""
         return profile_label(self.name, self.overrides) or self.name
+
+    @classmethod
+    def of(cls, profile: ProfileConfig) -> ProfileInfo:
+        """The record of ``profile`` (config and overrides checked as record JSON)."""
+        return cls(
+            name=profile.name,
+            config=plain_json(dict(profile.config), f"profile {profile.name!r} config"),
+            config_hash=profile.config_hash,
+            overrides=plain_json(dict(profile.overrides), f"profile {profile.name!r} overrides"),
+        )
 
 
 class OwnerInfo(_Nested):

@@ -39,6 +39,7 @@ from ._records import (
     TERMINAL_STATUSES,
     ExecutionRecord,
     MetricSummary,
+    ProfileInfo,
     RunMetadata,
     RunStatus,
     utc_now,
@@ -520,13 +521,18 @@ class Run:
 
         self._update(apply, "cancel")
 
-    def mark_queued(self, scheduler: Mapping[str, Any]) -> ExecutionRecord:
+    def mark_queued(
+        self, scheduler: Mapping[str, Any], *, profile: ProfileConfig | None = None
+    ) -> ExecutionRecord:
         """Set ``queued`` and append a pending execution record carrying ``scheduler`` info.
 
-        The next ``start()`` executes that same record (keeping its id and scheduler
+        ``profile``, the profile the run will execute with, is recorded at once (on the run and
+        the record), so queued runs are listed and queried by profile and config like the
+        others. The next ``start()`` executes that same record (keeping its id and scheduler
         info) instead of appending another one.
         """
         info = plain_json(dict(scheduler), "scheduler")
+        profile_info = None if profile is None else ProfileInfo.of(profile)
         created: list[ExecutionRecord] = []
 
         def apply(metadata: RunMetadata) -> None:
@@ -541,6 +547,10 @@ class Run:
                 scheduler=info,
                 results={},
             )
+            if profile_info is not None:
+                record.profile_name = profile_info.name
+                record.config_hash = profile_info.config_hash
+                metadata.profile = profile_info
             metadata.status = RunStatus.queued
             metadata.finished_at = None
             metadata.execution_history.append(record)
