@@ -47,6 +47,10 @@ def build_lab(root: Path) -> Lab:
         with run.start(profile_config={"scale": index}) as ctx:
             ctx.set_result("loss", round(1.0 / (index + 1), 4))
             ctx.set_result("accuracy", 0.5 + index / 10)
+            for step in range(5):
+                ctx.log_metrics(
+                    {"loss": 1.0 / (index + step + 1)}, step=step, timestamp=100.0 + step
+                )
             ctx.artifact.save("metrics.json", {"loss": 1.0 / (index + 1)})
             ctx.artifact.save("notes.txt", f"run {index}\n")
             ctx.artifact.save("plot.png", PNG_BYTES)

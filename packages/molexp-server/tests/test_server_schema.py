@@ -60,4 +60,5 @@ def test_every_operation_is_fuzzed_without_server_errors(
     assert "GET /api/v1/runs/{run_id}/artifacts/{name}" in labels
     assert "POST /api/v1/runs/{run_id}/cancel" in labels
     assert "GET /api/v1/runs/{run_id}/attempts/{number}" in labels
-    assert len(labels) == 16
+    assert "GET /api/v1/runs/{run_id}/metrics/{name}" in labels
+    assert len(labels) == 18

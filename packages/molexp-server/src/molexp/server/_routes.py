@@ -25,6 +25,8 @@ from ._schemas import (
     ExperimentInfo,
     LogChunk,
     LogInfo,
+    MetricInfo,
+    MetricSeriesInfo,
     ProjectInfo,
     RunDetail,
     RunPage,
@@ -42,6 +44,8 @@ MAX_LOG_BYTES = 8 * 1024 * 1024
 MIN_LOG_BYTES = 1024
 DEFAULT_STREAM_SECONDS = 300.0
 MAX_STREAM_SECONDS = 3600.0
+DEFAULT_METRIC_POINTS = 2000
+MAX_METRIC_POINTS = 100_000
 
 ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ApiError, "description": "Malformed input (names the value concerned)."},
@@ -203,6 +207,28 @@ def build_router(service: WorkspaceService) -> APIRouter:
         """One attempt: its record, results and artifacts as they stood, its own logs and task
         states, and what changed from the attempt before (results by value, artifacts by hash)."""
         return service.attempt_detail(ref, number, against)
+
+    @router.get("/runs/{run_id}/metrics", response_model=list[MetricInfo], tags=["metrics"])
+    def get_metrics(ref: RunParam) -> list[MetricInfo]:
+        """Last value, min, max and point count of each of the run's metric series."""
+        return service.metrics(ref)
+
+    @router.get("/runs/{run_id}/metrics/{name}", response_model=MetricSeriesInfo, tags=["metrics"])
+    def get_metric(
+        ref: RunParam,
+        name: Annotated[str, PathParam(description="Metric name.")],
+        points: Annotated[
+            int,
+            Query(
+                ge=3,
+                le=MAX_METRIC_POINTS,
+                description="Most points to return: longer series are downsampled (LTTB).",
+            ),
+        ] = DEFAULT_METRIC_POINTS,
+    ) -> MetricSeriesInfo:
+        """The points of a metric series across attempts, downsampled server-side to ``points``
+        by Largest-Triangle-Three-Buckets (peaks and dips are kept)."""
+        return service.metric_series(ref, name, points)
 
     @router.get("/runs/{run_id}/logs", response_model=list[LogInfo], tags=["logs"])
     def get_logs(ref: RunParam, attempt: AttemptQuery = None) -> list[LogInfo]:

@@ -30,6 +30,8 @@ __all__ = [
     "ExperimentInfo",
     "LogChunk",
     "LogInfo",
+    "MetricInfo",
+    "MetricSeriesInfo",
     "ProducerInfo",
     "ProfileDetail",
     "ProjectInfo",
@@ -257,6 +259,29 @@ class LogChunk(BaseModel):
     offset: int
     next_offset: int
     size: int
+
+
+class MetricInfo(BaseModel):
+    """One metric series of a run at a glance (the run record's summary)."""
+
+    name: str
+    last: float = Field(description="The value at the highest step.")
+    last_step: int
+    min: float
+    max: float
+    count: int = Field(description="Points in the series (of the latest attempt that logged it).")
+
+
+class MetricSeriesInfo(BaseModel):
+    """The points of one metric series (every attempt), downsampled to at most ``points``."""
+
+    name: str
+    total: int = Field(description="Points in the whole series.")
+    downsampled: bool = Field(description="Whether LTTB picked these points out of more.")
+    steps: list[int]
+    values: list[float]
+    timestamps: list[float] = Field(description="Unix times in seconds.")
+    attempts: list[int] = Field(description="The attempt number of each point.")
 
 
 class ArtifactInfo(BaseModel):

@@ -64,6 +64,7 @@ from ._files import (
     read_log,
     resolve_inside,
 )
+from ._lttb import lttb
 from ._schemas import (
     ArtifactInfo,
     AssetDetail,
@@ -77,6 +78,8 @@ from ._schemas import (
     ExperimentInfo,
     LogChunk,
     LogInfo,
+    MetricInfo,
+    MetricSeriesInfo,
     ProfileDetail,
     ProjectInfo,
     RunDetail,
@@ -520,6 +523,33 @@ class WorkspaceService:
             ]
 
         return self._call(work)
+
+    def metrics(self, ref: RunRef) -> list[MetricInfo]:
+        """The summaries of the run's metric series, by name."""
+
+        def work() -> list[MetricInfo]:
+            run = self._find_run(ref).refresh()
+            return [
+                MetricInfo(name=name, **summary.model_dump())
+                for name, summary in sorted(run.metric_summaries.items())
+            ]
+
+        return self._call(work)
+
+    def metric_series(self, ref: RunRef, name: str, points: int) -> MetricSeriesInfo:
+        """The series ``name`` across attempts, downsampled by LTTB to at most ``points``."""
+        _checked(name, "metric name")
+        series = self._call(lambda: self._find_run(ref).metric(name))
+        kept = lttb(series.values, points)
+        return MetricSeriesInfo(
+            name=name,
+            total=len(series),
+            downsampled=len(kept) < len(series),
+            steps=[series.steps[i] for i in kept],
+            values=[series.values[i] for i in kept],
+            timestamps=[series.timestamps[i] for i in kept],
+            attempts=[series.attempts[i] for i in kept],
+        )
 
     def log_path(self, ref: RunRef, name: str, attempt: int | None = None) -> Path:
         _checked(name, "log name")
