@@ -10,8 +10,8 @@ The conventions a page follows (docs/contributing-docs.md describes them for wri
   (output starting with ``error:`` shows a command that must fail);
 - a block whose first line is a comment naming a file (``# train.py``, ``# molexp.toml, beside
   train.py``) is that file's content: it is written, not run;
-- a ```` ```text output ```` block right after a code block is that block's expected output;
-- the word ``excerpt`` after the language (```` ```python excerpt ````) marks a signature or a
+- a ```` ```text {.output} ```` block right after a code block is that block's expected output;
+- the class ``excerpt`` after the language (```` ```python {.excerpt} ````) marks a signature or a
   fragment shown for reading; ``clone`` marks commands run from a clone of the repository and
   ``install`` package installations (both covered by their own tests: tests-integration/examples
   and tests-integration/install); none of them is run here;
@@ -82,7 +82,7 @@ def blocks(page: Path) -> list[Block]:
             index += 1
             continue
         fence, indent = match.group("fence"), len(match.group("indent"))
-        words = match.group("info").split()
+        language, flags = _info(match.group("info"))
         start = index
         body: list[str] = []
         index += 1
@@ -94,12 +94,20 @@ def blocks(page: Path) -> list[Block]:
             Block(
                 page=page,
                 line=start + 1,
-                language=words[0] if words else "",
-                flags=frozenset(words[1:]),
+                language=language,
+                flags=flags,
                 text="\n".join(body) + "\n",
             )
         )
     return found
+
+
+def _info(info: str) -> tuple[str, frozenset[str]]:
+    """The language and the classes of a fence's info string: ``python {.excerpt}`` (the
+    attribute-list form MkDocs' superfences and GitHub both render as Python)."""
+    language, _, attributes = info.strip().partition(" ")
+    classes = re.findall(r"(?<![\w-])\.([\w-]+)", attributes)
+    return language, frozenset(classes)
 
 
 def requirements(page: Path) -> set[str]:
