@@ -122,6 +122,20 @@ def test_points_are_buffered_until_a_batch_is_flushed(
         assert on_disk(run).metrics["loss"].count == 100  # the summary is in run.json now
 
 
+@pytest.mark.parametrize("flush", ["heartbeat", "flush_results"])
+def test_a_heartbeat_and_flush_results_write_buffered_points(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch, flush: str
+) -> None:
+    monkeypatch.setattr(_metrics, "FLUSH_INTERVAL", 3600.0)
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metric("loss", 0.5)
+        assert _series_files(run) == []
+        getattr(ctx, flush)()
+        assert run.metric("loss").values == [0.5]
+        assert on_disk(run).metrics["loss"].count == 1
+
+
 def test_log_flushes_by_itself_after_the_interval(
     exp: Experiment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -174,6 +188,29 @@ def test_a_failed_batch_is_cut_off_and_written_once_later(
     (path,) = (tmp_path / "metrics").iterdir()
     assert [p[2] for p in parse_points(path.read_bytes())] == [1.0, 2.0]
     assert writer.summaries()["loss"].count == 2
+
+
+def test_a_file_that_cannot_be_cut_back_is_left_for_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = MetricWriter(tmp_path / "metrics")
+    writer.log_many({"loss": 1.0})
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        monkeypatch.setattr(_metrics.os, "fsync", real_fsync)
+        raise OSError(5, "I/O error")
+
+    def no_truncate(fd: int, size: int) -> None:
+        raise OSError(22, "cannot truncate")
+
+    monkeypatch.setattr(_metrics.os, "fsync", failing)
+    monkeypatch.setattr(_metrics.os, "ftruncate", no_truncate)
+    with pytest.raises(OSError, match="I/O error"):
+        writer.log_many({"loss": 2.0})
+    writer.close()
+    files = [[p[2] for p in parse_points(f.read_bytes())] for f in (tmp_path / "metrics").iterdir()]
+    assert sorted(files) == [[1.0, 2.0], [2.0]]  # the batch whose fsync failed may read twice
 
 
 def test_a_killed_process_keeps_every_flushed_batch(exp: Experiment) -> None:

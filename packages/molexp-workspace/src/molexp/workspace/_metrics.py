@@ -262,8 +262,9 @@ class MetricWriter:
         self._buffer = []
 
     def _undo(self, fd: int) -> None:
-        """Cut a failed batch off the file (it stays buffered); a file that cannot be cut is
-        left behind, its torn tail ignored, and the next flush starts a new one."""
+        """Cut a failed batch off the file (it stays buffered, for the next flush). A file that
+        cannot be cut is closed as it is and the next flush starts a new one: a torn tail is
+        ignored on read, but a batch written whole before its ``fsync`` failed is read twice."""
         try:
             os.ftruncate(fd, self._size)
         except OSError:
