@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 
 from molexp.assets import make_dirs, validate_name
@@ -114,7 +115,8 @@ def parse_points(data: bytes, only: str | None = None) -> Iterator[Point]:
     if end < 0:
         return
     prefix = None if only is None else only.encode("utf-8") + b"\t"
-    valid: set[str] = set()
+    names: dict[bytes, str] = {}
+    isfinite = math.isfinite
     for raw in data[:end].split(b"\n"):
         if prefix is not None and not raw.startswith(prefix):
             continue
@@ -122,13 +124,13 @@ def parse_points(data: bytes, only: str | None = None) -> Iterator[Point]:
         if len(fields) != 4:
             continue
         try:
-            name = fields[0].decode("utf-8")
             step, value, stamp = int(fields[1]), float(fields[2]), float(fields[3])
-            if name not in valid:
-                valid.add(check_metric_name(name))
+            name = names.get(fields[0])
+            if name is None:
+                name = names[fields[0]] = check_metric_name(fields[0].decode("utf-8"))
         except ValueError:
             continue
-        if math.isfinite(value) and math.isfinite(stamp):
+        if isfinite(value) and isfinite(stamp):
             yield name, step, value, stamp
 
 
@@ -322,22 +324,23 @@ def read_series(
 
     ``attempts`` are ``(attempt number, execution id)`` in attempt order.
     """
-    merged: dict[str, list[tuple[int, int, float, float]]] = {}
+    merged: dict[str, list[tuple[int, float, float, int]]] = {}
     for number, execution_id in attempts:
         directory = run_dir / "execution" / validate_name(execution_id, "execution id")
         points: list[Point] = []
         for path in _series_files(directory / METRICS_DIR):
             points.extend(parse_points(path.read_bytes(), only))
-        points.sort(key=lambda point: (point[1], point[3]))
+        points.sort(key=itemgetter(1, 3))
         for name, step, value, stamp in points:
-            merged.setdefault(name, []).append((number, step, value, stamp))
-    return {
-        name: MetricSeries(
+            merged.setdefault(name, []).append((step, value, stamp, number))
+    found: dict[str, MetricSeries] = {}
+    for name, rows in sorted(merged.items()):
+        steps, values, stamps, numbers = zip(*rows, strict=True)
+        found[name] = MetricSeries(
             name=name,
-            steps=[p[1] for p in rows],
-            values=[p[2] for p in rows],
-            timestamps=[p[3] for p in rows],
-            attempts=[p[0] for p in rows],
+            steps=list(steps),
+            values=list(values),
+            timestamps=list(stamps),
+            attempts=list(numbers),
         )
-        for name, rows in sorted(merged.items())
-    }
+    return found
