@@ -103,11 +103,14 @@ def blocks(page: Path) -> list[Block]:
 
 
 def _info(info: str) -> tuple[str, frozenset[str]]:
-    """The language and the classes of a fence's info string: ``python {.excerpt}`` (the
-    attribute-list form MkDocs' superfences and GitHub both render as Python)."""
-    language, _, attributes = info.strip().partition(" ")
-    classes = re.findall(r"(?<![\w-])\.([\w-]+)", attributes)
-    return language, frozenset(classes)
+    """The language and the classes of a fence's info string, read as MkDocs' superfences reads
+    them: ``python {.excerpt}`` (which GitHub renders as Python too) or ``{.python .excerpt}``."""
+    info = info.strip()
+    if info.startswith("{"):  # ```{.python .excerpt}: the first class is the language
+        classes = re.findall(r"(?<![\w-])\.([\w-]+)", info)
+        return (classes[0], frozenset(classes[1:])) if classes else ("", frozenset())
+    language, _, attributes = info.partition(" ")
+    return language, frozenset(re.findall(r"(?<![\w-])\.([\w-]+)", attributes))
 
 
 def requirements(page: Path) -> set[str]:
@@ -118,9 +121,7 @@ def requirements(page: Path) -> set[str]:
     return needs
 
 
-_TIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-)
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?")
 _CLOCK = re.compile(r"\b\d{2}:\d{2}:\d{2}\b")
 _DURATION = re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|µs|us|s|min|h)\b")
 _ID = re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}\b")
