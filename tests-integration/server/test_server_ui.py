@@ -4,8 +4,9 @@ Drives Debian's Chromium (/usr/bin/chromium) with Playwright: open the experimen
 experiment with 1,000 runs (its first load is timed), filter and sort the runs table, open a
 run, watch a log line appended while the page is open arrive over SSE, open the sweep plot and
 the compare view; runs that differ only by profile or ``--set`` (profile and config columns,
-config filters, compare rows), a run whose owner died (stale badge and reason), and a run
-executed twice after a code change (any attempt's results, artifacts and logs, what changed).
+config filters, compare rows), a run whose owner died (stale badge and reason), a run executed
+twice after a code change (any attempt's results, artifacts and logs, what changed), and the
+metric series of a run drawn as line charts (one line per attempt).
 Screenshots go to $MOLEXP_UI_SCREENSHOTS or a pytest temp directory.
 """
 
@@ -98,7 +99,22 @@ def _fill(root: Path) -> Workspace:
     _fill_profiles(ws)
     _fill_attempts(ws)
     _fill_cache_notes(ws)
+    _fill_metrics(ws)
     return ws
+
+
+METRIC_POINTS = 200_000
+
+
+def _fill_metrics(ws: Workspace) -> None:
+    """A run of two attempts logging an energy series (the first a long one) and a temperature."""
+    run = ws.Project("md").Experiment("nve").Run(id="energy")
+    with run.start() as ctx:
+        for step in range(METRIC_POINTS):
+            ctx.log_metric("energy", -100.0 + 50.0 / (1 + step / 1000) + (step % 7) * 0.01)
+    with run.start() as ctx:
+        for step in range(100):
+            ctx.log_metrics({"energy": -99.0 - step / 100, "temperature": 300.0 - step}, step=step)
 
 
 def _fill_cache_notes(ws: Workspace) -> None:
@@ -415,6 +431,24 @@ def test_any_attempt_of_a_run_its_files_and_what_changed(page: Page, served: Ser
     page.get_by_test_id("attempt-latest").click()
     expect(detail).to_contain_text("(latest)")
     expect(page.get_by_test_id("log-text")).to_contain_text("fitted birch")
+
+
+def test_the_run_page_draws_each_metric_series(page: Page, served: Served) -> None:
+    """One chart per metric, the long series downsampled by the server (LTTB)."""
+    started = time.perf_counter()
+    page.goto(served.url + "#/runs/energy?p=md&e=nve")
+    energy = page.get_by_test_id("metric-energy")
+    expect(energy).to_contain_text(f"{METRIC_POINTS + 100:,} points (1,500 drawn)")
+    expect(energy.locator("canvas")).to_be_visible()
+    elapsed = time.perf_counter() - started
+    temperature = page.get_by_test_id("metric-temperature")
+    expect(temperature).to_contain_text("last 201 · min 201 · max 300 · 100 points")
+    page.get_by_test_id("run-metrics").screenshot(path=str(served.shots / "14-metrics.png"))
+    page.goto(served.url + "#/runs/edited?p=eos&e=scan")  # no metrics: no section
+    expect(page.get_by_test_id("task-cache")).to_have_count(2)
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_test_id("run-metrics")).to_have_count(0)
+    print(f"\n{METRIC_POINTS + 100:,}-point series drawn {elapsed:.2f} s after navigation")
 
 
 def test_the_run_page_says_how_the_cache_answered_each_task(page: Page, served: Served) -> None:

@@ -158,6 +158,25 @@ export interface LogChunk {
   size: number;
 }
 
+export interface MetricInfo {
+  name: string;
+  last: number;
+  last_step: number;
+  min: number;
+  max: number;
+  count: number;
+}
+
+export interface MetricSeries {
+  name: string;
+  total: number;
+  downsampled: boolean;
+  steps: number[];
+  values: number[];
+  timestamps: number[];
+  attempts: number[];
+}
+
 export interface ArtifactInfo {
   name: string;
   media_type: string;
@@ -305,6 +324,9 @@ export const api = {
     request<LogChunk>(runPath(run, `/logs/${seg(name)}`) + runQuery(run, { since, attempt })),
   logStreamUrl: (run: RunKey, name: string, since: number, attempt?: number) =>
     BASE + runPath(run, `/logs/${seg(name)}/stream`) + runQuery(run, { since, attempt }),
+  metrics: (run: RunKey) => request<MetricInfo[]>(runPath(run, "/metrics") + runQuery(run)),
+  metric: (run: RunKey, name: string, points: number) =>
+    request<MetricSeries>(runPath(run, `/metrics/${seg(name)}`) + runQuery(run, { points })),
   artifacts: (run: RunKey, attempt?: number) =>
     request<ArtifactInfo[]>(runPath(run, "/artifacts") + runQuery(run, { attempt })),
   artifactUrl: (run: RunKey, name: string, attempt?: number) =>

@@ -21,6 +21,7 @@ import { links } from "../router";
 import { useAsync } from "../useAsync";
 
 const Timeline = lazy(() => import("../components/Timeline"));
+const MetricCharts = lazy(() => import("../components/MetricCharts"));
 
 const REFRESH_MS = 2000;
 
@@ -319,6 +320,9 @@ export function RunPage({ run: key }: { run: RunKey }) {
           <KeyValues values={detail.config} />
         </Section>
       </div>
+      <Suspense fallback={null}>
+        <MetricCharts run={pinned} tick={tick} />
+      </Suspense>
       <Section title="Timeline" testId="run-timeline">
         <Suspense fallback={<Loading />}>
           <Timeline run={detail} />
