@@ -124,3 +124,54 @@ def test_a_run_without_a_task_journal_counts_as_outdated(tmp_path: Path) -> None
     assert {reason for _, reason in reasons(listed)} == {
         "outdated: prepare (no task journal to compare), fit (no task journal to compare)"
     }
+
+
+def tree_state(root: Path) -> dict[str, int]:
+    return {
+        str(path.relative_to(root)): path.stat().st_mtime_ns
+        for path in sorted(root.rglob("*"))
+        if "__pycache__" not in path.parts
+    }
+
+
+def test_ls_outdated_names_the_changed_tasks_and_writes_nothing(tmp_path: Path) -> None:
+    write(tmp_path)
+    molexp("run", "s.py", cwd=tmp_path)
+    lab = str(tmp_path / "lab")
+    elsewhere = tmp_path / "elsewhere"  # the script is found from the runs, not from here
+    elsewhere.mkdir()
+    assert molexp("ls", "--outdated", "-w", lab, cwd=elsewhere) == []
+
+    write(tmp_path, factor=3.0)  # `fit`'s helper changed
+    before = tree_state(tmp_path / "lab")
+    listed = molexp("ls", "--outdated", "-w", lab, cwd=elsewhere)
+    assert [run["changed"] for run in listed] == [{"fit": "code or task config changed"}] * 2
+    assert all(run["status"] == "succeeded" for run in listed)
+    assert tree_state(tmp_path / "lab") == before  # importing the script changed nothing
+
+    # What `ls --outdated` lists is what `run --outdated` executes.
+    planned = molexp("run", "s.py", "--outdated", "--dry-run", cwd=tmp_path)
+    executed = {run["run_id"] for run in planned["runs"] if run["action"] == "execute"}
+    assert {run["id"] for run in listed} == executed
+    molexp("run", "s.py", "--outdated", cwd=tmp_path)
+    assert molexp("ls", "--outdated", "-w", lab, cwd=elsewhere) == []
+
+
+def test_ls_outdated_notes_runs_it_cannot_compare(tmp_path: Path) -> None:
+    write(tmp_path)
+    molexp("run", "s.py", cwd=tmp_path)
+    (tmp_path / "s.py").write_text("raise RuntimeError('broken on purpose')\n")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MOLEXP_")}
+    completed = subprocess.run(
+        [*MOLEXP, "ls", "--outdated", "-w", str(tmp_path / "lab"), "--json"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == []
+    assert "2 run(s) of" in completed.stderr and "not compared" in completed.stderr
+    assert "broken on purpose" in completed.stderr

@@ -53,7 +53,8 @@ def run(command: list[str] | str, cwd: Path) -> subprocess.CompletedProcess[str]
 
 def demo_block() -> tuple[str, str]:
     """The README's demo comment and the `molexp ...` part of its command."""
-    [block] = re.findall(r"```bash {\.clone}\n(# 1\. The demo.*?)```", README.read_text(), re.DOTALL)
+    demo = r"```bash {\.clone}\n(# 1\. The demo.*?)```"
+    [block] = re.findall(demo, README.read_text(), re.DOTALL)
     comment, command = block.splitlines()[:2]
     return comment, command.split("uv run --frozen ", 1)[1]
 

@@ -419,6 +419,15 @@ def list_command(
             show_default=False,
         ),
     ] = None,
+    outdated: Annotated[
+        bool,
+        typer.Option(
+            "--outdated",
+            help="Only succeeded runs whose tasks changed since in the script that created them "
+            "(it is imported again; nothing is written), naming the changed tasks.",
+            show_default=False,
+        ),
+    ] = False,
     workspace: WorkspaceOption = None,
     as_json: JsonOption = False,
     ids: IdsOption = False,
@@ -435,6 +444,7 @@ def list_command(
         workspace=workspace,
         as_json=as_json,
         ids=ids,
+        outdated=outdated,
     )
 
 

@@ -141,6 +141,47 @@ def _print_runs(rows: Sequence[RunSummary], title: str, *, as_json: bool, ids: b
         stdout_console().print(_runs_table(title, rows))
 
 
+def _print_outdated(ws: Workspace, rows: Sequence[RunSummary], *, as_json: bool, ids: bool) -> None:
+    """The succeeded runs of ``rows`` whose tasks changed, with the changed tasks and why."""
+    from ._outdated import find_outdated_runs
+
+    report = find_outdated_runs(ws, rows)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if as_json:
+        print_json([{**summary_json(o.summary), "changed": o.changed} for o in report.runs])
+    elif ids:
+        for outdated in report.runs:
+            print(outdated.summary.id)
+    else:
+        stdout_console().print(
+            make_table(
+                f"{len(report.runs)} outdated run(s) in {ws.root}",
+                ["run id", "experiment", "profile", "finished", "changed tasks"],
+                [
+                    (
+                        o.summary.id,
+                        f"{o.summary.project}/{o.summary.experiment}",
+                        o.summary.profile_label,
+                        o.summary.finished_at,
+                        "; ".join(f"{task}: {why}" for task, why in o.changed.items()),
+                    )
+                    for o in report.runs
+                ],
+            )
+        )
+        for script in sorted({outdated.script for outdated in report.runs}):
+            print(f"re-run them: molexp run {_shown_path(script)} --outdated", file=sys.stderr)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _check_status(status: str | None) -> str | None:
     from molexp.workspace import RunStatus
 
@@ -164,10 +205,15 @@ def ls_command(
     workspace: Path | None,
     as_json: bool,
     ids: bool = False,
+    outdated: bool = False,
 ) -> None:
     """``molexp ls``: projects, experiments, runs, or an overview tree (default).
 
-    ``project``/``experiment`` select by id, name or glob; several values: any of them."""
+    ``project``/``experiment`` select by id, name or glob; several values: any of them.
+    ``outdated`` lists the succeeded runs whose tasks changed since (``_outdated``)."""
+    if outdated and what not in (None, "runs"):
+        raise CliUsageError("--outdated lists runs: use `molexp ls --outdated` or `ls runs`")
+    what = "runs" if outdated else what
     if ids and what != "runs":
         raise CliUsageError("--ids lists run ids: use it with `molexp ls runs`")
     _check_output(as_json=as_json, ids=ids)
@@ -181,7 +227,10 @@ def ls_command(
             rows = [row for row in rows if (row.project, row.experiment) in kept]
         if wanted_status is not None:
             rows = [row for row in rows if str(row.status) == wanted_status]
-        _print_runs(rows, f"Runs in {ws.root}", as_json=as_json, ids=ids)
+        if outdated:
+            _print_outdated(ws, rows, as_json=as_json, ids=ids)
+        else:
+            _print_runs(rows, f"Runs in {ws.root}", as_json=as_json, ids=ids)
         return
     counts = _status_counts(_query_runs(ws, where))
     projects = [p for p in ws.list_projects() if selection.project(p.id, p.name)]

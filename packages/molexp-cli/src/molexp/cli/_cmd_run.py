@@ -600,7 +600,7 @@ def execute_command(
         raise CliUsageError(f"{run_dir} is not a run directory: {run_dir / RUN_FILE} is missing")
     run = open_run_dir(run_dir)
     job = current_job(run)
-    script = _recorded_script(run, job)
+    script = recorded_script(run, job)
     chosen = _chosen_python(python, script, request.config_file)
     if chosen is not None:
         args = [
@@ -609,11 +609,9 @@ def execute_command(
             *_execute_args(request, as_json, policy, worker),
         ]
         return run_in(chosen, args)
-    recorded_cwd = (run.metadata.workflow_snapshot or {}).get("cwd")
-    if not isinstance(recorded_cwd, str) and job is not None:
-        recorded_cwd = job.cwd
-    if isinstance(recorded_cwd, str) and Path(recorded_cwd).is_dir():
-        os.chdir(recorded_cwd)
+    working_directory = recorded_cwd(run, job)
+    if working_directory is not None:
+        os.chdir(working_directory)
     if worker.task is not None:
         return _execute_task_command(run, script, worker.task, worker.call_id, as_json=as_json)
     with _stdout_to_stderr(as_json):
@@ -746,7 +744,17 @@ def _execute_args(
     return args
 
 
-def _recorded_script(run: Run, job: SlurmJobInfo | None) -> Path:
+def recorded_cwd(run: Run, job: SlurmJobInfo | None) -> Path | None:
+    """The working directory ``run``'s script was run from, when recorded and still there."""
+    recorded = (run.metadata.workflow_snapshot or {}).get("cwd")
+    if not isinstance(recorded, str) and job is not None:
+        recorded = job.cwd
+    return Path(recorded) if isinstance(recorded, str) and Path(recorded).is_dir() else None
+
+
+def recorded_script(run: Run, job: SlurmJobInfo | None) -> Path:
+    """The script ``run`` was created from (recorded on it, on its job, or the experiment's
+    ``workflow_source``); a missing one is a ``CliError`` saying how to record it."""
     snapshot = run.metadata.workflow_snapshot or {}
     recorded = snapshot.get("script")
     if not isinstance(recorded, str) and job is not None:

@@ -315,7 +315,7 @@ def _plan_experiment(
             rerun_failed=rerun_failed,
             force=force,
             lost_before_start=existing is not None and lost_before_start(existing),
-            outdated=_changed_tasks(existing, spec, profile)
+            outdated=changed_tasks(existing, spec, profile)
             if outdated and existing is not None and status == "succeeded"
             else None,
         )
@@ -337,7 +337,7 @@ def _plan_experiment(
     return planned
 
 
-def _changed_tasks(run: Run, spec: Workflow, profile: ProfileConfig) -> dict[str, str]:
+def changed_tasks(run: Run, spec: Workflow, profile: ProfileConfig) -> dict[str, str]:
     """The tasks of ``spec`` that changed since ``run``'s last attempt, each with why; a run
     whose last attempt kept no task journal (recorded before it, or from Python without a
     workflow) counts every task as changed: nothing proves it current."""
