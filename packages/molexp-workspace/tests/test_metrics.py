@@ -218,7 +218,8 @@ def test_a_killed_process_keeps_every_flushed_batch(exp: Experiment) -> None:
     script = textwrap.dedent(
         f"""
         import os
-        from molexp.workspace import RunContext
+        from molexp.workspace import RunContext, _context
+        _context.RESULT_WRITE_INTERVAL = 3600.0  # summaries held back until the end
         ctx = RunContext.open({str(run.run_dir)!r}).start().__enter__()
         for step in range(3):
             ctx.log_metrics({{"loss": float(step)}}, step=step)
@@ -230,6 +231,12 @@ def test_a_killed_process_keeps_every_flushed_batch(exp: Experiment) -> None:
     assert done.returncode == 9
     series = run.metric("loss")
     assert series.steps == [0, 1, 2] and series.values == [0.0, 1.0, 2.0]
+    assert "loss" not in on_disk(run).metrics
+    assert run.reap()  # the owner is gone: its summaries are counted from the files
+    expected = MetricSummary(last=2.0, last_step=2, min=0.0, max=2.0, count=3)
+    metadata = on_disk(run)
+    assert metadata.metrics["loss"] == expected
+    assert metadata.execution_history[-1].metrics["loss"] == expected
 
 
 def test_a_torn_tail_is_ignored_on_read(exp: Experiment) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "METRICS_DIR",
     "MetricSeries",
     "MetricWriter",
+    "attempt_summaries",
     "check_metric_name",
     "encode_points",
     "parse_points",
@@ -344,3 +345,14 @@ def read_series(
             attempts=list(numbers),
         )
     return found
+
+
+def attempt_summaries(run_dir: Path, execution_id: str) -> dict[str, MetricSummary]:
+    """The summaries of the series an attempt wrote, computed from its files (for an attempt
+    that died before its summaries reached ``run.json``)."""
+    summaries: dict[str, MetricSummary] = {}
+    for name, series in read_series(run_dir, [(0, execution_id)]).items():
+        names = [name] * len(series)
+        points = zip(names, series.steps, series.values, series.timestamps, strict=True)
+        summarise(points, summaries)
+    return summaries

@@ -34,7 +34,7 @@ from ._claims import claim_exists, claim_path, prune_claims, read_claim, try_cla
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
 from ._layout import RUN_FILE, check_run, run_dir_name
-from ._metrics import MetricSeries, check_metric_name, read_series
+from ._metrics import MetricSeries, attempt_summaries, check_metric_name, read_series
 from ._records import (
     TERMINAL_STATUSES,
     ExecutionRecord,
@@ -622,6 +622,9 @@ class Run:
     ) -> bool:
         """Mark this run ``failed`` if it is stale (checked under its lock); True if it was.
 
+        The summaries of the metric series its last attempt wrote are recounted from the
+        series files (the dead owner may not have written the latest ones).
+
         A reaped run's asset index rows are then brought in step with its asset records:
         the dead owner may have been killed between writing a record and indexing it.
         """
@@ -643,6 +646,10 @@ class Run:
                     last.status = RunStatus.failed
                     last.finished_at = finished
                     last.error = error
+                # The dead owner's summaries may lag its series files: count them again.
+                summaries = attempt_summaries(self.run_dir, last.execution_id)
+                last.metrics.update(summaries)
+                metadata.metrics.update(summaries)
             reaped.append(True)
             return True
 
