@@ -55,3 +55,25 @@ def test_show_and_artifacts_of_one_attempt(twice: Run, capsys: pytest.CaptureFix
     assert f"{platform.python_implementation()} on" in out
     code, _, err = invoke(capsys, "show", "cu1", "--attempt", "0")
     assert code == 2 and err.strip() == "error: --attempt counts from 1, got 0"
+
+
+def test_show_of_an_attempt_names_the_distributions_its_tasks_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pydantic
+    from molexp.workflow import TaskContext, workflow
+
+    wf = workflow(name="typed")
+
+    @wf.task
+    def validate(ctx: TaskContext) -> int:
+        return pydantic.TypeAdapter(int).validate_python("3")
+
+    root = tmp_path / "lab"
+    run = Workspace(root).Project("p").Experiment("e").Run(id="typed")
+    wf.build().execute_sync(run=run)
+    monkeypatch.setenv("MOLEXP_WORKSPACE", str(root))
+    code, out, _ = invoke(capsys, "show", "typed", "--attempt", "1", "--json")
+    assert code == 0 and json.loads(out)["distributions"] == {"pydantic": pydantic.VERSION}
+    code, out, _ = invoke(capsys, "show", "typed", "--attempt", "1")
+    assert code == 0 and f"pydantic {pydantic.VERSION}" in out

@@ -72,3 +72,63 @@ def test_diff_all_and_the_table(lab: Path, capsys: pytest.CaptureFixture[str]) -
     assert (code, out.strip()) == (0, "runs ra and ra do not differ")
     code, _, err = invoke(capsys, "diff", "ra", "nope")
     assert code != 0 and "nope" in err
+
+
+SCRIPT = """
+import molexp as me
+from molexp.workflow import TaskContext, workflow
+
+wf = workflow(name="fit")
+
+
+@wf.task
+def fit(ctx: TaskContext) -> float:
+    return {value}
+
+
+spec = wf.build()
+ws = me.Workspace("lab")
+spec.bind_to(ws.Project("p").Experiment("e"))
+me.entry(ws)
+"""
+
+
+def _git(directory: Path, *args: str) -> None:
+    import subprocess
+
+    identity = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", *identity, *args], cwd=directory, check=True, capture_output=True)
+
+
+def test_diff_shows_the_task_code_and_git_state_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT.format(value="1.0"))
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "s.py")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+    code, out, _ = invoke(capsys, "run", "s.py", "--json")
+    assert code == 0
+    [first] = json.loads(out)["runs"]
+    script.write_text(SCRIPT.format(value="2.0"))  # edited, not committed
+    code, out, _ = invoke(capsys, "run", "s.py", "--set", "tag=edited", "--json")
+    [second] = json.loads(out)["runs"]
+    monkeypatch.setenv("MOLEXP_WORKSPACE", str(tmp_path / "lab"))
+
+    code, out, _ = invoke(capsys, "diff", first["run_id"], second["run_id"], "--json")
+    payload = json.loads(out)
+    rows = {row["field"]: (row["a"], row["b"]) for row in payload["differences"]}
+    assert rows["git.dirty"] == (False, True)
+    assert "git.commit" not in rows  # the same commit
+    assert rows["code.fit"][0] != rows["code.fit"][1]
+    diff = payload["code_diffs"]["fit"]
+    assert "-    return 1.0" in diff and "+    return 2.0" in diff
+    assert not any(field.startswith("distributions.") for field in rows)  # the same versions
+
+    code, out, _ = invoke(capsys, "diff", first["run_id"], second["run_id"])
+    assert code == 0 and f"--- a/fit ({first['run_id']})" in out and "+    return 2.0" in out
+    code, out, _ = invoke(capsys, "diff", first["run_id"], second["run_id"], "--all", "--json")
+    facts = {row["field"] for row in json.loads(out)["differences"]}
+    assert "git.commit" in facts and "code.fit" in facts

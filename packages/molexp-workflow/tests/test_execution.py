@@ -19,6 +19,7 @@ from molexp.workflow import (
     WorkflowStatus,
     workflow,
 )
+from molexp.workflow.runtime import EXECUTION_STATE_VERSION
 
 
 async def test_inputs_shapes_for_zero_one_and_several_dependencies() -> None:
@@ -91,7 +92,7 @@ async def test_result_api() -> None:
     state = result.to_state()
     assert json.loads(json.dumps(state)) == state
     assert state["workflow_id"] == spec.workflow_id
-    assert state["version"] == 3
+    assert state["version"] == EXECUTION_STATE_VERSION == 4
     assert state["tasks"]["fetch"]["status"] == "succeeded"
 
 

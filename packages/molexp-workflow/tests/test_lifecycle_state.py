@@ -41,7 +41,7 @@ async def test_state_lists_resumed_tasks_and_persistence_per_task() -> None:
     result.resumed_from = "exec-1"
     state = result.to_state()
     assert json.loads(json.dumps(state)) == state
-    assert state["version"] == EXECUTION_STATE_VERSION == 3
+    assert state["version"] == EXECUTION_STATE_VERSION == 4
     assert state["resumed"] == ["first"] and state["resumed_from"] == "exec-1"
     assert state["tasks"]["first"]["status"] == "resumed"
     assert type(state["tasks"]["first"]["status"]) is str

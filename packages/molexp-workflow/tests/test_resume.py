@@ -20,6 +20,7 @@ from molexp.workflow._resume import (
     journal_path,
     read_journal,
 )
+from molexp.workflow.runtime import EXECUTION_STATE_VERSION
 from molexp.workflow.spec import Workflow
 from workflow_fakes import FakeRun, FakeRunContext
 
@@ -124,7 +125,7 @@ async def test_state_payload_records_resume_and_persistence(tmp_path: Path) -> N
     await spec.execute(run=run)
     (state,) = run.context.execution_states
     assert json.loads(json.dumps(state)) == state
-    assert state["version"] == 3
+    assert state["version"] == EXECUTION_STATE_VERSION == 4
     assert state["resumed"] == ["A", "B"]
     assert state["resumed_from"] == "exec0001"
     tasks = state["tasks"]
@@ -143,6 +144,29 @@ async def test_state_payload_records_resume_and_persistence(tmp_path: Path) -> N
     assert {name: stored.record.snapshot_key for name, stored in journal.tasks.items()} == {
         name: tasks[name]["snapshot_key"] for name in "ABCD"
     }
+
+
+async def test_state_payload_records_the_code_each_task_ran(tmp_path: Path) -> None:
+    import pydantic
+
+    wf = WorkflowBuilder(name="coded")
+
+    @wf.task
+    async def make(ctx: TaskContext) -> Any:
+        return pydantic.TypeAdapter(int).validate_python(3)
+
+    @wf.task(depends_on=["make"])
+    async def double(ctx: TaskContext) -> int:
+        return int(ctx.inputs) * 2
+
+    run = Attempts(tmp_path).run()
+    await wf.build().execute(run=run)
+    (state,) = run.context.execution_states
+    hashes = {name: state["tasks"][name]["code_hash"] for name in ("make", "double")}
+    assert len(set(hashes.values())) == 2
+    assert "TypeAdapter(int)" in state["sources"][hashes["make"]]
+    assert "int(ctx.inputs) * 2" in state["sources"][hashes["double"]]
+    assert state["distributions"] == {"pydantic": pydantic.VERSION}  # what `make` reaches
 
 
 async def test_failed_attempt_state_names_the_failure_and_persists_the_successes(

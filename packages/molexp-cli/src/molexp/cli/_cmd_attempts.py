@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cmd_diff import attempt_state
 from ._errors import CliError, CliUsageError
 from ._output import format_duration, format_value, make_table, print_json, stdout_console
 
@@ -68,6 +69,7 @@ def attempt_json(attempt: Attempt, root: Path) -> dict[str, Any]:
     return {
         **record,
         "execution_dir": str(attempt.execution_dir),
+        "distributions": attempt_state(attempt).get("distributions") or {},
         "results": attempt.results,
         "own_results": attempt.own_results,
         "artifacts": [
@@ -127,6 +129,7 @@ def show_attempt(run: Run, number: int, *, as_json: bool) -> None:
         ("host", f"{record.host}:{record.pid}" if record.host else None),
         ("python", python_text(record.python, record.python_version)),
         ("environment", _environment_text(record.environment)),
+        ("distributions", _distributions_text(attempt_state(attempt).get("distributions"))),
         ("profile", record.profile_name),
         ("config_hash", record.config_hash),
         ("results", attempt.results),
@@ -192,6 +195,13 @@ def python_text(executable: str | None, version: str | None) -> str | None:
     if executable is None and version is None:
         return None
     return " ".join(part for part in (version, executable) if part)
+
+
+def _distributions_text(distributions: Any) -> str | None:
+    """``numpy 2.1.0, ase 3.23.0``: the installed distributions the attempt's tasks reached."""
+    if not isinstance(distributions, dict) or not distributions:
+        return None
+    return ", ".join(f"{name} {version}" for name, version in distributions.items())
 
 
 def _environment_text(environment: EnvironmentInfo | None) -> str | None:

@@ -1,9 +1,12 @@
 """``molexp diff RUN_A RUN_B``: what differs between two runs of any experiments or projects —
-parameters, profile and its overrides, config, workflow, results, status, and where the latest
-attempt of each ran (interpreter, platform, CPUs, GPUs, variables)."""
+parameters, profile and its overrides, config, workflow and the git state of its script, the code
+of each task (with a unified diff of the recorded task sources), results, status, and where and
+with what the latest attempt of each ran (interpreter, platform, CPUs, GPUs, variables, the
+versions of the distributions the tasks reached)."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,7 +16,7 @@ from ._output import format_value, make_table, print_json, stdout_console
 from ._resolve import Selection, resolve_run
 
 if TYPE_CHECKING:
-    from molexp.workspace import Run
+    from molexp.workspace import Attempt, Run
 
 __all__ = ["diff_command", "run_facts"]
 
@@ -37,6 +40,9 @@ def run_facts(run: Run) -> dict[str, Any]:
         _flatten("config", dict(profile.config), facts)
         _flatten("overrides", dict(profile.overrides), facts)
     _flatten("results", dict(meta.results), facts)
+    git = (meta.workflow_snapshot or {}).get("git")
+    if isinstance(git, Mapping):
+        _flatten("git", dict(git), facts)
     started = [record for record in meta.execution_history if record.started_at is not None]
     if started:
         latest = started[-1]
@@ -44,7 +50,67 @@ def run_facts(run: Run) -> dict[str, Any]:
         facts["python_version"] = latest.python_version
         if latest.environment is not None:
             _flatten("environment", latest.environment.model_dump(), facts)
+    state = latest_state(run)
+    for task, code_hash in task_code_hashes(state).items():
+        facts[f"code.{task}"] = code_hash[:12]
+    distributions = state.get("distributions")
+    if isinstance(distributions, Mapping):
+        _flatten("distributions", dict(distributions), facts)
     return facts
+
+
+def latest_state(run: Run) -> dict[str, Any]:
+    """The execution state (``state.json``) of ``run``'s latest attempt that recorded one; empty
+    when none did or it cannot be read (the comparison then has no code facts)."""
+    for attempt in reversed(run.attempts):
+        state = attempt_state(attempt)
+        if state:
+            return state
+    return {}
+
+
+def attempt_state(attempt: Attempt) -> dict[str, Any]:
+    """The execution state ``attempt`` recorded (``state.json``); empty if absent or unreadable."""
+    try:
+        state = json.loads((Path(attempt.execution_dir) / "state.json").read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def task_code_hashes(state: Mapping[str, Any]) -> dict[str, str]:
+    """``task -> code_hash`` of an execution state (states before version 4 have none)."""
+    tasks = state.get("tasks")
+    if not isinstance(tasks, Mapping):
+        return {}
+    return {
+        name: info["code_hash"]
+        for name, info in tasks.items()
+        if isinstance(info, Mapping) and isinstance(info.get("code_hash"), str)
+    }
+
+
+def code_diffs(run_a: Run, run_b: Run) -> dict[str, str]:
+    """A unified diff of the recorded source of every task whose code differs between the two
+    runs' latest attempts (a change only in code a task reaches shows as a code hash alone)."""
+    state_a, state_b = latest_state(run_a), latest_state(run_b)
+    hashes_a, hashes_b = task_code_hashes(state_a), task_code_hashes(state_b)
+    sources_a, sources_b = state_a.get("sources") or {}, state_b.get("sources") or {}
+    diffs: dict[str, str] = {}
+    for task in sorted(set(hashes_a) & set(hashes_b)):
+        before, after = sources_a.get(hashes_a[task]), sources_b.get(hashes_b[task])
+        if hashes_a[task] == hashes_b[task] or not isinstance(before, str):
+            continue
+        if not isinstance(after, str) or before == after:
+            continue
+        lines = difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"a/{task} ({run_a.id})",
+            f"b/{task} ({run_b.id})",
+        )
+        diffs[task] = "".join(lines)
+    return diffs
 
 
 def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
@@ -93,8 +159,9 @@ def diff_command(
                 else "changed",
             }
         )
+    diffs = code_diffs(run_a, run_b)
     if as_json:
-        print_json({"a": run_a.id, "b": run_b.id, "differences": rows})
+        print_json({"a": run_a.id, "b": run_b.id, "differences": rows, "code_diffs": diffs})
         return
     console = stdout_console()
     if not rows:
@@ -111,6 +178,8 @@ def diff_command(
     ]
     console.print(f"a: {run_a.id}  b: {run_b.id}")
     console.print(make_table(None, ["field", "a", "b"], table_rows))
+    for diff in diffs.values():
+        console.print(diff, end="", markup=False, highlight=False)
 
 
 _SECTIONS = (
@@ -121,9 +190,12 @@ _SECTIONS = (
     "overrides",
     "config",
     "workflow_id",
+    "git",
+    "code",
     "results",
     "python",
     "environment",
+    "distributions",
 )
 
 

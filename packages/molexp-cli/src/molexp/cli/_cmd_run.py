@@ -31,6 +31,7 @@ from ._execute import (
     execute_claimed,
     execute_plan_in_process,
     execute_plan_in_subprocesses,
+    git_state,
 )
 from ._output import format_duration, make_table, print_json, stdout_console
 from ._plan import (
@@ -308,6 +309,7 @@ def run_command(options: RunOptions) -> int:
     or to be submitted)."""
     if options.jobs < 1:
         raise CliUsageError(f"--jobs must be at least 1, got {options.jobs}")
+    git_state.cache_clear()  # this invocation's runs record the checkout as it is now
     script = resolve_script_path(options.script)
     request = ProfileRequest(options.profile, options.config, options.overrides).validated()
     chosen = _chosen_python(options.python, script, request.config_file)
@@ -596,6 +598,7 @@ def execute_command(
 
     request = ProfileRequest(profile, config, overrides).validated()
     ExecutionOverrides(heartbeat_interval=worker.heartbeat_interval).validated()
+    git_state.cache_clear()
     if not (run_dir / RUN_FILE).is_file():
         raise CliUsageError(f"{run_dir} is not a run directory: {run_dir / RUN_FILE} is missing")
     run = open_run_dir(run_dir)

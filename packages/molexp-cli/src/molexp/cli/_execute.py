@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -144,18 +145,53 @@ def claim_run(run_dir: Path) -> Iterator[bool]:
 
 
 def script_payload(run: Run, spec: Workflow, script: Path) -> dict[str, Any]:
-    """The run's workflow snapshot plus the script, working directory and workflow identity.
+    """The run's workflow snapshot plus the script, working directory, workflow identity and
+    the git state of the script's checkout (``{"commit", "dirty"}``; absent outside git).
 
     ``molexp execute`` re-imports that script from that directory. Existing snapshot keys (e.g.
     the workflow layer's own) are kept.
     """
-    return {
+    payload = {
         **(run.metadata.workflow_snapshot or {}),
         "script": str(script),
         "cwd": str(Path.cwd()),
         "workflow_id": spec.workflow_id,
         "name": spec.name,
     }
+    git = git_state(script.parent)
+    if git is not None:
+        payload["git"] = dict(git)
+    return payload
+
+
+GIT_TIMEOUT_SECONDS = 10.0
+
+
+@functools.lru_cache(maxsize=16)
+def git_state(directory: Path) -> dict[str, Any] | None:
+    """The commit checked out in ``directory`` and whether tracked files differ from it.
+
+    Asked once per directory and invocation: ``molexp run`` and ``molexp execute`` clear the
+    cache when they start, so the runs of one invocation record the checkout as it was when
+    their script was imported."""
+    commands = (["rev-parse", "HEAD"], ["status", "--porcelain", "--untracked-files=no"])
+    outputs = []
+    for command in commands:
+        try:
+            completed = subprocess.run(
+                ["git", "-C", str(directory), *command],
+                capture_output=True,
+                text=True,
+                timeout=GIT_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if completed.returncode != 0:
+            return None
+        outputs.append(completed.stdout.strip())
+    commit, changes = outputs
+    return {"commit": commit, "dirty": bool(changes)} if commit else None
 
 
 def record_script(run: Run, spec: Workflow, script: Path) -> None:

@@ -232,6 +232,7 @@ async def _attempt(
             plan.close()
     if plan is not None:
         result.persistence = plan.persistence()
+        result.code_hashes, result.sources, result.distributions = plan.code_record()
         if plan.resumed_outputs:
             result.resumed_from = plan.previous_execution_id
     run_context.record_execution_state(result.to_state())

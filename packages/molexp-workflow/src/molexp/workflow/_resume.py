@@ -687,6 +687,21 @@ class ResumePlan:
         """Write out every buffered record and close the journal."""
         self._writer.close()
 
+    def code_record(self) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """What code this attempt ran: each task's code hash, each task function's source by
+        code hash (tasks sharing a function share one entry), and the version of every installed
+        distribution the tasks' code reaches."""
+        code_hashes: dict[str, str] = {}
+        sources: dict[str, str] = {}
+        distributions: dict[str, str] = {}
+        for name, snapshot in self._snapshots.items():
+            if isinstance(snapshot, str):
+                continue
+            code_hashes[name] = snapshot.code_hash
+            sources.setdefault(snapshot.code_hash, snapshot.code_source)
+            distributions.update(snapshot.distributions)
+        return code_hashes, sources, dict(sorted(distributions.items()))
+
     def persistence(self) -> dict[str, TaskPersistence]:
         """Per task: its snapshot key, whether its output reached the journal, and why not."""
         written = self._writer.written_tasks

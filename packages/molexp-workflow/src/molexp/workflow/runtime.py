@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 
-EXECUTION_STATE_VERSION = 3
+EXECUTION_STATE_VERSION = 4
 """Schema version of ``WorkflowResult.to_state()`` payloads.
 
 2: per task ``snapshot_key`` / ``output_persisted`` / ``persistence_detail``, the ``resumed``
@@ -55,6 +55,9 @@ task list and ``resumed_from`` (the execution whose outputs were re-used).
 3: per task ``cache``: for a ``cache=True`` task, how the cache answered (``"hit"``, or
 ``"miss: "`` and what changed: which function, distribution version, config key, input or run
 value; ``"not stored: ..."`` when the result could not be cached); None for other tasks.
+4: per task ``code_hash`` (of its snapshot: its code and all the first-party code it reaches);
+``sources``, the source of each task function by ``code_hash`` (what ``molexp diff`` compares);
+``distributions``, the version of every installed distribution the tasks' code reaches.
 """
 
 
@@ -180,7 +183,8 @@ class WorkflowResult:
     the output of the workflow's single sink task. Under a run, ``persistence`` tells per task
     whether its output was persisted for the next attempt and ``resumed_from`` names the earlier
     execution whose outputs were re-used (see :mod:`molexp.workflow._resume`). ``cache`` says,
-    per ``cache=True`` task, how the cache answered (see ``EXECUTION_STATE_VERSION``).
+    per ``cache=True`` task, how the cache answered, and ``code_hashes``, ``sources`` and
+    ``distributions`` what code ran (see ``EXECUTION_STATE_VERSION``).
     """
 
     workflow_name: str
@@ -198,6 +202,9 @@ class WorkflowResult:
     persistence: dict[str, TaskPersistence] = field(default_factory=dict)
     resumed_from: str | None = None
     cache: dict[str, str] = field(default_factory=dict)
+    code_hashes: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    distributions: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> float:
@@ -303,6 +310,7 @@ class WorkflowResult:
                 "output_persisted": kept.output_persisted,
                 "persistence_detail": kept.detail,
                 "cache": self.cache.get(name),
+                "code_hash": self.code_hashes.get(name),
             }
         return {
             "version": EXECUTION_STATE_VERSION,
@@ -317,6 +325,8 @@ class WorkflowResult:
             "resumed": self.resumed,
             "resumed_from": self.resumed_from,
             "tasks": tasks,
+            "sources": dict(self.sources),
+            "distributions": dict(self.distributions),
         }
 
 
