@@ -37,6 +37,29 @@ def test_slurm_ids_and_allow_listed_variables_are_kept_and_secrets_are_not() -> 
     assert captured.cpu_count is not None and 1 <= captured.cpu_count <= (os.cpu_count() or 1)
 
 
+def test_variables_the_user_allows_are_recorded_by_name_or_pattern() -> None:
+    environ = {
+        "MOLEXP_RECORD_VARIABLES": "XTB_HOME, MYAPP_* ,",
+        "XTB_HOME": "/opt/xtb",
+        "MYAPP_MODE": "fast",
+        "MYAPP_SEED": "7",
+        "OTHER_APP": "x",
+        "GITHUB_TOKEN": "ghp_x",
+        "OMP_NUM_THREADS": "2",
+    }
+    captured = capture_environment(environ)
+    assert captured.variables == {
+        "OMP_NUM_THREADS": "2",
+        "XTB_HOME": "/opt/xtb",
+        "MYAPP_MODE": "fast",
+        "MYAPP_SEED": "7",
+    }
+    assert list(captured.variables)[:2] == ["OMP_NUM_THREADS", "XTB_HOME"]  # built-ins first
+    assert capture_environment({**environ, "MOLEXP_RECORD_VARIABLES": ""}).variables == {
+        "OMP_NUM_THREADS": "2"
+    }
+
+
 def test_gpus_come_from_nvidia_smi_when_it_is_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,8 +1,11 @@
 """What an attempt's ``EnvironmentInfo`` holds: the machine (captured once per process), the Slurm
-job it runs in and an allow-list of environment variables (read at every start)."""
+job it runs in and an allow-list of environment variables (read at every start): the built-in
+``ALLOWED_VARIABLES`` plus the names or shell-style patterns listed, comma-separated, in
+``$MOLEXP_RECORD_VARIABLES`` (which ``molexp`` sets from ``record_variables`` in molexp.toml)."""
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import os
 import platform
@@ -12,7 +15,15 @@ from collections.abc import Mapping
 
 from ._records import EnvironmentInfo
 
-__all__ = ["ALLOWED_VARIABLES", "SLURM_VARIABLES", "capture_environment"]
+__all__ = [
+    "ALLOWED_VARIABLES",
+    "RECORD_VARIABLES_ENV",
+    "SLURM_VARIABLES",
+    "capture_environment",
+    "recorded_variable_names",
+]
+
+RECORD_VARIABLES_ENV = "MOLEXP_RECORD_VARIABLES"
 
 SLURM_VARIABLES = (
     "SLURM_JOB_ID",
@@ -46,8 +57,19 @@ def capture_environment(environ: Mapping[str, str] | None = None) -> Environment
         cpu_count=cpus,
         gpus=list(gpus),
         slurm={name: env[name] for name in SLURM_VARIABLES if env.get(name)},
-        variables={name: env[name] for name in ALLOWED_VARIABLES if name in env},
+        variables={name: env[name] for name in recorded_variable_names(env)},
     )
+
+
+def recorded_variable_names(environ: Mapping[str, str]) -> list[str]:
+    """The variables of ``environ`` an attempt records: the built-in allow-list, then those the
+    user allowed in ``$MOLEXP_RECORD_VARIABLES`` (names or patterns such as ``MYAPP_*``)."""
+    names = [name for name in ALLOWED_VARIABLES if name in environ]
+    patterns = [p.strip() for p in environ.get(RECORD_VARIABLES_ENV, "").split(",") if p.strip()]
+    for pattern in patterns:
+        matched = [name for name in environ if fnmatch.fnmatchcase(name, pattern)]
+        names.extend(name for name in sorted(matched) if name not in names)
+    return names
 
 
 @functools.cache
