@@ -315,6 +315,21 @@ def test_a_worker_writes_its_own_series_and_reports_the_summary(tmp_path: Path) 
     )
 
 
+def test_a_worker_without_the_workspace_says_so_on_its_first_metric(tmp_path: Path) -> None:
+    from molexp.workspace._worker_context import WorkerRunOpener, WorkspaceUnreachableError
+
+    opener = WorkerRunOpener(
+        run_dir=str(tmp_path / "elsewhere" / "run-x"),
+        run_id="x",
+        execution_id="e1",
+        params={},
+        config={},
+        owner_host="login1",
+    )
+    with pytest.raises(WorkspaceUnreachableError, match="shared with every worker"):
+        opener.open("train").log_metric("loss", 1.0)
+
+
 def test_runs_are_queried_and_ordered_by_metrics(ws: Workspace, exp: Experiment) -> None:
     for final in (0.3, 0.05, 0.2):
         with exp.Run(parameters={"final": final}).start() as ctx:

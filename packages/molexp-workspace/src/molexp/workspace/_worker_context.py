@@ -253,11 +253,14 @@ class WorkerRunContext:
             return _ReportedLog(self._kept.logs.setdefault(name, []))
 
     def _metrics(self) -> MetricWriter:
-        directory = self.execution_dir / METRICS_DIR
-        with self._lock:
-            if self._metric_writer is None:
-                self._metric_writer = MetricWriter(directory)
-            return self._metric_writer
+        writer = self._metric_writer
+        if writer is None:
+            directory = self.execution_dir / METRICS_DIR  # checks the workspace is reachable
+            with self._lock:
+                if self._metric_writer is None:
+                    self._metric_writer = MetricWriter(directory)
+                writer = self._metric_writer
+        return writer
 
     def log_metric(
         self,
