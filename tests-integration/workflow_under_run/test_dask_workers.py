@@ -1,6 +1,6 @@
 """A workflow under a run on a 2-process LocalCluster (Python API): the tasks import a module the
-workers cannot import by name, and use the run context (log, results, artifacts, checkpoints,
-assets) from the worker processes; everything is recorded in the run."""
+workers cannot import by name, and use the run context (log, results, metrics, artifacts,
+checkpoints, assets) from the worker processes; everything is recorded in the run."""
 
 from __future__ import annotations
 
@@ -72,6 +72,7 @@ async def test_tasks_on_worker_processes_use_the_run_context(
         value = helper.double(ctx.params["n"])
         ctx.log("progress").append(f"produce in pid {helper.pid()}")
         ctx.set_result("value", value)
+        ctx.log_metric("loss", 1.0, step=0)
         ctx.artifact.save("numbers.json", {"value": value})
         ctx.checkpoint("after-produce", {"value": value})
         return value
@@ -84,6 +85,7 @@ async def test_tasks_on_worker_processes_use_the_run_context(
         (data_dir / "marker").write_text("x")
         ctx.log("progress").append("consume")
         ctx.set_result("total", ctx.inputs + 1)
+        ctx.log_metrics({"loss": 0.5, "acc": 0.9}, step=1)
         return int(ctx.inputs) + 1
 
     result = await wf.build().execute(runtime=runtime, run=run)
@@ -101,6 +103,12 @@ async def test_tasks_on_worker_processes_use_the_run_context(
     assert checkpoint.name == "after-produce" and checkpoint.producer is not None
     assert checkpoint.producer.task_name == "produce"
     assert (run.workspace.root / "scratch" / "marker").is_file()
+    # Each task wrote a series file of its own; the owner recorded the summaries.
+    assert len(list(run.run_dir.glob("execution/*/metrics/*.tsv"))) == 2
+    assert run.metric("loss").values == [1.0, 0.5]
+    summary = run.metric_summaries["loss"]
+    assert (summary.last, summary.min, summary.max, summary.count) == (0.5, 0.5, 1.0, 2)
+    assert run.metric_summaries["acc"].last == 0.9
 
 
 async def test_a_worker_killed_mid_task_leaves_the_run_whole(
