@@ -2,7 +2,8 @@
 
 The workflow samples a small Lennard-Jones cluster with Metropolis Monte Carlo: ``initialize``
 places the atoms on a lattice, ``sample`` runs the Markov chain (length and step size come from
-the profile, ``ctx.config``), ``analyze`` records the mean energy and acceptance on the run.
+the profile, ``ctx.config``) and logs the energy as a metric series, ``analyze`` records the mean
+energy and acceptance on the run.
 
 Nothing executes when this module is imported: it defines the workspace, one experiment per
 combination of ``temperature`` x ``n_atoms``, binds the workflow to each and registers the
@@ -88,6 +89,7 @@ def sample(ctx: TaskContext) -> dict[str, Any]:
             accepted += 1
         if step % record_every == 0:
             energies.append(energy)
+            ctx.log_metric("energy", energy, step=step)  # a series: `molexp metrics RUN energy`
             log.append(f"step={step} energy={energy:.4f}")
     return {"energies": energies, "acceptance": accepted / n_steps, "final": positions}
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PAGES = sorted(
     [*ROOT.glob("docs/**/*.md"), ROOT / "README.md", *ROOT.glob("packages/*/README.md")]
-    + [ROOT / "examples" / "README.md"]
+    + [ROOT / "examples" / "README.md", *ROOT.glob("examples/*/README.md")]
 )
 RUNNABLE = [page for page in PAGES if any(block.runs or block.is_output for block in blocks(page))]
 

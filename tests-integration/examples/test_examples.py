@@ -223,6 +223,12 @@ def test_sweep_runs_one_experiment_per_grid_point_with_profiles(tmp_path: Path) 
         energies = load_json(run_dir / "artifacts/energies.json")["energies"]
         assert len(energies) == 400 // 10
         assert (run_dir / "logs/mc.log").is_file()
+        series = molexp_json(
+            "metrics", outcome["run_id"], "energy", cwd=tmp_path, MOLEXP_WORKSPACE="lab"
+        )
+        assert series == series | {"name": "energy"}
+        assert [point["value"] for point in series["points"]] == energies
+        assert [point["step"] for point in series["points"]] == list(range(0, 400, 10))
 
     second = molexp_json("run", script, "--profile", "fast", cwd=tmp_path)
     assert (second["executed"], second["skipped"]) == (0, 4)
@@ -239,6 +245,10 @@ def test_sweep_runs_one_experiment_per_grid_point_with_profiles(tmp_path: Path) 
         "query", 'profile == "accurate" and n_atoms == 8', cwd=tmp_path, MOLEXP_WORKSPACE="lab"
     )
     assert sorted(row["experiment"] for row in queried) == ["n8-t0.2", "n8-t0.5"]
+    # the project-wide view: every run of the sweep, across its experiments, and the metric
+    rows = molexp_json("ls", "runs", "-p", "lj-clusters", cwd=tmp_path, MOLEXP_WORKSPACE="lab")
+    assert len(rows) == 8 and len({row["experiment"] for row in rows}) == 4
+    assert all(row["metrics"]["energy"]["count"] in (40, 200) for row in rows)
 
 
 def test_sweep_workspace_follows_molexp_workspace(tmp_path: Path) -> None:

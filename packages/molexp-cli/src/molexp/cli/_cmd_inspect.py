@@ -69,15 +69,19 @@ def summary_json(row: RunSummary) -> dict[str, Any]:
         "seed": row.seed,
         "params": row.params,
         "results": row.results,
+        "metrics": {name: summary.model_dump() for name, summary in row.metrics.items()},
         "tags": row.tags,
         "run_dir": row.run_dir,
     }
 
 
 def _runs_table(title: str, rows: Sequence[RunSummary]) -> Any:
+    """Runs as a table; a ``metrics`` column (each series' last value) when any run has one."""
+    with_metrics = any(row.metrics for row in rows)
+    columns = ["run id", "experiment", "status", "profile", "config", "params", "results"]
     return make_table(
         title,
-        ["run id", "experiment", "status", "profile", "config", "params", "results", "finished"],
+        [*columns, *(["metrics"] if with_metrics else []), "finished"],
         [
             (
                 row.id,
@@ -87,6 +91,7 @@ def _runs_table(title: str, rows: Sequence[RunSummary]) -> Any:
                 row.config or None,
                 row.params,
                 row.results,
+                *([{k: m.last for k, m in row.metrics.items()}] if with_metrics else []),
                 row.finished_at,
             )
             for row in rows
