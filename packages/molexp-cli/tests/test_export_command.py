@@ -222,6 +222,12 @@ def test_round_trip_matches_the_workspace_records(
             assert graph[action["agent"]["@id"]]["name"] == "Ada Lovelace"
             if record.status == "failed":
                 assert "asked to fail" in action["error"]
+                traceback = [
+                    e["@id"]
+                    for e in graph.values()
+                    if e.get("about", {}).get("@id") == action["@id"] and e["name"] == "traceback"
+                ]
+                assert traceback and "asked to fail" in (out / traceback[0]).read_text()
         # parameters
         params = {
             graph[i]["name"]: value_of(graph[i])

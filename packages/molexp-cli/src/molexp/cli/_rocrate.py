@@ -277,11 +277,12 @@ class _Builder:
         script = next(
             (Path(c) for c in candidates if isinstance(c, str) and c and Path(c).is_file()), None
         )
+        git = snapshot.get("git") if isinstance(snapshot.get("git"), dict) else {}
         props: dict[str, Any] = {
             "name": str(name),
             "identifier": workflow_id,
             "programmingLanguage": self.python,
-            "version": experiment.git_commit,
+            "version": git.get("commit") or experiment.git_commit,
         }
         if script is None:
             key = f"missing:{workflow_id or name}"
@@ -314,7 +315,9 @@ class _Builder:
                     "contentSize": str(staged[2]),
                     "alternateName": script.name,
                     "description": "The workflow script as read at export time (the run "
-                    "records its path, workflow_id and the experiment's git commit).",
+                    "records its path, its workflow_id and the git commit of its checkout"
+                    + (", which had uncommitted changes" if git.get("dirty") else "")
+                    + ").",
                 }
             )
             entity = self.crate.add_workflow(
