@@ -277,7 +277,8 @@ class _Builder:
         script = next(
             (Path(c) for c in candidates if isinstance(c, str) and c and Path(c).is_file()), None
         )
-        git = snapshot.get("git") if isinstance(snapshot.get("git"), dict) else {}
+        recorded_git = snapshot.get("git")
+        git: dict[str, Any] = recorded_git if isinstance(recorded_git, dict) else {}
         props: dict[str, Any] = {
             "name": str(name),
             "identifier": workflow_id,
