@@ -105,7 +105,9 @@ async def test_compare_shows_profile_and_config_rows(client: httpx.AsyncClient) 
     assert rows[("config", "model.depth")]["values"] == [1, 1, None]
     assert rows[("param", "element")]["differs"] is False
     sections = [row["section"] for row in table["rows"]]
-    assert sections == sorted(sections, key=["param", "profile", "config", "result"].index)
+    order = ["param", "profile", "config", "result", "workflow", "git", "code", "python"]
+    order += ["environment", "distributions"]
+    assert sections == sorted(sections, key=order.index)
     same = (await client.get(f"{EXP}/compare", params={"runs": "fast,killed"})).json()
     (profile_row,) = [row for row in same["rows"] if row["section"] == "profile"]
     assert profile_row["values"] == ["fast", None]

@@ -61,4 +61,5 @@ def test_every_operation_is_fuzzed_without_server_errors(
     assert "POST /api/v1/runs/{run_id}/cancel" in labels
     assert "GET /api/v1/runs/{run_id}/attempts/{number}" in labels
     assert "GET /api/v1/runs/{run_id}/metrics/{name}" in labels
-    assert len(labels) == 18
+    assert "GET /api/v1/projects/{project_id}/runs" in labels
+    assert len(labels) == 19

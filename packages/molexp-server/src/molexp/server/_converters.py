@@ -17,6 +17,7 @@ from molexp.workspace import (
     AttemptDiff,
     ErrorInfo,
     ExecutionRecord,
+    FactRow,
     RunSummary,
 )
 
@@ -26,14 +27,16 @@ from ._schemas import (
     AttemptDiffInfo,
     AttemptInfo,
     CompareRow,
+    CompareSection,
     ErrorDetail,
     ProducerInfo,
+    ProjectTable,
     ResultChangeInfo,
     RunSummaryInfo,
     TaskState,
 )
 
-__all__ = ["asset_info", "task_states"]
+__all__ = ["asset_info", "project_table", "task_states"]
 
 
 def _flat_keys(value: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
@@ -91,6 +94,37 @@ def _summary_info(row: RunSummary) -> RunSummaryInfo:
         config=row.config,
         stale=stale is not None,
         stale_reason=stale,
+        metrics={name: summary.last for name, summary in row.metrics.items()},
+    )
+
+
+def project_table(project_id: str, rows: Sequence[RunSummary], limit: int) -> ProjectTable:
+    """The project page's table: every run (the first ``limit`` by experiment, then id) with the
+    keys of its parameter, config, result and metric columns and the profiles used."""
+    ordered = sorted(rows, key=lambda row: (row.experiment, row.id))
+    params: dict[str, None] = {}
+    config: dict[str, None] = {}
+    results: dict[str, None] = {}
+    metrics: dict[str, None] = {}
+    profiles: dict[str, None] = {}
+    for row in ordered:
+        params.update(dict.fromkeys(_flat_keys(row.params)))
+        config.update(dict.fromkeys(_flat_keys(row.config)))
+        results.update(dict.fromkeys(_flat_keys(row.results)))
+        metrics.update(dict.fromkeys(row.metrics))
+        if row.profile_label:
+            profiles[row.profile_label] = None
+    return ProjectTable(
+        project_id=project_id,
+        runs=[_summary_info(row) for row in ordered[:limit]],
+        total=len(ordered),
+        truncated=len(ordered) > limit,
+        experiments=sorted({row.experiment for row in ordered}),
+        param_keys=sorted(params),
+        config_keys=sorted(config),
+        result_keys=sorted(results),
+        metric_keys=sorted(metrics),
+        profiles=sorted(profiles),
     )
 
 
@@ -107,6 +141,30 @@ def _compare_rows(
         encoded = {json.dumps(value, sort_keys=True, default=str) for value in values}
         rows.append(CompareRow(key=key, section=section, values=values, differs=len(encoded) > 1))
     return rows
+
+
+# The sections of ``molexp.workspace.compare_facts`` the compare view adds to its own rows (the
+# parameters, profile, config and results it already takes from the run index).
+_FACT_SECTIONS: dict[str, CompareSection] = {
+    "workflow_id": "workflow",
+    "git": "git",
+    "code": "code",
+    "python": "python",
+    "environment": "environment",
+    "distributions": "distributions",
+}
+
+
+def _fact_rows(rows: Iterable[FactRow]) -> list[CompareRow]:
+    """The compare rows of the facts ``molexp diff`` shows beyond params, config and results."""
+    kept = []
+    for row in rows:
+        section = _FACT_SECTIONS.get(row.section)
+        if section is None:
+            continue
+        key = row.key.split(".", 1)[1] if "." in row.key else row.key
+        kept.append(CompareRow(key=key, section=section, values=row.values, differs=row.differs))
+    return kept
 
 
 def _error_detail(error: ErrorInfo | None) -> ErrorDetail | None:
@@ -130,7 +188,13 @@ def _diff_info(diff: AttemptDiff) -> AttemptDiffInfo:
     )
 
 
-def _attempt_info(record: ExecutionRecord, diff: AttemptDiff | None = None) -> AttemptInfo:
+def _attempt_info(
+    record: ExecutionRecord,
+    diff: AttemptDiff | None = None,
+    state: Mapping[str, Any] | None = None,
+) -> AttemptInfo:
+    """``state``: the attempt's execution state, for the distribution versions its tasks reached."""
+    distributions = (state or {}).get("distributions")
     return AttemptInfo(
         execution_id=record.execution_id,
         attempt=record.attempt,
@@ -143,6 +207,9 @@ def _attempt_info(record: ExecutionRecord, diff: AttemptDiff | None = None) -> A
         python=record.python,
         python_version=record.python_version,
         environment=None if record.environment is None else record.environment.model_dump(),
+        distributions={str(name): str(version) for name, version in distributions.items()}
+        if isinstance(distributions, Mapping)
+        else {},
         profile_name=record.profile_name,
         config_hash=record.config_hash,
         error=_error_detail(record.error),

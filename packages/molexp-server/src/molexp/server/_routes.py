@@ -28,6 +28,7 @@ from ._schemas import (
     MetricInfo,
     MetricSeriesInfo,
     ProjectInfo,
+    ProjectTable,
     RunDetail,
     RunPage,
     WorkspaceInfo,
@@ -46,6 +47,7 @@ DEFAULT_STREAM_SECONDS = 300.0
 MAX_STREAM_SECONDS = 3600.0
 DEFAULT_METRIC_POINTS = 2000
 MAX_METRIC_POINTS = 100_000
+MAX_PROJECT_RUNS = 20_000
 
 ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ApiError, "description": "Malformed input (names the value concerned)."},
@@ -116,6 +118,18 @@ def build_router(service: WorkspaceService) -> APIRouter:
     @router.get("/projects", response_model=list[ProjectInfo], tags=["workspace"])
     def get_projects() -> list[ProjectInfo]:
         return service.projects()
+
+    @router.get("/projects/{project_id}/runs", response_model=ProjectTable, tags=["runs"])
+    def get_project_runs(
+        project_id: ProjectId,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_PROJECT_RUNS, description="Most runs to return.")
+        ] = MAX_PROJECT_RUNS,
+    ) -> ProjectTable:
+        """Every run of the project across its experiments (params, config and profile,
+        results, the last value of each metric) with the keys of those columns: the data of the
+        project page's table, sweep plot and parallel coordinates."""
+        return service.project_table(project_id, limit)
 
     @router.get(
         "/projects/{project_id}/experiments",

@@ -24,7 +24,9 @@ __all__ = [
     "AttemptDiffInfo",
     "AttemptInfo",
     "BrokenRecord",
+    "CodeDiff",
     "CompareRow",
+    "CompareSection",
     "CompareTable",
     "ErrorDetail",
     "ExperimentInfo",
@@ -35,6 +37,7 @@ __all__ = [
     "ProducerInfo",
     "ProfileDetail",
     "ProjectInfo",
+    "ProjectTable",
     "ResultChangeInfo",
     "RunDetail",
     "RunPage",
@@ -150,6 +153,25 @@ class RunSummaryInfo(BaseModel):
         description="Recorded as running, but its owner process is gone (reap to settle it).",
     )
     stale_reason: str | None = None
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="The last value (at the highest step) of each metric series the run logged.",
+    )
+
+
+class ProjectTable(BaseModel):
+    """Every run of a project across its experiments, with the keys of their columns."""
+
+    project_id: str
+    runs: list[RunSummaryInfo] = Field(description="Ordered by experiment, then run id.")
+    total: int = Field(description="Runs of the project (more than `runs` when truncated).")
+    truncated: bool
+    experiments: list[str]
+    param_keys: list[str] = Field(description="Dotted parameter keys any run has.")
+    config_keys: list[str]
+    result_keys: list[str]
+    metric_keys: list[str] = Field(description="Metric names any run logged (last values).")
+    profiles: list[str] = Field(description="Profile labels any run used.")
 
 
 class RunPage(BaseModel):
@@ -188,6 +210,11 @@ class AttemptInfo(BaseModel):
     environment: dict[str, Any] | None = Field(
         default=None,
         description="Platform, CPU count, GPUs, Slurm ids and allow-listed variables.",
+    )
+    distributions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Versions of the installed distributions the attempt's tasks reached "
+        "(from its execution state).",
     )
     profile_name: str | None
     config_hash: str | None
@@ -390,16 +417,48 @@ class AssetDetail(BaseModel):
     lineage: AssetLineage
 
 
+CompareSection = Literal[
+    "param",
+    "profile",
+    "config",
+    "result",
+    "workflow",
+    "git",
+    "code",
+    "python",
+    "environment",
+    "distributions",
+]
+
+
 class CompareRow(BaseModel):
     key: str
-    section: Literal["param", "profile", "config", "result"] = Field(
+    section: CompareSection = Field(
         description="'profile' is the profile label (name + '--set' overrides); 'config' rows "
-        "are the recorded profile config, key by key."
+        "are the recorded profile config, key by key; 'workflow' and 'git' the workflow id and "
+        "the git state of its script; 'code' each task's code hash; 'python', 'environment' and "
+        "'distributions' where and with what the latest attempt ran (as `molexp diff` shows)."
     )
     values: list[Any] = Field(description="One value per compared run, in the order of `runs`.")
     differs: bool
 
 
+class CodeDiff(BaseModel):
+    """The unified diff of a task's recorded source between the first compared run and another."""
+
+    task: str
+    base: str = Field(description="The first compared run (the `a` side).")
+    run: str = Field(description="The run compared with it (the `b` side).")
+    diff: str
+
+
 class CompareTable(BaseModel):
     runs: list[RunSummaryInfo]
     rows: list[CompareRow]
+    code_diffs: list[CodeDiff] = Field(
+        default_factory=list,
+        description="Changed task sources of each run against the first one.",
+    )
+    metrics: list[str] = Field(
+        default_factory=list, description="Names of the metric series any compared run logged."
+    )

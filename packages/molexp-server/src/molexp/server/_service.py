@@ -38,6 +38,10 @@ from molexp.workspace import (
     RunStatus,
     RunSummary,
     Workspace,
+    attempt_state,
+    code_diffs,
+    compare_facts,
+    run_facts,
     stale_reason,
 )
 
@@ -48,10 +52,12 @@ from ._converters import (
     _compare_rows,
     _diff_info,
     _error_detail,
+    _fact_rows,
     _flat_keys,
     _producer_info,
     _summary_info,
     asset_info,
+    project_table,
     task_states,
 )
 from ._files import (
@@ -73,6 +79,7 @@ from ._schemas import (
     AssetUseInfo,
     AttemptDetail,
     BrokenRecord,
+    CodeDiff,
     CompareRow,
     CompareTable,
     ExperimentInfo,
@@ -82,6 +89,7 @@ from ._schemas import (
     MetricSeriesInfo,
     ProfileDetail,
     ProjectInfo,
+    ProjectTable,
     RunDetail,
     RunPage,
     TaskState,
@@ -299,6 +307,16 @@ class WorkspaceService:
             stale_count=sum(1 for row in stats.running if row.stale),
         )
 
+    def project_table(self, project_id: str, limit: int) -> ProjectTable:
+        """Every run of the project across its experiments (see ``_converters.project_table``)."""
+        _checked(project_id, "project id")
+
+        def work() -> ProjectTable:
+            project = self._ws.project(project_id)
+            return project_table(project.id, self._runs(project=project.id), limit)
+
+        return self._call(work)
+
     def experiments(self, project_id: str) -> list[ExperimentInfo]:
         _checked(project_id, "project id")
 
@@ -446,7 +464,10 @@ class WorkspaceService:
             seed=metadata.seed,
             tags=list(metadata.tags),
             error=_error_detail(metadata.error),
-            attempts=[_attempt_info(attempt.record, attempt.diff()) for attempt in run.attempts],
+            attempts=[
+                _attempt_info(attempt.record, attempt.diff(), attempt_state(attempt))
+                for attempt in run.attempts
+            ],
             tasks=tasks,
             execution_state_id=state_id,
             cancellable=metadata.status in CANCELLABLE_STATUSES,
@@ -680,7 +701,7 @@ class WorkspaceService:
                 for entry in self._artifact_entries(asset)
             ]
             return AttemptDetail(
-                attempt=_attempt_info(chosen.record, chosen.diff()),
+                attempt=_attempt_info(chosen.record, chosen.diff(), attempt_state(chosen)),
                 latest=chosen.is_latest,
                 results=chosen.results,
                 own_results=chosen.own_results,
@@ -794,6 +815,10 @@ class WorkspaceService:
                 where = f"experiment {experiment.id!r} of project {project.id!r}"
                 raise ServiceError(404, f"no run {missing[0]!r} in {where}")
             chosen = [rows[run_id] for run_id in wanted]
+            runs = [
+                self._ws.find_run(run_id, project=project.id, experiment=experiment.id)
+                for run_id in wanted
+            ]
             labels: list[Any] = [row.profile_label for row in chosen]
             table = [
                 *_compare_rows("param", [row.params for row in chosen]),
@@ -802,7 +827,19 @@ class WorkspaceService:
                 ),
                 *_compare_rows("config", [row.config for row in chosen]),
                 *_compare_rows("result", [row.results for row in chosen]),
+                *_fact_rows(compare_facts([run_facts(run) for run in runs])),
             ]
-            return CompareTable(runs=[_summary_info(row) for row in chosen], rows=table)
+            diffs = [
+                CodeDiff(task=task, base=runs[0].id, run=other.id, diff=text)
+                for other in runs[1:]
+                for task, text in code_diffs(runs[0], other).items()
+            ]
+            metrics = sorted({name for run in runs for name in run.metric_summaries})
+            return CompareTable(
+                runs=[_summary_info(row) for row in chosen],
+                rows=table,
+                code_diffs=diffs,
+                metrics=metrics,
+            )
 
         return self._call(work)

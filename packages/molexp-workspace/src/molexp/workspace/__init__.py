@@ -11,6 +11,15 @@ layer.
 
 from molexp.assets import BrokenRecord
 from molexp.workspace._attempts import ArtifactChange, Attempt, AttemptDiff, ResultChange
+from molexp.workspace._compare import (
+    FactRow,
+    attempt_state,
+    code_diffs,
+    compare_facts,
+    latest_state,
+    run_facts,
+    task_code_hashes,
+)
 from molexp.workspace._context import RunContext
 from molexp.workspace._errors import (
     AmbiguousRunIdError,
@@ -63,6 +72,7 @@ __all__ = [
     "ExecutionRecord",
     "Experiment",
     "ExperimentMetadata",
+    "FactRow",
     "GridSpace",
     "IndexRebuildReport",
     "MetricSeries",
@@ -89,16 +99,22 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "WorkspaceMetadata",
+    "attempt_state",
     "clear_registry",
+    "code_diffs",
+    "compare_facts",
     "config_hash",
     "derive_run_id",
     "entry",
     "find_stale_runs",
+    "latest_state",
     "owner_is_alive",
     "pid_alive",
     "reap_stale_runs",
     "registered_workspaces",
+    "run_facts",
     "stale_reason",
+    "task_code_hashes",
 ]
 
 from molexp.assets.packaging import publish
