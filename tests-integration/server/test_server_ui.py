@@ -6,7 +6,10 @@ run, watch a log line appended while the page is open arrive over SSE, open the 
 the compare view; runs that differ only by profile or ``--set`` (profile and config columns,
 config filters, compare rows), a run whose owner died (stale badge and reason), a run executed
 twice after a code change (any attempt's results, artifacts and logs, what changed), and the
-metric series of a run drawn as line charts (one line per attempt).
+metric series of a run drawn as line charts (one line per attempt); the project page of a sweep
+made of one experiment per grid point (table, plot against any parameter coloured by profile or a
+parameter, parallel coordinates), the compare view's metric overlays, code, environment and
+distribution rows and code diffs, and each attempt's environment on the run page.
 Screenshots go to $MOLEXP_UI_SCREENSHOTS or a pytest temp directory.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -100,7 +104,53 @@ def _fill(root: Path) -> Workspace:
     _fill_attempts(ws)
     _fill_cache_notes(ws)
     _fill_metrics(ws)
+    _fill_project_grid(ws)
+    _fill_code_pair(ws)
     return ws
+
+
+GRID = [(lr, depth) for lr in (0.1, 0.2, 0.4) for depth in (2, 4)]
+
+
+def _fill_project_grid(ws: Workspace) -> None:
+    """The documented sweep pattern: one experiment per grid point, two profiles, a metric."""
+    project = ws.Project("grid")
+    for index, (lr, depth) in enumerate(GRID):
+        width = (32, 64, 128)[index % 3]
+        experiment = project.Experiment(f"lr{lr}-d{depth}", params={"lr": lr, "depth": depth})
+        name, steps = ("fast", 10) if index % 2 == 0 else ("accurate", 100)
+        profile = ProfileConfig(name=name, config={"steps": steps})
+        run = experiment.Run(parameters={"width": width}, id=f"g{index}")
+        with run.start(profile_config=profile) as ctx:
+            ctx.set_result("loss", round(lr * depth / width * 100, 6))
+            for step in range(20):
+                ctx.log_metric("energy", -10.0 * depth + lr * step, step=step)
+
+
+SOURCE = "def fit(volumes, energies):\n    return {eos}(volumes, energies)\n"
+
+
+def _fill_code_pair(ws: Workspace) -> None:
+    """Two runs of one experiment whose task code, numpy version, result and metric differ."""
+    experiment = ws.Project("md").Experiment("code")
+    for run_id, eos, numpy, b0 in (
+        ("c1", "murnaghan", "2.0.0", 140.1),
+        ("c2", "birch", "2.1.0", 138.7),
+    ):
+        with experiment.Run(id=run_id, parameters={"eos": eos}).start() as ctx:
+            ctx.set_result("b0", b0)
+            for step in range(50):
+                ctx.log_metric(
+                    "energy", b0 / 100 - step / (10 if eos == "birch" else 20), step=step
+                )
+            code_hash = f"{eos[:4]}" * 8
+            ctx.record_execution_state(
+                {
+                    "tasks": {"fit": {"status": "succeeded", "code_hash": code_hash}},
+                    "sources": {code_hash: SOURCE.format(eos=eos)},
+                    "distributions": {"numpy": numpy, "ase": "3.23.0"},
+                }
+            )
 
 
 METRIC_POINTS = 200_000
@@ -458,3 +508,87 @@ def test_the_run_page_says_how_the_cache_answered_each_task(page: Page, served: 
     expect(cells.nth(0)).to_have_text("hit")
     expect(cells.nth(1)).to_have_text("miss: code: helpers.emt_energy changed")
     page.screenshot(path=str(served.shots / "13-cache-notes.png"), full_page=True)
+
+
+def test_the_project_page_plots_every_run_of_every_experiment(page: Page, served: Served) -> None:
+    """One run per experiment (a grid point each): the project page gathers them all."""
+    page.goto(served.url)
+    page.get_by_test_id("project-link-grid").click()
+    expect(page.get_by_test_id("project-page")).to_be_visible()
+    expect(page.get_by_test_id("project-total")).to_have_text(
+        f"{len(GRID)} runs in {len(GRID)} experiments"
+    )
+    expect(page.get_by_test_id("project-row")).to_have_count(len(GRID))
+    for column in ("params.lr", "params.width", "config.steps", "results.loss", "metrics.energy"):
+        expect(page.get_by_test_id(f"project-col-{column}")).to_be_visible()
+    table = page.get_by_test_id("project-table")
+    expect(table).to_contain_text("fast")
+    expect(table).to_contain_text("accurate")
+    # two profiles: coloured by profile by default, every run plotted
+    expect(page.get_by_test_id("project-color")).to_have_value("profile")
+    count = page.get_by_test_id("project-plot-count")
+    expect(count).to_have_text(f"{len(GRID)} of {len(GRID)} runs plotted in 2 groups")
+    expect(page.locator("[data-testid=project-chart] canvas")).to_be_visible()
+    page.get_by_test_id("project-x").select_option("params.lr")
+    page.get_by_test_id("project-y").select_option("metrics.energy")
+    page.get_by_test_id("project-color").select_option("params.width")
+    expect(count).to_have_text(f"{len(GRID)} of {len(GRID)} runs plotted in 3 groups")
+    coords = page.get_by_test_id("parallel-coords")
+    expect(coords).to_have_attribute("data-lines", str(len(GRID)))
+    expect(coords.locator("polyline.pc-line")).to_have_count(len(GRID))
+    for axis in ("params.lr", "params.depth", "params.width", "metrics.energy"):
+        expect(page.get_by_test_id(f"pc-axis-{axis}")).to_be_visible()
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(served.shots / "15-project.png"), full_page=True)
+    for dim in ("params.depth", "params.width", "config.steps"):
+        page.get_by_test_id(f"pc-dim-{dim}").uncheck()
+    expect(page.get_by_test_id("pc-too-few")).to_be_visible()
+    page.get_by_test_id("pc-dim-params.width").check()
+    expect(page.get_by_test_id("parallel-coords")).to_be_visible()
+    page.locator("a", has_text="g3").click()
+    expect(page.get_by_test_id("run-page")).to_contain_text("run g3")
+
+
+def test_compare_overlays_metrics_and_shows_code_and_environment(
+    page: Page, served: Served
+) -> None:
+    page.goto(served.url + "#/p/md/e/code/compare?runs=c1,c2")
+    expect(page.get_by_test_id("compare-table")).to_contain_text("c2")
+    code = page.get_by_test_id("compare-row-code-fit")
+    expect(code).to_have_class("differs")
+    numpy = page.get_by_test_id("compare-row-distributions-numpy")
+    expect(numpy).to_contain_text("2.0.0")
+    expect(numpy).to_contain_text("2.1.0")
+    expect(numpy).to_have_class("differs")
+    expect(page.get_by_test_id("compare-row-distributions-ase")).not_to_have_class("differs")
+    expect(page.get_by_test_id("compare-row-environment-platform")).to_be_visible()
+    expect(page.get_by_test_id("compare-row-python-python_version")).to_be_visible()
+    diff = page.get_by_test_id("code-diff-fit-c2")
+    expect(diff).to_contain_text("-    return murnaghan(volumes, energies)")
+    expect(diff).to_contain_text("+    return birch(volumes, energies)")
+    overlay = page.get_by_test_id("compare-metric-energy")
+    expect(overlay).to_have_attribute("data-runs", "2")
+    expect(overlay.locator("canvas")).to_be_visible()
+    # no forced zero on the bar axis: 140.1 and 138.7 stay apart
+    bars = page.get_by_test_id("compare-chart")
+    expect(bars.locator("canvas")).to_be_visible()
+    assert float(bars.get_attribute("data-y-min") or "0") > 100
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(served.shots / "16-compare-code-metrics.png"), full_page=True)
+    page.get_by_test_id("only-differing").check()
+    expect(page.get_by_test_id("compare-row-distributions-ase")).to_have_count(0)
+    expect(numpy).to_be_visible()
+
+
+def test_the_run_page_shows_each_attempts_environment(page: Page, served: Served) -> None:
+    page.goto(served.url + "#/runs/c2?p=md&e=code")
+    environment = page.get_by_test_id("attempt-environment")
+    expect(environment).to_be_visible()
+    machine = page.get_by_test_id("env-machine")
+    expect(machine).to_contain_text(platform.platform())
+    expect(machine).to_contain_text(f"{sys.version_info.major}.{sys.version_info.minor}")
+    expect(machine).to_contain_text("cpus")
+    distributions = page.get_by_test_id("env-distributions")
+    expect(distributions).to_contain_text("numpy")
+    expect(distributions).to_contain_text("2.1.0")
+    environment.screenshot(path=str(served.shots / "17-environment.png"))

@@ -8,6 +8,7 @@ import { links, useLocation } from "./router";
 
 const ComparePage = lazy(() => import("./pages/ComparePage"));
 const SweepPage = lazy(() => import("./pages/SweepPage"));
+const ProjectPage = lazy(() => import("./pages/ProjectPage"));
 
 function Route() {
   const { segments, query } = useLocation();
@@ -24,6 +25,7 @@ function Route() {
     if (view === "sweep") return <SweepPage project={project} experiment={experiment} query={query} />;
     return <ExperimentPage project={project} experiment={experiment} query={query} />;
   }
+  if (first === "p" && project && segments.length === 2) return <ProjectPage project={project} />;
   if (segments.length === 0) return <OverviewPage />;
   return <div className="card">Unknown page: #{segments.join("/")}</div>;
 }

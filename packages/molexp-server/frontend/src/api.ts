@@ -72,6 +72,22 @@ export interface RunSummary {
   config: Record<string, Json>;
   stale: boolean;
   stale_reason: string | null;
+  /** The last value of each metric series the run logged. */
+  metrics: Record<string, number>;
+}
+
+/** Every run of a project across its experiments, with the keys of their columns. */
+export interface ProjectTable {
+  project_id: string;
+  runs: RunSummary[];
+  total: number;
+  truncated: boolean;
+  experiments: string[];
+  param_keys: string[];
+  config_keys: string[];
+  result_keys: string[];
+  metric_keys: string[];
+  profiles: string[];
 }
 
 export interface RunPage {
@@ -91,6 +107,19 @@ export interface AttemptInfo {
   duration_seconds: number | null;
   host: string | null;
   pid: number | null;
+  python: string | null;
+  python_version: string | null;
+  /** Platform, CPUs, GPUs, Slurm ids and allow-listed variables, captured when it started. */
+  environment: {
+    implementation: string;
+    platform: string;
+    cpu_count: number | null;
+    gpus: string[];
+    slurm: Record<string, string>;
+    variables: Record<string, string>;
+  } | null;
+  /** Versions of the installed distributions the attempt's tasks reached. */
+  distributions: Record<string, string>;
   profile_name: string | null;
   config_hash: string | null;
   error: ErrorDetail | null;
@@ -228,14 +257,34 @@ export interface AttemptDetail {
 
 export interface CompareRow {
   key: string;
-  section: "param" | "profile" | "config" | "result";
+  section:
+    | "param"
+    | "profile"
+    | "config"
+    | "result"
+    | "workflow"
+    | "git"
+    | "code"
+    | "python"
+    | "environment"
+    | "distributions";
   values: Json[];
   differs: boolean;
+}
+
+/** The unified diff of a task's recorded source between the first compared run and another. */
+export interface CodeDiff {
+  task: string;
+  base: string;
+  run: string;
+  diff: string;
 }
 
 export interface CompareTable {
   runs: RunSummary[];
   rows: CompareRow[];
+  code_diffs: CodeDiff[];
+  metrics: string[];
 }
 
 export class ApiError extends Error {
@@ -306,6 +355,7 @@ function runQuery(run: RunKey, extra: Record<string, string | number | undefined
 export const api = {
   workspace: () => request<WorkspaceInfo>("/workspace"),
   projects: () => request<ProjectInfo[]>("/projects"),
+  projectRuns: (project: string) => request<ProjectTable>(`/projects/${seg(project)}/runs`),
   experiments: (project: string) => request<ExperimentInfo[]>(`/projects/${seg(project)}/experiments`),
   experiment: (project: string, experiment: string) =>
     request<ExperimentInfo>(`/projects/${seg(project)}/experiments/${seg(experiment)}`),

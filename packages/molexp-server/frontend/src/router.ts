@@ -45,6 +45,7 @@ export function replaceHash(target: string): void {
 
 export const links = {
   overview: () => href([]),
+  project: (project: string) => href(["p", project]),
   experiment: (project: string, experiment: string) => href(["p", project, "e", experiment]),
   run: (run: RunKey) => href(["runs", run.id], { p: run.project, e: run.experiment }),
   compare: (project: string, experiment: string, runs: string[]) =>

@@ -165,7 +165,10 @@ export function ExperimentPage({
     <div data-testid="experiment-page">
       <section className="card">
         <div className="crumbs">
-          <a href={links.overview()}>workspace</a> / {project}
+          <a href={links.overview()}>workspace</a> /{" "}
+          <a href={links.project(project)} data-testid="project-crumb">
+            {project}
+          </a>
         </div>
         <h1>{experimentInfo?.name ?? experiment}</h1>
         {experimentInfo?.description && <p>{experimentInfo.description}</p>}

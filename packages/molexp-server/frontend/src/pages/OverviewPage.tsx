@@ -9,7 +9,13 @@ function ProjectCard({ project }: { project: ProjectInfo }) {
   return (
     <section className="card" data-testid={`project-${project.id}`}>
       <h2>
-        {project.name} <span className="muted small">{project.id}</span>
+        <a href={links.project(project.id)} data-testid={`project-link-${project.id}`}>
+          {project.name}
+        </a>{" "}
+        <span className="muted small">{project.id}</span>{" "}
+        <a className="small" href={links.project(project.id)}>
+          all runs, sweep plot and parallel coordinates →
+        </a>
       </h2>
       {project.description && <p>{project.description}</p>}
       {experiments.error && <ErrorNote message={experiments.error} />}

@@ -1,5 +1,6 @@
-// Run page: status, attempts and task timeline, results, configuration, artifacts and live logs;
-// any attempt can be picked to see its results, artifacts and logs and what changed from the one before.
+// Run page: status, attempts and task timeline, results, configuration, artifacts, live logs and the
+// environment of each attempt; any attempt can be picked to see its results, artifacts, logs, environment
+// and what changed from the one before.
 import { lazy, Suspense, useEffect, useState } from "react";
 import {
   api,
@@ -10,6 +11,7 @@ import {
   TERMINAL,
   type AttemptDetail,
   type AttemptInfo,
+  type Json,
   type RunDetail,
   type RunKey,
   type TaskState,
@@ -187,6 +189,40 @@ function AttemptView({ detail }: { detail: AttemptDetail }) {
   );
 }
 
+/** Where and with what an attempt ran: interpreter, platform, CPUs, GPUs, Slurm ids, the
+ * allow-listed variables and the versions of the distributions its tasks reached. */
+function AttemptEnvironment({ attempt }: { attempt: AttemptInfo }) {
+  const env = attempt.environment;
+  if (!env && !attempt.python && Object.keys(attempt.distributions).length === 0)
+    return <div className="muted">no environment recorded (an attempt before capture existed)</div>;
+  const machine: Record<string, Json> = {
+    python: attempt.python_version ? `${env?.implementation ?? "Python"} ${attempt.python_version}` : null,
+    interpreter: attempt.python,
+    host: attempt.host,
+    platform: env?.platform ?? null,
+    cpus: env?.cpu_count ?? null,
+    gpus: env && env.gpus.length > 0 ? env.gpus.join("; ") : "none",
+  };
+  for (const [key, value] of Object.entries(env?.slurm ?? {})) machine[`slurm.${key}`] = value;
+  for (const key of Object.keys(machine)) if (machine[key] === null) delete machine[key];
+  return (
+    <div className="env-grid" data-testid="attempt-environment">
+      <div>
+        <h3>Machine</h3>
+        <KeyValues values={machine} testId="env-machine" />
+      </div>
+      <div>
+        <h3>Variables</h3>
+        <KeyValues values={env?.variables ?? {}} testId="env-variables" />
+      </div>
+      <div>
+        <h3>Distributions</h3>
+        <KeyValues values={attempt.distributions} testId="env-distributions" />
+      </div>
+    </div>
+  );
+}
+
 /** How the cache answered a cache=True task ("hit", or "miss: " and what changed). */
 function cacheNote(task: TaskState): string | null {
   const note = task.extra["cache"];
@@ -350,6 +386,12 @@ export function RunPage({ run: key }: { run: RunKey }) {
         >
           {attempt.error && <ErrorNote message={attempt.error} />}
           {attempt.data && <AttemptView detail={attempt.data} />}
+          {attempt.data && (
+            <>
+              <h3>Environment</h3>
+              <AttemptEnvironment attempt={attempt.data.attempt} />
+            </>
+          )}
         </Section>
       )}
       <Section title={picked === undefined ? "Artifacts" : `Artifacts as attempt ${picked} left them`}>
