@@ -31,6 +31,11 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     command = get_command(app)
     try:
+        from ._cmd_remote import forward
+
+        forwarded = forward(args)  # -w ssh://...: the command runs on that host
+        if forwarded is not None:
+            return forwarded
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             result = command.main(args=args, prog_name="molexp", standalone_mode=False)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._cmd_remote import remote_run, remote_settings_for
 from ._errors import CliError, CliUsageError, one_line
 from ._execute import (
     EXIT_BUSY,
@@ -312,6 +313,10 @@ def run_command(options: RunOptions) -> int:
     git_state.cache_clear()  # this invocation's runs record the checkout as it is now
     script = resolve_script_path(options.script)
     request = ProfileRequest(options.profile, options.config, options.overrides).validated()
+    resolved = replace(options, script=script, config=request.config_file)
+    remote = remote_settings_for(resolved, script)
+    if remote is not None:  # a profile with a [remote] table: run it on that host over SSH
+        return remote_run(resolved, *remote)
     chosen = _chosen_python(options.python, script, request.config_file)
     if chosen is not None:
         return run_in(chosen, ["run", *replace(options, script=script).to_args()])

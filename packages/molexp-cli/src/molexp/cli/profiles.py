@@ -6,9 +6,10 @@ then the root ancestor, down to the profile itself. ``--set a.b=1`` overrides ar
 result is a :class:`molexp.workspace.ProfileConfig` whose ``config_hash`` identifies the
 configuration (independent of key order and of the profile name).
 
-Three keys of a profile choose *how* its runs execute rather than what tasks compute:
+Four keys of a profile choose *how* its runs execute rather than what tasks compute:
 ``executor`` (``"local"`` or ``"slurm"``), ``heartbeat_interval`` (seconds between owner
-heartbeats of an executing run) and the ``[profiles.X.slurm]`` table of Slurm job options. They
+heartbeats of an executing run), the ``[profiles.X.slurm]`` table of Slurm job options and the
+``[profiles.X.remote]`` table of an SSH login host to run on (``molexp.cli._ssh``). They
 merge like every other key (``[defaults]``, ``extends``, ``--set slurm.time=30``) but are taken out
 of the configuration: tasks never see them in ``ctx.config`` and they are not part of the
 ``config_hash``, so running the same profile locally or on Slurm finds the same runs.
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import OverrideError, ProfileError, UnknownProfileError
 from ._slurm_script import SlurmOptionError, SlurmOptions
+from ._ssh import RemoteSettings
 
 if TYPE_CHECKING:
     from molexp.workspace import ProfileConfig
@@ -68,7 +70,7 @@ __all__ = [
 
 PROFILE_FILENAME = "molexp.toml"
 DEFAULT_PROFILE = "default"
-EXECUTION_KEYS = ("executor", "heartbeat_interval", "slurm", "runtime")
+EXECUTION_KEYS = ("executor", "heartbeat_interval", "slurm", "runtime", "remote")
 """Profile keys that configure execution; never part of the task config or its hash."""
 EXECUTORS = ("local", "slurm")
 RUNTIMES = ("default", "dask")
@@ -94,15 +96,21 @@ class ExecutionSettings:
     runtime: Mapping[str, Any] = field(default_factory=dict)
     """The workflow runtime's options: empty for the default runtime, else ``runtime`` plus the
     ``DASK_KEYS`` given (what ``molexp.workflow.runtime_from_config`` reads)."""
+    remote: RemoteSettings | None = None
+    """The ``[profiles.X.remote]`` table: run on this SSH login host (None: here)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The settings as plain JSON data (``runtime`` defaults to the default runtime)."""
-        return {
+        """The settings as plain JSON data (``runtime`` defaults to the default runtime;
+        ``remote`` only when the profile has that table)."""
+        data = {
             "executor": self.executor,
             "heartbeat_interval": self.heartbeat_interval,
             "slurm": self.slurm.to_json(),
             "runtime": dict(self.runtime) or {"runtime": "default"},
         }
+        if self.remote is not None:
+            data["remote"] = self.remote.to_json()
+        return data
 
 
 def task_config_keys(config: Mapping[str, Any]) -> list[str]:
@@ -142,11 +150,23 @@ def execution_settings(data: Mapping[str, Any], *, where: str) -> ExecutionSetti
         if runtime == "dask"
         else {}
     )
+    remote_table = data.get("remote")
+    remote = None
+    if remote_table is not None:
+        if not isinstance(remote_table, Mapping):
+            raise ProfileError(
+                f"{where}: remote must be a table ([...remote]), got {_kind(remote_table)}"
+            )
+        try:
+            remote = RemoteSettings.from_mapping(remote_table, where=f"{where}: remote")
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from None
     return ExecutionSettings(
         executor=str(executor),
         heartbeat_interval=float(interval),
         slurm=slurm,
         runtime=runtime_options,
+        remote=remote,
     )
 
 
