@@ -216,6 +216,22 @@ class RunOptions:
 _SLURM_LISTS = {"extra_sbatch": "--sbatch", "preamble": "--preamble"}
 
 
+def allow_recorded_variables(script: Path, config: Path | None) -> None:
+    """Let the attempts of this process and of the workers it starts record the variables the
+    profile file's ``record_variables`` names (through ``$MOLEXP_RECORD_VARIABLES``, which the
+    workspace's environment capture reads; names already there stay)."""
+    from molexp.workspace import RECORD_VARIABLES_ENV
+
+    profile_file = config or find_profile_file([script.parent])
+    if profile_file is None:
+        return
+    names = ProfileFile.load(profile_file).record_variables
+    present = [n for n in os.environ.get(RECORD_VARIABLES_ENV, "").split(",") if n.strip()]
+    wanted = [*present, *(name for name in names if name not in present)]
+    if wanted:
+        os.environ[RECORD_VARIABLES_ENV] = ",".join(wanted)
+
+
 def _chosen_python(option: Path | None, script: Path, config: Path | None) -> ChosenPython | None:
     """The interpreter for the user's code when it is not this one (see ``_python``)."""
     profile_file = config or find_profile_file([script.parent])
@@ -317,6 +333,7 @@ def run_command(options: RunOptions) -> int:
     remote = remote_settings_for(resolved, script)
     if remote is not None:  # a profile with a [remote] table: run it on that host over SSH
         return remote_run(resolved, *remote)
+    allow_recorded_variables(script, request.config_file)
     chosen = _chosen_python(options.python, script, request.config_file)
     if chosen is not None:
         return run_in(chosen, ["run", *replace(options, script=script).to_args()])
@@ -609,6 +626,7 @@ def execute_command(
     run = open_run_dir(run_dir)
     job = current_job(run)
     script = recorded_script(run, job)
+    allow_recorded_variables(script, request.config_file)
     chosen = _chosen_python(python, script, request.config_file)
     if chosen is not None:
         args = [

@@ -19,7 +19,10 @@ A top-level ``workspace = "lab"`` key (outside the tables) names the workspace o
 the file sits in, relative to it: commands run there (or below) find it without ``-w``
 (:attr:`ProfileFile.workspace`; the lookup order is in ``molexp.cli._resolve``). A top-level
 ``python = "PATH"`` key names the interpreter ``molexp run``/``execute`` run the scripts beside
-it with (:attr:`ProfileFile.python`; see ``molexp.cli._python``).
+it with (:attr:`ProfileFile.python`; see ``molexp.cli._python``). A top-level
+``record_variables = ["XTB_HOME", "MYAPP_*"]`` key names environment variables (or shell-style
+patterns) each attempt records besides the built-in allow-list
+(:attr:`ProfileFile.record_variables`).
 
 This module owns the parsing, validation, merging and value coercion; it reads files but never
 writes any.
@@ -81,6 +84,7 @@ DEFAULT_HEARTBEAT_INTERVAL = 30.0
 _TOP_LEVEL_TABLES = ("defaults", "profiles")
 _WORKSPACE_KEY = "workspace"
 _PYTHON_KEY = "python"
+_RECORD_VARIABLES_KEY = "record_variables"
 _EXTENDS = "extends"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
@@ -186,6 +190,9 @@ class ProfileFile:
     python: Path | None = None
     """The top-level ``python = "PATH"`` key, resolved against the file's directory (None: the
     file names no interpreter)."""
+    record_variables: tuple[str, ...] = ()
+    """The top-level ``record_variables`` key: environment variable names or patterns each
+    attempt records too (never secrets unless listed here)."""
 
     @classmethod
     def load(cls, path: Path) -> ProfileFile:
@@ -209,12 +216,22 @@ class ProfileFile:
     def from_mapping(cls, data: Mapping[str, Any], *, path: Path | None = None) -> ProfileFile:
         """Validate already-parsed TOML data (``path`` only names the source in errors)."""
         source = str(path) if path is not None else "profile data"
-        unknown = sorted(set(data) - {*_TOP_LEVEL_TABLES, _WORKSPACE_KEY, _PYTHON_KEY})
+        top_level = {*_TOP_LEVEL_TABLES, _WORKSPACE_KEY, _PYTHON_KEY, _RECORD_VARIABLES_KEY}
+        unknown = sorted(set(data) - top_level)
         if unknown:
             raise ProfileError(
                 f"{source}: unknown top-level key {unknown[0]!r}; a profile file holds only "
-                'workspace = "DIR" and python = "PATH" keys and [defaults] and [profiles.NAME] '
-                "tables"
+                'workspace = "DIR", python = "PATH" and record_variables = ["NAME", ...] keys '
+                "and [defaults] and [profiles.NAME] tables"
+            )
+        record_variables = data.get(_RECORD_VARIABLES_KEY, [])
+        if not isinstance(record_variables, list) or not all(
+            isinstance(name, str) and name.strip() and "," not in name and "=" not in name
+            for name in record_variables
+        ):
+            raise ProfileError(
+                f"{source}: record_variables must be a list of environment variable names or "
+                f'patterns such as ["XTB_HOME", "MYAPP_*"], got {record_variables!r}'
             )
         workspace = data.get(_WORKSPACE_KEY)
         if workspace is not None and (not isinstance(workspace, str) or not workspace.strip()):
@@ -258,6 +275,7 @@ class ProfileFile:
             profiles=profiles,
             workspace=workspace_dir,
             python=python_path,
+            record_variables=tuple(name.strip() for name in record_variables),
         )
         for name in loaded.names:
             loaded.chain(name)

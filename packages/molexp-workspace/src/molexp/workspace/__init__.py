@@ -21,6 +21,7 @@ from molexp.workspace._compare import (
     task_code_hashes,
 )
 from molexp.workspace._context import RunContext
+from molexp.workspace._environment import RECORD_VARIABLES_ENV
 from molexp.workspace._errors import (
     AmbiguousRunIdError,
     BrokenRecordWarning,
@@ -61,6 +62,7 @@ from molexp.workspace._stale import (
 from molexp.workspace._workspace import IndexRebuildReport, Workspace
 
 __all__ = [
+    "RECORD_VARIABLES_ENV",
     "AmbiguousRunIdError",
     "ArtifactChange",
     "Attempt",
