@@ -424,31 +424,38 @@ def snapshot_task(registration: TaskRegistration) -> TaskSnapshot:
     )
 
 
-def _snapshot_all(spec: Workflow) -> dict[str, TaskSnapshot | str]:
-    """Snapshot of every task, or why it has none.
+SharedSnapshots = dict[tuple[int, bool], "TaskSnapshot | str"]
+"""Snapshots computed during one execution, by the code they cover (see ``shared_snapshot``)."""
 
-    A snapshot depends only on the code and the task's config, so tasks registered from the same
-    function (or object) without a config of their own share one computation (parameter sweeps
-    register one function under many names); its ``task_id`` is that of the first such task.
+
+def shared_snapshot(registration: TaskRegistration, shared: SharedSnapshots) -> TaskSnapshot | str:
+    """The snapshot of a task, or why it has none, computed once per execution for every task
+    registered from the same function (or object) without a config of their own.
+
+    A snapshot depends only on the code and the task's config, so such tasks (a sweep registers
+    one function under many names) share one computation; its ``task_id`` is that of the first
+    such task. ``shared`` lives for one execution, whose registrations keep the code alive.
     """
     from molexp.workflow.task import FunctionTask
 
-    shared: dict[tuple[int, bool], TaskSnapshot | str] = {}
-    snapshots: dict[str, TaskSnapshot | str] = {}
-    for name, registration in spec.tasks.items():
-        task = registration.task
-        code = task.fn if isinstance(task, FunctionTask) else task
-        code_id = (id(code), registration.track_dependency_versions)
-        found = shared.get(code_id) if registration.config is None else None
-        if found is None:
-            try:
-                found = snapshot_task(registration)
-            except Exception as exc:
-                found = f"no snapshot key: {_describe(exc)}"
-            if registration.config is None:
-                shared[code_id] = found
-        snapshots[name] = found
-    return snapshots
+    task = registration.task
+    code = task.fn if isinstance(task, FunctionTask) else task
+    code_id = (id(code), registration.track_dependency_versions)
+    found = shared.get(code_id) if registration.config is None else None
+    if found is None:
+        try:
+            found = snapshot_task(registration)
+        except Exception as exc:
+            found = f"no snapshot key: {_describe(exc)}"
+        if registration.config is None:
+            shared[code_id] = found
+    return found
+
+
+def _snapshot_all(spec: Workflow) -> dict[str, TaskSnapshot | str]:
+    """Snapshot of every task, or why it has none (``shared_snapshot``)."""
+    shared: SharedSnapshots = {}
+    return {name: shared_snapshot(reg, shared) for name, reg in spec.tasks.items()}
 
 
 def outdated_tasks(

@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from molexp.workflow._pydantic_graph.state import WorkflowDeps, WorkflowState
-from molexp.workflow._resume import snapshot_task
 from molexp.workflow.runtime import TaskError, TaskStatus
 from pydantic_graph import BaseNode, End, GraphBuilder, GraphRunContext
 from pydantic_graph.step import NodeStep
@@ -161,13 +160,17 @@ async def _run_task(
 async def _run_cached(
     state: WorkflowState, entry: StepEntry, ctx: TaskContext, deps: WorkflowDeps
 ) -> tuple[Any, TaskStatus]:
+    from molexp.workflow._resume import shared_snapshot, snapshot_task
     from molexp.workflow.cache import explain_miss
     from molexp.workflow.reads import ReadRecorder, RunValues, whole_run_reads
 
     registration = entry.registration
     plan = deps.resume
     snapshot = plan.snapshot(entry.name) if plan is not None else None
-    if snapshot is None:  # no run, or the plan's attempt failed: this raises the reason here
+    if snapshot is None and plan is None:  # no run: computed once per function and execution
+        shared = shared_snapshot(registration, deps.snapshots)
+        snapshot = shared if not isinstance(shared, str) else None
+    if snapshot is None:  # no snapshot: this raises the reason here
         snapshot = snapshot_task(registration)
     # A read-only mapping of several dependency outputs is hashed as the plain dict it mirrors.
     cache_inputs = dict(ctx.inputs) if len(entry.deps) > 1 else ctx.inputs

@@ -104,3 +104,6 @@ class WorkflowDeps:
     cache: Any = None
     remote_executor: RemoteExecutor | None = None
     resume: ResumePlan | None = None
+    snapshots: dict[tuple[int, bool], Any] = field(default_factory=dict)
+    """Snapshots of cached tasks computed without a resume plan, shared as in
+    ``molexp.workflow._resume.shared_snapshot``."""
