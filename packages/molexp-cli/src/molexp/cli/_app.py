@@ -787,3 +787,55 @@ def serve(
     from ._cmd_serve import serve_command
 
     serve_command(workspace=workspace, host=host, port=port, token=token)
+
+
+@app.command()
+def pull(
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="The remote workspace, ssh://user@host[:port]/path (default: --profile's "
+            "[remote] table).",
+            metavar="SOURCE",
+            show_default=False,
+        ),
+    ] = None,
+    profile: ProfileOption = None,
+    config: ConfigOption = None,
+    project: ProjectOption = None,
+    experiment: ExperimentOption = None,
+    artifacts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--artifacts",
+            metavar="GLOB",
+            help="Also mirror the artifacts matching GLOB (their name or path under artifacts/; "
+            "repeatable). Records, logs and metrics are always mirrored.",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            metavar="DIR",
+            help="The local mirror (created if missing; default: $MOLEXP_WORKSPACE).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Mirror a remote workspace's records, logs and chosen artifacts here, incrementally."""
+    from ._cmd_remote import pull_command
+
+    pull_command(
+        source,
+        profile=profile,
+        config=config,
+        workspace=workspace,
+        projects=project or [],
+        experiments=experiment or [],
+        artifacts=artifacts or [],
+        as_json=as_json,
+    )

@@ -57,7 +57,8 @@ FORWARDED = (
     "artifacts",
     "metrics",
     "reap",
-    "attempts",
+    "diff",
+    "assets",
 )
 """Commands that run on the remote host with ``-w ssh://...``."""
 

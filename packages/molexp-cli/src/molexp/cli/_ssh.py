@@ -183,8 +183,7 @@ def parse_ssh_url(url: str) -> tuple[SshTarget, str]:
     host = parts.hostname
     if not host or host.startswith("-") or port == 0 or _blank(host):
         raise ValueError(f"{url!r}: expected ssh://user@host[:port]/absolute/path")
-    if ":" in host:
-        host = f"{host}"  # an IPv6 address: ssh takes it bare
+    # an IPv6 address ([::1] in the URL) is given to ssh bare
     if parts.username is not None:
         user = unquote(parts.username)
         if not user or user.startswith("-") or _blank(user) or "@" in user:
