@@ -642,6 +642,88 @@ def assets(
     assets_command(kind=kind, workspace=workspace, as_json=as_json)
 
 
+class ExportFormat(StrEnum):
+    ro_crate = "ro-crate"
+
+
+@app.command()
+def export(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="What to export: a run (id or directory), an experiment or a project (id or "
+            "name); every run of an experiment or project is exported.",
+            metavar="TARGET",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="Where to write: a .zip file, or else a directory.",
+            show_default=False,
+        ),
+    ],
+    export_format: Annotated[
+        ExportFormat,
+        typer.Option("--format", help="Export format (a Workflow Run RO-Crate)."),
+    ] = ExportFormat.ro_crate,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing output (a zip, or a crate).")
+    ] = False,
+    license_id: Annotated[
+        str | None,
+        typer.Option(
+            "--license",
+            metavar="LICENSE",
+            help="License of the crate, e.g. https://spdx.org/licenses/CC-BY-4.0.",
+            show_default=False,
+        ),
+    ] = None,
+    project: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--project",
+            "-p",
+            metavar="PROJECT",
+            help="Look for TARGET only in this project: id, name or glob (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--experiment",
+            "-e",
+            metavar="EXPERIMENT",
+            help="Look for TARGET only in this experiment: id, name or glob (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    workspace: WorkspaceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export runs for publication: a Workflow Run RO-Crate with the workflow source,
+    parameters, config, results, metrics, artifacts (sha256), logs, every attempt and its
+    environment, and the assets runs used and produced (needs molexp-cli[export])."""
+    from ._cmd_export import export_command
+    from ._resolve import Selection
+
+    export_command(
+        target,
+        output=output,
+        export_format=export_format.value,
+        force=force,
+        license_id=license_id,
+        workspace=workspace,
+        as_json=as_json,
+        selection=Selection.of(project, experiment),
+    )
+
+
 @app.command()
 def status(
     runs: Annotated[
