@@ -5,22 +5,41 @@ Figures, each a ratio against a reference measured in the same run:
 * M1 ``ctx.log_metric`` of N points (validation, buffering, batched write + fsync, the summaries
   in run.json and the final flush included) vs ``os.write`` of each point's line, formatted
   beforehand, on an ``O_APPEND`` descriptor (no fsync at all); target <= 5x;
-* M2 ``run.metric(name)``: reading the N-point series back (every field checked, sorted by
-  step) vs the least a reader does: read the file and ``float`` each line's value field.
+* M2 ``run.metric(name)``: reading the N-point series back from a cold cache (every field
+  checked, sorted by step) vs the least a reader does: read the file and ``float`` each line's
+  value field;
+* M3 ``run.metric(name)`` again, the file unchanged: served from the per-process cache of decoded
+  series files (no parsing), vs the same bare read;
+* M4 a ``--series-points`` (default 1,000,000) point series through ``molexp serve``:
+  ``GET /runs/{id}/metrics/{name}?points=1500`` (read, LTTB, JSON) cold and warm, and, when
+  Debian's Chromium is at /usr/bin/chromium, the run page from navigation until its chart of the
+  series is drawn (median of ``--repeat`` fresh browser contexts; the server process is warm after
+  the first). The issue's target is < 1 s; these are absolute times, with the API's cold read as
+  the reference.
 
-Usage: ``python benchmarks/bench_metrics.py [--points 100000] [--repeat 3]``
+Usage: ``python benchmarks/bench_metrics.py [--points 100000] [--repeat 3]
+[--series-points 1000000] [--no-browser]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from molexp.workspace import Workspace
+from molexp.workspace._metrics import clear_series_cache
+
+CHROMIUM = Path("/usr/bin/chromium")
+DRAWN = 1500
 
 
 def timed(action: Callable[[], object], repeat: int) -> float:
@@ -44,6 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--series-points", type=int, default=1_000_000)
+    parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
     points: int = args.points
     with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
@@ -88,10 +109,99 @@ def main() -> None:
         def bare_read() -> list[float]:
             return [float(line.split(b"\t")[2]) for line in series_file.read_bytes().splitlines()]
 
+        def cold_read() -> object:
+            clear_series_cache()
+            return run.metric("loss")
+
         read_ref = timed(bare_read, args.repeat)
-        read = timed(lambda: run.metric("loss"), args.repeat)
+        read = timed(cold_read, args.repeat)
         assert len(run.metric("loss")) == points
-        report(f"M2 run.metric() of {points:,} points", read, read_ref, points)
+        report(f"M2 run.metric() of {points:,} points, cold", read, read_ref, points)
+        warm = timed(lambda: run.metric("loss"), args.repeat)
+        report(f"M3 run.metric() of {points:,} points, cached", warm, read_ref, points)
+
+        served_series(root, args.series_points, args.repeat, browser=not args.no_browser)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return bytes(response.read())
+
+
+def served_series(root: Path, count: int, repeat: int, *, browser: bool) -> None:
+    """M4: a ``count``-point series through a real ``serve()`` process and the run page."""
+    experiment = Workspace(root / "lab").Project("bench").Experiment("long")
+    for run_id, points in (("long", count), ("short", 100)):
+        with experiment.Run(id=run_id).start() as ctx:
+            for step in range(points):
+                ctx.log_metric("energy", -100.0 + 50.0 / (1 + step / 1000) + (step % 7) * 0.01)
+    port = free_port()
+    code = f"from molexp.server import serve; serve({str(root / 'lab')!r}, port={port})"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get(base + "api/v1/workspace")
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        url = f"{base}api/v1/runs/long/metrics/energy?points={DRAWN}"
+        started = time.perf_counter()
+        get(url)
+        cold = time.perf_counter() - started
+        warm = timed(lambda: get(url), repeat)
+        print(f"M4 GET .../metrics/energy?points={DRAWN} of {count:,} points: cold {cold:.3f} s")
+        print(
+            f"M4 the same, file unchanged (cached):{'':14} {warm:.3f} s ({warm / cold:.2f}x cold)"
+        )
+        if browser and CHROMIUM.exists():
+            page = run_page_draw(f"{base}#/runs/long?p=bench&e=long", count, repeat)
+            short = run_page_draw(f"{base}#/runs/short?p=bench&e=long", 100, repeat)
+            print(
+                f"M4 run page drawn in headless Chromium (median): {page:.3f} s (target < 1 s); "
+                f"with a 100-point series {short:.3f} s ({page / short:.2f}x)"
+            )
+        elif browser:
+            print("M4 run page: skipped (needs /usr/bin/chromium)")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run_page_draw(url: str, count: int, repeat: int) -> float:
+    """Median time from navigation until the run page says the series is drawn."""
+    from playwright.sync_api import expect, sync_playwright
+
+    samples = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        for _ in range(max(repeat, 3)):
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            page = context.new_page()
+            started = time.perf_counter()
+            page.goto(url)
+            chart = page.get_by_test_id("metric-energy")
+            drawn = f" ({DRAWN:,} drawn)" if count > DRAWN else ""
+            expect(chart).to_contain_text(f"{count:,} points{drawn}", timeout=60_000)
+            chart.locator("canvas").wait_for()
+            samples.append(time.perf_counter() - started)
+            context.close()
+        browser.close()
+    return statistics.median(samples)
 
 
 if __name__ == "__main__":

@@ -153,7 +153,12 @@ def _fill_code_pair(ws: Workspace) -> None:
             )
 
 
-METRIC_POINTS = 200_000
+METRIC_POINTS = 1_000_000 - 100  # with the second attempt's 100: a 1,000,000-point series
+# The issue's target for drawing it is < 1 s (benchmarks/bench_metrics.py measures it). The test
+# asserts a generous bound for the run page opened again once the server has read the series (its
+# decoded file cached): a loaded 2-core CI host shares its cores with the browser and the server.
+# The first, cold load decodes 30 MB of text and is checked for correctness only.
+METRIC_PAGE_BUDGET_SECONDS = 3.0
 
 
 def _fill_metrics(ws: Workspace) -> None:
@@ -484,13 +489,22 @@ def test_any_attempt_of_a_run_its_files_and_what_changed(page: Page, served: Ser
 
 
 def test_the_run_page_draws_each_metric_series(page: Page, served: Served) -> None:
-    """One chart per metric, the long series downsampled by the server (LTTB)."""
+    """One chart per metric, the 1,000,000-point series downsampled by the server (LTTB)."""
     started = time.perf_counter()
     page.goto(served.url + "#/runs/energy?p=md&e=nve")
     energy = page.get_by_test_id("metric-energy")
+    expect(energy).to_contain_text(f"{METRIC_POINTS + 100:,} points (1,500 drawn)", timeout=30_000)
+    expect(energy.locator("canvas")).to_be_visible()
+    cold = time.perf_counter() - started
+    page.goto(served.url + "#/runs/edited?p=eos&e=scan")
+    expect(page.get_by_test_id("task-cache")).to_have_count(2)
+    started = time.perf_counter()
+    page.goto(served.url + "#/runs/energy?p=md&e=nve")
     expect(energy).to_contain_text(f"{METRIC_POINTS + 100:,} points (1,500 drawn)")
     expect(energy.locator("canvas")).to_be_visible()
     elapsed = time.perf_counter() - started
+    print(f"\n1,000,000-point series drawn {cold:.2f} s (cold), {elapsed:.2f} s (cached)")
+    assert elapsed < METRIC_PAGE_BUDGET_SECONDS
     temperature = page.get_by_test_id("metric-temperature")
     expect(temperature).to_contain_text("last 201 · min 201 · max 300 · 100 points")
     page.get_by_test_id("run-metrics").screenshot(path=str(served.shots / "14-metrics.png"))
@@ -498,7 +512,6 @@ def test_the_run_page_draws_each_metric_series(page: Page, served: Served) -> No
     expect(page.get_by_test_id("task-cache")).to_have_count(2)
     page.wait_for_load_state("networkidle")
     expect(page.get_by_test_id("run-metrics")).to_have_count(0)
-    print(f"\n{METRIC_POINTS + 100:,}-point series drawn {elapsed:.2f} s after navigation")
 
 
 def test_the_run_page_says_how_the_cache_answered_each_task(page: Page, served: Served) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from molexp.server._lttb import lttb
@@ -68,3 +70,27 @@ def test_lttb_picks_the_extreme_of_each_bucket() -> None:
     values = [0.0] * 12
     values[3], values[9] = 5.0, -3.0
     assert lttb(values, 5) == [0, 3, 4, 9, 11]
+
+
+def test_a_long_series_is_downsampled_once_and_a_changed_one_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from molexp.server import _lttb
+
+    calls: list[int] = []
+    compute = _lttb._lttb
+
+    def counting(values: Sequence[float], threshold: int) -> list[int]:
+        calls.append(len(values))
+        return compute(values, threshold)
+
+    monkeypatch.setattr(_lttb, "_lttb", counting)
+    values = [math.sin(index / 100) for index in range(_lttb.CACHE_MIN_POINTS)]
+    first = lttb(values, 500)
+    assert lttb(list(values), 500) == first and len(calls) == 1
+    changed = [*values[:-1], 100.0]
+    assert lttb(changed, 500)[-1] == len(values) - 1 and len(calls) == 2
+    assert lttb(values, 400) != first and len(calls) == 3
+    lttb(values[:1000], 500)  # short series are not remembered
+    lttb(values[:1000], 500)
+    assert len(calls) == 5

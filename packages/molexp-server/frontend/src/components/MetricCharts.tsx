@@ -57,9 +57,17 @@ function SeriesChart({ series, metric }: { series: MetricSeries; metric: MetricI
   );
 }
 
-/** The run page's "Metrics" section; nothing at all for a run that logged no metrics. */
-export default function MetricCharts({ run, tick }: { run: RunKey; tick: number }) {
-  const metrics = useAsync(() => api.metrics(run), [run.id, tick]);
+/** The run page's "Metrics" section; nothing at all for a run that logged no metrics. The run
+ * page fetches the summaries (``metrics``) while this chunk loads. */
+export default function MetricCharts({
+  run,
+  tick,
+  metrics,
+}: {
+  run: RunKey;
+  tick: number;
+  metrics: { data?: MetricInfo[]; error?: string };
+}) {
   if (metrics.error)
     return (
       <Section title="Metrics" testId="run-metrics">

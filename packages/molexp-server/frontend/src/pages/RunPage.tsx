@@ -264,6 +264,8 @@ export function RunPage({ run: key }: { run: RunKey }) {
   const [picked, setPicked] = useState<number | undefined>();
   const identity = `${key.id}/${key.project ?? ""}/${key.experiment ?? ""}`;
   const run = useAsync(() => api.run(key), [identity, tick]);
+  // Fetched alongside the run (not after the charts' chunk loads): a long series is drawn sooner.
+  const metrics = useAsync(() => api.metrics(key), [identity, tick]);
   const logs = useAsync(() => api.logs(key, picked), [identity, tick, picked]);
   const artifacts = useAsync(() => api.artifacts(key, picked), [identity, tick, picked]);
   // The latest attempt that started (a queued one has nothing to show yet).
@@ -357,7 +359,7 @@ export function RunPage({ run: key }: { run: RunKey }) {
         </Section>
       </div>
       <Suspense fallback={null}>
-        <MetricCharts run={pinned} tick={tick} />
+        <MetricCharts run={pinned} tick={tick} metrics={metrics} />
       </Suspense>
       <Section title="Timeline" testId="run-timeline">
         <Suspense fallback={<Loading />}>

@@ -4,13 +4,26 @@ Keeps the first and last point and, from each of ``threshold - 2`` equal buckets
 point forming the largest triangle with the point kept before it and the mean of the next bucket:
 peaks and dips survive, so a chart of a few thousand points looks like the whole series. The
 x coordinate is the point's position in the series (steps may repeat across attempts).
+
+A long series is downsampled once: the kept indices are remembered for the last few series by
+their content (length and a hash of every value), so opening a run page again, or another client
+asking for the same unchanged series, costs a hash instead of a pass over every point.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 __all__ = ["lttb"]
+
+CACHE_MIN_POINTS = 50_000
+"""Series at least this long have their downsampling remembered."""
+CACHE_ENTRIES = 32
+
+_cache: OrderedDict[tuple[int, int, int], list[int]] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 def lttb(values: Sequence[float], threshold: int) -> list[int]:
@@ -20,6 +33,24 @@ def lttb(values: Sequence[float], threshold: int) -> list[int]:
     count = len(values)
     if count <= threshold:
         return list(range(count))
+    if count < CACHE_MIN_POINTS:
+        return _lttb(values, threshold)
+    key = (threshold, count, hash(tuple(values)))
+    with _cache_lock:
+        kept = _cache.get(key)
+        if kept is not None:
+            _cache.move_to_end(key)
+            return list(kept)
+    kept = _lttb(values, threshold)
+    with _cache_lock:
+        _cache[key] = kept
+        while len(_cache) > CACHE_ENTRIES:
+            _cache.popitem(last=False)
+    return list(kept)
+
+
+def _lttb(values: Sequence[float], threshold: int) -> list[int]:
+    count = len(values)
     every = (count - 2) / (threshold - 2)
     kept = [0]
     chosen = 0
