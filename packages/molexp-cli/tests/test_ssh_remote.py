@@ -588,3 +588,23 @@ def test_pull_is_incremental_resumable_and_keeps_local_edits(
     mirror = other
     with pytest.raises(CliError, match="is another workspace"):
         pull()
+
+
+@pytest.mark.parametrize(
+    ("code", "stderr", "hint"),
+    [
+        (127, "bash: line 1: /nope/python: No such file or directory", "is the python of"),
+        (1, "Error while finding module ... No module named 'molexp'", "install molexp into"),
+        (1, "Traceback ...\nValueError: blob 00 arrived corrupted", "arrived corrupted"),
+    ],
+)
+def test_a_failing_remote_helper_is_one_line_with_a_hint(code: int, stderr: str, hint: str) -> None:
+    import subprocess
+
+    from molexp.cli._ssh import Ssh
+
+    completed = subprocess.CompletedProcess(["ssh"], code, b"", stderr.encode())
+    with pytest.raises(SshError) as caught:
+        Ssh(SshTarget("h"), None).check(completed, "staging the script")
+    assert str(caught.value).startswith("staging the script on h failed: ")
+    assert hint in str(caught.value) and "\n" not in str(caught.value)

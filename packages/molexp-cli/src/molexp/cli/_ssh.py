@@ -373,5 +373,10 @@ class Ssh:
         if completed.returncode != 0:
             err = completed.stderr.decode(errors="replace").strip().splitlines()
             detail = one_line(err[-1]) if err else f"exit status {completed.returncode}"
+            text = "\n".join(err)
+            if completed.returncode == 127 or "No such file or directory" in text:
+                detail += " (is the python of the profile's [remote] table right?)"
+            elif "No module named" in text and "molexp" in text:
+                detail += " (install molexp into the python of the profile's [remote] table)"
             raise SshError(f"{what} on {self.target.describe()} failed: {detail}")
         return completed.stdout
