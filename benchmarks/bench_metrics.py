@@ -35,8 +35,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from molexp.workspace import Workspace
-from molexp.workspace._metrics import clear_series_cache
+from molexp.workspace import Workspace, clear_series_cache
 
 CHROMIUM = Path("/usr/bin/chromium")
 DRAWN = 1500

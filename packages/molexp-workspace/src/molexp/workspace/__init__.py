@@ -33,7 +33,7 @@ from molexp.workspace._errors import (
 )
 from molexp.workspace._experiment import Experiment
 from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
-from molexp.workspace._metrics import MetricSeries, MetricWriter
+from molexp.workspace._metrics import MetricSeries, MetricWriter, clear_series_cache
 from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
 from molexp.workspace._project import Project
 from molexp.workspace._records import (
@@ -103,6 +103,7 @@ __all__ = [
     "WorkspaceMetadata",
     "attempt_state",
     "clear_registry",
+    "clear_series_cache",
     "code_diffs",
     "compare_facts",
     "config_hash",
