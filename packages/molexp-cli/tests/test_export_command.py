@@ -382,3 +382,42 @@ def test_missing_rocrate_is_one_line_naming_the_extra(
     assert_one_line_error(err)
     assert "molexp-cli[export]" in err
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_directory_artifacts_renamed_files_and_a_crate_imported_as_a_data_asset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run from the Python API (no script recorded): a directory artifact becomes a Collection
+    of its files, a name that is not a safe path keeps its original as alternateName, and the
+    crate imported into a fresh workspace as a data asset reads back the same."""
+    monkeypatch.chdir(tmp_path)
+    ws = Workspace(tmp_path / "lab")
+    run = ws.Project("p").Experiment("e", params={"x": [1, 2], "none": None}).Run(id="r1")
+    frames = tmp_path / "frames"
+    (frames / "sub").mkdir(parents=True)
+    (frames / "a.txt").write_text("a")
+    (frames / "sub" / "b.txt").write_text("b")
+    with run.start() as ctx:
+        ctx.artifact.save("frames", frames)
+        ctx.artifact.save("odd name?.txt", "text")
+        ctx.set_result("nested", {"a": [1, None]})
+    out = tmp_path / "c.zip"
+    summary = export(capsys, "r1", "-w", str(tmp_path / "lab"), "-o", str(out))
+    assert any("workflow source of run r1 not found" in note for note in summary["notes"])
+    fresh = Workspace(tmp_path / "fresh").Project("archive")
+    asset = fresh.data_assets.import_asset("paper-crate", out)
+    graph = load_graph(Path(fresh.workspace.root) / asset.path)
+    assert graph == load_graph(out)
+    collection = next(e for e in graph.values() if e.get("name") == "frames")
+    assert "Collection" in types(collection)
+    members = sorted(ids(collection["hasPart"]))
+    assert [m.split("/frames/", 1)[1] for m in members] == ["a.txt", "sub/b.txt"]
+    odd = next(e for e in graph.values() if e.get("name") == "odd name?.txt")
+    assert odd["@id"].endswith("/artifacts/odd_name_.txt")
+    assert odd["alternateName"] == "odd name?.txt"
+    params = {e["name"]: value_of(e) for e in graph.values() if e.get("propertyID") == "param"}
+    assert params == {"x": [1, 2], "none": None}
+    results = {e["name"]: value_of(e) for e in graph.values() if e.get("propertyID") == "result"}
+    assert results == {"nested": {"a": [1, None]}}
+    main = graph[graph["./"]["mainEntity"]["@id"]]
+    assert "ComputationalWorkflow" in types(main)

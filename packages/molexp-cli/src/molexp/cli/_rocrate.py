@@ -255,8 +255,10 @@ class _Builder:
         return entity
 
     def copy_file(self, source: Path, path: PurePosixPath, **props: Any) -> Any:
-        path = self.staging.unique(path)
-        return self.add_file(self.staging.copy(source, path), path, **props)
+        unique = self.staging.unique(path)
+        if unique != path and props.get("alternateName") is None:
+            props["alternateName"] = path.name
+        return self.add_file(self.staging.copy(source, unique), unique, **props)
 
     def write_file(self, data: bytes, path: PurePosixPath, **props: Any) -> Any:
         path = self.staging.unique(path)
@@ -691,6 +693,7 @@ class _Builder:
         """The entity of an asset's file, or a ``Collection`` of a directory's files."""
         common = {
             "name": asset.name,
+            "alternateName": asset.name if path.name != asset.name else None,
             "identifier": asset.id,
             "encodingFormat": getattr(asset, "media_type", None),
             "dateCreated": _iso(asset.created_at),
@@ -717,7 +720,8 @@ class _Builder:
                 "@id": _fragment("asset", asset.id),
                 "@type": "Collection",
                 **{k: v for k, v in common.items() if v is not None},
-                "sha256": asset.content_hash,
+                "description": "a directory artifact; the catalog's content hash of it (sha256 "
+                f"over its sorted relative paths and file hashes) is {asset.content_hash}",
             }
         )
         if files:
