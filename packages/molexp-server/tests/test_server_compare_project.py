@@ -58,12 +58,12 @@ async def test_a_run_shows_each_attempts_environment_and_distributions(
     _code_runs(lab)
     body = (await client.get(f"{API}/runs/v2", params={"experiment": "code"})).json()
     [attempt] = body["attempts"]
-    assert attempt["distributions"] == {"numpy": "2.1.0"}
     assert attempt["environment"]["platform"] and attempt["python_version"]
+    assert attempt["distributions"] == {}  # the list does not read each attempt's state
     detail = (await client.get(f"{API}/runs/v2/attempts/1", params={"experiment": "code"})).json()
     assert detail["attempt"]["distributions"] == {"numpy": "2.1.0"}
-    ok0 = (await client.get(f"{API}/runs/ok0")).json()
-    assert ok0["attempts"][0]["distributions"] == {}
+    ok0 = (await client.get(f"{API}/runs/ok0/attempts/1")).json()
+    assert ok0["attempt"]["distributions"] == {}
 
 
 async def test_the_project_table_holds_every_run_of_every_experiment(

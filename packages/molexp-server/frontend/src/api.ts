@@ -118,7 +118,7 @@ export interface AttemptInfo {
     slurm: Record<string, string>;
     variables: Record<string, string>;
   } | null;
-  /** Versions of the installed distributions the attempt's tasks reached. */
+  /** Versions of the installed distributions the attempt's tasks reached (filled in the attempt detail only). */
   distributions: Record<string, string>;
   profile_name: string | null;
   config_hash: string | null;

@@ -214,7 +214,8 @@ class AttemptInfo(BaseModel):
     distributions: dict[str, str] = Field(
         default_factory=dict,
         description="Versions of the installed distributions the attempt's tasks reached "
-        "(from its execution state).",
+        "(from its execution state): in `/runs/{id}/attempts/{n}`; empty in the run's attempts "
+        "list, which does not read every attempt's state.",
     )
     profile_name: str | None
     config_hash: str | None

@@ -464,10 +464,7 @@ class WorkspaceService:
             seed=metadata.seed,
             tags=list(metadata.tags),
             error=_error_detail(metadata.error),
-            attempts=[
-                _attempt_info(attempt.record, attempt.diff(), attempt_state(attempt))
-                for attempt in run.attempts
-            ],
+            attempts=[_attempt_info(attempt.record, attempt.diff()) for attempt in run.attempts],
             tasks=tasks,
             execution_state_id=state_id,
             cancellable=metadata.status in CANCELLABLE_STATUSES,
