@@ -33,7 +33,7 @@ from ._schemas import (
     RunPage,
     WorkspaceInfo,
 )
-from ._service import RunRef, ServiceError, WorkspaceService
+from ._service import RunRef, WorkspaceService
 from ._sse import LogStreamSettings, stream_log
 
 __all__ = ["build_router"]
@@ -283,12 +283,11 @@ def build_router(service: WorkspaceService) -> APIRouter:
         path: Path = await run_in_threadpool(service.log_path, ref, name, attempt)
         if last_event_id is not None and last_event_id.isdigit():
             since = int(last_event_id)  # a reconnecting EventSource resumes where it stopped
+        # Asked without the service's lock: a tail never waits behind other requests.
+        probe = await run_in_threadpool(service.terminal_probe, ref)
 
         async def is_terminal() -> bool:
-            try:
-                return await run_in_threadpool(service.run_is_terminal, ref)
-            except ServiceError:
-                return True  # the run went away: nothing more will be written
+            return await run_in_threadpool(probe)
 
         events = stream_log(
             path,

@@ -92,6 +92,7 @@ from ._schemas import (
     ProjectTable,
     RunDetail,
     RunPage,
+    RunSummaryInfo,
     TaskState,
     WorkspaceCounts,
     WorkspaceInfo,
@@ -193,9 +194,13 @@ class WorkspaceService:
     def _broken(
         self, project: str | None = None, experiment: str | None = None
     ) -> list[BrokenRecord]:
+        """The broken records of a scan, a recent one in a large workspace (see ``recent``).
+
+        The scanner has a lock of its own: a page's scan need not hold the service's lock.
+        """
         return [
             BrokenRecord(path=self._relative(item.path), error=item.error)
-            for item in self._scanner.scan(project, experiment)
+            for item in self._scanner.recent(project, experiment)
         ]
 
     # -- hierarchy -------------------------------------------------------------------
@@ -254,6 +259,35 @@ class WorkspaceService:
                 where=where, order_by=order_by, project=project, experiment=experiment
             ),
         )
+
+    def _page(
+        self,
+        where: str | None,
+        order_by: str | None,
+        project: str | None,
+        experiment: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[RunQueryResult, int]:
+        """One page of ``ws.runs(...)`` and the number of matching runs, read from the index
+        as a page and a count (never every matching row), reused until the index changes."""
+        self._catch_up()
+        rows = self._cache.get(
+            ("page", where, order_by, project, experiment, limit, offset),
+            lambda: self._ws.runs(
+                where=where,
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                project=project,
+                experiment=experiment,
+            ),
+        )
+        total = self._cache.get(
+            ("count", where, project, experiment),
+            lambda: self._ws.count_runs(where=where, project=project, experiment=experiment),
+        )
+        return rows, total
 
     def _catch_up(self) -> None:
         """Bring this host's index up to date with every host's change feed (cheap if idle)."""
@@ -365,27 +399,25 @@ class WorkspaceService:
             listed = ", ".join(json.dumps(status.value) for status in wanted)
             query = f"({query}) and status in [{listed}]" if query else f"status in [{listed}]"
 
-        def work() -> RunPage:
+        def work() -> tuple[list[RunSummaryInfo], int]:
             if project_id is not None:
                 project = self._ws.project(_checked(project_id, "project id"))
                 if experiment_id is not None:
                     project.experiment(_checked(experiment_id, "experiment id"))
-            rows = self._runs(
-                where=query or None,
-                order_by=order_by or None,
-                project=project_id,
-                experiment=experiment_id,
+            rows, total = self._page(
+                query or None, order_by or None, project_id, experiment_id, limit, offset
             )
-            broken = self._broken(project_id, experiment_id)
-            return RunPage(
-                items=[_summary_info(row) for row in rows[offset : offset + limit]],
-                total=len(rows),
-                offset=offset,
-                limit=limit,
-                broken=broken,
-            )
+            return [_summary_info(row) for row in rows], total
 
-        return self._call(work)
+        items, total = self._call(work)
+        return RunPage(
+            items=items,
+            total=total,
+            offset=offset,
+            limit=limit,
+            # Outside the service's lock: a scan must not stall the other requests.
+            broken=self._broken(project_id, experiment_id),
+        )
 
     def _find_run(self, ref: RunRef) -> Run:
         _checked(ref.run_id, "run id")
@@ -475,8 +507,22 @@ class WorkspaceService:
     def run_detail(self, ref: RunRef) -> RunDetail:
         return self._call(lambda: self._run_detail(self._find_run(ref)))
 
-    def run_is_terminal(self, ref: RunRef) -> bool:
-        return self._call(lambda: self._find_run(ref).status in TERMINAL_STATUSES)
+    def terminal_probe(self, ref: RunRef) -> Callable[[], bool]:
+        """Whether the run has reached a terminal status, asked again at each call.
+
+        The run is found once; each call re-reads only its ``run.json`` (when it changed),
+        without the service's lock, so a live log tail never waits behind other requests.
+        A run whose record is gone or unreadable counts as over (nothing more is written).
+        """
+        run = self._call(lambda: self._find_run(ref))
+
+        def terminal() -> bool:
+            try:
+                return run.refresh().status in TERMINAL_STATUSES
+            except (RecordError, OSError):
+                return True
+
+        return terminal
 
     def cancel(self, ref: RunRef) -> RunDetail:
         def work() -> RunDetail:

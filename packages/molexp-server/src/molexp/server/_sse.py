@@ -5,6 +5,10 @@ file for complete new lines and sends each batch as a ``log`` event whose ``id``
 the next byte offset (so a reconnecting ``EventSource`` resumes where it stopped). It
 ends with an ``end`` event when the run reaches a terminal status (after sending the
 last bytes), when its maximum duration is over, or when the client goes away.
+
+The status check runs beside the polling, never in its way: however long an answer takes
+(a busy server), new lines keep going out every ``poll_seconds``; only an answer that came
+back terminal ends the stream, after a last read of what was written before it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ async def stream_log(
     last_status_check = float("-inf")
     last_sent = started
     offset = since
+    status: asyncio.Task[bool] | None = None
     yield "retry: 2000\n\n"
 
     def drain(*, whole_lines: bool) -> list[str]:
@@ -68,25 +73,38 @@ async def stream_log(
             messages.append(format_event("log", payload, event_id=offset))
         return messages
 
-    while True:
-        if await is_disconnected():
-            return
-        now = loop.time()
-        terminal = False
-        if now - last_status_check >= settings.status_every_seconds:
-            last_status_check = now
-            terminal = await is_terminal()
-        # Once terminal nobody writes any more: send the rest, even a last partial line.
-        for message in drain(whole_lines=not terminal):
-            last_sent = now
-            yield message
-        if terminal:
-            yield format_event("end", {"reason": "terminal", "next_offset": offset})
-            return
-        if now - started >= settings.max_seconds:
-            yield format_event("end", {"reason": "max_duration", "next_offset": offset})
-            return
-        if now - last_sent >= settings.keepalive_seconds:
-            last_sent = now
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(settings.poll_seconds)
+    async def check() -> bool:
+        return await is_terminal()
+
+    try:
+        while True:
+            if await is_disconnected():
+                return
+            now = loop.time()
+            terminal = False
+            if status is None and now - last_status_check >= settings.status_every_seconds:
+                last_status_check = now
+                status = asyncio.create_task(check())
+            if status is not None and status.done():
+                terminal = status.result()
+                status = None
+            # Once terminal nobody writes any more: send the rest, even a last partial line.
+            for message in drain(whole_lines=not terminal):
+                last_sent = now
+                yield message
+            if terminal:
+                yield format_event("end", {"reason": "terminal", "next_offset": offset})
+                return
+            if now - started >= settings.max_seconds:
+                yield format_event("end", {"reason": "max_duration", "next_offset": offset})
+                return
+            if now - last_sent >= settings.keepalive_seconds:
+                last_sent = now
+                yield ": keep-alive\n\n"
+            if status is not None:  # wake early for its answer (a terminal run ends sooner)
+                await asyncio.wait({status}, timeout=settings.poll_seconds)
+            else:
+                await asyncio.sleep(settings.poll_seconds)
+    finally:
+        if status is not None:
+            status.cancel()

@@ -44,7 +44,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 
 _COLUMNS = (
     "workspace_id",
@@ -87,6 +87,8 @@ _SCHEMA = (
     "CREATE INDEX runs_by_status ON runs (status)",
     # The default order: queries walk this index instead of sorting.
     "CREATE INDEX runs_by_created ON runs (created_at, project_id, experiment_id, id)",
+    # One experiment's (or project's) runs in the default order, and their count.
+    "CREATE INDEX runs_by_experiment ON runs (project_id, experiment_id, created_at, id)",
 )
 
 IndexRow = tuple[Any, ...]
@@ -257,26 +259,46 @@ class RunIndex:
         conditions: Sequence[tuple[str, Sequence[Any]]],
         order: tuple[str, Sequence[Any]] | None,
         limit: int | None,
+        offset: int = 0,
     ) -> list[IndexRow]:
         """``SELECT_COLUMNS`` of the rows matching every ``(sql, args)`` condition.
 
-        Ordered by ``order``, then creation order.
+        Ordered by ``order``, then creation order; ``offset`` rows of that order are skipped.
+        A page (``limit`` or ``offset``) is chosen by rowid first, so the rows sorted past
+        or skipped are never read out whole.
         """
-        sql = f"SELECT {SELECT_COLUMNS} FROM runs"
         args: list[Any] = []
-        if conditions:
-            sql += " WHERE " + " AND ".join(condition for condition, _ in conditions)
-            for _, condition_args in conditions:
-                args.extend(condition_args)
+        where_sql = _where_sql(conditions, args)
         order_sql = "created_at ASC, project_id ASC, experiment_id ASC, id ASC"
+        order_args: Sequence[Any] = ()
         if order is not None:
             order_sql = f"{order[0]}, {order_sql}"
-            args.extend(order[1])
-        sql += f" ORDER BY {order_sql}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+            order_args = order[1]
+        args.extend(order_args)
+        if limit is None and not offset:
+            sql = f"SELECT {SELECT_COLUMNS} FROM runs{where_sql} ORDER BY {order_sql}"
+        else:
+            sql = (
+                f"SELECT {SELECT_COLUMNS} FROM runs WHERE rowid IN (SELECT rowid FROM runs"
+                f"{where_sql} ORDER BY {order_sql} LIMIT ? OFFSET ?) ORDER BY {order_sql}"
+            )
+            args.extend((-1 if limit is None else limit, offset, *order_args))
         return self._healing(lambda connection: connection.execute(sql, args).fetchall())
+
+    def count(self, conditions: Sequence[tuple[str, Sequence[Any]]]) -> int:
+        """How many rows match every ``(sql, args)`` condition (no row is read out)."""
+        args: list[Any] = []
+        sql = "SELECT COUNT(*) FROM runs" + _where_sql(conditions, args)
+        return int(self._healing(lambda connection: connection.execute(sql, args).fetchone()[0]))
+
+
+def _where_sql(conditions: Sequence[tuple[str, Sequence[Any]]], args: list[Any]) -> str:
+    """`` WHERE`` and every condition joined by AND (empty without any); extends ``args``."""
+    if not conditions:
+        return ""
+    for _, condition_args in conditions:
+        args.extend(condition_args)
+    return " WHERE " + " AND ".join(condition for condition, _ in conditions)
 
 
 def upsert_rows(connection: sqlite3.Connection, rows: Iterable[IndexRow]) -> None:

@@ -337,15 +337,19 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         conditions: Sequence[tuple[str, Sequence[Any]]],
         order: tuple[str, Sequence[Any]] | None,
         limit: int | None,
+        offset: int = 0,
     ) -> list[IndexRow]:
         """Rows of the run index after catching up with every host's change feed."""
+        return self._caught_up_index().select(conditions, order, limit, offset)
+
+    def _caught_up_index(self) -> RunIndex:
         index = self._run_index
         index.connection()  # the runs table exists before catch-up applies run lines
         try:
             self.catalog.catch_up()
         except Exception as exc:  # answer from the index as it is; the next query retries
             logger.warning("run index could not catch up with the change feed: %s", exc)
-        return index.select(conditions, order, limit)
+        return index
 
     def _apply_run_changes(self, connection: sqlite3.Connection, targets: list[str]) -> None:
         """Catch-up for run records: re-read each named ``run.json``; index it or drop its row."""
@@ -450,16 +454,55 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         limit: int | None = None,
         project: str | _Project | None = None,
         experiment: str | Experiment | None = None,
+        offset: int = 0,
     ) -> RunQueryResult:
         """Runs from the index matching ``where`` (query text or a mapping of equalities).
 
         See ``molexp.workspace._query`` for the language. ``order_by`` is a field or
-        ``-field`` (or a list of them); creation order breaks ties. A field no run in
-        the workspace has is an ``UnknownFieldError`` (test for one on purpose with
-        ``exists(field)``).
+        ``-field`` (or a list of them); creation order breaks ties. ``limit`` and ``offset``
+        page through that order in the index (a page costs its own rows, not the whole
+        match). A field no run in the workspace has is an ``UnknownFieldError`` (test for
+        one on purpose with ``exists(field)``).
         """
         if not self._exists():
             return RunQueryResult([])
+        for name, value in (("limit", limit), ("offset", offset)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        conditions, node = self._run_conditions(where, project, experiment)
+        order = compile_order(order_by) if order_by else None
+        rows = self._select_runs(conditions, order, limit, offset)
+        if node is not None or order_by:  # after the select: the index has caught up
+            query = where if isinstance(where, str) else None
+            check_fields(self._run_index.connection(), node, order_by, query)
+        return RunQueryResult([RunSummary(self._root, row) for row in rows])
+
+    def count_runs(
+        self,
+        where: str | Mapping[str, Any] | None = None,
+        project: str | _Project | None = None,
+        experiment: str | Experiment | None = None,
+    ) -> int:
+        """How many runs ``runs(where, project=..., experiment=...)`` would return, counted
+        in the index without reading any row out (same language, same errors)."""
+        if not self._exists():
+            return 0
+        conditions, node = self._run_conditions(where, project, experiment)
+        count = self._caught_up_index().count(conditions)
+        if node is not None:
+            query = where if isinstance(where, str) else None
+            check_fields(self._run_index.connection(), node, None, query)
+        return count
+
+    def _run_conditions(
+        self,
+        where: str | Mapping[str, Any] | None,
+        project: str | _Project | None,
+        experiment: str | Experiment | None,
+    ) -> tuple[list[tuple[str, list[Any]]], Node | None]:
+        """The index conditions of a run query, and its parsed ``where`` (None without one)."""
         surrogate = lone_surrogate_at(where, "where")
         if surrogate is not None:
             raise ValueError(
@@ -490,16 +533,7 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
                         [experiment.project.id, experiment.id],
                     )
                 )
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
-        ):
-            raise ValueError(f"limit must be a non-negative integer, got {limit!r}")
-        order = compile_order(order_by) if order_by else None
-        rows = self._select_runs(conditions, order, limit)
-        if node is not None or order_by:  # after the select: the index has caught up
-            query = where if isinstance(where, str) else None
-            check_fields(self._run_index.connection(), node, order_by, query)
-        return RunQueryResult([RunSummary(self._root, row) for row in rows])
+        return conditions, node
 
     def find_run(
         self, run_id: str, *, project: str | None = None, experiment: str | None = None
