@@ -558,8 +558,21 @@ def test_the_project_page_plots_every_run_of_every_experiment(page: Page, served
     expect(page.get_by_test_id("pc-too-few")).to_be_visible()
     page.get_by_test_id("pc-dim-params.width").check()
     expect(page.get_by_test_id("parallel-coords")).to_be_visible()
-    page.locator("a", has_text="g3").click()
-    expect(page.get_by_test_id("run-page")).to_contain_text("run g3")
+    page.get_by_test_id("project-select-g0").check()
+    page.get_by_test_id("project-select-g5").check()
+    page.get_by_test_id("project-compare").click()
+    table = page.get_by_test_id("compare-table")
+    expect(page.get_by_test_id("compare-run-experiment")).to_have_text(
+        ["grid/lr0.1-d2", "grid/lr0.4-d4"]
+    )
+    for row in ("param-lr", "param-depth", "param-width", "profile-profile", "result-loss"):
+        expect(page.get_by_test_id(f"compare-row-{row}")).to_have_class("differs")
+    expect(table).to_contain_text("accurate")
+    expect(page.get_by_test_id("compare-metric-energy")).to_have_attribute("data-runs", "2")
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(served.shots / "18-compare-across-experiments.png"), full_page=True)
+    page.locator("a", has_text="g5").first.click()
+    expect(page.get_by_test_id("run-page")).to_contain_text("run g5")
 
 
 def test_compare_overlays_metrics_and_shows_code_and_environment(

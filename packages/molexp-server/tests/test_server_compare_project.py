@@ -86,3 +86,25 @@ async def test_the_project_table_holds_every_run_of_every_experiment(
     assert short["total"] == body["total"]
     missing = await client.get(f"{API}/projects/nope/runs")
     assert missing.status_code == 404
+
+
+async def test_runs_of_different_experiments_compare_side_by_side(
+    client: httpx.AsyncClient, lab: Lab
+) -> None:
+    _code_runs(lab)
+    body = (await client.get(f"{API}/compare", params={"runs": "qm9/code/v1,ok1"})).json()
+    assert [(run["experiment_id"], run["id"]) for run in body["runs"]] == [
+        ("code", "v1"),
+        ("baseline", "ok1"),
+    ]
+    rows = {(row["section"], row["key"]): row for row in body["rows"]}
+    assert rows[("param", "x")]["values"] == [1.0, None]
+    assert rows[("result", "loss")]["values"] == [None, 0.5]
+    assert body["metrics"] == ["loss"]
+    twin = await client.get(f"{API}/compare", params={"runs": "twin,ok1"})
+    assert twin.status_code == 409  # the twin id names runs of two experiments
+    assert (await client.get(f"{API}/compare", params={"runs": "ok1"})).status_code == 400
+    bad = await client.get(f"{API}/compare", params={"runs": "a/b,ok1"})
+    assert bad.status_code == 400 and "project/experiment/run_id" in bad.json()["detail"]
+    missing = await client.get(f"{API}/compare", params={"runs": "qm9/code/nope,ok1"})
+    assert missing.status_code == 404

@@ -62,4 +62,5 @@ def test_every_operation_is_fuzzed_without_server_errors(
     assert "GET /api/v1/runs/{run_id}/attempts/{number}" in labels
     assert "GET /api/v1/runs/{run_id}/metrics/{name}" in labels
     assert "GET /api/v1/projects/{project_id}/runs" in labels
-    assert len(labels) == 19
+    assert "GET /api/v1/compare" in labels
+    assert len(labels) == 20

@@ -25,6 +25,10 @@ function Route() {
     if (view === "sweep") return <SweepPage project={project} experiment={experiment} query={query} />;
     return <ExperimentPage project={project} experiment={experiment} query={query} />;
   }
+  if (first === "compare" && segments.length === 1) {
+    const runs = (query.get("runs") ?? "").split(",").filter(Boolean);
+    return <ComparePage runs={runs} />;
+  }
   if (first === "p" && project && segments.length === 2) return <ProjectPage project={project} />;
   if (segments.length === 0) return <OverviewPage />;
   return <div className="card">Unknown page: #{segments.join("/")}</div>;

@@ -381,6 +381,7 @@ export const api = {
     request<ArtifactInfo[]>(runPath(run, "/artifacts") + runQuery(run, { attempt })),
   artifactUrl: (run: RunKey, name: string, attempt?: number) =>
     BASE + runPath(run, `/artifacts/${name.split("/").map(seg).join("/")}`) + runQuery(run, { attempt }),
+  compareRuns: (refs: string[]) => request<CompareTable>(`/compare${query({ runs: refs.join(",") })}`),
   compare: (project: string, experiment: string, runs: string[]) =>
     request<CompareTable>(
       `/projects/${seg(project)}/experiments/${seg(experiment)}/compare${query({ runs: runs.join(",") })}`,

@@ -50,5 +50,7 @@ export const links = {
   run: (run: RunKey) => href(["runs", run.id], { p: run.project, e: run.experiment }),
   compare: (project: string, experiment: string, runs: string[]) =>
     href(["p", project, "e", experiment, "compare"], { runs: runs.join(",") }),
+  /** Runs of any experiments: each ref is project/experiment/run_id. */
+  compareRuns: (refs: string[]) => href(["compare"], { runs: refs.join(",") }),
   sweep: (project: string, experiment: string) => href(["p", project, "e", experiment, "sweep"]),
 };

@@ -127,16 +127,21 @@ const SECTION_LABELS: Record<string, string> = {
   distributions: "dist",
 };
 
+/** Runs of one experiment (``project`` and ``experiment`` given, ``runs`` their ids), or of any
+ * experiments (``runs`` as project/experiment/run_id). */
 export default function ComparePage({
   project,
   experiment,
   runs,
 }: {
-  project: string;
-  experiment: string;
+  project?: string;
+  experiment?: string;
   runs: string[];
 }) {
-  const table = useAsync(() => api.compare(project, experiment, runs), [project, experiment, runs.join(",")]);
+  const table = useAsync(
+    () => (project && experiment ? api.compare(project, experiment, runs) : api.compareRuns(runs)),
+    [project ?? "", experiment ?? "", runs.join(",")],
+  );
   const [onlyDiffering, setOnlyDiffering] = useState(false);
   const [chartKey, setChartKey] = useState<string | undefined>();
 
@@ -154,8 +159,16 @@ export default function ComparePage({
     <div data-testid="compare-page">
       <section className="card">
         <div className="crumbs">
-          <a href={links.overview()}>workspace</a> / {project} /{" "}
-          <a href={links.experiment(project, experiment)}>{experiment}</a>
+          <a href={links.overview()}>workspace</a>
+          {project && experiment ? (
+            <>
+              {" "}
+              / <a href={links.project(project)}>{project}</a> /{" "}
+              <a href={links.experiment(project, experiment)}>{experiment}</a>
+            </>
+          ) : (
+            " / compare across experiments"
+          )}
         </div>
         <h1>Compare {data.runs.length} runs</h1>
         <label className="small">
@@ -174,9 +187,14 @@ export default function ComparePage({
             <tr>
               <th />
               {data.runs.map((run) => (
-                <th key={run.id}>
+                <th key={`${run.project_id}/${run.experiment_id}/${run.id}`}>
                   <a href={links.run(runKeyOf(run))}>{run.id}</a>{" "}
                   <StatusBadge status={run.status} stale={run.stale_reason} />
+                  {!experiment && (
+                    <div className="muted small" data-testid="compare-run-experiment">
+                      {run.project_id}/{run.experiment_id}
+                    </div>
+                  )}
                 </th>
               ))}
             </tr>
@@ -199,7 +217,7 @@ export default function ComparePage({
                   )}
                 </th>
                 {row.values.map((value, index) => (
-                  <td key={data.runs[index].id} className="num">
+                  <td key={index} className="num">
                     {formatValue(value)}
                   </td>
                 ))}

@@ -203,13 +203,34 @@ function ParallelCoordinates({ runs, dims, color }: { runs: RunSummary[]; dims: 
   );
 }
 
+function refOf(run: RunSummary): string {
+  return `${run.project_id}/${run.experiment_id}/${run.id}`;
+}
+
 function RunsTable({ table, columns }: { table: ProjectTable; columns: string[] }) {
   const shown = table.runs.slice(0, TABLE_ROWS);
+  const [selected, setSelected] = useState<string[]>([]);
+  const toggle = (ref: string) =>
+    setSelected((now) => (now.includes(ref) ? now.filter((item) => item !== ref) : [...now, ref]));
   return (
     <div className="scroll">
+      <div className="toolbar">
+        <button
+          type="button"
+          disabled={selected.length < 2}
+          onClick={() => {
+            window.location.hash = links.compareRuns(selected);
+          }}
+          data-testid="project-compare"
+        >
+          Compare {selected.length} selected
+        </button>
+        <span className="muted small">runs of any experiments</span>
+      </div>
       <table className="grid" data-testid="project-table">
         <thead>
           <tr>
+            <th />
             <th>experiment</th>
             <th>run</th>
             <th>status</th>
@@ -224,6 +245,15 @@ function RunsTable({ table, columns }: { table: ProjectTable; columns: string[] 
         <tbody>
           {shown.map((run) => (
             <tr key={`${run.experiment_id}/${run.id}`} data-testid="project-row">
+              <td>
+                <input
+                  type="checkbox"
+                  checked={selected.includes(refOf(run))}
+                  onChange={() => toggle(refOf(run))}
+                  aria-label={`select ${run.id}`}
+                  data-testid={`project-select-${run.id}`}
+                />
+              </td>
               <td>
                 <a href={links.experiment(run.project_id, run.experiment_id)}>{run.experiment_id}</a>
               </td>

@@ -186,6 +186,19 @@ def build_router(service: WorkspaceService) -> APIRouter:
         run_ids = [part.strip() for part in runs.split(",") if part.strip()]
         return service.compare(project_id, experiment_id, run_ids)
 
+    @router.get("/compare", response_model=CompareTable, tags=["runs"])
+    def get_compare_runs(
+        runs: Annotated[
+            str,
+            Query(
+                description="Comma-separated runs (two or more), each `project/experiment/run_id` "
+                "or a run id that names one run."
+            ),
+        ],
+    ) -> CompareTable:
+        """Runs of any experiments and projects side by side, as the experiment's compare."""
+        return service.compare_runs(runs.split(","))
+
     @router.get("/runs", response_model=RunPage, tags=["runs"])
     def get_runs(
         where: Where = None,

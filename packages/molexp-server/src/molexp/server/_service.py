@@ -862,27 +862,65 @@ class WorkspaceService:
                 self._ws.find_run(run_id, project=project.id, experiment=experiment.id)
                 for run_id in wanted
             ]
-            labels: list[Any] = [row.profile_label for row in chosen]
-            table = [
-                *_compare_rows("param", [row.params for row in chosen]),
-                CompareRow(
-                    key="profile", section="profile", values=labels, differs=len(set(labels)) > 1
-                ),
-                *_compare_rows("config", [row.config for row in chosen]),
-                *_compare_rows("result", [row.results for row in chosen]),
-                *_fact_rows(compare_facts([run_facts(run) for run in runs])),
-            ]
-            diffs = [
-                CodeDiff(task=task, base=runs[0].id, run=other.id, diff=text)
-                for other in runs[1:]
-                for task, text in code_diffs(runs[0], other).items()
-            ]
-            metrics = sorted({name for run in runs for name in run.metric_summaries})
-            return CompareTable(
-                runs=[_summary_info(row) for row in chosen],
-                rows=table,
-                code_diffs=diffs,
-                metrics=metrics,
-            )
+            return self._compare_table(chosen, runs)
 
         return self._call(work)
+
+    def compare_runs(self, refs: Sequence[str]) -> CompareTable:
+        """Runs of any experiments and projects side by side; each ref is ``project/experiment/
+        run_id`` or a run id that names one run of the workspace."""
+        wanted: list[RunRef] = []
+        for ref in dict.fromkeys(part.strip() for part in refs if part.strip()):
+            parts = ref.split("/")
+            if len(parts) == 3:
+                project, experiment, run_id = (_checked(p, "run reference") for p in parts)
+                wanted.append(RunRef(run_id, project, experiment))
+            elif len(parts) == 1:
+                wanted.append(RunRef(_checked(ref, "run id")))
+            else:
+                raise ServiceError(
+                    400, f"run reference {ref!r}: give project/experiment/run_id or a run id"
+                )
+        if len(wanted) < 2:
+            raise ServiceError(400, "compare needs at least two distinct runs in ?runs=p/e/a,p/e/b")
+
+        def work() -> CompareTable:
+            runs = [self._find_run(ref) for ref in wanted]
+            chosen: list[RunSummary] = []
+            for run in runs:
+                meta = run.metadata
+                rows = self._runs(project=meta.project_id, experiment=meta.experiment_id)
+                found = next((row for row in rows if row.id == run.id), None)
+                if found is None:
+                    where = f"experiment {meta.experiment_id!r} of project {meta.project_id!r}"
+                    raise ServiceError(404, f"run {run.id!r} of {where} is not in the run index")
+                chosen.append(found)
+            return self._compare_table(chosen, runs)
+
+        return self._call(work)
+
+    def _compare_table(self, chosen: Sequence[RunSummary], runs: Sequence[Run]) -> CompareTable:
+        """The rows of the compare view: params, profile, config and results from the index
+        rows, then the facts ``molexp diff`` compares, the code diffs and the metric names."""
+        labels: list[Any] = [row.profile_label for row in chosen]
+        table = [
+            *_compare_rows("param", [row.params for row in chosen]),
+            CompareRow(
+                key="profile", section="profile", values=labels, differs=len(set(labels)) > 1
+            ),
+            *_compare_rows("config", [row.config for row in chosen]),
+            *_compare_rows("result", [row.results for row in chosen]),
+            *_fact_rows(compare_facts([run_facts(run) for run in runs])),
+        ]
+        diffs = [
+            CodeDiff(task=task, base=runs[0].id, run=other.id, diff=text)
+            for other in runs[1:]
+            for task, text in code_diffs(runs[0], other).items()
+        ]
+        metrics = sorted({name for run in runs for name in run.metric_summaries})
+        return CompareTable(
+            runs=[_summary_info(row) for row in chosen],
+            rows=table,
+            code_diffs=diffs,
+            metrics=metrics,
+        )
