@@ -608,3 +608,9 @@ def test_a_failing_remote_helper_is_one_line_with_a_hint(code: int, stderr: str,
         Ssh(SshTarget("h"), None).check(completed, "staging the script")
     assert str(caught.value).startswith("staging the script on h failed: ")
     assert hint in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_molexp_ssh_config_is_read_instead_of_the_users(tmp_path: Path) -> None:
+    argv = ssh_argv(SshTarget("cluster"), control=None, environ={"MOLEXP_SSH_CONFIG": "/lab/ssh"})
+    assert argv[:3] == ["ssh", "-F", "/lab/ssh"]
+    assert "-F" not in ssh_argv(SshTarget("cluster"), control=None, environ={})

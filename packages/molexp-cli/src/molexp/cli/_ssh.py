@@ -11,6 +11,7 @@ reads for an option, so the user's own win):
   of one command share one connection, kept 60 s for the next command;
 - ``ServerAliveInterval=15``: a dead connection is noticed within about a minute.
 
+``$MOLEXP_SSH_CONFIG`` names an ssh_config file to read instead of ``~/.ssh/config`` (``ssh -F``).
 The control sockets live in ``$MOLEXP_SSH_CONTROL_DIR``, else ``$XDG_RUNTIME_DIR/molexp-ssh``,
 else ``/tmp/molexp-ssh-<uid>``: a directory of this user's with mode 0700 (anything else is
 refused). ssh's exit status 255 means the connection itself failed: its stderr is turned into
@@ -34,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 from ._errors import CliError, one_line
 
 __all__ = [
+    "CONFIG_ENV",
     "CONTROL_DIR_ENV",
     "SSH_SCHEME",
     "RemoteSettings",
@@ -50,6 +52,7 @@ __all__ = [
 
 SSH_SCHEME = "ssh://"
 CONTROL_DIR_ENV = "MOLEXP_SSH_CONTROL_DIR"
+CONFIG_ENV = "MOLEXP_SSH_CONFIG"
 SSH_FAILED = 255
 """ssh's exit status when the connection (not the remote command) failed."""
 _OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9]*[ =]\S.*$")
@@ -238,9 +241,18 @@ def control_dir(environ: Mapping[str, str] | None = None) -> Path:
     return directory
 
 
-def ssh_argv(target: SshTarget, *, control: Path | None) -> list[str]:
-    """``ssh`` and its options up to the destination (the remote command is appended)."""
+def ssh_argv(
+    target: SshTarget, *, control: Path | None, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """``ssh`` and its options up to the destination (the remote command is appended).
+
+    ``$MOLEXP_SSH_CONFIG`` names an ssh_config file read instead of ``~/.ssh/config``
+    (``ssh -F``)."""
+    env = os.environ if environ is None else environ
     args = ["ssh"]
+    config = env.get(CONFIG_ENV, "").strip()
+    if config:
+        args += ["-F", str(Path(config).expanduser())]
     for option in target.options:
         args += ["-o", option]
     if target.port is not None:
