@@ -575,6 +575,23 @@ def test_the_project_page_plots_every_run_of_every_experiment(page: Page, served
     expect(page.get_by_test_id("run-page")).to_contain_text("run g5")
 
 
+def test_the_project_page_of_a_thousand_runs(page: Page, served: Served) -> None:
+    started = time.perf_counter()
+    page.goto(served.url + "#/p/qm9")
+    expect(page.get_by_test_id("project-total")).to_have_text(
+        f"{RUN_COUNT + 1} runs in 1 experiment"
+    )
+    expect(page.get_by_test_id("project-plot-count")).to_contain_text(
+        f"{RUN_COUNT} of {RUN_COUNT + 1} runs plotted"
+    )
+    expect(page.get_by_test_id("parallel-coords")).to_have_attribute("data-lines", str(RUN_COUNT))
+    elapsed = time.perf_counter() - started
+    expect(page.get_by_test_id("project-row")).to_have_count(500)  # the plots show every run
+    print(f"\nproject page with {RUN_COUNT} runs: {elapsed * 1000:.0f} ms")
+    page.screenshot(path=str(served.shots / "19-project-1000-runs.png"))
+    assert elapsed < FIRST_LOAD_BUDGET_SECONDS * 2
+
+
 def test_compare_overlays_metrics_and_shows_code_and_environment(
     page: Page, served: Served
 ) -> None:

@@ -131,9 +131,11 @@ const PC_HEIGHT = 320;
 const PC_MARGIN = { top: 28, bottom: 24, left: 60, right: 60 };
 
 /** Parallel coordinates: one vertical axis per dimension, one line per run across them. */
-function ParallelCoordinates({ runs, dims, color }: { runs: RunSummary[]; dims: string[]; color: string }) {
+function ParallelCoordinates({ runs: all, dims, color }: { runs: RunSummary[]; dims: string[]; color: string }) {
+  // Only runs with a number on every axis are drawn; the axes span theirs.
+  const runs = all.filter((run) => dims.every((dim) => typeof valueOf(run, dim) === "number"));
   const ranges = dims.map((dim) => {
-    const values = runs.map((run) => valueOf(run, dim)).filter((value): value is number => typeof value === "number");
+    const values = runs.map((run) => valueOf(run, dim) as number);
     const low = Math.min(...values);
     const high = Math.max(...values);
     return { low, high: high > low ? high : low + 1 };
@@ -319,7 +321,8 @@ export default function ProjectPage({ project }: { project: string }) {
         <h1>Project {data.project_id}</h1>
         <div className="stats small">
           <span data-testid="project-total">
-            {data.total} runs in {data.experiments.length} experiments
+            {data.total} {data.total === 1 ? "run" : "runs"} in {data.experiments.length}{" "}
+            {data.experiments.length === 1 ? "experiment" : "experiments"}
           </span>
           {data.truncated && <span className="muted">(the first {runs.length} are shown)</span>}
           <span>
