@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from molexp.server import create_app
-from molexp.server._broken import REUSE_MAX_SECONDS, BrokenRecordScanner
+from molexp.server._broken import (
+    REUSE_MAX_SECONDS,
+    STALE_GRACE_SECONDS,
+    BrokenRecordScanner,
+)
 from molexp.server._service import RunRef, WorkspaceService
 from molexp.server._sse import LogStreamSettings, stream_log
 from molexp.workspace import Workspace
@@ -44,38 +49,59 @@ def _damage(lab: Lab) -> str:
     return record.relative_to(lab.root).as_posix()
 
 
-def test_a_slow_scan_is_reused_for_a_moment_then_redone(lab: Lab) -> None:
+def _paths(lab: Lab, found: list[Any]) -> list[str]:
+    return [item.path.relative_to(lab.root).as_posix() for item in found]
+
+
+def _wait_for_background_scan(scanner: BrokenRecordScanner) -> None:
+    deadline = time.monotonic() + GENEROUS
+    while scanner.scanning():
+        assert time.monotonic() < deadline, "the background scan never ended"
+        time.sleep(0.01)
+
+
+def test_a_slow_scan_is_reused_for_a_moment(lab: Lab) -> None:
     clock = StepClock(0.05)  # every scan "takes" 50 ms: reusable for 0.5 s
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock)
+    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
     assert scanner.recent() == []
-    path = _damage(lab)
+    _damage(lab)
     assert scanner.recent() == []  # within the 0.5 s: the previous result
-    clock.now += REUSE_MAX_SECONDS
-    assert [item.path.relative_to(lab.root).as_posix() for item in scanner.recent()] == [path]
+    assert not scanner.scanning()
 
 
-def test_a_fast_scan_is_never_reused(lab: Lab) -> None:
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=StepClock(0.0001))
+def test_after_a_quiet_spell_the_caller_scans_itself(lab: Lab) -> None:
+    clock = StepClock(0.05)
+    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
+    scanner.recent()
+    path = _damage(lab)
+    clock.now += REUSE_MAX_SECONDS + STALE_GRACE_SECONDS  # past the reuse and the grace
+    assert _paths(lab, scanner.recent()) == [path]
+
+
+def test_a_small_workspace_is_scanned_every_time_however_slow_the_scan(lab: Lab) -> None:
+    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=StepClock(5.0))
     assert scanner.recent() == []
     path = _damage(lab)
-    assert [item.path.relative_to(lab.root).as_posix() for item in scanner.recent()] == [path]
+    assert _paths(lab, scanner.recent()) == [path]
 
 
 def test_reuse_never_outlasts_the_cap(lab: Lab) -> None:
     clock = StepClock(10.0)  # a 10 s scan would be reusable for 100 s, but the cap is 1 s
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock)
+    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
     scanner.recent()
     _damage(lab)
-    clock.now += REUSE_MAX_SECONDS - 10.0  # the next reading is just past the cap
+    clock.now += REUSE_MAX_SECONDS + STALE_GRACE_SECONDS  # the next reading: past both
     assert len(scanner.recent()) == 1
 
 
-def test_others_keep_the_previous_result_while_one_rescans(lab: Lab) -> None:
-    """A request arriving during a rescan gets the last result instead of queueing behind it."""
+def test_just_past_its_moment_a_result_is_answered_while_a_background_scan_runs(
+    lab: Lab,
+) -> None:
+    """Under steady requests none waits for a rescan: they get the last result meanwhile."""
     clock = StepClock(0.05)
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock)
+    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
     scanner.recent()
-    clock.now += REUSE_MAX_SECONDS
+    clock.now += REUSE_MAX_SECONDS / 2  # expired (0.5 s), within the grace
     inside = threading.Event()
     release = threading.Event()
     scan = scanner.scan
@@ -86,15 +112,14 @@ def test_others_keep_the_previous_result_while_one_rescans(lab: Lab) -> None:
         return scan(project, experiment)
 
     scanner.scan = slow_scan  # type: ignore[method-assign]
-    _damage(lab)
-    rescanning = threading.Thread(target=scanner.recent)
-    rescanning.start()
+    path = _damage(lab)
+    assert scanner.recent() == []  # answered at once; the rescan runs in the background
     assert inside.wait(GENEROUS)
-    assert scanner.recent() == []  # answered at once, from the previous scan
+    assert scanner.recent() == []  # a rescan is running: the previous result again
     release.set()
-    rescanning.join(GENEROUS)
+    _wait_for_background_scan(scanner)
     scanner.scan = scan  # type: ignore[method-assign]
-    assert len(scanner.recent()) == 1  # the rescan's result, reusable now
+    assert _paths(lab, scanner.recent()) == [path]  # the background scan's result
 
 
 async def test_a_page_reads_only_its_rows_from_the_index(

@@ -9,9 +9,11 @@ renames, so a rewritten file always has a new signature.
 
 Even unchanged, each scan stats every record (about 5 ms per 1,000 runs): ``recent()`` lets a
 large workspace reuse a scan for a moment (ten times as long as the scan took, at most 1 s) so
-the scans of concurrent page requests cost a bounded share of the server's time, and while one
-request scans again the others keep the previous result instead of queueing behind it; a
-workspace whose scan takes under 5 ms is scanned at every request.
+the scans of concurrent page requests cost a bounded share of the server's time. A result just
+past that moment (by at most 1 s more) is still answered while a background thread scans again,
+so under steady requests none waits for a scan; after a quiet spell the next request scans
+itself. A scan of fewer than 1,000 records is never reused: a small workspace is scanned at
+every request however slow the machine.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ REUSE_FACTOR = 10.0
 """A scan's result may be reused for this many times as long as the scan took..."""
 REUSE_MAX_SECONDS = 1.0
 """...but never for longer than this..."""
-REUSE_MIN_SCAN_SECONDS = 0.005
-"""...and only when the scan took at least this long (about 1,000 runs)."""
+REUSE_MIN_RECORDS = 1000
+"""...and only when the scan read at least this many records (about 5 ms of stats)."""
+STALE_GRACE_SECONDS = 1.0
+"""After that, for this long, the result is still answered while a background scan runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +91,14 @@ class BrokenRecordScanner:
         workspace_id: str,
         *,
         clock: Callable[[], float] = time.monotonic,
+        reuse_min_records: int = REUSE_MIN_RECORDS,
     ) -> None:
         self._root = root
         self._workspace_id = workspace_id
         self._verdicts: dict[str, tuple[Signature, str | None]] = {}
         self._clock = clock
+        self._reuse_min_records = reuse_min_records
+        self._visited = 0  # records the last scan looked at
         self._lock = threading.Lock()  # guards _recent and _scanning
         self._scan_lock = threading.Lock()  # one scan at a time (the verdicts are shared)
         # (project, experiment) -> (time the result may be reused until, result)
@@ -102,32 +109,50 @@ class BrokenRecordScanner:
         """``scan(project, experiment)``, or the result of one that ended a moment ago.
 
         A result is reused for ``REUSE_FACTOR`` times as long as its scan took, at most
-        ``REUSE_MAX_SECONDS``, and only when the scan took ``REUSE_MIN_SCAN_SECONDS`` or
-        more: a small workspace is scanned at every call, a large one at most about once a
-        second while each scan takes under a tenth of the time. While one caller scans again,
-        the others get the previous result (so it is at most that long plus one scan old).
+        ``REUSE_MAX_SECONDS``, and only when the scan read ``REUSE_MIN_RECORDS`` or more:
+        a small workspace is scanned at every call, a large one at most about once a second
+        while each scan takes under a tenth of the time. For ``STALE_GRACE_SECONDS``
+        after that the result is still answered while a background thread scans again (and
+        while any scan of the same scope runs); older, the caller scans itself.
         """
         key = (project, experiment)
         with self._lock:
+            now = self._clock()
             reusable = self._recent.get(key)
-            if reusable is not None and (self._clock() < reusable[0] or key in self._scanning):
+            if reusable is not None and (now < reusable[0] or key in self._scanning):
                 return list(reusable[1])
             self._scanning.add(key)
+        if reusable is not None and now < reusable[0] + STALE_GRACE_SECONDS:
+            threading.Thread(
+                target=self._rescan, args=(key,), name="molexp-broken-scan", daemon=True
+            ).start()
+            return list(reusable[1])
+        return list(self._rescan(key))
+
+    def _rescan(self, key: tuple[str | None, str | None]) -> list[BrokenFile]:
+        """Scan ``key``'s scope (marked as scanning by the caller) and remember the result."""
         try:
             with self._scan_lock:
                 started = self._clock()
-                found = self.scan(project, experiment)
+                found = self.scan(*key)
                 ended = self._clock()
+                visited = self._visited
+            took = ended - started
+            with self._lock:
+                if visited >= self._reuse_min_records:
+                    reuse = min(REUSE_MAX_SECONDS, REUSE_FACTOR * took)
+                    self._recent[key] = (ended + reuse, found)
+                else:
+                    self._recent.pop(key, None)
+            return found
         finally:
             with self._lock:
                 self._scanning.discard(key)
-        took = ended - started
+
+    def scanning(self) -> bool:
+        """Whether a scan (in the background or for a caller) is running now."""
         with self._lock:
-            if took >= REUSE_MIN_SCAN_SECONDS:
-                self._recent[key] = (ended + min(REUSE_MAX_SECONDS, REUSE_FACTOR * took), found)
-            else:
-                self._recent.pop(key, None)
-        return list(found)
+            return bool(self._scanning)
 
     def _check(
         self,
@@ -213,6 +238,7 @@ class BrokenRecordScanner:
                     run_id = run_name.removeprefix(RUN_DIR_PREFIX)
                     run_file = f"{run_dir}/{RUN_FILE}"
                     self._verdict(run_file, RunMetadata, run_id, in_experiment, seen, broken)
+        self._visited = len(seen)
         if project is None:  # forget files that are gone (a full scan saw everything)
             for path in set(self._verdicts) - seen:
                 del self._verdicts[path]
