@@ -63,17 +63,15 @@ def lr_of(index: int) -> float:
     return round(1e-4 * (1 + index % 50), 6)
 
 
-def _fill(root: Path, runs: int, first: int = 0) -> None:
+def _fill(root: Path, runs: int) -> None:
     from molexp.workspace import Workspace
 
-    ws = Workspace(root, name="bench-load") if first == 0 else Workspace.load(root)
-    project = ws.Project(PROJECT) if first == 0 else ws.project(PROJECT)
     experiment = (
-        project.Experiment(EXPERIMENT, params={"batch": 32})
-        if first == 0
-        else project.experiment(EXPERIMENT)
+        Workspace(root, name="bench-load")
+        .Project(PROJECT)
+        .Experiment(EXPERIMENT, params={"batch": 32})
     )
-    for index in range(first, first + runs):
+    for index in range(runs):
         run = experiment.Run(parameters={"lr": lr_of(index), "depth": index % 5})
         with run.start() as ctx:
             ctx.set_result("loss", 1.0 / (1 + index % 50))
