@@ -67,8 +67,7 @@ def test_path_of_a_per_attempt_store_is_the_attempts_own_file(
     old.save("table.csv", "a,b\n1,2\n")
     new = _store(catalog, run_scope, run_dir, "e2")
     assert new.path("table.csv") == run_dir / "execution" / "e2" / "artifacts" / "table.csv"
-    new.directory.mkdir(parents=True)
-    new.path("table.csv").write_text("a,b\n3,4\n")  # a tool writing in place
+    new.path("table.csv").write_text("a,b\n3,4\n")  # a tool writing in place: its dir exists
     new.save("table.csv", new.path("table.csv"))
     assert old.path("table.csv").read_text() == "a,b\n1,2\n"
     assert (run_dir / "artifacts" / "table.csv").read_text() == "a,b\n3,4\n"

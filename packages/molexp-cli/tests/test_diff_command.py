@@ -75,8 +75,8 @@ def test_diff_all_and_the_table(lab: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 SCRIPT = """
-import molexp as me
 from molexp.workflow import TaskContext, workflow
+from molexp.workspace import Workspace, entry
 
 wf = workflow(name="fit")
 
@@ -87,9 +87,9 @@ def fit(ctx: TaskContext) -> float:
 
 
 spec = wf.build()
-ws = me.Workspace("lab")
+ws = Workspace("lab")
 spec.bind_to(ws.Project("p").Experiment("e"))
-me.entry(ws)
+entry(ws)
 """
 
 

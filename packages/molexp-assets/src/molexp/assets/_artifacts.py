@@ -56,9 +56,14 @@ class ArtifactStore(ScopedStore):
         ``save(name, store.path(name))`` to register the file in place without copying it. For
         a per-attempt store this is the attempt's own file, never one an earlier attempt wrote.
         """
-        target = self.directory / validate_name(name, "artifact name")
+        target = self._target(name)
         self.directory.mkdir(parents=True, exist_ok=True)
         return target
+
+    def _target(self, name: str) -> Path:
+        """Where the artifact ``name`` goes, creating nothing (saves make their directory only
+        once the payload is accepted)."""
+        return self.directory / validate_name(name, "artifact name")
 
     def asset_id(self, name: str) -> str:
         """The id the artifact ``name`` of this store is registered under."""
@@ -74,7 +79,7 @@ class ArtifactStore(ScopedStore):
         meta: dict[str, Any] | None = None,
     ) -> ArtifactAsset:
         """Write ``data`` to the artifact ``name`` and register (or update) its asset."""
-        dest = self.path(name)
+        dest = self._target(name)
         what = f"artifact {name!r}"
         producer = self._producer_for(task_name, what)
         created = _missing_dirs(self.directory, self._scope_dir)
