@@ -10,12 +10,14 @@ workspace). The same harness as the benchmark, so the same checks:
 * every tail receives every numbered line exactly once (none dropped, none duplicated) and
   then the ``end`` event of its run;
 * every line arrives within ``DELIVERY_BOUND_SECONDS`` of being written. The target is 1 s
-  (the benchmark measures 0.3-0.7 s at 32 clients and 16 tails); the bound is 5 s so a loaded
-  2-core CI machine does not fail it, while a tail stuck behind the server's lock (which took
-  up to 4 s before the status check moved off it) still shows;
+  (the benchmark measures 0.3-0.5 s at 32 clients and 16 tails, and measured up to 16 s before
+  the fixes); the bound is 5 s so a loaded 2-core CI machine does not fail it;
 * the server's RSS at the end is within ``RSS_GROWTH_BOUND`` of its size once loaded.
 
-Latencies are printed (``-s``), never asserted: the benchmark reports them as ratios.
+At this size the code before the fixes passes too (its tails fell behind only at 32 clients
+on 10,000 runs): the bugs the load found have their own tests, which fail without the fixes,
+in ``packages/molexp-server/tests/test_server_under_load.py``. Latencies are printed (``-s``),
+never asserted: the benchmark reports them as ratios.
 """
 
 from __future__ import annotations
