@@ -53,7 +53,6 @@ from ._converters import (
     _diff_info,
     _error_detail,
     _fact_rows,
-    _flat_keys,
     _producer_info,
     _summary_info,
     asset_info,
@@ -300,21 +299,22 @@ class WorkspaceService:
         self._catch_up()
 
         def compute() -> _RunStats:
-            rows = self._runs(project=project_id, experiment=experiment_id)
-            param_keys: dict[str, None] = {}
-            result_keys: dict[str, None] = {}
-            config_keys: dict[str, None] = {}
-            for row in rows:
-                param_keys.update(dict.fromkeys(_flat_keys(row.params)))
-                result_keys.update(dict.fromkeys(_flat_keys(row.results)))
-                config_keys.update(dict.fromkeys(_flat_keys(row.config)))
+            # Counted and collected in the index: no row but the running ones is read out.
+            ws, project, experiment = self._ws, project_id, experiment_id
+            by_status = ws.run_status_counts(project=project, experiment=experiment)
+            paths = ws.run_field_paths(project=project, experiment=experiment)
+            running = ws.runs(
+                f"status == {json.dumps(RunStatus.running.value)}",
+                project=project,
+                experiment=experiment,
+            )
             return _RunStats(
-                count=len(rows),
-                by_status=dict(Counter(row.status.value for row in rows)),
-                param_keys=sorted(param_keys),
-                result_keys=sorted(result_keys),
-                config_keys=sorted(config_keys),
-                running=tuple(row for row in rows if row.status is RunStatus.running),
+                count=sum(by_status.values()),
+                by_status=by_status,
+                param_keys=paths["params"],
+                result_keys=paths["results"],
+                config_keys=paths["config"],
+                running=tuple(running),
             )
 
         return self._cache.get(("stats", project_id, experiment_id), compute)

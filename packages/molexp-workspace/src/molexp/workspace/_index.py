@@ -291,6 +291,45 @@ class RunIndex:
         sql = "SELECT COUNT(*) FROM runs" + _where_sql(conditions, args)
         return int(self._healing(lambda connection: connection.execute(sql, args).fetchone()[0]))
 
+    def count_by_status(self, conditions: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, int]:
+        """How many rows match, by status (statuses no row has are left out)."""
+        args: list[Any] = []
+        sql = "SELECT status, COUNT(*) FROM runs" + _where_sql(conditions, args)
+        sql += " GROUP BY status"
+        rows = self._healing(lambda connection: connection.execute(sql, args).fetchall())
+        return {str(status): int(count) for status, count in rows}
+
+    def leaf_paths(self, conditions: Sequence[tuple[str, Sequence[Any]]], column: str) -> set[str]:
+        """Dotted paths of the leaves of ``column`` (params, results or config) over the
+        matching rows: nested objects are walked, anything else (an empty object, a list, a
+        scalar) is a leaf. SQLite finds the distinct top-level keys and nested objects; only
+        those nested objects are parsed here."""
+        if column not in ("params", "results", "config"):
+            raise ValueError(f"no such JSON column: {column!r}")
+        args: list[Any] = []
+        sql = (
+            "SELECT DISTINCT item.key, CASE WHEN item.type = 'object' THEN item.value END "
+            f"FROM (SELECT {column} AS doc FROM runs{_where_sql(conditions, args)}) AS run, "
+            "json_each(run.doc) AS item"
+        )
+        found = self._healing(lambda connection: connection.execute(sql, args).fetchall())
+        paths: set[str] = set()
+        for key, nested in found:
+            value = None if nested is None else json.loads(nested)
+            if isinstance(value, dict) and value:
+                paths.update(_leaf_paths(value, f"{key}."))
+            else:
+                paths.add(str(key))
+        return paths
+
+
+def _leaf_paths(value: dict[str, Any], prefix: str) -> Iterator[str]:
+    for key, item in value.items():
+        if isinstance(item, dict) and item:
+            yield from _leaf_paths(item, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
 
 def _where_sql(conditions: Sequence[tuple[str, Sequence[Any]]], args: list[Any]) -> str:
     """`` WHERE`` and every condition joined by AND (empty without any); extends ``args``."""

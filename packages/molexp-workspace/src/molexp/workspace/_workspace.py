@@ -496,6 +496,32 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
             check_fields(self._run_index.connection(), node, None, query)
         return count
 
+    def run_status_counts(
+        self, project: str | _Project | None = None, experiment: str | Experiment | None = None
+    ) -> dict[str, int]:
+        """How many runs of the workspace (or of a project or experiment) have each status,
+        counted in the index (statuses no run has are left out)."""
+        if not self._exists():
+            return {}
+        conditions, _ = self._run_conditions(None, project, experiment)
+        return self._caught_up_index().count_by_status(conditions)
+
+    def run_field_paths(
+        self, project: str | _Project | None = None, experiment: str | Experiment | None = None
+    ) -> dict[str, list[str]]:
+        """The dotted paths (``model.depth``) some run of the scope has under ``params``,
+        ``results`` and ``config``, each list sorted: nested mappings are walked, anything
+        else (an empty mapping, a list, a value) ends a path. Read from the index, parsing
+        only the distinct nested mappings."""
+        if not self._exists():
+            return {"params": [], "results": [], "config": []}
+        conditions, _ = self._run_conditions(None, project, experiment)
+        index = self._caught_up_index()
+        return {
+            column: sorted(index.leaf_paths(conditions, column))
+            for column in ("params", "results", "config")
+        }
+
     def _run_conditions(
         self,
         where: str | Mapping[str, Any] | None,
