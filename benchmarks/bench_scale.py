@@ -181,6 +181,35 @@ def measure(root: Path, count: int) -> None:
     report(f"full list of {count:,}", list_time, scan, TARGET_LIST_MS)
 
 
+def changed_page_load(root: Path, url: str, repeat: int) -> float:
+    """Median first load of ``url`` (until a run row shows), each just after a run's record
+    changed: nothing the server cached about the index can be reused."""
+    import statistics
+
+    from playwright.sync_api import sync_playwright
+
+    run = Workspace.load(root).runs(limit=1)[0]
+    record = Workspace.load(root).find_run(run.id)
+    samples = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        for number in range(repeat):
+            record.set_workflow({"workflow_id": f"bench-scale-{number}-{time.time()}"})
+            context = browser.new_context()
+            page = context.new_page()
+            started = time.perf_counter()
+            page.goto(url)
+            page.get_by_test_id("run-row").first.wait_for(timeout=60_000)
+            samples.append(time.perf_counter() - started)
+            context.close()
+        browser.close()
+    return statistics.median(samples)
+
+
 def browser(root: Path) -> None:
     """The experiment page's first load in headless Chromium vs the app shell alone."""
     spec = importlib.util.spec_from_file_location(
@@ -202,12 +231,17 @@ def browser(root: Path) -> None:
         page = helpers.browser_first_load(
             base + f"#/p/{PROJECT}/e/{EXPERIMENT}", "run-row", repeat=5
         )
+        changed = changed_page_load(root, base + f"#/p/{PROJECT}/e/{EXPERIMENT}", repeat=5)
         print(f"reference: loading the app shell alone = {shell * 1000:.0f} ms")
-        verdict = "meets" if page < TARGET_PAGE_LOAD_S else "MISSES"
-        print(
-            f"experiment page first load (median of 5)       {page * 1000:9.0f} ms   "
-            f"ratio {page / shell:6.2f}x the app shell   ({verdict} target < 1 s)"
-        )
+        for label, seconds in (
+            ("experiment page first load (index unchanged)", page),
+            ("the same, just after a run's record changed", changed),
+        ):
+            verdict = "meets" if seconds < TARGET_PAGE_LOAD_S else "MISSES"
+            print(
+                f"{label:<46} {seconds * 1000:9.0f} ms   "
+                f"ratio {seconds / shell:6.2f}x the app shell   ({verdict} target < 1 s)"
+            )
     finally:
         process.terminate()
         process.wait(timeout=30)
