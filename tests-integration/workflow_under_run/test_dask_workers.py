@@ -104,7 +104,7 @@ async def test_tasks_on_worker_processes_use_the_run_context(
     assert checkpoint.producer.task_name == "produce"
     assert (run.workspace.root / "scratch" / "marker").is_file()
     # Each task wrote a series file of its own; the owner recorded the summaries.
-    assert len(list(run.run_dir.glob("execution/*/metrics/*.tsv"))) == 2
+    assert len(list(run.run_dir.glob("execution/*/metrics/*.bin"))) == 2
     assert run.metric("loss").values == [1.0, 0.5]
     summary = run.metric_summaries["loss"]
     assert (summary.last, summary.min, summary.max, summary.count) == (0.5, 0.5, 1.0, 2)

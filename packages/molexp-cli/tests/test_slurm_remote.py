@@ -180,7 +180,7 @@ async def test_round_trip_between_local_tasks(run: Run, fake: FakeSlurm) -> None
     assert (run.run_dir / "artifacts" / "numbers.json").is_file()
     assert [a.name for a in run.assets.list(kind="checkpoint")] == ["half-way"]
     # The job wrote its own series file; its summary reached run.json through the owner.
-    assert len(list(run.run_dir.glob("execution/*/metrics/*.tsv"))) == 2
+    assert len(list(run.run_dir.glob("execution/*/metrics/*.bin"))) == 2
     assert run.metric("energy").values == [-1.0, -9.0, -2.0, -3.0, -0.5]  # by step, time
     summary = run.metric_summaries["energy"]
     assert (summary.last, summary.last_step, summary.min, summary.count) == (-0.5, 3, -9.0, 5)

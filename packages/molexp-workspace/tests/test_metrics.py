@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import textwrap
@@ -12,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from molexp.workspace import (
     Experiment,
@@ -23,12 +26,25 @@ from molexp.workspace import (
     Workspace,
     _metrics,
 )
-from molexp.workspace._metrics import encode_points, parse_points
+from molexp.workspace._metrics import (
+    HEADER,
+    RECORD_SIZE,
+    decode_records,
+    encode_points,
+    encode_records,
+    parse_points,
+    read_series,
+)
 from workspace_helpers import on_disk
 
 
 def _series_files(run: Run) -> list[Path]:
-    return sorted(run.run_dir.glob("execution/*/metrics/*.tsv"))
+    return sorted(run.run_dir.glob("execution/*/metrics/*.bin"))
+
+
+def _values(path: Path, name: str = "loss") -> list[float]:
+    found, _, _ = decode_records(path.read_bytes())
+    return list(found[name].values) if name in found else []
 
 
 def test_logged_points_read_back_as_series_with_steps_times_and_attempts(exp: Experiment) -> None:
@@ -93,6 +109,8 @@ def test_steps_and_timestamps_are_checked(exp: Experiment) -> None:
     with exp.Run().start() as ctx:
         with pytest.raises(TypeError, match="step must be an integer, got float"):
             ctx.log_metric("loss", 1.0, step=1.5)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="step must fit in 64 bits, got 9223372036854775808"):
+            ctx.log_metric("loss", 1.0, step=2**63)
         with pytest.raises(ValueError, match="has no time zone"):
             ctx.log_metric("loss", 1.0, timestamp=datetime(2026, 1, 1))  # noqa: DTZ001
         with pytest.raises(TypeError, match="Unix seconds or an aware datetime"):
@@ -183,11 +201,34 @@ def test_a_failed_batch_is_cut_off_and_written_once_later(
 
     monkeypatch.setattr(_metrics.os, "fsync", failing)
     with pytest.raises(OSError, match="I/O error"):
-        writer.log_many({"loss": 2.0})
+        writer.log_many({"loss": 2.0, "acc": 0.5})  # "acc" is defined in the failed batch
     writer.flush()
     (path,) = (tmp_path / "metrics").iterdir()
-    assert [p[2] for p in parse_points(path.read_bytes())] == [1.0, 2.0]
+    assert _values(path) == [1.0, 2.0] and _values(path, "acc") == [0.5]
     assert writer.summaries()["loss"].count == 2
+    assert len(path.read_bytes()) == len(HEADER) + 5 * RECORD_SIZE  # 3 points, 2 names once each
+
+
+def test_a_failed_first_batch_leaves_an_empty_file_and_is_written_whole_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = MetricWriter(tmp_path / "metrics")
+    real_fsync = os.fsync
+    calls: list[int] = []
+
+    def failing(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:  # the directory's fsync passes, the first batch's fails
+            raise OSError(5, "I/O error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(_metrics.os, "fsync", failing)
+    with pytest.raises(OSError, match="I/O error"):
+        writer.log_many({"loss": 1.0})
+    (path,) = (tmp_path / "metrics").iterdir()
+    assert path.read_bytes() == b""
+    writer.close()
+    assert path.read_bytes().startswith(HEADER) and _values(path) == [1.0]
 
 
 def test_a_file_that_cannot_be_cut_back_is_left_for_a_new_one(
@@ -209,7 +250,7 @@ def test_a_file_that_cannot_be_cut_back_is_left_for_a_new_one(
     with pytest.raises(OSError, match="I/O error"):
         writer.log_many({"loss": 2.0})
     writer.close()
-    files = [[p[2] for p in parse_points(f.read_bytes())] for f in (tmp_path / "metrics").iterdir()]
+    files = [_values(f) for f in (tmp_path / "metrics").iterdir()]
     assert sorted(files) == [[1.0, 2.0], [2.0]]  # the batch whose fsync failed may read twice
 
 
@@ -244,9 +285,11 @@ def test_a_torn_tail_is_ignored_on_read(exp: Experiment) -> None:
     with run.start() as ctx:
         ctx.log_metrics({"loss": 1.0})
     (path,) = _series_files(run)
+    torn = encode_records([("loss", 1, 0.5, 1.0), ("acc", 1, 0.5, 1.0)], {"loss": 0}, header=False)
     with path.open("ab") as handle:
-        handle.write(b"loss\t1\t0.")
-    assert run.metric("loss").values == [1.0]
+        handle.write(torn[: 2 * RECORD_SIZE + 5])  # one point whole; "acc" defined, its point torn
+    assert run.metric("loss").values == [1.0, 0.5]
+    assert sorted(run.metrics()) == ["loss"]
 
 
 def test_a_second_attempt_appends_its_series_and_its_summary_becomes_the_view(
@@ -364,15 +407,150 @@ def test_a_context_not_entered_refuses_metrics(exp: Experiment) -> None:
 
 # -- the series file -------------------------------------------------------------------------
 
+LONG_NAME = "a-name-of-more-than-24-bytes-" + "é" * 40  # spread over several name records
 _points = st.lists(
     st.tuples(
-        st.sampled_from(["loss", "acc", "énergie", "a.b"]),
+        st.sampled_from(["loss", "acc", "énergie", "a.b", LONG_NAME]),
         st.integers(min_value=-(2**63), max_value=2**63 - 1),
         st.floats(allow_nan=False, allow_infinity=False),
         st.floats(min_value=0, max_value=4e9, allow_nan=False),
     ),
     max_size=30,
 )
+Points = list[tuple[str, int, float, float]]
+Exact = dict[str, list[tuple[int, bytes, bytes]]]
+
+
+def _bits(number: float) -> bytes:
+    return struct.pack("<d", number)
+
+
+def _exact(points: Points) -> Exact:
+    """Points by metric, floats as their bits (0.0 and -0.0 differ)."""
+    grouped: Exact = {}
+    for name, step, value, stamp in points:
+        grouped.setdefault(name, []).append((step, _bits(value), _bits(stamp)))
+    return grouped
+
+
+def _exact_columns(found: dict[str, _metrics._Columns]) -> Exact:
+    exact: Exact = {}
+    for name, cols in found.items():
+        steps = list(cols.steps)
+        assert all(type(step) is int for step in steps)
+        exact[name] = list(
+            zip(steps, map(_bits, cols.values), map(_bits, cols.stamps), strict=True)
+        )
+    return exact
+
+
+def _file(batches: list[Points]) -> bytes:
+    """A series file as a writer appends it: one batch after the other."""
+    names: dict[str, int] = {}
+    return b"".join(
+        encode_records(batch, names, header=index == 0) for index, batch in enumerate(batches)
+    )
+
+
+@given(st.lists(_points, min_size=1, max_size=4), st.data())
+def test_any_prefix_of_a_series_file_reads_as_a_prefix_of_its_points(
+    batches: list[Points], data: st.DataObject
+) -> None:
+    encoded = _file(batches)
+    points = [point for batch in batches for point in batch]
+    found, end, _ = decode_records(encoded)
+    assert _exact_columns(found) == _exact(points) and end == len(encoded)
+    cut = data.draw(st.integers(min_value=0, max_value=len(encoded)))
+    found, end, _ = decode_records(encoded[:cut])
+    assert end <= cut and (cut - end < RECORD_SIZE or cut < len(HEADER))
+    read = _exact_columns(found)
+    assert any(read == _exact(points[:count]) for count in range(len(points) + 1))
+
+
+@given(st.lists(_points, min_size=1, max_size=4), st.data())
+def test_a_file_decoded_in_two_reads_reads_as_decoded_at_once(
+    batches: list[Points], data: st.DataObject
+) -> None:
+    """As the cache decodes a grown file: from where the first read stopped, with its state."""
+    encoded = _file(batches)
+    cut = data.draw(st.integers(min_value=0, max_value=len(encoded)))
+    first, end, state = decode_records(encoded[:cut])
+    second, rest, _ = decode_records(encoded[end:], state)
+    assert end + rest == len(encoded)
+    joined = _exact_columns(first)
+    for name, points in _exact_columns(second).items():
+        joined.setdefault(name, []).extend(points)
+    assert joined == _exact([point for batch in batches for point in batch])
+
+
+@given(_points, st.binary(min_size=RECORD_SIZE, max_size=RECORD_SIZE), st.data())
+def test_a_damaged_record_loses_only_itself(
+    points: Points, garbage: bytes, data: st.DataObject
+) -> None:
+    assume(points and garbage[4:6] != b"MX")  # a record of no kind (as zeros after a crash)
+    encoded = bytearray(_file([points]))
+    index = data.draw(st.integers(min_value=0, max_value=len(points) - 1))
+    at = len(encoded) - RECORD_SIZE * (len(points) - index)  # the points follow the names
+    encoded[at : at + RECORD_SIZE] = garbage
+    found, _, _ = decode_records(bytes(encoded))
+    assert _exact_columns(found) == _exact(points[:index] + points[index + 1 :])
+
+
+_records = st.builds(
+    lambda index, kind, payload: struct.pack("<I4s", index, kind) + payload,
+    st.integers(min_value=0, max_value=3),
+    st.sampled_from([b"MXp\0", b"MXn\0", b"MXN\0"]),
+    st.binary(min_size=24, max_size=24),
+)  # records of a known kind, any payload (NaN, names that are no name, undefined metrics)
+_garbage = st.lists(st.one_of(st.binary(max_size=40), _records), max_size=12).map(b"".join)
+
+
+_DEFINED = HEADER + encode_records([("loss", 0, 0.0, 0.0)], {}, header=False)[:RECORD_SIZE]
+
+
+@given(st.sampled_from([b"", HEADER, _DEFINED]), _garbage, st.data())
+def test_garbage_never_raises_and_reads_as_finite_points_of_valid_names(
+    start: bytes, garbage: bytes, data: st.DataObject
+) -> None:
+    encoded = start + garbage
+    cut = data.draw(st.integers(min_value=0, max_value=len(encoded)))
+    first, end, state = decode_records(encoded[:cut])
+    for found in (first, decode_records(encoded[end:], state)[0], decode_records(encoded)[0]):
+        for name, cols in found.items():
+            assert _metrics.check_metric_name(name) == name
+            assert all(map(math.isfinite, [*cols.values, *cols.stamps]))
+
+
+def test_a_file_of_another_format_or_version_is_skipped_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "execution" / "e1" / "metrics"
+    directory.mkdir(parents=True)
+    good = encode_records([("loss", 0, 1.0, 1.0)], {}, header=True)
+    (directory / "a.bin").write_bytes(good)
+    (directory / "b.bin").write_bytes(b"\x00" * 100)
+    (directory / "c.bin").write_bytes(HEADER[:8] + struct.pack("<I", 99) + good[12:])
+    (directory / "d.bin").write_bytes(HEADER[:5])  # a header torn: no points yet
+    with caplog.at_level(logging.WARNING, logger="molexp.workspace._metrics"):
+        series = read_series(tmp_path, [(1, "e1")])
+    assert series["loss"].values == [1.0]
+    assert "b.bin is skipped: not a metric series file" in caplog.text
+    assert "c.bin is skipped: a metric series file of an unknown version" in caplog.text
+    assert "d.bin" not in caplog.text and "a.bin" not in caplog.text
+
+
+def test_files_of_earlier_versions_are_still_read_with_the_new_ones(exp: Experiment) -> None:
+    run = exp.Run()
+    with run.start() as ctx:
+        ctx.log_metrics({"loss": 2.0}, step=1)
+    (path,) = _series_files(run)
+    legacy = path.with_name("0123456789ab.tsv")
+    legacy.write_bytes(encode_points([("loss", 0, 3.0, 1.0), ("acc", 0, 0.5, 1.0)]) + b"loss\t1")
+    assert run.metric("loss").values == [3.0, 2.0]
+    assert run.metric("acc").values == [0.5]
+
+
+# -- the series file of earlier versions (text lines, ``.tsv``) ------------------------------
 
 
 @given(_points, st.data())
