@@ -32,7 +32,11 @@ def expected_paths(ws: Workspace, **scope: str) -> dict[str, list[str]]:
 
 KEYS = st.sampled_from(["a", "b", "x.y", "with space", 'q"uote', "ü", "[0]", "$"])
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3)
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=3),
 )
 VALUES = st.recursive(
     SCALARS,
