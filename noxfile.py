@@ -89,7 +89,11 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     _sync(session, "--all-packages", "--all-extras", "--group", "dev")
-    layers = [p for p in sorted(PACKAGES_DIR.glob("*/src/molexp/*")) if p.is_dir()]
+    layers = [
+        p
+        for p in sorted(PACKAGES_DIR.glob("*/src/molexp/*"))
+        if p.is_dir() and p.name != "__pycache__"  # a bytecode cache is not a layer
+    ]
     meta = sorted(PACKAGES_DIR.glob("*/src/molexp/__init__.py"))
     session.run("mypy", *(str(p.relative_to(ROOT)) for p in [*layers, *meta]))
 

@@ -27,6 +27,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("benchmarks/bench_slurm.py", "molexp.cli._"): (
         "times the Slurm submission path itself, below the command line and its start-up"
     ),
+    ("benchmarks/bench_metrics.py", "molexp.workspace._metrics"): (
+        "writes series files of a given size directly and times decoding them, without a run"
+    ),
 }
 
 
