@@ -130,5 +130,14 @@ def test_diff_shows_the_task_code_and_git_state_that_changed(
     code, out, _ = invoke(capsys, "diff", first["run_id"], second["run_id"])
     assert code == 0 and f"--- a/fit ({first['run_id']})" in out and "+    return 2.0" in out
     code, out, _ = invoke(capsys, "diff", first["run_id"], second["run_id"], "--all", "--json")
-    facts = {row["field"] for row in json.loads(out)["differences"]}
+    facts = {row["field"]: row for row in json.loads(out)["differences"]}
     assert "git.commit" in facts and "code.fit" in facts
+    commit = facts["git.commit"]["a"]
+
+    def shown_git(run_id: str) -> list[str]:  # the git row of `molexp show`
+        code, out, _ = invoke(capsys, "show", run_id)
+        [row] = [line for line in out.splitlines() if line.startswith("git ")]
+        return row.split()[1:]
+
+    assert shown_git(first["run_id"]) == [commit[:12]]
+    assert shown_git(second["run_id"]) == [commit[:12], "(uncommitted", "changes)"]

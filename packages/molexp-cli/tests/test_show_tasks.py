@@ -37,3 +37,16 @@ def test_show_names_what_made_a_cached_task_miss(
     assert "config['x'] changed: 1 -> 2" in shown
     [row] = [line for line in shown.splitlines() if "fit" in line and "succeeded" in line]
     assert f"{task['duration']:.2f}s" in row and "e-" not in row  # seconds as durations show
+
+
+def test_show_summarises_each_metric_series(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = Workspace(tmp_path / "lab").Project("p").Experiment("e").Run(id="m1")
+    with run.start() as ctx:
+        for step, loss in enumerate((2.5, 0.5, 1.0)):
+            ctx.log_metric("loss", loss, step=step)
+    capsys.readouterr()
+    assert run_cli(["show", "m1", "-w", str(tmp_path / "lab")]) == 0
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("metrics ")]
+    assert " ".join(row.split()[1:]) == "loss 1 (min 0.5, max 2.5, 3 points)"

@@ -430,10 +430,13 @@ def show_command(
         ("config", None if profile is None else profile.config),
         ("config_hash", None if profile is None else profile.config_hash),
         ("workflow_id", meta.workflow_id),
+        ("git", _git_text((meta.workflow_snapshot or {}).get("git"))),
         ("results", meta.results),
+        ("metrics", _metrics_text(meta.metrics)),
         ("run_dir", run.run_dir),
     ):
-        facts.add_row(label, format_value(value))
+        if value is not None or label not in {"git", "metrics"}:
+            facts.add_row(label, format_value(value))
     if meta.error is not None:
         task = f" in task {meta.error.task_name}" if meta.error.task_name else ""
         facts.add_row("error", f"{meta.error.type}{task}: {meta.error.message}")
@@ -490,6 +493,24 @@ def _duration(started: Any, finished: Any) -> str:
     if started is None or finished is None:
         return "-"
     return format_duration((finished - started).total_seconds())
+
+
+def _git_text(git: Any) -> str | None:
+    """``3f2a9c1b7d4e (uncommitted changes)``: the script's checkout when the run was executed."""
+    if not isinstance(git, dict) or not isinstance(git.get("commit"), str):
+        return None
+    return str(git["commit"])[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
+
+
+def _metrics_text(metrics: Mapping[str, Any]) -> str | None:
+    """``loss 0.12 (min 0.1, max 2.3, 400 points)`` per metric series of the run."""
+    if not metrics:
+        return None
+    return "; ".join(
+        f"{name} {format_value(m.last)} (min {format_value(m.min)}, max {format_value(m.max)}, "
+        f"{m.count} points)"
+        for name, m in metrics.items()
+    )
 
 
 def _seconds_text(seconds: Any) -> str:
