@@ -1,7 +1,8 @@
 """What keeps the server fast and its live tails on time under load (found by
-``benchmarks/bench_server_load.py``): pages read from the index as a page and a count, broken-record
-scans of a large workspace reused for a moment instead of repeated per request, and log tails
-whose run-status checks neither wait for the service's lock nor hold up the lines.
+``benchmarks/bench_server_load.py``): pages read from the index as a page and a count, and log
+tails whose run-status checks neither wait for the service's lock nor hold up the lines. (The
+broken-record checks, which follow the change feed instead of re-reading the tree per request,
+are tested in ``test_server_broken_feed.py``.)
 
 None of these tests is timed: each checks who waits for what.
 """
@@ -10,18 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from molexp.server import create_app
-from molexp.server._broken import (
-    REUSE_MAX_SECONDS,
-    STALE_GRACE_SECONDS,
-    BrokenRecordScanner,
-)
 from molexp.server._service import RunRef, WorkspaceService
 from molexp.server._sse import LogStreamSettings, stream_log
 from molexp.workspace import Workspace
@@ -29,97 +24,6 @@ from server_helpers import Lab
 
 API = "/api/v1"
 GENEROUS = 30.0  # seconds: a deadlock shows as a timeout, a loaded machine never gets near it
-
-
-class StepClock:
-    """A clock that moves ``step`` seconds at each reading (a scan reads it twice)."""
-
-    def __init__(self, step: float) -> None:
-        self.now = 0.0
-        self.step = step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
-def _damage(lab: Lab) -> str:
-    record = lab.first.run_dir / "run.json"
-    record.write_text("{ torn")
-    return record.relative_to(lab.root).as_posix()
-
-
-def _paths(lab: Lab, found: list[Any]) -> list[str]:
-    return [item.path.relative_to(lab.root).as_posix() for item in found]
-
-
-def _wait_for_background_scan(scanner: BrokenRecordScanner) -> None:
-    deadline = time.monotonic() + GENEROUS
-    while scanner.scanning():
-        assert time.monotonic() < deadline, "the background scan never ended"
-        time.sleep(0.01)
-
-
-def test_a_slow_scan_is_reused_for_a_moment(lab: Lab) -> None:
-    clock = StepClock(0.05)  # every scan "takes" 50 ms: reusable for 0.5 s
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
-    assert scanner.recent() == []
-    _damage(lab)
-    assert scanner.recent() == []  # within the 0.5 s: the previous result
-    assert not scanner.scanning()
-
-
-def test_after_a_quiet_spell_the_caller_scans_itself(lab: Lab) -> None:
-    clock = StepClock(0.05)
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
-    scanner.recent()
-    path = _damage(lab)
-    clock.now += REUSE_MAX_SECONDS + STALE_GRACE_SECONDS  # past the reuse and the grace
-    assert _paths(lab, scanner.recent()) == [path]
-
-
-def test_a_small_workspace_is_scanned_every_time_however_slow_the_scan(lab: Lab) -> None:
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=StepClock(5.0))
-    assert scanner.recent() == []
-    path = _damage(lab)
-    assert _paths(lab, scanner.recent()) == [path]
-
-
-def test_reuse_never_outlasts_the_cap(lab: Lab) -> None:
-    clock = StepClock(10.0)  # a 10 s scan would be reusable for 100 s, but the cap is 1 s
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
-    scanner.recent()
-    _damage(lab)
-    clock.now += REUSE_MAX_SECONDS + STALE_GRACE_SECONDS  # the next reading: past both
-    assert len(scanner.recent()) == 1
-
-
-def test_just_past_its_moment_a_result_is_answered_while_a_background_scan_runs(
-    lab: Lab,
-) -> None:
-    """Under steady requests none waits for a rescan: they get the last result meanwhile."""
-    clock = StepClock(0.05)
-    scanner = BrokenRecordScanner(lab.root, lab.ws.id, clock=clock, reuse_min_records=0)
-    scanner.recent()
-    clock.now += REUSE_MAX_SECONDS / 2  # expired (0.5 s), within the grace
-    inside = threading.Event()
-    release = threading.Event()
-    scan = scanner.scan
-
-    def slow_scan(project: str | None = None, experiment: str | None = None) -> list[Any]:
-        inside.set()
-        assert release.wait(GENEROUS)
-        return scan(project, experiment)
-
-    scanner.scan = slow_scan  # type: ignore[method-assign]
-    path = _damage(lab)
-    assert scanner.recent() == []  # answered at once; the rescan runs in the background
-    assert inside.wait(GENEROUS)
-    assert scanner.recent() == []  # a rescan is running: the previous result again
-    release.set()
-    _wait_for_background_scan(scanner)
-    scanner.scan = scan  # type: ignore[method-assign]
-    assert _paths(lab, scanner.recent()) == [path]  # the background scan's result
 
 
 async def test_a_page_reads_only_its_rows_from_the_index(

@@ -76,6 +76,7 @@ class JournalState:
 
 
 def feed_dir(root: Path) -> Path:
+    """The directory of the change-feed journals of the workspace at ``root``."""
     return Path(root) / FEED_DIR
 
 

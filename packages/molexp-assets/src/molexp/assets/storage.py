@@ -3,8 +3,8 @@
 What the workspace, CLI and server layers build on besides the package's main surface:
 validated paths and text, settled reads of records other hosts may be replacing, exclusive
 creation, the per-host index file (the workspace keeps its own tables there), the change feed
-(its own record kinds travel there) and a run's files between attempts. Other layers import
-these from here, never from private modules.
+(its own record kinds travel there; a layer may also follow the journals itself) and a run's
+files between attempts. Other layers import these from here, never from private modules.
 """
 
 from molexp.assets._attempt_files import (
@@ -16,7 +16,18 @@ from molexp.assets._attempt_files import (
     show_in_view,
 )
 from molexp.assets._catalog import RECORD_DIR_NAME, consume_span
-from molexp.assets._feed import RETENTION_SECONDS, Change, FeedSpan, changing, note_change
+from molexp.assets._feed import (
+    RETENTION_SECONDS,
+    Change,
+    FeedLine,
+    FeedSpan,
+    JournalState,
+    changing,
+    feed_dir,
+    journal_states,
+    note_change,
+    read_journal,
+)
 from molexp.assets._index_file import (
     INDEX_DIR_ENV,
     FileIdentity,
@@ -46,8 +57,10 @@ __all__ = [
     "SEALED_FILE_NAME",
     "TEMP",
     "Change",
+    "FeedLine",
     "FeedSpan",
     "FileIdentity",
+    "JournalState",
     "attempt_dir",
     "changing",
     "checked_path",
@@ -55,15 +68,18 @@ __all__ = [
     "create_exclusive_bytes",
     "decode_json",
     "discard_index",
+    "feed_dir",
     "file_identity",
     "index_dir",
     "is_corruption",
     "is_valid_unicode",
+    "journal_states",
     "lone_surrogate_at",
     "note_change",
     "on_local_filesystem",
     "open_pinned",
     "preserve",
+    "read_journal",
     "read_record_bytes",
     "read_settled",
     "restore_file",

@@ -79,6 +79,11 @@ class WorkspaceInfo(BaseModel):
     root: str
     counts: WorkspaceCounts
     broken: list[BrokenRecord]
+    broken_pending: bool = Field(
+        default=False,
+        description="The server's first check of every record since it started is still "
+        "running (it takes seconds on a large workspace): 'broken' is empty until it ends.",
+    )
 
 
 class ProjectInfo(BaseModel):
@@ -182,6 +187,11 @@ class RunPage(BaseModel):
     offset: int
     limit: int
     broken: list[BrokenRecord]
+    broken_pending: bool = Field(
+        default=False,
+        description="The server's first check of every record since it started is still "
+        "running (it takes seconds on a large workspace): 'broken' is empty until it ends.",
+    )
 
 
 class ProfileDetail(BaseModel):

@@ -156,6 +156,7 @@ class WorkspaceService:
         self._ws = workspace
         self._lock = threading.RLock()
         self._scanner = BrokenRecordScanner(workspace.root, workspace.id)
+        self._scanner.start()  # the first full scan runs while the first pages are served
         self._cache = IndexCache(workspace.catalog.db_path)
 
     @property
@@ -192,19 +193,24 @@ class WorkspaceService:
 
     def _broken(
         self, project: str | None = None, experiment: str | None = None
-    ) -> list[BrokenRecord]:
-        """The broken records of a scan, a recent one in a large workspace (see ``recent``).
+    ) -> tuple[list[BrokenRecord], bool]:
+        """The broken records and whether the first scan is still running
+        (see ``molexp.server._broken``).
 
-        The scanner has a lock of its own: a page's scan need not hold the service's lock.
+        The scanner has locks of its own: a page's check need not hold the service's lock.
         """
-        return [
+        report = self._scanner.check(project, experiment)
+        records = [
             BrokenRecord(path=self._relative(item.path), error=item.error)
-            for item in self._scanner.recent(project, experiment)
+            for item in report.records
         ]
+        return records, report.pending
 
     # -- hierarchy -------------------------------------------------------------------
 
     def workspace_info(self) -> WorkspaceInfo:
+        broken, pending = self._broken()
+
         def work() -> WorkspaceInfo:
             projects = self._ws.list_projects()
             experiments = sum(len(project.list_experiments()) for project in projects)
@@ -219,7 +225,8 @@ class WorkspaceService:
                     runs=sum(statuses.values()),
                     by_status=dict(statuses),
                 ),
-                broken=self._broken(),
+                broken=broken,
+                broken_pending=pending,
             )
 
         return self._call(work)
@@ -410,13 +417,15 @@ class WorkspaceService:
             return [_summary_info(row) for row in rows], total
 
         items, total = self._call(work)
+        # Outside the service's lock: a check must not stall the other requests.
+        broken, pending = self._broken(project_id, experiment_id)
         return RunPage(
             items=items,
             total=total,
             offset=offset,
             limit=limit,
-            # Outside the service's lock: a scan must not stall the other requests.
-            broken=self._broken(project_id, experiment_id),
+            broken=broken,
+            broken_pending=pending,
         )
 
     def _find_run(self, ref: RunRef) -> Run:
