@@ -71,6 +71,47 @@ def test_every_run_write_updates_the_row(exp: Experiment) -> None:
     assert ws.runs()[0].workflow_id == "wf"
 
 
+def run_ids(ws: Workspace, query: str) -> list[str]:
+    return [row.id for row in ws.runs(query)]
+
+
+def value_rows(ws: Workspace) -> int:
+    with sqlite3.connect(ws.catalog.db_path) as connection:
+        (count,) = connection.execute("SELECT COUNT(*) FROM run_values").fetchone()
+    return int(count)
+
+
+def test_value_queries_follow_every_change_of_a_run(exp: Experiment) -> None:
+    ws = exp.workspace
+    run = exp.Run(parameters={"batch": 8, "model": {"depth": 2}}, id="one")
+    exp.Run(parameters={"batch": 16}, id="two")
+    assert run_ids(ws, "batch == 8 and model.depth >= 2") == ["one"]
+    assert run_ids(ws, "exists(results.loss)") == []
+    with run.start() as ctx:
+        ctx.set_result("loss", 0.5)
+    assert run_ids(ws, "results.loss == 0.5 and batch in [8, 16]") == ["one"]
+    with run.start() as ctx:  # a second attempt replaces the result
+        ctx.set_result("loss", 0.25)
+    assert run_ids(ws, "results.loss == 0.5") == []
+    assert run_ids(ws, "results.loss < 0.3") == ["one"]
+    assert run_ids(ws, "not batch == 8") == ["two"]
+    ws.delete_project(exp.project.id)
+    assert run_ids(ws, "batch > 0") == []
+    assert value_rows(ws) == 0
+
+
+def test_a_selective_query_looks_values_up_instead_of_reading_every_run(ws: Workspace) -> None:
+    populate(ws)
+    index = ws._run_index  # noqa: SLF001 - the plan of the index's own SQL
+    conditions, _ = ws._run_conditions("batch == 64 and results.loss > 1", None, None)  # noqa: SLF001
+    sql = f"SELECT id FROM runs WHERE {conditions[0][0]}"
+    plan = index.connection().execute(f"EXPLAIN QUERY PLAN {sql}", conditions[0][1]).fetchall()
+    details = " / ".join(str(row[-1]) for row in plan)
+    assert "run_values_by_value" in details, details
+    assert "SCAN runs" not in details, details
+    assert sorted(run_ids(ws, "batch == 64 and results.loss > 1")) == ["r1", "r1"]
+
+
 def test_index_equals_rebuild(ws: Workspace) -> None:
     populate(ws)
     before = records(ws)
@@ -178,6 +219,37 @@ def test_query_result_is_a_sequence(ws: Workspace) -> None:
     assert result[0] != result[1]
     assert len({result[0], ws.runs(order_by="id")[0]}) == 1
     assert "RunSummary(id=" in repr(result[0])
+    assert result[-1].id == result.ids[-1] == list(result)[-1].id
+    assert result[2] is result[2] is list(result)[2]  # made once, when first read
+    with pytest.raises(IndexError):
+        result[len(result)]
+
+
+def test_a_run_without_tags_config_or_metrics_lists_them_empty(exp: Experiment) -> None:
+    exp.Run(id="bare")
+    (row,) = exp.workspace.runs()
+    assert (row.tags, row.config, row.overrides, row.metrics) == ([], {}, {}, {})
+    assert row.to_record()["tags"] == []
+
+
+def test_a_listing_makes_each_run_summary_when_it_is_read(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    populate(ws)
+    results_module = importlib.import_module("molexp.workspace._results")
+    made: list[object] = []
+    original = results_module.RunSummary.__init__
+
+    def counting_init(self: object, *args: Any) -> None:
+        made.append(self)
+        original(self, *args)
+
+    monkeypatch.setattr(results_module.RunSummary, "__init__", counting_init)
+    result = ws.runs()
+    assert len(result) == 7
+    assert made == []
+    assert result[3].id
+    assert len(made) == 1
 
 
 def test_to_pandas_names_the_extra_when_pandas_is_missing(

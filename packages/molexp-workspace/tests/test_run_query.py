@@ -241,13 +241,14 @@ def test_a_workspace_without_runs_knows_no_fields(ws: Workspace) -> None:
 
 # ---------------------------------------------------------------------------- properties
 
-FIELDS = ["a", "b", "m.d", "params.c", "results.r", "status", "id", "run.seed"]
+FIELDS = ["a", "b", "c.d", "n_x", "m", "m.d", "params.c", "results.r", "status", "id", "run.seed"]
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-3, 3),
     st.sampled_from([0.5, -1.25, 2.0, 1e-3]),
-    st.sampled_from(["", "x", "y", "a b", "ü"]),
+    # The last two: a list's and an object's JSON text, which equals the list or object.
+    st.sampled_from(["", "x", "y", "a b", "ü", "[0,1]", '{"d":0}']),
 )
 literals = scalars.filter(lambda value: value is not None)
 
@@ -368,7 +369,8 @@ json_values = st.one_of(scalars, st.lists(st.integers(0, 2), max_size=2))
 @st.composite
 def run_records(draw: st.DrawFn, index: int) -> RunMetadata:
     params: dict[str, Any] = draw(
-        st.dictionaries(st.sampled_from(["a", "b", "c", "seed"]), json_values)
+        # "c.d" is one key (not ``c`` then ``d``); "n_x" one that SQLite's json_tree quotes.
+        st.dictionaries(st.sampled_from(["a", "b", "c", "seed", "c.d", "n_x"]), json_values)
     )
     if draw(st.booleans()):
         params["m"] = draw(st.dictionaries(st.sampled_from(["d", "e"]), json_values))

@@ -1,8 +1,10 @@
 """The run index: one row per run in the ``runs`` table of the catalog's per-host index file.
 
 Owns the table layout, the upsert done after every run write, deletion of a project's
-rows, the full fill from ``run.json`` files and the SELECT behind ``ws.runs()``.
-The JSON records stay the source of truth; this table is a rebuildable cache of them
+rows, the full fill from ``run.json`` files and the SELECT behind ``ws.runs()``; and the
+``run_values`` table (kept in step by triggers) where a query finds the runs with a given
+parameter, result or config value without reading every row.
+The JSON records stay the source of truth; these tables are a rebuildable cache of them
 (a missing or outdated table is recreated and refilled from disk on first use, and a
 damaged index file is discarded and rebuilt).
 Columns carry no declared type, so values keep their own type and the query
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,6 +37,8 @@ from ._records import RunMetadata
 
 __all__ = [
     "INDEX_VERSION",
+    "VALUES_TABLE",
+    "VALUE_COLUMNS",
     "IndexRow",
     "RunIndex",
     "delete_rows",
@@ -44,7 +49,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-INDEX_VERSION = 5
+INDEX_VERSION = 7
 
 _COLUMNS = (
     "workspace_id",
@@ -68,9 +73,11 @@ _COLUMNS = (
     "overrides",
     "owner",
     "metrics",
+    "value_paths",
 )
-# What a query returns (the workspace id is the same for every row).
-SELECT_COLUMNS = ", ".join(_COLUMNS[1:])
+# What a query returns (the workspace id is the same for every row; ``value_paths`` only feeds
+# the index of values).
+SELECT_COLUMNS = ", ".join(_COLUMNS[1:-1])
 # An update in place (not INSERT OR REPLACE, which deletes and re-inserts the row and so
 # rewrites every index): a status change only touches the indexes whose columns changed.
 _KEY_COLUMNS = ("project_id", "experiment_id", "id")
@@ -81,6 +88,21 @@ _UPSERT = (
         f"{column} = excluded.{column}" for column in _COLUMNS if column not in _KEY_COLUMNS
     )
 )
+VALUES_TABLE = "run_values"
+VALUE_COLUMNS = ("params", "results", "config")
+# The insert every run row's trigger makes: for each (column, path) ``row_for`` listed in
+# ``value_paths``, the value ``json_extract`` finds there.
+_INSERT_VALUES = (
+    f"INSERT INTO {VALUES_TABLE} SELECT NEW.rowid, json_extract(entry.value, '$[0]'), "
+    "json_extract(entry.value, '$[1]'), CASE json_extract(entry.value, '$[0]') "
+    + " ".join(
+        f"WHEN '{column}' THEN json_extract(NEW.{column}, json_extract(entry.value, '$[1]'))"
+        for column in VALUE_COLUMNS
+    )
+    + " END FROM json_each(NEW.value_paths) AS entry"
+)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 _SCHEMA = (
     f"CREATE TABLE runs ({', '.join(_COLUMNS)}, PRIMARY KEY (project_id, experiment_id, id))",
     "CREATE INDEX runs_by_id ON runs (id)",
@@ -89,6 +111,20 @@ _SCHEMA = (
     "CREATE INDEX runs_by_created ON runs (created_at, project_id, experiment_id, id)",
     # One experiment's (or project's) runs in the default order, and their count.
     "CREATE INDEX runs_by_experiment ON runs (project_id, experiment_id, created_at, id)",
+    # Every value of the JSON columns a query can name, by (column, JSON path): a query on a
+    # parameter, result or config value looks its runs up here instead of reading every row.
+    # Triggers keep it in step with ``runs``: ``value`` is what ``json_extract`` returns at
+    # each path ``value_paths`` lists.
+    f"CREATE TABLE {VALUES_TABLE} (run_rowid INTEGER NOT NULL, source, path, value)",
+    f"CREATE INDEX run_values_by_value ON {VALUES_TABLE} (source, path, value, run_rowid)",
+    # A run's values: what a join tests after the first value, and what a change replaces.
+    f"CREATE INDEX run_values_by_run ON {VALUES_TABLE} (run_rowid, source, path, value)",
+    f"CREATE TRIGGER runs_values_insert AFTER INSERT ON runs BEGIN {_INSERT_VALUES}; END",
+    "CREATE TRIGGER runs_values_update AFTER UPDATE ON runs WHEN "
+    + " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in ("value_paths", *VALUE_COLUMNS))
+    + f" BEGIN DELETE FROM {VALUES_TABLE} WHERE run_rowid = OLD.rowid; {_INSERT_VALUES}; END",
+    f"CREATE TRIGGER runs_values_delete AFTER DELETE ON runs BEGIN "
+    f"DELETE FROM {VALUES_TABLE} WHERE run_rowid = OLD.rowid; END",
 )
 
 IndexRow = tuple[Any, ...]
@@ -121,15 +157,49 @@ def row_for(metadata: RunMetadata) -> IndexRow:
         metadata.workflow_id,
         metadata.replica_index,
         metadata.seed,
-        json.dumps(metadata.tags, ensure_ascii=False),
-        json.dumps(profile.config if profile else {}, ensure_ascii=False),
-        json.dumps(profile.overrides if profile else {}, ensure_ascii=False),
+        _json_or_null(metadata.tags),
+        _json_or_null(profile.config if profile else None),
+        _json_or_null(profile.overrides if profile else None),
         None if metadata.owner is None else metadata.owner.model_dump_json(),
+        _json_or_null({name: summary.model_dump() for name, summary in metadata.metrics.items()}),
         json.dumps(
-            {name: summary.model_dump() for name, summary in metadata.metrics.items()},
-            ensure_ascii=False,
+            [
+                [column, path]
+                for column, document in zip(
+                    VALUE_COLUMNS,
+                    (metadata.parameters, metadata.results, profile.config if profile else {}),
+                    strict=True,
+                )
+                for path in value_paths(document)
+            ]
         ),
     )
+
+
+def value_paths(document: dict[str, Any]) -> list[str]:
+    """The JSON paths a query can spell in ``document`` (``$.a.b``: keys that are identifiers,
+    objects walked, lists and scalars leaves); none in a document that is not strict JSON (a
+    NaN), where ``json_extract`` fails."""
+    try:
+        json.dumps(document, allow_nan=False)
+    except ValueError:
+        return []
+    paths: list[str] = []
+    pending: list[tuple[str, dict[str, Any]]] = [("$", document)]
+    while pending:
+        prefix, mapping = pending.pop()
+        for key, item in mapping.items():
+            if isinstance(key, str) and _IDENTIFIER.fullmatch(key):
+                paths.append(f"{prefix}.{key}")
+                if isinstance(item, dict):
+                    pending.append((f"{prefix}.{key}", item))
+    return paths
+
+
+def _json_or_null(value: list[Any] | dict[str, Any] | None) -> str | None:
+    """JSON text of a list or object, NULL when it is empty: most runs have no tags, config,
+    overrides or metrics, and a NULL costs a listing nothing to read."""
+    return json.dumps(value, ensure_ascii=False) if value else None
 
 
 # Connections inherited through fork are parked here instead of being closed: closing
@@ -205,6 +275,7 @@ class RunIndex:
             ).fetchone()
             if row is None or row[0] != INDEX_VERSION:
                 connection.execute("DROP TABLE IF EXISTS runs")
+                connection.execute(f"DROP TABLE IF EXISTS {VALUES_TABLE}")
                 for statement in _SCHEMA:
                     connection.execute(statement)
                 connection.execute(

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Literal, TypeAlias
 
 from ._errors import QuerySyntaxError, UnknownFieldError
+from ._index import VALUE_COLUMNS, VALUES_TABLE
 
 __all__ = [
     "And",
@@ -386,11 +387,76 @@ def _field_sql(field: str, args: list[Any]) -> str:
     return f"json_extract({column}, ?)"
 
 
+@dataclass(frozen=True, slots=True)
+class _ValueTest:
+    """A test of one JSON value that a run lacking the value fails, answered from the index of
+    JSON values: ``test`` is SQL over ``{v}`` (the value) with ``args`` bound in order."""
+
+    source: str
+    path: str
+    test: str
+    args: tuple[Scalar, ...]
+
+    def sql(self, alias: str, args: list[Any]) -> str:
+        args.extend((self.source, self.path, *self.args))
+        return f"{alias}.source = ? AND {alias}.path = ?" + self.test.format(v=f"{alias}.value")
+
+
+def _value_test(node: Node) -> _ValueTest | None:
+    """The positive value test ``node`` is (an equality to a non-null value, an ordering, a
+    non-negated ``in`` without null, ``exists``) on a field of an indexed JSON column; None for
+    anything else.
+
+    The index holds, per run, the ``json_extract`` value of every path a query can spell, so
+    the runs it finds are exactly those for which the same test of ``json_extract`` is true."""
+    args: tuple[Scalar, ...]
+    if isinstance(node, Comparison):
+        if node.value is None or node.op == "!=":
+            return None
+        if node.op == "==":
+            test, args = " AND {v} = ?", (node.value,)
+        else:
+            types = "('text')" if isinstance(node.value, str) else "('integer', 'real')"
+            test, args = f" AND typeof({{v}}) IN {types} AND {{v}} {node.op} ?", (node.value,)
+    elif isinstance(node, Membership):
+        if node.negated or not node.values or None in node.values:
+            return None
+        test, args = f" AND {{v}} IN ({', '.join('?' * len(node.values))})", node.values
+    elif isinstance(node, Exists):
+        test, args = "", ()
+    else:
+        return None
+    column, path = resolve_field(node.field)
+    if path is None or column not in VALUE_COLUMNS:
+        return None
+    return _ValueTest(column, path, test, args)
+
+
+def _runs_passing(tests: Sequence[_ValueTest], args: list[Any]) -> str:
+    """``rowid IN`` the runs passing every test: one walk of the value index for the first,
+    a point lookup per run found for each of the others."""
+    first, *others = tests
+    sql = f"SELECT v0.run_rowid FROM {VALUES_TABLE} AS v0"
+    for number, test in enumerate(others, start=1):
+        alias = f"v{number}"
+        sql += f" JOIN {VALUES_TABLE} AS {alias} ON {alias}.run_rowid = v0.run_rowid AND "
+        sql += test.sql(alias, args)
+    sql += " WHERE " + first.sql("v0", args)
+    return f"(rowid IN ({sql}))"
+
+
 def _compile(node: Node, args: list[Any]) -> str:
+    test = _value_test(node)
+    if test is not None:
+        return _runs_passing([test], args)
     if isinstance(node, Comparison):
         if node.value is None:
             expr = _field_sql(node.field, args)
             return f"({expr} IS {'NOT ' if node.op == '!=' else ''}NULL)"
+        if node.op == "!=":
+            negated = _value_test(Comparison(node.field, "==", node.value))
+            if negated is not None:
+                return f"(NOT {_runs_passing([negated], args)})"
         if node.op in ("==", "!="):
             expr = _field_sql(node.field, args)
             args.append(node.value)
@@ -403,6 +469,10 @@ def _compile(node: Node, args: list[Any]) -> str:
     if isinstance(node, Membership):
         if not node.values:
             return "(1)" if node.negated else "(0)"
+        if node.negated:
+            negated = _value_test(Membership(node.field, node.values))
+            if negated is not None:
+                return f"(NOT {_runs_passing([negated], args)})"
         tests = []
         for value in node.values:
             expr = _field_sql(node.field, args)
@@ -421,8 +491,18 @@ def _compile(node: Node, args: list[Any]) -> str:
         return f"(json_type({column}, ?) IS NOT NULL)"
     if isinstance(node, Not):
         return f"(NOT {_compile(node.item, args)})"
-    keyword = " AND " if isinstance(node, And) else " OR "
-    return "(" + keyword.join(_compile(item, args) for item in node.items) + ")"
+    if isinstance(node, And):
+        # The value tests of a conjunction are answered together, by one join in the index.
+        # Equalities lead (they usually find the fewest runs), presence tests come last.
+        value_tests = sorted(
+            (test for item in node.items if (test := _value_test(item)) is not None),
+            key=lambda test: (not test.test.startswith(" AND {v} ="), not test.test),
+        )
+        rest = [item for item in node.items if _value_test(item) is None]
+        parts = [_runs_passing(value_tests, args)] if value_tests else []
+        parts.extend(_compile(item, args) for item in rest)
+        return "(" + " AND ".join(parts) + ")"
+    return "(" + " OR ".join(_compile(item, args) for item in node.items) + ")"
 
 
 def compile_where(node: Node) -> tuple[str, list[Any]]:
@@ -522,7 +602,10 @@ def check_fields(
     if not unchecked or connection.execute("SELECT 1 FROM runs LIMIT 1").fetchone() is None:
         return
     for column, path, field in unchecked:
-        sql = f"SELECT 1 FROM runs WHERE json_type({column}, ?) IS NOT NULL LIMIT 1"
+        if column in VALUE_COLUMNS:
+            sql = f"SELECT 1 FROM {VALUES_TABLE} WHERE source = '{column}' AND path = ? LIMIT 1"
+        else:
+            sql = f"SELECT 1 FROM runs WHERE json_type({column}, ?) IS NOT NULL LIMIT 1"
         if connection.execute(sql, (path,)).fetchone() is None:
             known = known_fields(connection)
             stored = {resolve_field(name): name for name in reversed(known)}  # first spelling

@@ -125,7 +125,7 @@ class RunSummary:
     def metrics(self) -> dict[str, MetricSummary]:
         """Last value, min, max and count of each of the run's metric series."""
         if self._metrics is None:
-            raw = json.loads(self._row[19])
+            raw = {} if self._row[19] is None else json.loads(self._row[19])
             self._metrics = {name: MetricSummary(**data) for name, data in raw.items()}
         return self._metrics
 
@@ -158,21 +158,24 @@ class RunSummary:
     def tags(self) -> list[str]:
         """The run's tags."""
         if self._tags is None:
-            self._tags = json.loads(self._row[15])
+            raw = self._row[15]
+            self._tags = [] if raw is None else json.loads(raw)
         return self._tags
 
     @property
     def config(self) -> dict[str, Any]:
         """The profile config recorded on the run (``--set`` overrides included)."""
         if self._config is None:
-            self._config = json.loads(self._row[16])
+            raw = self._row[16]
+            self._config = {} if raw is None else json.loads(raw)
         return self._config
 
     @property
     def overrides(self) -> dict[str, Any]:
         """The ``--set`` values (dotted key -> value) merged on top of the profile."""
         if self._overrides is None:
-            self._overrides = json.loads(self._row[17])
+            raw = self._row[17]
+            self._overrides = {} if raw is None else json.loads(raw)
         return self._overrides
 
     @property
@@ -273,35 +276,57 @@ def _keys(mappings: Iterable[Mapping[str, Any]], limit: int = 12) -> list[str]:
 
 
 class RunQueryResult(Sequence[RunSummary]):
-    """The runs matched by a query, in query order."""
+    """The runs matched by a query, in query order.
+
+    Made from the index rows as they were read; each ``RunSummary`` is made the first time its
+    position is read, so a long listing costs its rows, not an object per run."""
 
     def __init__(self, rows: Sequence[RunSummary]) -> None:
-        self._rows = list(rows)
+        self._summaries: list[RunSummary | None] = list(rows)
+        self._index_rows: Sequence[IndexRow] = ()
+        self._root = Path()
+
+    @classmethod
+    def from_index_rows(cls, root: Path, rows: Sequence[IndexRow]) -> RunQueryResult:
+        """The runs of ``rows`` (as ``Workspace.runs`` selects them) of the workspace at
+        ``root``."""
+        result = cls(())
+        result._summaries = [None] * len(rows)
+        result._index_rows, result._root = rows, root
+        return result
+
+    def _summary(self, position: int) -> RunSummary:
+        summary = self._summaries[position]
+        if summary is None:
+            summary = RunSummary(self._root, self._index_rows[position])
+            self._summaries[position] = summary
+        return summary
 
     @overload
     def __getitem__(self, index: int) -> RunSummary: ...
     @overload
     def __getitem__(self, index: slice) -> RunQueryResult: ...
     def __getitem__(self, index: int | slice) -> RunSummary | RunQueryResult:
+        positions = range(len(self._summaries))
         if isinstance(index, slice):
-            return RunQueryResult(self._rows[index])
-        return self._rows[index]
+            return RunQueryResult([self._summary(position) for position in positions[index]])
+        return self._summary(positions[index])
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self._summaries)
 
     def __iter__(self) -> Iterator[RunSummary]:
-        return iter(self._rows)
+        return (self._summary(position) for position in range(len(self._summaries)))
 
     def __repr__(self) -> str:
         from ._html import grid_text
 
-        title = f"<RunQueryResult: {len(self._rows)} runs>"
-        if not self._rows:
+        title = f"<RunQueryResult: {len(self)} runs>"
+        if not self:
             return title
         rows = [
             (row.id, f"{row.project}/{row.experiment}", row.status, row.params, row.results)
-            for row in self._rows
+            for row in self
         ]
         return f"{title}\n" + grid_text(["id", "experiment", "status", "params", "results"], rows)
 
@@ -310,8 +335,8 @@ class RunQueryResult(Sequence[RunSummary]):
         and per result (``params.x``, ``results.y``: the query language's names), finished."""
         from ._html import grid_html
 
-        params = _keys(row.params for row in self._rows)
-        results = _keys(row.results for row in self._rows)
+        params = _keys(row.params for row in self)
+        results = _keys(row.results for row in self)
         headers = [
             "id",
             "experiment",
@@ -331,18 +356,18 @@ class RunQueryResult(Sequence[RunSummary]):
                 *(row.results.get(key) for key in results),
                 row.finished_at,
             )
-            for row in self._rows
+            for row in self
         ]
-        return grid_html(headers, rows, caption=f"{len(self._rows)} runs")
+        return grid_html(headers, rows, caption=f"{len(self)} runs")
 
     @property
     def ids(self) -> list[str]:
         """The ids of the matched runs, in query order."""
-        return [row.id for row in self._rows]
+        return [row.id for row in self]
 
     def to_records(self) -> list[dict[str, Any]]:
         """One flat dict per run (see ``RunSummary.to_record``)."""
-        return [row.to_record() for row in self._rows]
+        return [row.to_record() for row in self]
 
     def to_pandas(self) -> Any:
         """A ``pandas.DataFrame`` with one row per run and one column per flat record key."""

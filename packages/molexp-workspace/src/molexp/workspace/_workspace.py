@@ -71,7 +71,7 @@ from ._query import (
 )
 from ._records import ExperimentMetadata, ProjectMetadata, RunMetadata, WorkspaceMetadata
 from ._records_io import RecordFile, read_record
-from ._results import RunQueryResult, RunSummary
+from ._results import RunQueryResult
 from ._stored import StoredRecord
 
 if TYPE_CHECKING:
@@ -477,7 +477,7 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         if node is not None or order_by:  # after the select: the index has caught up
             query = where if isinstance(where, str) else None
             check_fields(self._run_index.connection(), node, order_by, query)
-        return RunQueryResult([RunSummary(self._root, row) for row in rows])
+        return RunQueryResult.from_index_rows(self._root, rows)
 
     def count_runs(
         self,
