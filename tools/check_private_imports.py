@@ -21,6 +21,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("benchmarks/bench_run_overhead.py", "molexp.workflow._resume"): (
         "splits the run overhead into its parts, one of which is opening the resume plan"
     ),
+    ("benchmarks/bench_run_overhead.py", "molexp.assets._execution"): (
+        "times the execution-state encoder alone, one part of recording the state"
+    ),
     ("benchmarks/bench_environment.py", "molexp.workspace._environment"): (
         "times the capture alone, including the once-per-process machine probe it resets"
     ),

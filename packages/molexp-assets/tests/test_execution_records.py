@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -57,6 +60,33 @@ def test_execution_state_is_json_and_updates_in_place(
     assert second.id == first.id and second.created_at == first.created_at
     assert isinstance(catalog.get(first.id), ExecutionStateAsset)
     assert catalog.count(kind="execution_state") == 1
+
+
+def test_execution_state_bytes_hash_and_json_values(
+    catalog: Catalog, run_scope: AssetScope, run_dir: Path
+) -> None:
+    # Encoded by pydantic-core (not json.dumps) and hashed from the bytes written, not read back:
+    # the text parses to the same values, non-finite floats are written as json.dumps writes
+    # them, values pydantic writes as JSON (tuples, datetimes) are accepted.
+    state = {
+        "tasks": {"a": {"duration": 5.2e-06, "started_at": "2026-12-05T17:21:32.841073+00:00"}},
+        "nan": float("nan"),
+        "inf": [float("inf"), float("-inf")],
+        "text": 'é \u2028 "q" \\',
+        "pair": (1, 2),
+        "when": datetime(2026, 12, 5, 17, 0, tzinfo=UTC),
+    }
+    asset = write_execution_state(
+        catalog, run_scope, run_dir, execution_id="exec1", state=state, producer=None
+    )
+    raw = (run_dir / "execution" / "exec1" / "state.json").read_bytes()
+    assert raw.endswith(b"\n") and b"\n" not in raw[:-1]
+    assert asset.content_hash == hashlib.sha256(raw).hexdigest() and asset.size == len(raw)
+    decoded = json.loads(raw)
+    assert decoded["tasks"] == state["tasks"]
+    assert math.isnan(decoded["nan"]) and decoded["inf"] == [math.inf, -math.inf]
+    assert decoded["text"] == state["text"] and decoded["pair"] == [1, 2]
+    assert decoded["when"] == "2026-12-05T17:00:00Z"
 
 
 def test_unserializable_state_names_the_execution(

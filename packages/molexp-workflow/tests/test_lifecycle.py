@@ -339,3 +339,31 @@ async def test_without_a_run_nothing_is_written(tmp_path: Path) -> None:
     with _no_run_dir_writes(tmp_path):
         result = await _execute(_spec())
     assert result.output == 2
+
+
+class RunStartingWithWorkflow(FakeRun):
+    """A fake run that, like the workspace's ``Run``, stores the workflow in its start write."""
+
+    START_RECORDS_WORKFLOW = True
+
+    @contextlib.contextmanager
+    def start(  # type: ignore[override]
+        self, profile_config: Any = None, workflow: Mapping[str, Any] | None = None
+    ) -> Iterator[FakeRunContext]:
+        self.events.append("start-with-workflow" if workflow is not None else "start-alone")
+        if workflow is not None:
+            self.workflow_payloads.append(dict(workflow))
+        with super().start(profile_config) as context:
+            yield context
+
+
+async def test_a_run_that_records_the_workflow_at_start_gets_it_there(tmp_path: Path) -> None:
+    # One run.json write (and index update) fewer per execution under a workspace run.
+    spec = _spec()
+    run = RunStartingWithWorkflow(_context(tmp_path, "one"))
+    await spec.execute(run=run)
+    assert run.events == ["start-with-workflow", "enter", "exit"]
+    assert [payload["workflow_id"] for payload in run.workflow_payloads] == [spec.workflow_id]
+    plain = FakeRun(_context(tmp_path, "two"))
+    await spec.execute(run=plain)
+    assert plain.events == ["enter", "set_workflow", "exit"]

@@ -594,6 +594,44 @@ async def test_tasks_sharing_one_function_share_its_snapshot_but_keep_their_name
     assert plan.snapshot("unknown") is None
 
 
+async def test_tasks_sharing_a_snapshot_write_their_resume_key_once_per_frame(
+    tmp_path: Path,
+) -> None:
+    # The key string is shared, so pickle writes it once per frame and then refers to it: a
+    # 1,000-task sweep's journal does not repeat a ~150-character key 1,000 times.
+    from molexp.workflow._resume import ResumePlan
+
+    builder = WorkflowBuilder(name="sweep")
+    for i in range(20):
+        builder.task(name=f"p{i}")(one)
+    spec = builder.build()
+    context = Attempts(tmp_path).context()
+    plan = ResumePlan.open(
+        spec,
+        run_dir=context.run_dir,
+        execution_id=context.execution_id,
+        execution_dir=context.execution_dir,
+        run_config={"lr": 0.1},
+        inputs=None,
+        resume=True,
+    )
+    for i in range(20):
+        plan.record_success(f"p{i}", i)
+    plan.close()
+    key = plan.persistence()["p0"].snapshot_key
+    assert key is not None
+    data = journal_path(context.execution_dir).read_bytes()
+    assert data.count(key.encode()) == 1
+    journal = read_journal(journal_path(context.execution_dir))
+    assert journal is not None and journal.complete
+    assert {name: stored.record.snapshot_key for name, stored in journal.tasks.items()} == {
+        f"p{i}": key for i in range(20)
+    }
+    assert {name: pickle.loads(stored.record.output) for name, stored in journal.tasks.items()} == {
+        f"p{i}": i for i in range(20)
+    }
+
+
 async def test_outdated_tasks_names_what_an_execution_would_not_reuse(tmp_path: Path) -> None:
     from molexp.workflow import outdated_tasks
 

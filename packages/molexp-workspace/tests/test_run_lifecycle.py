@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from molexp.assets import ErrorTraceAsset, ExecutionStateAsset
@@ -263,6 +264,37 @@ def test_set_workflow_stores_an_opaque_snapshot(exp: Experiment) -> None:
     assert on_disk(run).workflow_id == "wf-1"
     with pytest.raises(ValueError, match="workflow_id must be a string"):
         run.set_workflow({"workflow_id": 3})
+
+
+def test_start_stores_the_workflow_in_the_write_that_starts_the_attempt(
+    exp: Experiment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the workflow lifecycle uses: one run.json write (and index update) instead of two.
+    from molexp.workspace._run import Run
+
+    run = exp.Run()
+    writes: list[str] = []
+    update = Run._update
+
+    def counted(self: Run, mutate: Any, action: str, **kwargs: Any) -> None:
+        writes.append(action)
+        update(self, mutate, action, **kwargs)
+
+    monkeypatch.setattr(Run, "_update", counted)
+    payload = {"workflow_id": "wf-1", "name": "demo", "tasks": ["a", "b"]}
+    with run.start(workflow=payload) as ctx:
+        stored = raw_on_disk(run)
+        assert stored["status"] == "running"
+        assert stored["workflow_snapshot"] == payload and stored["workflow_id"] == "wf-1"
+        ctx.set_result("x", 1)
+    assert writes[0] == "start" and "set-workflow" not in writes, writes
+    assert on_disk(run).workflow_snapshot == payload
+    fresh = exp.Run()
+    with pytest.raises(ValueError, match="workflow_id must be a string"):
+        fresh.start(workflow={"workflow_id": 3})
+    with pytest.raises(TypeError, match="workflow snapshot"):
+        fresh.start(workflow={"f": print})
+    assert on_disk(fresh).status is RunStatus.PENDING  # refused before anything started
 
 
 def test_profile_config_forms(exp: Experiment) -> None:

@@ -8,14 +8,14 @@ same execution replaces the payload and updates the same asset.
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from molexp.assets._catalog import RECORD_DIR_NAME, Catalog
-from molexp.assets._hashing import digest_payload
-from molexp.assets._io import atomic_write_text, validate_name
+from molexp.assets._hashing import PayloadDigest, digest_payload
+from molexp.assets._io import atomic_write_bytes, atomic_write_text, validate_name
 from molexp.assets._models import (
     AssetKind,
     AssetScope,
@@ -25,6 +25,7 @@ from molexp.assets._models import (
     asset_id_for,
     utc_now,
 )
+from pydantic_core import PydanticSerializationError, to_json
 
 __all__ = [
     "ERROR_TRACE_FILE_NAME",
@@ -63,10 +64,16 @@ def _register(
     name: str,
     execution_id: str,
     producer: Producer | None,
+    digest: PayloadDigest | None = None,
     **fields: Any,
 ) -> ExecutionAsset:
-    """Register the payload at ``path`` (already written) as this execution's asset."""
-    digest = digest_payload(path)
+    """Register the payload at ``path`` (already written) as this execution's asset.
+
+    ``digest`` is that of the bytes just written, when the caller has them (the file is then
+    not read back to hash it); by default the file is hashed.
+    """
+    if digest is None:
+        digest = digest_payload(path)
     now = utc_now()
     asset = asset_type(
         id=asset_id_for(scope, kind, name),
@@ -122,15 +129,8 @@ def write_execution_state(
 ) -> ExecutionStateAsset:
     """Write ``execution/<execution_id>/state.json`` and register its ``ExecutionStateAsset``."""
     path = _execution_dir(scope_dir, execution_id) / EXECUTION_STATE_FILE_NAME
-    try:
-        # Compact on purpose: `indent=` makes json fall back to its pure-Python encoder, which made
-        # this write the largest cost of executing a 1,000-task workflow under a run.
-        text = json.dumps(dict(state), ensure_ascii=False, separators=(",", ":")) + "\n"
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"execution state of execution {execution_id!r} is not JSON-serializable: {exc}"
-        ) from None
-    atomic_write_text(path, text)
+    data = encode_state(state, execution_id)
+    atomic_write_bytes(path, data)
     return _register(
         catalog,
         scope,
@@ -141,4 +141,24 @@ def write_execution_state(
         name=f"state-{execution_id}",
         execution_id=execution_id,
         producer=producer,
+        # The bytes just written: the same content hash as reading the file back, without the
+        # read (state.json of a 1,000-task workflow is about 0.5 MB).
+        digest=PayloadDigest(hashlib.sha256(data).hexdigest(), len(data)),
     )
+
+
+def encode_state(state: Mapping[str, Any], execution_id: str) -> bytes:
+    """``state`` as compact UTF-8 JSON plus a newline (the content of ``state.json``).
+
+    Encoded by pydantic-core's serializer, about three times faster than ``json.dumps`` (the
+    encoding was the largest single cost of recording a 1,000-task execution); the text parses
+    to the same values (floats keep their shortest round-trip form, NaN and infinities are
+    written as ``json.dumps`` writes them). Values pydantic knows how to write as JSON (tuples,
+    sets, datetimes, enums, ...) are written as such; anything else is a ``TypeError``.
+    """
+    try:
+        return to_json(dict(state), inf_nan_mode="constants") + b"\n"
+    except (PydanticSerializationError, TypeError, ValueError) as exc:
+        raise TypeError(
+            f"execution state of execution {execution_id!r} is not JSON-serializable: {exc}"
+        ) from None

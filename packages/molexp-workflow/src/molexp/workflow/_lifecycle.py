@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from molexp.workflow.errors import WorkflowFailed
 from molexp.workflow.runtime import ExecutionOptions, WorkflowResult, WorkflowStatus
@@ -176,10 +176,17 @@ async def execute_with_lifecycle(
             raise WorkflowFailed(result) from first_exception(result)
         return result
     payload = workflow_payload(spec, run, options.snapshot)
+    # A run that stores the workflow snapshot in the write starting the attempt (the workspace's
+    # Run, see RunProtocol) gets it there: one run.json write (and index update) fewer.
+    joined = payload is not None and getattr(type(run), "START_RECORDS_WORKFLOW", False) is True
     failure: WorkflowFailed | None = None
     try:
-        with run.start(profile_config=profile_config) as opened:
-            if payload is not None:
+        with (
+            cast(Any, run).start(profile_config=profile_config, workflow=payload)
+            if joined
+            else run.start(profile_config=profile_config)
+        ) as opened:
+            if payload is not None and not joined:
                 run.set_workflow(payload)
             result = await _attempt(spec, options, opened, drive)
             if result.status is WorkflowStatus.FAILED:

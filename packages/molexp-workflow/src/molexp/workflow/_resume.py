@@ -453,9 +453,21 @@ def shared_snapshot(registration: TaskRegistration, shared: SharedSnapshots) -> 
 
 
 def _snapshot_all(spec: Workflow) -> dict[str, TaskSnapshot | str]:
-    """Snapshot of every task, or why it has none (``shared_snapshot``)."""
+    """Snapshot of every task, or why it has none (what ``shared_snapshot`` gives each task,
+    with its loop inlined: this runs for every task of every execution under a run)."""
+    from molexp.workflow.task import FunctionTask
+
     shared: SharedSnapshots = {}
-    return {name: shared_snapshot(reg, shared) for name, reg in spec.tasks.items()}
+    snapshots: dict[str, TaskSnapshot | str] = {}
+    for name, registration in spec.tasks.items():
+        if registration.config is not None:
+            snapshots[name] = shared_snapshot(registration, shared)
+            continue
+        task = registration.task
+        code = task.fn if isinstance(task, FunctionTask) else task
+        found = shared.get((id(code), registration.track_dependency_versions))
+        snapshots[name] = found if found is not None else shared_snapshot(registration, shared)
+    return snapshots
 
 
 def outdated_tasks(
@@ -555,13 +567,20 @@ class ResumePlan:
         self._snapshots = snapshots
         self._keys: dict[str, str] = {}
         self._no_key: dict[str, str] = {}
+        # Tasks sharing a snapshot (see _snapshot_all) share one key string: it is built once,
+        # and pickle writes it once per journal frame (then a reference to it).
+        shared_keys: dict[int, str] = {}
+        no_run_config_hash = run_config_hash.startswith("no snapshot key")
         for name, snapshot in snapshots.items():
             if isinstance(snapshot, str):
                 self._no_key[name] = snapshot
-            elif run_config_hash.startswith("no snapshot key"):
+            elif no_run_config_hash:
                 self._no_key[name] = run_config_hash
             else:
-                self._keys[name] = f"{snapshot.key}:{run_config_hash}"
+                key = shared_keys.get(id(snapshot))  # snapshots keeps every snapshot alive
+                if key is None:
+                    key = shared_keys[id(snapshot)] = f"{snapshot.key}:{run_config_hash}"
+                self._keys[name] = key
         self._writer = writer
         self._details: dict[str, str] = {}
         self._submitted: set[str] = set()
@@ -701,26 +720,35 @@ class ResumePlan:
         code_hashes: dict[str, str] = {}
         sources: dict[str, str] = {}
         distributions: dict[str, str] = {}
+        seen: set[int] = set()  # tasks sharing a snapshot (see _snapshot_all): read it once
         for name, snapshot in self._snapshots.items():
             if isinstance(snapshot, str):
                 continue
             code_hashes[name] = snapshot.code_hash
-            sources.setdefault(snapshot.code_hash, snapshot.code_source)
-            distributions.update(snapshot.distributions)
+            if id(snapshot) not in seen:
+                seen.add(id(snapshot))
+                sources.setdefault(snapshot.code_hash, snapshot.code_source)
+                distributions.update(snapshot.distributions)
         return code_hashes, sources, dict(sorted(distributions.items()))
 
     def persistence(self) -> dict[str, TaskPersistence]:
         """Per task: its snapshot key, whether its output reached the journal, and why not."""
-        written = self._writer.written_tasks
+        written = self._writer._written_tasks  # read only: no frozenset copy of 1,000 names
         failure = self._writer.failure
+        keys = self._keys
         report: dict[str, TaskPersistence] = {}
+        # TaskPersistence is frozen: tasks with the same key and outcome share one instance.
+        shared: dict[tuple[str | None, bool, str | None], TaskPersistence] = {}
         for name in self._snapshots:
-            key = self._keys.get(name)
+            key = keys.get(name)
             persisted = name in written
             detail = None
             if not persisted and name in self._submitted:
                 detail = self._details.get(name, failure)
-            report[name] = TaskPersistence(
-                snapshot_key=key, output_persisted=persisted, detail=detail
-            )
+            found = shared.get((key, persisted, detail))
+            if found is None:
+                found = shared[key, persisted, detail] = TaskPersistence(
+                    snapshot_key=key, output_persisted=persisted, detail=detail
+                )
+            report[name] = found
         return report

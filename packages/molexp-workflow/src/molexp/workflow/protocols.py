@@ -229,7 +229,12 @@ class WorkerRunOpener(Protocol):
 
 @runtime_checkable
 class RunProtocol(Protocol):
-    """A tracked run (the workspace's ``Run``) that a workflow can execute under."""
+    """A tracked run (the workspace's ``Run``) that a workflow can execute under.
+
+    Optional: a run class with ``START_RECORDS_WORKFLOW = True`` accepts
+    ``start(profile_config=..., workflow=payload)`` and stores ``payload`` as ``set_workflow``
+    would, in the write that starts the attempt; the lifecycle then makes one write, not two.
+    """
 
     @property
     def id(self) -> str:

@@ -94,7 +94,7 @@ from ._worker_context import WorkerRunOpener, apply_report
 if TYPE_CHECKING:
     from ._experiment import Experiment
     from ._project import Project
-    from ._run import Run
+    from ._run import Run, WorkflowSnapshot
     from ._workspace import Workspace
 
 __all__ = ["RunContext", "new_execution_id"]
@@ -200,6 +200,7 @@ class RunContext:
         profile: ProfileConfig,
         *,
         heartbeat_interval: float | None = None,
+        workflow: WorkflowSnapshot | None = None,
     ) -> None:
         if heartbeat_interval is not None and not heartbeat_interval > 0:
             raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval!r}")
@@ -208,6 +209,7 @@ class RunContext:
         self._config = MappingProxyType(self._profile.config)
         self._execution_id = new_execution_id()
         self._heartbeat_interval = heartbeat_interval
+        self._workflow = workflow
         self._state = "new"
         self._failure: _Failure | None = None
         self._pending_results: dict[str, Any] = {}
@@ -378,6 +380,8 @@ class RunContext:
             metadata.error = None
             metadata.profile = self._profile
             metadata.owner = OwnerInfo(host=host, pid=pid, started_at=now, heartbeat_at=now)
+            if self._workflow is not None:  # run.start(workflow=...): one write, not two
+                self._workflow.apply(metadata)
 
         self._run._update(begin, "start")
         self._last_write = time.monotonic()

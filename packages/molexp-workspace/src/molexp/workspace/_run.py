@@ -22,9 +22,10 @@ import json
 import os
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from molexp.assets import AssetScope, AssetView, RecordError, locked, make_dirs
 from molexp.assets.storage import RECORD_DIR_NAME, changing, on_local_filesystem, read_settled
@@ -69,6 +70,32 @@ MAX_CLAIM_ROUNDS = 100
 
 # A mutation of the run record; returning False means "nothing to write".
 Mutation = Callable[[RunMetadata], bool | None]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowSnapshot:
+    """A checked workflow snapshot for ``run.json`` (``set_workflow``, ``start(workflow=)``)."""
+
+    snapshot: dict[str, Any]
+    workflow_id: str | None
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> WorkflowSnapshot:
+        """A plain copy of ``payload``; ``ValueError`` if it is not plain JSON or its
+        ``workflow_id`` is not a string."""
+        snapshot = plain_json(dict(payload), "workflow snapshot")
+        workflow_id = snapshot.get("workflow_id")
+        if workflow_id is not None and not isinstance(workflow_id, str):
+            raise ValueError(
+                f"workflow snapshot: workflow_id must be a string, got {workflow_id!r}"
+            )
+        return cls(snapshot, workflow_id)
+
+    def apply(self, metadata: RunMetadata) -> None:
+        """Store it on ``metadata`` (in place; the caller writes the record)."""
+        metadata.workflow_snapshot = self.snapshot
+        if self.workflow_id is not None:
+            metadata.workflow_id = self.workflow_id
 
 
 class Run:
@@ -559,35 +586,33 @@ class Run:
         self._update(apply, "queue")
         return created[0]
 
+    START_RECORDS_WORKFLOW: ClassVar[bool] = True
+    """``start(workflow=...)`` stores the workflow snapshot in the attempt's first ``run.json``
+    write (what ``set_workflow`` would write separately): the workflow lifecycle uses it."""
+
     def set_workflow(self, payload: Mapping[str, Any]) -> None:
         """Store an opaque workflow snapshot dict (and its ``workflow_id``, when present)."""
-        snapshot = plain_json(dict(payload), "workflow snapshot")
-        workflow_id = snapshot.get("workflow_id")
-        if workflow_id is not None and not isinstance(workflow_id, str):
-            raise ValueError(
-                f"workflow snapshot: workflow_id must be a string, got {workflow_id!r}"
-            )
-
-        def apply(metadata: RunMetadata) -> None:
-            metadata.workflow_snapshot = snapshot
-            if workflow_id is not None:
-                metadata.workflow_id = workflow_id
-
-        self._update(apply, "set-workflow")
+        snapshot = WorkflowSnapshot.of(payload)
+        self._update(snapshot.apply, "set-workflow")
 
     def start(
         self,
         profile_config: ProfileConfig | Mapping[str, Any] | None = None,
         *,
         heartbeat_interval: float | None = None,
+        workflow: Mapping[str, Any] | None = None,
     ) -> RunContext:
         """A ``RunContext`` for one execution attempt; use it as ``with run.start() as ctx:``.
 
         ``profile_config`` is a ``ProfileConfig``, a plain mapping (the config of profile
         ``"default"``) or None (an empty default profile). With ``heartbeat_interval``
         a background thread refreshes the owner heartbeat every that many seconds.
+        ``workflow`` is a workflow snapshot stored as ``set_workflow`` stores it, but in the
+        same ``run.json`` write that starts the attempt (checked here, before anything starts).
         """
         from ._context import RunContext
+
+        snapshot = WorkflowSnapshot.of(workflow) if workflow is not None else None
 
         if profile_config is None:
             profile = ProfileConfig()
@@ -600,7 +625,7 @@ class Run:
                 "profile_config must be a ProfileConfig, a mapping or None, "
                 f"got {type(profile_config).__name__}"
             )
-        return RunContext(self, profile, heartbeat_interval=heartbeat_interval)
+        return RunContext(self, profile, heartbeat_interval=heartbeat_interval, workflow=snapshot)
 
     def is_stale(
         self,
