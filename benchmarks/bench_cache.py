@@ -145,7 +145,7 @@ def main() -> None:
             best_of(
                 5, lambda: (hash_value(small_inputs), pickle.loads(payload_file.read_bytes())), 200
             ),
-            "file-store hit (metadata + payload + checksum + touch) vs hash + read + unpickle",
+            "file-store hit (one file: checksum, key, version; touch) vs hash + read + unpickle",
         )
 
         capacity = 500

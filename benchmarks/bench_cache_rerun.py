@@ -36,17 +36,21 @@ SCRIPT = textwrap.dedent(
     from molexp.workflow import Caching, MemoryCacheStore, TaskContext, WorkflowBuilder
 
     TASKS = int(sys.argv[2])
+    MODULUS = 1_000_003
 
 
     def work(value: int) -> int:
         deadline = time.perf_counter() + 0.010
         while time.perf_counter() < deadline:
-            value = (value * 31 + 7) % 1_000_003
+            value = (value * 31 + 7) % MODULUS
         return value
 
 
     async def step(ctx: TaskContext) -> int:
-        return work(int(ctx.inputs or 1))
+        previous = int(ctx.inputs or 1)
+        # The quotient counts the position in the chain, so no two tasks get the same input
+        # (work() alone repeats a value often enough that a cold run would have cache hits).
+        return (previous // MODULUS + 1) * MODULUS + work(previous % MODULUS)
 
 
     # Load the runtime and the cache modules before the timed execution.

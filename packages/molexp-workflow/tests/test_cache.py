@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -231,15 +230,15 @@ def entry_dir(store_dir: Path, key: str) -> Path:
     return store_dir / "entries" / key.replace(":", "_")
 
 
-def test_file_layout_keeps_metadata_and_payload_apart(tmp_path: Path) -> None:
+def test_file_layout_is_one_file_per_entry(tmp_path: Path) -> None:
+    """Version 3: the value, its metadata and a digest in one file (test_cache_file_format)."""
     key = Caching(store_dir=tmp_path).put(SNAPSHOT, 1, "value")
-    meta = json.loads((entry_dir(tmp_path, key) / "meta.json").read_text())
-    assert meta["version"] == CACHE_FORMAT_VERSION
-    assert meta["key"] == key
-    assert meta["task_id"] == "featurize"
-    assert meta["config_data"] == {"lr": 0.1}
-    assert "payload" not in meta
-    assert (entry_dir(tmp_path, key) / "payload.pkl").stat().st_size == meta["payload_size"]
+    assert [p.name for p in entry_dir(tmp_path, key).iterdir()] == ["payload.pkl"]
+    meta = FileCacheStore(tmp_path).load_metadata(key)
+    assert meta is not None and meta.version == CACHE_FORMAT_VERSION
+    assert meta.key == key
+    assert meta.task_id == "featurize"
+    assert meta.config_data == {"lr": 0.1}
     assert list((tmp_path / ".tmp").iterdir()) == []
 
 
@@ -249,11 +248,10 @@ def test_other_format_version_is_a_miss_with_reason(
 ) -> None:
     cache = Caching(store_dir=tmp_path)
     key = cache.put(SNAPSHOT, 1, "value")
-    meta_path = entry_dir(tmp_path, key) / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta["version"] = version
-    meta["field_from_the_future"] = {"x": 1}
-    meta_path.write_text(json.dumps(meta))
+    store = FileCacheStore(tmp_path)
+    entry = store.load(key)
+    assert entry is not None
+    store.save(entry.model_copy(update={"version": version}))
     found = Caching(store_dir=tmp_path).lookup(SNAPSHOT, 1)
     assert not found.hit
     assert f"format version {version}" in found.reason and origin in found.reason
@@ -275,13 +273,11 @@ def test_corrupt_entries_are_misses_with_reason(tmp_path: Path) -> None:
     cache = Caching(store_dir=tmp_path)
     key = cache.put(SNAPSHOT, 1, "value")
     payload = entry_dir(tmp_path, key) / "payload.pkl"
-    payload.write_bytes(payload.read_bytes()[:-1])
-    assert "does not match its metadata" in cache.lookup(SNAPSHOT, 1).reason
-    (entry_dir(tmp_path, key) / "meta.json").write_text("{not json")
-    assert "corrupt cache metadata" in cache.lookup(SNAPSHOT, 1).reason
-    meta = {"version": CACHE_FORMAT_VERSION, "key": key}
-    (entry_dir(tmp_path, key) / "meta.json").write_text(json.dumps(meta))
-    assert "field" in cache.lookup(SNAPSHOT, 1).reason
+    whole = payload.read_bytes()
+    payload.write_bytes(whole[:-1])
+    assert "trailer" in cache.lookup(SNAPSHOT, 1).reason
+    payload.write_bytes(whole[:3] + b"X" + whole[4:])
+    assert "does not match its checksum" in cache.lookup(SNAPSHOT, 1).reason
 
 
 class Vanishing:

@@ -37,8 +37,8 @@ def test_entries_follow_the_umask_not_mkdtemp(umask: int, tmp_path: Path) -> Non
     key = Caching(store=store).put(SNAPSHOT, 1, "v")
     entry = store.store_dir / "entries" / key.replace(":", "_")
     assert stat.S_IMODE(entry.stat().st_mode) == 0o777 & ~umask
-    for name in ("meta.json", "payload.pkl"):
-        assert stat.S_IMODE((entry / name).stat().st_mode) == 0o666 & ~umask
+    assert [path.name for path in entry.iterdir()] == ["payload.pkl"]
+    assert stat.S_IMODE((entry / "payload.pkl").stat().st_mode) == 0o666 & ~umask
 
 
 def test_a_hit_on_another_users_entry_is_still_a_hit(

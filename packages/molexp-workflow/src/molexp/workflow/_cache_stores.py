@@ -15,11 +15,12 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
@@ -40,8 +41,13 @@ __all__ = [
     "WorkspaceCacheStore",
 ]
 
-CACHE_FORMAT_VERSION = 2
-"""Format of stored entries; entries written with another version are misses."""
+CACHE_FORMAT_VERSION = 3
+"""Format of stored entries; entries written with a version this one cannot read are misses."""
+
+_READABLE_VERSIONS = frozenset({2, CACHE_FORMAT_VERSION})
+"""Versions whose entries mean what this version's do. Version 2 differs only in its layout on
+disk (``meta.json`` beside a bare ``payload.pkl``): its entries keep being read. When snapshot or
+key semantics change, bump :data:`CACHE_FORMAT_VERSION` and leave only it here."""
 
 _STALE_SCRATCH_SECONDS = 3600.0
 
@@ -124,12 +130,13 @@ class CacheStore(Protocol):
 
 
 def _check_version(version: object, key: str) -> None:
-    if version != CACHE_FORMAT_VERSION:
+    if type(version) is not int or version not in _READABLE_VERSIONS:
         newer = isinstance(version, int) and version > CACHE_FORMAT_VERSION
         origin = "a newer MolExp" if newer else "an older MolExp"
+        readable = " and ".join(str(known) for known in sorted(_READABLE_VERSIONS))
         raise UnreadableCacheEntryError(
             f"entry {key} has cache format version {version!r}, written by {origin}; "
-            f"this one reads version {CACHE_FORMAT_VERSION}"
+            f"this one reads versions {readable}"
         )
 
 
@@ -231,6 +238,22 @@ _KEY_PATTERN = re.compile(r"[0-9A-Za-z][0-9A-Za-z.:-]{0,199}")
 _clock_lock = threading.Lock()
 _last_ns = 0
 
+_T = TypeVar("_T")
+
+# Layout of a version-3 entry file (``payload.pkl``): the pickled value, the metadata as compact
+# JSON, the key (ASCII), then a fixed tail: the trailer, the sha256 of everything before the
+# digest, and the magic. ``pickle.loads`` ignores bytes past the pickle, so the file still loads
+# as the bare value; a version-2 ``payload.pkl`` ends with the pickle's STOP opcode ``.``.
+_MAGIC = b"MXCACHE3"
+_TRAILER = struct.Struct("<QIHIB")
+"""payload size, metadata size, key size, format version, kind (0 value, 1 reads)."""
+_DIGEST_SIZE = hashlib.sha256().digest_size
+_TAIL_SIZE = _TRAILER.size + _DIGEST_SIZE + len(_MAGIC)
+_KINDS: tuple[Literal["value", "reads"], ...] = ("value", "reads")
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+_UTIME_FD = os.utime in os.supports_fd
+_SMALL_FILE = 1 << 16
+
 
 def _new_staging_dir(parent: Path) -> Path:
     """A fresh ``entry-<random>`` directory in ``parent``, mode 0o777 minus the umask.
@@ -255,24 +278,133 @@ def _strictly_increasing_ns() -> int:
         return _last_ns
 
 
+def _pack(entry: CacheEntry) -> bytes:
+    """The version-3 file of ``entry``: payload, metadata, key, trailer, digest, magic."""
+    metadata = entry.model_dump_json(exclude={"payload"}).encode("utf-8")
+    key = entry.key.encode("ascii")
+    trailer = _TRAILER.pack(
+        len(entry.payload), len(metadata), len(key), entry.version, _KINDS.index(entry.kind)
+    )
+    digest = hashlib.sha256(entry.payload)
+    for part in (metadata, key, trailer):
+        digest.update(part)
+    return b"".join([entry.payload, metadata, key, trailer, digest.digest(), _MAGIC])
+
+
+def _unpack(data: bytes, key: str, path: object) -> tuple[bytes | memoryview, bytes, int]:
+    """Payload, metadata JSON and kind of the version-3 entry file ``data`` of ``key``.
+
+    Raises:
+        UnreadableCacheEntryError: If ``data`` is not a whole, unchanged version-3 file of
+            ``key`` (checked against its digest), or has another format version.
+    """
+    size = len(data)
+    if size < _TAIL_SIZE or not data.endswith(_MAGIC):
+        raise UnreadableCacheEntryError(f"{path} has no entry trailer (truncated or changed)")
+    end = size - _TAIL_SIZE
+    payload_size, metadata_size, key_size, version, kind = _TRAILER.unpack_from(data, end)
+    signed = end + _TRAILER.size
+    # Slicing copies: cheaper than a memoryview for a small file, not for a large one.
+    view: bytes | memoryview = data if size <= _SMALL_FILE else memoryview(data)
+    if (
+        payload_size + metadata_size + key_size != end
+        or hashlib.sha256(view[:signed]).digest() != data[signed : signed + _DIGEST_SIZE]
+    ):
+        raise UnreadableCacheEntryError(
+            f"{path} does not match its checksum (changed or truncated)"
+        )
+    _check_layout_version(version, key, path)
+    metadata_end = payload_size + metadata_size
+    if data[metadata_end:end] != key.encode("ascii"):
+        stored = data[metadata_end:end].decode("ascii", "replace")
+        raise UnreadableCacheEntryError(f"{path} holds key {stored!r}, not {key}")
+    if kind >= len(_KINDS):
+        raise UnreadableCacheEntryError(f"{path} has an unknown entry kind {kind}")
+    return view[:payload_size], data[payload_size:metadata_end], kind
+
+
+def _check_layout_version(version: int, key: str, path: object) -> None:
+    """A file in the version-3 layout must say version 3 (another one says why it cannot)."""
+    if version != CACHE_FORMAT_VERSION:
+        _check_version(version, key)
+        raise UnreadableCacheEntryError(f"{path} says format version {version} in a layout of 3")
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The ``size`` bytes of the open file ``fd`` from its current offset (short reads retried)."""
+    data = os.read(fd, size)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    got = len(data)
+    while got < size:
+        chunk = os.read(fd, size - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _read_at(fd: int, size: int, offset: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    return _read_all(fd, size)
+
+
+def _parse_metadata(raw: bytes, key: str, path: object) -> dict[str, Any]:
+    """The JSON object ``raw`` of the entry ``key``, its version and key checked."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UnreadableCacheEntryError(f"corrupt cache metadata {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UnreadableCacheEntryError(f"corrupt cache metadata {path}: not an object")
+    _check_version(data.get("version"), key)
+    if data.get("key") != key:
+        raise UnreadableCacheEntryError(f"{path} holds key {data.get('key')!r}, not {key}")
+    return data
+
+
+def _touch_fd(fd: int, path: str) -> None:
+    """Set the modification time of an open entry file to now (a hint: refusals are ignored)."""
+    target: int | str = fd if _UTIME_FD else path
+    stamp = _strictly_increasing_ns()
+    with contextlib.suppress(OSError):
+        try:
+            os.utime(target, ns=(stamp, stamp))
+        except PermissionError:
+            # An entry another user wrote: only its owner may set explicit times, any
+            # writer may set "now".
+            os.utime(target)
+
+
 class FileCacheStore:
-    """Entries in a directory: ``<store_dir>/entries/<key>/`` with ``meta.json`` + ``payload.pkl``.
+    """Entries in a directory: ``<store_dir>/entries/<key>/payload.pkl``, one file per entry.
+
+    The file is the pickled value followed by the entry's metadata (compact JSON), its key, a
+    trailer (sizes, format version, kind), the sha256 of all of that, and a magic
+    (``MXCACHE3``). A hit reads this one file and checks the key, the format version and the
+    digest, so a changed or truncated entry is a miss; ``pickle.loads`` of the file still gives
+    the value. Entries of format version 2 (``meta.json`` beside a bare ``payload.pkl``) are
+    still read.
 
     An entry is written into a private temp directory and renamed into place, so readers see a
     whole entry or none; two processes writing the same key both succeed and one copy is kept.
-    The payload's size and sha256 are checked on every read. The last use of an entry is the
-    modification time of its ``meta.json`` (a hit costs one ``utime``, not a rewrite). Keys are
-    1-200 characters of ``[0-9A-Za-z.:-]`` starting with a letter or digit (``:`` is stored as
-    ``_`` in directory names).
+    The last use of an entry is the modification time of its ``payload.pkl`` (a hit costs one
+    ``utime`` of the file it already has open, not a rewrite). Keys are 1-200 characters of
+    ``[0-9A-Za-z.:-]`` starting with a letter or digit (``:`` is stored as ``_`` in directory
+    names).
     """
 
     META_FILE = "meta.json"
+    """The metadata of a version-2 entry (version 3 keeps it inside :attr:`PAYLOAD_FILE`)."""
     PAYLOAD_FILE = "payload.pkl"
 
     def __init__(self, store_dir: Path | str) -> None:
         self.store_dir = Path(store_dir).expanduser()
         self._entries_dir = self.store_dir / "entries"
         self._scratch_dir = self.store_dir / ".tmp"
+        self._entries_prefix = f"{os.fspath(self._entries_dir)}{os.sep}"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.store_dir)!r})"
@@ -303,29 +435,113 @@ class FileCacheStore:
             )
         return self._entries_dir / key.replace(":", "_")
 
-    def _read_metadata(self, key: str) -> tuple[Path, dict[str, Any]] | None:
-        """The entry directory and raw metadata of ``key`` (version checked), or None."""
+    def _load_value(
+        self, key: str, decode: Callable[[bytes | memoryview], _T], *, touch: bool
+    ) -> tuple[_T] | None:
+        """The fast path of a hit: ``(decode(payload),)`` for a stored value of this version.
+
+        Reads the one entry file and checks it like :meth:`load` (digest, key, format version),
+        without parsing or validating the metadata, which a stored value does not need. With
+        ``touch``, the entry is marked as used once ``decode`` returned. None when :meth:`load`
+        has to answer: no entry, an index (kind ``reads``), an entry of version 2 or another
+        version, an invalid key, any damage or read error (``load`` then says why).
+        Exceptions raised by ``decode`` propagate.
+        """
+        if type(key) is not str or _KEY_PATTERN.fullmatch(key) is None:
+            return None
+        path = f"{self._entries_prefix}{key.replace(':', '_')}{os.sep}{self.PAYLOAD_FILE}"
+        try:
+            fd = os.open(path, _READ_FLAGS)
+        except OSError:
+            return None
+        try:
+            try:
+                # One read for a small file (a short read fails the checks: load() retries).
+                data = os.read(fd, _SMALL_FILE)
+                if len(data) == _SMALL_FILE:
+                    data = _read_at(fd, os.fstat(fd).st_size, 0)
+                if not data.endswith(_MAGIC):  # version 2, or damaged: load() tells
+                    return None
+                payload, _, kind = _unpack(data, key, path)
+            except (OSError, UnreadableCacheEntryError):
+                return None
+            if kind != 0:
+                return None
+            value = decode(payload)
+            if touch:
+                _touch_fd(fd, path)
+            return (value,)
+        finally:
+            os.close(fd)
+
+    def _read(self, key: str, *, with_payload: bool) -> tuple[dict[str, Any], bytes, Path] | None:
+        """The raw metadata of ``key`` (version and key checked, ``last_used_at`` set) and, with
+        ``with_payload``, its payload checked against the digest (else ``b""``), or None."""
         entry_dir = self._entry_dir(key)
+        payload_path = entry_dir / self.PAYLOAD_FILE
+        try:
+            fd = os.open(payload_path, _READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            return self._read_version_2(key, entry_dir, None, with_payload=with_payload)
+        except OSError as exc:
+            raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
+        try:
+            status = os.fstat(fd)
+            size = status.st_size
+            if size < _TAIL_SIZE or _read_at(fd, len(_MAGIC), size - len(_MAGIC)) != _MAGIC:
+                payload = _read_at(fd, size, 0) if with_payload else None
+                return self._read_version_2(key, entry_dir, payload, with_payload=with_payload)
+            if with_payload:
+                payload_view, metadata, _ = _unpack(_read_at(fd, size, 0), key, payload_path)
+                payload = bytes(payload_view)
+            else:
+                tail = _read_at(fd, _TRAILER.size, size - _TAIL_SIZE)
+                payload_size, metadata_size, key_size, version, _ = _TRAILER.unpack(tail)
+                _check_layout_version(version, key, payload_path)
+                if payload_size + metadata_size + key_size != size - _TAIL_SIZE:
+                    raise UnreadableCacheEntryError(
+                        f"{payload_path} does not match its trailer (changed or truncated)"
+                    )
+                metadata = _read_at(fd, metadata_size, payload_size)
+                payload = b""
+        except OSError as exc:
+            raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
+        finally:
+            os.close(fd)
+        data = _parse_metadata(metadata, key, payload_path)
+        data["last_used_at"] = datetime.fromtimestamp(status.st_mtime_ns / 1e9, UTC)
+        return data, payload, entry_dir
+
+    def _read_version_2(
+        self, key: str, entry_dir: Path, payload: bytes | None, *, with_payload: bool
+    ) -> tuple[dict[str, Any], bytes, Path] | None:
+        """A version-2 entry: ``meta.json`` beside the bare pickle ``payload`` (None: absent)."""
         meta_path = entry_dir / self.META_FILE
         try:
             with meta_path.open("rb") as handle:
                 raw = handle.read()
-                used_ns = os.fstat(handle.fileno()).st_mtime_ns
+                meta_used_ns = os.fstat(handle.fileno()).st_mtime_ns
         except (FileNotFoundError, NotADirectoryError):
-            return None
+            if payload is None and not (entry_dir / self.PAYLOAD_FILE).exists():
+                return None
+            raise UnreadableCacheEntryError(
+                f"{entry_dir / self.PAYLOAD_FILE} has neither an entry trailer nor a "
+                f"{self.META_FILE} beside it (truncated or changed)"
+            ) from None
         except OSError as exc:
             raise UnreadableCacheEntryError(f"cannot read {meta_path}: {exc}") from exc
+        data = _parse_metadata(raw, key, meta_path)
+        payload_path = entry_dir / self.PAYLOAD_FILE
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: {exc}") from None
-        if not isinstance(data, dict):
-            raise UnreadableCacheEntryError(f"corrupt cache metadata {meta_path}: not an object")
-        _check_version(data.get("version"), key)
-        if data.get("key") != key:
-            raise UnreadableCacheEntryError(f"{meta_path} holds key {data.get('key')!r}, not {key}")
+            used_ns = payload_path.stat().st_mtime_ns
+        except OSError:
+            used_ns = meta_used_ns
         data["last_used_at"] = datetime.fromtimestamp(used_ns / 1e9, UTC)
-        return entry_dir, data
+        if not with_payload:
+            return data, b"", entry_dir
+        if payload is None:
+            raise UnreadableCacheEntryError(f"cannot read {payload_path}: no such file")
+        return data, payload, entry_dir  # load() checks it against the metadata
 
     def _validate(self, model: type[_Entry], data: dict[str, Any], entry_dir: Path) -> _Entry:
         try:
@@ -334,12 +550,13 @@ class FileCacheStore:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
             raise UnreadableCacheEntryError(
-                f"corrupt cache metadata {entry_dir / self.META_FILE} (field {field!r}): "
-                f"{first['msg']}"
+                f"corrupt cache metadata of {entry_dir} (field {field!r}): {first['msg']}"
             ) from None
 
     def load_metadata(self, key: str) -> CacheEntryMetadata | None:
         """The metadata of the entry ``key``, without reading its payload.
+
+        The payload is not read, so the digest is not checked here: :meth:`load` checks it.
 
         Args:
             key: The cache key.
@@ -351,14 +568,14 @@ class FileCacheStore:
             ValueError: If ``key`` is not a valid cache key.
             UnreadableCacheEntryError: If the entry exists but cannot be read or validated.
         """
-        found = self._read_metadata(key)
+        found = self._read(key, with_payload=False)
         if found is None:
             return None
-        entry_dir, data = found
+        data, _, entry_dir = found
         return self._validate(CacheEntryMetadata, data, entry_dir)
 
     def load(self, key: str) -> CacheEntry | None:
-        """The entry ``key`` with its payload, checked against its recorded size and SHA-256.
+        """The entry ``key`` with its payload, checked against its digest, size and SHA-256.
 
         Args:
             key: The cache key.
@@ -371,22 +588,19 @@ class FileCacheStore:
             UnreadableCacheEntryError: If the entry exists but cannot be read, fails validation, or
                 its payload does not match its metadata.
         """
-        found = self._read_metadata(key)
+        found = self._read(key, with_payload=True)
         if found is None:
             return None
-        entry_dir, data = found
-        payload_path = entry_dir / self.PAYLOAD_FILE
-        try:
-            data["payload"] = payload_path.read_bytes()
-        except OSError as exc:
-            raise UnreadableCacheEntryError(f"cannot read {payload_path}: {exc}") from exc
+        data, payload, entry_dir = found
+        data["payload"] = payload
         entry = self._validate(CacheEntry, data, entry_dir)
         if (
             len(entry.payload) != entry.payload_size
             or hashlib.sha256(entry.payload).hexdigest() != entry.payload_sha256
         ):
             raise UnreadableCacheEntryError(
-                f"{payload_path} does not match its metadata (changed or truncated)"
+                f"{entry_dir / self.PAYLOAD_FILE} does not match its metadata (changed or "
+                f"truncated)"
             )
         return entry
 
@@ -401,6 +615,7 @@ class FileCacheStore:
             CacheStoreError: If the cache directory or the entry cannot be written.
         """
         target = self._entry_dir(entry.key)
+        content = _pack(entry)
         try:
             try:
                 staging = _new_staging_dir(self._scratch_dir)
@@ -412,11 +627,10 @@ class FileCacheStore:
                 f"cannot write to cache directory {self.store_dir}: {exc}"
             ) from exc
         try:
-            (staging / self.PAYLOAD_FILE).write_bytes(entry.payload)
-            meta_path = staging / self.META_FILE
-            meta_path.write_text(entry.metadata().model_dump_json(indent=2), encoding="utf-8")
+            payload_path = staging / self.PAYLOAD_FILE
+            payload_path.write_bytes(content)
             stamp = _strictly_increasing_ns()
-            os.utime(meta_path, ns=(stamp, stamp))
+            os.utime(payload_path, ns=(stamp, stamp))
             self._move_into_place(staging, target)
         except OSError as exc:
             raise CacheStoreError(f"cannot write cache entry {target}: {exc}") from exc
@@ -488,7 +702,7 @@ class FileCacheStore:
         return [name.replace("_", ":") for name in self._entry_names()]
 
     def touch(self, key: str) -> None:
-        """Mark the entry ``key`` as just used; a missing entry or a refused update is ignored.
+        """Mark the entry ``key`` as just used; a missing entry or a failed update is ignored.
 
         Args:
             key: The cache key.
@@ -497,21 +711,21 @@ class FileCacheStore:
             ValueError: If ``key`` is not a valid cache key.
         """
         stamp = _strictly_increasing_ns()
-        meta = self._entry_dir(key) / self.META_FILE
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError, PermissionError):
+        payload = self._entry_dir(key) / self.PAYLOAD_FILE
+        with contextlib.suppress(OSError):  # no entry, a read-only store, ...
             try:
-                os.utime(meta, ns=(stamp, stamp))
+                os.utime(payload, ns=(stamp, stamp))
             except PermissionError:
                 # An entry another user wrote: only its owner may set explicit times, any
                 # writer may set "now". Recency is a hint, so a refusal is ignored.
-                os.utime(meta)
+                os.utime(payload)
 
     def entries(self) -> list[CacheEntryInfo]:
         """All entries with when each was last used, least recently used first."""
         listed: list[tuple[int, str]] = []
         for name in self._entry_names():
             try:
-                used_ns = (self._entries_dir / name / self.META_FILE).stat().st_mtime_ns
+                used_ns = (self._entries_dir / name / self.PAYLOAD_FILE).stat().st_mtime_ns
             except OSError:
                 continue
             listed.append((used_ns, name.replace("_", ":")))

@@ -91,6 +91,18 @@ _Found = CacheEntry | str
 """A loaded entry, or why there is none to use."""
 
 
+class _UnpicklableValueError(Exception):
+    """A stored value that cannot be unpickled (its class renamed, ...): a miss with this reason."""
+
+
+def _unpickle(payload: bytes | memoryview) -> Any:
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:
+        reason = f"stored value cannot be unpickled: {type(exc).__name__}: {exc}"
+        raise _UnpicklableValueError(reason) from exc
+
+
 class Caching:
     """An LRU cache of task results keyed by ``TaskSnapshot`` + inputs + what the task read.
 
@@ -175,7 +187,18 @@ class Caching:
         except UnhashableInputError as exc:
             return CacheLookup(False, None, None, f"unhashable input: {exc}")
         key = f"{snapshot.key}:{input_hash}"
-        self.initialize()
+        if not self._initialized:
+            self.initialize()
+        store = self.store
+        if isinstance(store, FileCacheStore) and type(store).load is FileCacheStore.load:
+            # The common hit, a stored value, is decoded from its one checked file; anything
+            # else (an index, an older entry, a miss, damage) takes the general path below.
+            try:
+                fast = store._load_value(key, _unpickle, touch=touch)
+            except _UnpicklableValueError as exc:
+                return CacheLookup(False, None, key, str(exc))
+            if fast is not None:
+                return CacheLookup(True, fast[0], key, "hit")
         found = self._load(key)
         if isinstance(found, str):
             return CacheLookup(False, None, key, found)
@@ -190,12 +213,9 @@ class Caching:
             entry = variant
         try:
             _check_version(entry.version, entry.key)
-            value = pickle.loads(entry.payload)
-        except CacheStoreError as exc:
+            value = _unpickle(entry.payload)
+        except (CacheStoreError, _UnpicklableValueError) as exc:
             return CacheLookup(False, None, entry.key, str(exc))
-        except Exception as exc:
-            reason = f"stored value cannot be unpickled: {type(exc).__name__}: {exc}"
-            return CacheLookup(False, None, entry.key, reason)
         if touch:
             self.store.touch(entry.key)
         return CacheLookup(True, value, entry.key, "hit")
