@@ -46,7 +46,7 @@ from molexp.workspace import (
 )
 
 from ._broken import BrokenRecordScanner
-from ._cache import IndexCache
+from ._cache import FieldPaths, IndexCache, Version
 from ._converters import (
     _attempt_info,
     _compare_rows,
@@ -158,6 +158,12 @@ class WorkspaceService:
         self._scanner = BrokenRecordScanner(workspace.root, workspace.id)
         self._scanner.start()  # the first full scan runs while the first pages are served
         self._cache = IndexCache(workspace.catalog.db_path)
+        self._aside: Workspace | None = None  # a handle of its own for background computations
+        self._field_paths = FieldPaths(
+            lambda scope: self._ws.run_field_paths(project=scope[0], experiment=scope[1]),
+            self._field_paths_aside,
+            self._index_version,
+        )
 
     @property
     def root(self) -> Path:
@@ -302,14 +308,29 @@ class WorkspaceService:
         except Exception as exc:  # answer from the index as it is
             logger.warning("run index could not catch up: %s", exc)
 
+    def _index_version(self) -> Version | None:
+        with self._lock:
+            return self._cache.version()
+
+    def _field_paths_aside(self, scope: tuple[str | None, str | None]) -> dict[str, list[str]]:
+        """``run_field_paths`` on a workspace handle of its own (called one at a time, from
+        a background thread, without the service's lock)."""
+        if self._aside is None:
+            self._aside = Workspace.load(self._ws.root)
+        return self._aside.run_field_paths(project=scope[0], experiment=scope[1])
+
     def _run_stats(self, project_id: str, experiment_id: str) -> _RunStats:
         self._catch_up()
+        fresh = True
 
         def compute() -> _RunStats:
+            nonlocal fresh
             # Counted and collected in the index: no row but the running ones is read out.
             ws, project, experiment = self._ws, project_id, experiment_id
             by_status = ws.run_status_counts(project=project, experiment=experiment)
-            paths = ws.run_field_paths(project=project, experiment=experiment)
+            # The keys may be those from before the last change while they are recomputed
+            # aside (see ``FieldPaths``): such an answer is not kept.
+            paths, fresh = self._field_paths.get((project, experiment), self._cache.version())
             running = ws.runs(
                 f"status == {json.dumps(RunStatus.running.value)}",
                 project=project,
@@ -324,7 +345,9 @@ class WorkspaceService:
                 running=tuple(running),
             )
 
-        return self._cache.get(("stats", project_id, experiment_id), compute)
+        return self._cache.get(
+            ("stats", project_id, experiment_id), compute, keep=lambda _stats: fresh
+        )
 
     def _experiment_info(self, project_id: str, experiment: Experiment) -> ExperimentInfo:
         stats = self._run_stats(project_id, experiment.id)
