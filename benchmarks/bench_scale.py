@@ -234,6 +234,7 @@ def browser(root: Path) -> None:
     port = helpers.free_port()
     base = f"http://127.0.0.1:{port}/"
     code = f"from molexp.server import serve; serve({str(root)!r}, port={port})"
+    launched = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL)
     experiment_page = base + f"#/p/{PROJECT}/e/{EXPERIMENT}"
     try:
@@ -255,8 +256,9 @@ def browser(root: Path) -> None:
         early_end = time.perf_counter()
         watcher.join()
         print(
-            f"the server's first full check of the records ended {checked[0] - up:.1f} s after"
-            f" its first answer; the loads marked (*) ended after {early_end - up:.1f} s"
+            f"server started: first answer after {up - launched:.1f} s, its first full check of"
+            f" the records over after {checked[0] - launched:.1f} s; the loads marked (*) ran"
+            f" {up - launched:.1f}-{early_end - launched:.1f} s after the start"
         )
         page = helpers.browser_first_load(experiment_page, "run-row", repeat=5)
         changed = changed_page_load(root, experiment_page, repeat=5)

@@ -273,3 +273,14 @@ def test_the_broken_list_matches_the_workspace_own_report_after_changes(lab: Lab
     found = sorted((_relative(lab, item.path), item.error) for item in scanner.check().records)
     assert found == expected
     assert len(found) == 2
+
+
+def test_a_full_scan_gives_way_to_a_busy_request(lab: Lab) -> None:
+    """Scans and requests share one interpreter: a scan pauses while a request is served."""
+    busy = {"now": False}
+    scanner = BrokenRecordScanner(lab.root, lab.ws.id, busy=lambda: busy["now"], yield_after=0.0)
+    scanner.full_scan()
+    assert scanner.pauses == 0  # nobody to give way to
+    busy["now"] = True
+    scanner.full_scan()
+    assert scanner.pauses >= 10  # one pause before each record

@@ -28,10 +28,14 @@ checked differently:
   re-reads the feed from where the journals stood when it started, so a write made during the
   scan is never lost. Nothing here depends on a lock shared with writers.
 - **The first full scan runs in the background**, started with the service. A check waits for
-  it only while it has seen fewer than ``SMALL_WORKSPACE_RECORDS`` records or for at most
-  ``FIRST_SCAN_WAIT_SECONDS`` (0.25 s); after that the answer is marked *pending* (the list is
-  empty until the scan ends) instead of holding the page for the 8-11 s it takes on 100,000
-  runs.
+  it only until it has run ``FIRST_SCAN_WAIT_SECONDS`` (0.25 s) and seen
+  ``SMALL_WORKSPACE_RECORDS`` records; after that the answer is marked *pending* (the list is
+  empty until the scan ends) instead of holding the page for the 8-11 s the scan takes at
+  100,000 runs.
+
+A full scan shares the interpreter with the requests: while one is being served (``busy``), it
+pauses ``YIELD_AFTER_SECONDS`` (5 ms) after each 5 ms of its own, so a request that reads many
+index rows is slowed by about half instead of waiting for the scan to end.
 
 A smaller workspace is scanned in full at every check (at most about 5 ms), so hand damage shows
 at once there however slow the machine.
@@ -44,6 +48,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +80,9 @@ RESCAN_MIN_SECONDS = 60.0
 RESCAN_FACTOR = 10.0
 """...or this many times as long as the last full scan took, when that is longer."""
 FIRST_SCAN_WAIT_SECONDS = 0.25
-"""How long a check waits for the first full scan once it has seen a large workspace."""
+"""Checks wait for the first full scan until it has run this long and seen a large workspace."""
+YIELD_AFTER_SECONDS = 0.005
+"""While a request is busy, a full scan pauses this long after each stretch of this long..."""
 ACTIVE_JOURNAL_SECONDS = 300.0
 """On a network filesystem, journals written this recently are re-read whatever size is listed
 (a client may hold a stale size), as the workspace index does."""
@@ -161,13 +168,23 @@ class BrokenRecordScanner:
         small_records: int = SMALL_WORKSPACE_RECORDS,
         rescan_seconds: float | None = None,
         first_wait: float = FIRST_SCAN_WAIT_SECONDS,
+        busy: Callable[[], bool] | None = None,
+        yield_after: float = YIELD_AFTER_SECONDS,
     ) -> None:
-        """``rescan_seconds`` fixes the period of background full scans (default: adaptive)."""
+        """``rescan_seconds`` fixes the period of background full scans (default: adaptive).
+
+        ``busy``: whether a request is being served; a full scan then gives way to it (see
+        ``_give_way``).
+        """
         self.root = root
         self._workspace_id = workspace_id
         self._small_records = small_records
         self._rescan_seconds = rescan_seconds
         self._first_wait = first_wait
+        self._busy = busy
+        self._yield_after = yield_after
+        self._stretch_started = 0.0
+        self._started_at = 0.0  # when start() began the first full scan
         self._verdicts: dict[str, tuple[Signature, str | None]] = {}
         self._broken: dict[Key, BrokenFile] = {}
         self._cursor: dict[str, int] = {}  # journal name -> bytes consumed
@@ -187,6 +204,8 @@ class BrokenRecordScanner:
         """Record files stat'ed so far (by full scans and by checks)."""
         self.parses = 0
         """Record files parsed so far."""
+        self.pauses = 0
+        """Pauses full scans made to give way to a request."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -194,6 +213,7 @@ class BrokenRecordScanner:
         """Start the background thread: the first full scan now, then the periodic ones."""
         with self._start_lock:
             if self._thread is None:
+                self._started_at = time.monotonic()
                 self._thread = threading.Thread(
                     target=_background,
                     args=(weakref.ref(self), self._stop),
@@ -223,15 +243,14 @@ class BrokenRecordScanner:
 
         A small workspace is scanned in full; a large one follows the change feed since the
         last check (see the module). Before the first full scan has ended the answer is
-        ``pending`` (after at most ``first_wait`` once the scan has seen a large workspace).
+        ``pending``, at once when that scan has run for ``first_wait`` and seen a large
+        workspace (else the check waits for it).
         """
         self.start()
-        if not self._first_done.is_set():
-            started = time.monotonic()
-            while not self._first_done.wait(0.01):
-                waited = time.monotonic() - started
-                if waited >= self._first_wait and self._progress >= self._small_records:
-                    return BrokenReport([], pending=True)
+        while not self._first_done.wait(0.01):
+            running = time.monotonic() - self._started_at
+            if running >= self._first_wait and self._progress >= self._small_records:
+                return BrokenReport([], pending=True)
         if self.small():
             self.full_scan()
         else:
@@ -450,6 +469,25 @@ class BrokenRecordScanner:
 
     # -- full scans ------------------------------------------------------------------
 
+    def _give_way(self) -> None:
+        """Pause a full scan for a moment after each ``yield_after`` of it while ``busy()``.
+
+        A scan and the requests share one interpreter: a request reading many index rows
+        releases the GIL at each row and then waits up to the switch interval (5 ms) to get
+        it back from a busy scan, so without pauses a scan of 100,000 records held such a
+        request (the overview's counts over every run) for as long as it ran.
+        """
+        if self._busy is None:
+            return
+        now = time.monotonic()
+        if now - self._stretch_started < self._yield_after:
+            return
+        if self._busy():
+            self.pauses += 1
+            time.sleep(self._yield_after)
+            now = time.monotonic()
+        self._stretch_started = now
+
     def _scan_tree(self) -> tuple[dict[Key, BrokenFile], set[str]]:
         """The broken records of the whole workspace, and every record file seen."""
         broken: dict[Key, BrokenFile] = {}
@@ -462,6 +500,7 @@ class BrokenRecordScanner:
             expected_id: str,
             parents: dict[str, str],
         ) -> bool:
+            self._give_way()
             exists, error = self._verdict(path, model, expected_id, parents)
             if not exists:
                 return False

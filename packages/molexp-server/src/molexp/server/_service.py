@@ -155,7 +155,10 @@ class WorkspaceService:
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
         self._lock = threading.RLock()
-        self._scanner = BrokenRecordScanner(workspace.root, workspace.id)
+        self._busy = 0  # requests inside the lock (the scans give way to them)
+        self._scanner = BrokenRecordScanner(
+            workspace.root, workspace.id, busy=lambda: self._busy > 0
+        )
         self._scanner.start()  # the first full scan runs while the first pages are served
         self._cache = IndexCache(workspace.catalog.db_path)
         self._aside: Workspace | None = None  # a handle of its own for background computations
@@ -172,24 +175,33 @@ class WorkspaceService:
     def _call(self, work: Callable[[], T]) -> T:
         """Run ``work`` under the lock, mapping workspace errors to ``ServiceError``."""
         with self._lock:
+            self._busy += 1
             try:
-                return work()
-            except ServiceError:
-                raise
-            except QuerySyntaxError as exc:
-                raise ServiceError(400, f"invalid query: {exc}") from None
-            except AmbiguousRunIdError as exc:
-                raise ServiceError(409, str(exc)) from None
-            except RecordError as exc:
-                raise ServiceError(409, f"record is broken: {exc}") from None
-            except PathRejected as exc:
-                raise ServiceError(exc.status, str(exc)) from None
-            except RunStateError as exc:
-                raise ServiceError(409, str(exc)) from None
-            except KeyError as exc:
-                raise ServiceError(404, str(exc.args[0]) if exc.args else "not found") from None
-            except ValueError as exc:  # the workspace's word for a malformed argument
-                raise ServiceError(400, str(exc)) from None
+                return self._mapping_errors(work)
+            finally:
+                self._busy -= 1
+
+    @staticmethod
+    def _mapping_errors(work: Callable[[], T]) -> T:
+        """``work()``, its workspace errors raised as ``ServiceError``."""
+        try:
+            return work()
+        except ServiceError:
+            raise
+        except QuerySyntaxError as exc:
+            raise ServiceError(400, f"invalid query: {exc}") from None
+        except AmbiguousRunIdError as exc:
+            raise ServiceError(409, str(exc)) from None
+        except RecordError as exc:
+            raise ServiceError(409, f"record is broken: {exc}") from None
+        except PathRejected as exc:
+            raise ServiceError(exc.status, str(exc)) from None
+        except RunStateError as exc:
+            raise ServiceError(409, str(exc)) from None
+        except KeyError as exc:
+            raise ServiceError(404, str(exc.args[0]) if exc.args else "not found") from None
+        except ValueError as exc:  # the workspace's word for a malformed argument
+            raise ServiceError(400, str(exc)) from None
 
     def _relative(self, path: Path) -> str:
         try:
