@@ -61,6 +61,32 @@ def test_pages_are_slices_of_the_whole_answer(
         assert filled.count_runs(where=where, **scope) == len(whole)
 
 
+@pytest.mark.parametrize("scope", SCOPES)
+def test_newest_first_is_creation_order_reversed_walked_on_the_index(
+    filled: Workspace, scope: dict[str, str]
+) -> None:
+    oldest_first = [row.id for row in filled.runs(**scope)]
+    assert [row.id for row in filled.runs(order_by="created_at", **scope)] == oldest_first
+    connection = filled._run_index.connection()  # noqa: SLF001 - the index's own SQL
+
+    def page_plan(order_by: str | None) -> tuple[list[str], list[str]]:
+        statements: list[str] = []
+        connection.set_trace_callback(statements.append)
+        try:
+            page = filled.runs(order_by=order_by, limit=4, offset=2, **scope)
+        finally:
+            connection.set_trace_callback(None)
+        (select,) = [sql for sql in statements if sql.lstrip().startswith("SELECT project_id")]
+        plan = [str(row[-1]) for row in connection.execute(f"EXPLAIN QUERY PLAN {select}")]
+        return [row.id for row in page], plan
+
+    newest, newest_plan = page_plan("-created_at")
+    assert newest == oldest_first[::-1][2:6]
+    # As cheap as the creation order: no sort beyond the one of the page's own rows.
+    _, oldest_plan = page_plan(None)
+    assert newest_plan == oldest_plan
+
+
 def test_count_takes_a_mapping_and_experiment_objects(filled: Workspace, exp: Experiment) -> None:
     assert filled.count_runs() == 23
     assert filled.count_runs(experiment=exp) == len(filled.runs(experiment=exp))

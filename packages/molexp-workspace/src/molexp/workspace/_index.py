@@ -340,11 +340,7 @@ class RunIndex:
         """
         args: list[Any] = []
         where_sql = _where_sql(conditions, args)
-        order_sql = "created_at ASC, project_id ASC, experiment_id ASC, id ASC"
-        order_args: Sequence[Any] = ()
-        if order is not None:
-            order_sql = f"{order[0]}, {order_sql}"
-            order_args = order[1]
+        order_sql, order_args = _order_sql(order)
         args.extend(order_args)
         if limit is None and not offset:
             sql = f"SELECT {SELECT_COLUMNS} FROM runs{where_sql} ORDER BY {order_sql}"
@@ -392,6 +388,21 @@ class RunIndex:
             else:
                 paths.add(str(key))
         return paths
+
+
+_CREATION_ORDER = ("created_at", "project_id", "experiment_id", "id")
+
+
+def _order_sql(order: tuple[str, Sequence[Any]] | None) -> tuple[str, Sequence[Any]]:
+    """The ORDER BY list: ``order``, then creation order. Ordering by creation time alone is
+    creation order itself, either way round (newest first reverses it whole), so the index
+    on creation order is walked, forwards or backwards, instead of sorting every row."""
+    if order is None or order == ("created_at ASC", []):
+        return ", ".join(f"{column} ASC" for column in _CREATION_ORDER), ()
+    if order == ("created_at DESC", []):
+        return ", ".join(f"{column} DESC" for column in _CREATION_ORDER), ()
+    creation = ", ".join(f"{column} ASC" for column in _CREATION_ORDER)
+    return f"{order[0]}, {creation}", order[1]
 
 
 def _leaf_paths(value: dict[str, Any], prefix: str) -> Iterator[str]:
