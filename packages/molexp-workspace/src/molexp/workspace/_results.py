@@ -199,6 +199,8 @@ class RunSummary:
 
         The recorded status stays ``running``: staleness is derived, ``molexp reap`` settles it.
         """
+        if self._row[3] != RunStatus.running.value:  # the common case, without parsing a field
+            return None
         return owner_stale_reason(
             self.status,
             self.owner,
