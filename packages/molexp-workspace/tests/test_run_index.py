@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from molexp.workspace import (
     AmbiguousRunIdError,
     Experiment,
     RunQueryResult,
     RunStatus,
     Workspace,
+    run_record_ids,
 )
 
 
@@ -350,3 +353,26 @@ def test_a_garbage_index_file_heals_and_rebuild_index_works_whatever_its_state(
     ws.catalog.db_path.write_bytes(b"\x00garbage" * 1000)
     report = Workspace(ws.root).rebuild_index()
     assert report.runs == len(before)
+
+
+@given(
+    st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True).filter(lambda s: s != "..")
+)
+def test_a_run_record_path_gives_its_ids_back(name: str) -> None:
+    path = f"projects/{name}/experiments/{name}x/runs/run-{name}y/run.json"
+    assert run_record_ids(path) == (name, f"{name}x", f"{name}y")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "projects/p/project.json",
+        "projects/p/experiments/e/experiment.json",
+        "projects/p/experiments/e/runs/r/run.json",  # not a run directory
+        "projects/p/experiments/e/runs/run-r/meta.json",
+        "projects/p/experiments/e/runs/run-r/run.json/x",
+        "other/p/experiments/e/runs/run-r/run.json",
+    ],
+)
+def test_other_paths_are_not_run_records(target: str) -> None:
+    assert run_record_ids(target) is None

@@ -55,7 +55,7 @@ from pathlib import Path
 from molexp.assets import RecordError, VersionedRecord, load_record
 from molexp.assets.storage import FeedLine, feed_dir, journal_states, on_local_filesystem
 from molexp.assets.storage import read_journal as _read_journal
-from molexp.workspace import ExperimentMetadata, ProjectMetadata, RunMetadata
+from molexp.workspace import ExperimentMetadata, ProjectMetadata, RunMetadata, run_record_ids
 
 __all__ = ["BrokenFile", "BrokenRecordScanner", "BrokenReport"]
 
@@ -294,17 +294,11 @@ class BrokenRecordScanner:
                     self._recheck_parents(parts[1], None)
             parents: dict[tuple[str, str], bool] = {}
             for target in runs:
-                parts = target.split("/")
-                if (
-                    len(parts) != 7
-                    or parts[0] != PROJECTS_DIR
-                    or parts[2] != EXPERIMENTS_DIR
-                    or parts[4] != RUNS_DIR
-                    or not parts[5].startswith(RUN_DIR_PREFIX)
-                    or parts[6] != RUN_FILE
-                ):
+                ids = run_record_ids(target)
+                if ids is None:
                     continue
-                project_id, experiment_id, run_dir = parts[1], parts[3], parts[5]
+                project_id, experiment_id, run_id = ids
+                run_dir = f"{RUN_DIR_PREFIX}{run_id}"
                 if (project_id, experiment_id) not in parents:
                     parents[project_id, experiment_id] = self._recheck_parents(
                         project_id, experiment_id
@@ -313,14 +307,13 @@ class BrokenRecordScanner:
                 if not parents[project_id, experiment_id]:
                     self._broken.pop(key, None)  # a full scan would not visit it
                     continue
-                ids = {
+                path = f"{self.root}/{target}"
+                record_ids = {
                     "workspace_id": self._workspace_id,
                     "project_id": project_id,
                     "experiment_id": experiment_id,
                 }
-                run_id = run_dir.removeprefix(RUN_DIR_PREFIX)
-                path = f"{self.root}/{target}"
-                self._update(key, path, RunMetadata, run_id, ids, reread=True)
+                self._update(key, path, RunMetadata, run_id, record_ids, reread=True)
 
     # -- the feed --------------------------------------------------------------------
 

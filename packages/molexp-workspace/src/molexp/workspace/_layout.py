@@ -34,6 +34,7 @@ __all__ = [
     "check_run",
     "child_dirs",
     "run_dir_name",
+    "run_record_ids",
     "safe_id",
     "scan_records",
 ]
@@ -54,6 +55,23 @@ Child = TypeVar("Child")
 def run_dir_name(run_id: str) -> str:
     """``run-<run_id>``, validated as one path component."""
     return validate_name(f"{RUN_DIR_PREFIX}{validate_name(run_id, 'run id')}", "run directory")
+
+
+def run_record_ids(target: str) -> tuple[str, str, str] | None:
+    """``(project_id, experiment_id, run_id)`` of ``target``, a workspace-relative path (as the
+    change feed names records), when it is a run record's
+    ``projects/<p>/experiments/<e>/runs/run-<r>/run.json``; None for any other path."""
+    parts = target.split("/")
+    if (
+        len(parts) != 7
+        or parts[0] != PROJECTS_DIR
+        or parts[2] != EXPERIMENTS_DIR
+        or parts[4] != RUNS_DIR
+        or not parts[5].startswith(RUN_DIR_PREFIX)
+        or parts[6] != RUN_FILE
+    ):
+        return None
+    return parts[1], parts[3], parts[5][len(RUN_DIR_PREFIX) :]
 
 
 def safe_id(value: str) -> str | None:

@@ -58,6 +58,7 @@ from ._layout import (
     check_project,
     check_run,
     child_dirs,
+    run_record_ids,
     scan_records,
 )
 from ._project import Project
@@ -359,18 +360,10 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         upserts: list[IndexRow] = []
         deletes: list[tuple[str, str, str]] = []
         for target in targets:
-            parts = target.split("/")
-            if (
-                len(parts) != 7
-                or parts[0] != PROJECTS_DIR
-                or parts[2] != EXPERIMENTS_DIR
-                or parts[4] != RUNS_DIR
-                or not parts[5].startswith(RUN_DIR_PREFIX)
-                or parts[6] != RUN_FILE
-            ):
+            key = run_record_ids(target)
+            if key is None:
                 continue
-            project_id, experiment_id = parts[1], parts[3]
-            key = (project_id, experiment_id, parts[5][len(RUN_DIR_PREFIX) :])
+            project_id, experiment_id, _ = key
             if (project_id, experiment_id) not in parents:
                 parents[project_id, experiment_id] = self._parents_readable(
                     project_id, experiment_id
