@@ -117,3 +117,28 @@ def test_after_a_change_slow_keys_are_not_computed_in_the_request(
     assert (
         "extra" in service.experiment("qm9", "baseline").param_keys
     )  # the stale answer was not kept
+
+
+def test_a_background_pass_does_not_start_another_by_itself(
+    lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_cache, "FIELD_PATHS_SYNC_SECONDS", 0.0)  # every computation is "slow"
+    service = WorkspaceService(lab.ws)
+    service.experiment("qm9", "baseline")
+    aside: list[bool] = []
+    run_field_paths = Workspace.run_field_paths
+
+    def spy(self: Workspace, *args: Any, **kwargs: Any) -> Any:
+        if self is not lab.ws:
+            aside.append(True)
+        return run_field_paths(self, *args, **kwargs)
+
+    monkeypatch.setattr(Workspace, "run_field_paths", spy)
+    lab.ws.project("qm9").experiment("baseline").Run(parameters={"warm": 1}, id="warm")
+    # The first pass opens its own handle, whose first catch-up writes the index file.
+    service.experiment("qm9", "baseline")
+    _wait_until(lambda: not service._field_paths.refreshing(), "no background pass ended")
+    for _ in range(3):  # nothing changed since that pass: its answer stands
+        assert "warm" in service.experiment("qm9", "baseline").param_keys
+        _wait_until(lambda: not service._field_paths.refreshing(), "no background pass ended")
+    assert aside == [True]

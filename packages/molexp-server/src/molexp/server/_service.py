@@ -165,7 +165,7 @@ class WorkspaceService:
         self._field_paths = FieldPaths(
             lambda scope: self._ws.run_field_paths(project=scope[0], experiment=scope[1]),
             self._field_paths_aside,
-            self._index_version,
+            self._index_version_aside,
         )
 
     @property
@@ -324,12 +324,22 @@ class WorkspaceService:
         with self._lock:
             return self._cache.version()
 
-    def _field_paths_aside(self, scope: tuple[str | None, str | None]) -> dict[str, list[str]]:
-        """``run_field_paths`` on a workspace handle of its own (called one at a time, from
-        a background thread, without the service's lock)."""
+    def _workspace_aside(self) -> Workspace:
+        """The workspace handle of the background passes (one at a time, without the lock)."""
         if self._aside is None:
             self._aside = Workspace.load(self._ws.root)
-        return self._aside.run_field_paths(project=scope[0], experiment=scope[1])
+        return self._aside
+
+    def _index_version_aside(self) -> Version | None:
+        """The index version a background pass computes at, read once its handle caught up:
+        a catch-up may write the index (a fresh handle records when it caught up), which read
+        the other way round would look like a change after the pass and start another."""
+        self._workspace_aside().catalog.catch_up()
+        return self._index_version()
+
+    def _field_paths_aside(self, scope: tuple[str | None, str | None]) -> dict[str, list[str]]:
+        """``run_field_paths`` on the background passes' handle."""
+        return self._workspace_aside().run_field_paths(project=scope[0], experiment=scope[1])
 
     def _run_stats(self, project_id: str, experiment_id: str) -> _RunStats:
         self._catch_up()
