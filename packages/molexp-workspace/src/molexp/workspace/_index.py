@@ -49,7 +49,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-INDEX_VERSION = 7
+INDEX_VERSION = 8
 
 _COLUMNS = (
     "workspace_id",
@@ -93,7 +93,7 @@ VALUE_COLUMNS = ("params", "results", "config")
 # The insert every run row's trigger makes: for each (column, path) ``row_for`` listed in
 # ``value_paths``, the value ``json_extract`` finds there.
 _INSERT_VALUES = (
-    f"INSERT INTO {VALUES_TABLE} SELECT NEW.rowid, json_extract(entry.value, '$[0]'), "
+    f"INSERT OR IGNORE INTO {VALUES_TABLE} SELECT NEW.rowid, json_extract(entry.value, '$[0]'), "
     "json_extract(entry.value, '$[1]'), CASE json_extract(entry.value, '$[0]') "
     + " ".join(
         f"WHEN '{column}' THEN json_extract(NEW.{column}, json_extract(entry.value, '$[1]'))"
@@ -115,10 +115,11 @@ _SCHEMA = (
     # parameter, result or config value looks its runs up here instead of reading every row.
     # Triggers keep it in step with ``runs``: ``value`` is what ``json_extract`` returns at
     # each path ``value_paths`` lists.
-    f"CREATE TABLE {VALUES_TABLE} (run_rowid INTEGER NOT NULL, source, path, value)",
-    f"CREATE INDEX run_values_by_value ON {VALUES_TABLE} (source, path, value, run_rowid)",
-    # A run's values: what a join tests after the first value, and what a change replaces.
-    f"CREATE INDEX run_values_by_run ON {VALUES_TABLE} (run_rowid, source, path, value)",
+    # Stored in the order of a run's values (what a join tests after its first value, and what
+    # a change replaces); the index below, which also holds the key, finds runs by value.
+    f"CREATE TABLE {VALUES_TABLE} (run_rowid INTEGER NOT NULL, source TEXT NOT NULL, "
+    "path TEXT NOT NULL, value, PRIMARY KEY (run_rowid, source, path)) WITHOUT ROWID",
+    f"CREATE INDEX run_values_by_value ON {VALUES_TABLE} (source, path, value)",
     f"CREATE TRIGGER runs_values_insert AFTER INSERT ON runs BEGIN {_INSERT_VALUES}; END",
     "CREATE TRIGGER runs_values_update AFTER UPDATE ON runs WHEN "
     + " OR ".join(f"OLD.{column} IS NOT NEW.{column}" for column in ("value_paths", *VALUE_COLUMNS))
