@@ -20,12 +20,14 @@ from molexp.workspace import (
     FactRow,
     RunSummary,
 )
+from pydantic_core import to_json
 
 from ._schemas import (
     ArtifactChangeInfo,
     AssetInfo,
     AttemptDiffInfo,
     AttemptInfo,
+    BrokenRecord,
     CompareRow,
     CompareSection,
     ErrorDetail,
@@ -36,7 +38,10 @@ from ._schemas import (
     TaskState,
 )
 
-__all__ = ["asset_info", "project_table", "task_states"]
+__all__ = ["asset_info", "project_table", "run_page_json", "task_states"]
+
+# How the response models write NaN and infinities (pydantic's default, ``ser_json_inf_nan``).
+_INF_NAN_MODE = RunSummaryInfo.model_config.get("ser_json_inf_nan", "null")
 
 
 def _flat_keys(value: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
@@ -73,29 +78,59 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
-def _summary_info(row: RunSummary) -> RunSummaryInfo:
+def _summary_fields(row: RunSummary) -> dict[str, Any]:
+    """The fields of ``RunSummaryInfo`` for one index row, in the model's order."""
     stale = row.stale_reason()
-    return RunSummaryInfo(
-        id=row.id,
-        project_id=row.project,
-        experiment_id=row.experiment,
-        status=row.status.value,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-        params=row.params,
-        results=row.results,
-        profile=row.profile,
-        config_hash=row.config_hash,
-        workflow_id=row.workflow_id,
-        replica_index=row.replica_index,
-        profile_label=row.profile_label,
-        overrides=row.overrides,
-        config=row.config,
-        stale=stale is not None,
-        stale_reason=stale,
-        metrics={name: summary.last for name, summary in row.metrics.items()},
-    )
+    return {
+        "id": row.id,
+        "project_id": row.project,
+        "experiment_id": row.experiment,
+        "status": row.status.value,
+        "created_at": row.created_at,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "params": row.params,
+        "results": row.results,
+        "profile": row.profile,
+        "config_hash": row.config_hash,
+        "workflow_id": row.workflow_id,
+        "replica_index": row.replica_index,
+        "profile_label": row.profile_label,
+        "overrides": row.overrides,
+        "config": row.config,
+        "stale": stale is not None,
+        "stale_reason": stale,
+        "metrics": {name: float(summary.last) for name, summary in row.metrics.items()},
+    }
+
+
+def _summary_info(row: RunSummary) -> RunSummaryInfo:
+    return RunSummaryInfo(**_summary_fields(row))
+
+
+def run_page_json(
+    rows: Sequence[RunSummary],
+    *,
+    total: int,
+    offset: int,
+    limit: int,
+    broken: Sequence[BrokenRecord],
+    broken_pending: bool,
+) -> bytes:
+    """The JSON of a ``RunPage`` of ``rows``, the same bytes its model would serialize to.
+
+    Written straight from the rows' fields: a page of 100 runs costs a fraction of building
+    100 ``RunSummaryInfo`` models and having the framework validate and serialize them again.
+    """
+    page = {
+        "items": [_summary_fields(row) for row in rows],
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "broken": [record.model_dump() for record in broken],
+        "broken_pending": broken_pending,
+    }
+    return to_json(page, inf_nan_mode=_INF_NAN_MODE)
 
 
 def project_table(project_id: str, rows: Sequence[RunSummary], limit: int) -> ProjectTable:

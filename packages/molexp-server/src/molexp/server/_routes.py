@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from ._schemas import (
     ApiError,
@@ -102,6 +102,12 @@ def run_ref(
 RunParam = Annotated[RunRef, Depends(run_ref)]
 
 
+def _json(content: bytes) -> Response:
+    """A response of JSON the service already wrote (its route's ``response_model`` documents
+    it; the framework neither validates nor serializes it again)."""
+    return Response(content=content, media_type="application/json")
+
+
 def _statuses(status: str | None) -> list[str]:
     return [part.strip() for part in (status or "").split(",") if part.strip()]
 
@@ -160,16 +166,18 @@ def build_router(service: WorkspaceService) -> APIRouter:
         order_by: OrderBy = None,
         limit: Limit = DEFAULT_PAGE,
         offset: Offset = 0,
-    ) -> RunPage:
+    ) -> Response:
         """One page of the experiment's runs, filtered and sorted through the run index."""
-        return service.run_page(
-            where=where,
-            statuses=_statuses(status),
-            order_by=order_by,
-            limit=limit,
-            offset=offset,
-            project_id=project_id,
-            experiment_id=experiment_id,
+        return _json(
+            service.run_page(
+                where=where,
+                statuses=_statuses(status),
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+                project_id=project_id,
+                experiment_id=experiment_id,
+            )
         )
 
     @router.get(
@@ -206,10 +214,16 @@ def build_router(service: WorkspaceService) -> APIRouter:
         order_by: OrderBy = None,
         limit: Limit = DEFAULT_PAGE,
         offset: Offset = 0,
-    ) -> RunPage:
+    ) -> Response:
         """Runs of the whole workspace."""
-        return service.run_page(
-            where=where, statuses=_statuses(status), order_by=order_by, limit=limit, offset=offset
+        return _json(
+            service.run_page(
+                where=where,
+                statuses=_statuses(status),
+                order_by=order_by,
+                limit=limit,
+                offset=offset,
+            )
         )
 
     @router.get("/runs/{run_id}", response_model=RunDetail, tags=["runs"])

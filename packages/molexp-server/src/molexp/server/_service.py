@@ -57,6 +57,7 @@ from ._converters import (
     _summary_info,
     asset_info,
     project_table,
+    run_page_json,
     task_states,
 )
 from ._files import (
@@ -90,8 +91,6 @@ from ._schemas import (
     ProjectInfo,
     ProjectTable,
     RunDetail,
-    RunPage,
-    RunSummaryInfo,
     TaskState,
     WorkspaceCounts,
     WorkspaceInfo,
@@ -438,7 +437,8 @@ class WorkspaceService:
         offset: int,
         project_id: str | None = None,
         experiment_id: str | None = None,
-    ) -> RunPage:
+    ) -> bytes:
+        """A ``RunPage`` of the matching runs, as its JSON (see ``run_page_json``)."""
         wanted = []
         for status in statuses:
             try:
@@ -451,26 +451,21 @@ class WorkspaceService:
             listed = ", ".join(json.dumps(status.value) for status in wanted)
             query = f"({query}) and status in [{listed}]" if query else f"status in [{listed}]"
 
-        def work() -> tuple[list[RunSummaryInfo], int]:
+        def work() -> tuple[RunQueryResult, int]:
             if project_id is not None:
                 project = self._ws.project(_checked(project_id, "project id"))
                 if experiment_id is not None:
                     project.experiment(_checked(experiment_id, "experiment id"))
-            rows, total = self._page(
+            return self._page(
                 query or None, order_by or None, project_id, experiment_id, limit, offset
             )
-            return [_summary_info(row) for row in rows], total
 
-        items, total = self._call(work)
-        # Outside the service's lock: a check must not stall the other requests.
+        rows, total = self._call(work)
+        # Outside the service's lock: neither the check nor writing the rows out (most of
+        # a page's cost) need stall the other requests.
         broken, pending = self._broken(project_id, experiment_id)
-        return RunPage(
-            items=items,
-            total=total,
-            offset=offset,
-            limit=limit,
-            broken=broken,
-            broken_pending=pending,
+        return run_page_json(
+            rows, total=total, offset=offset, limit=limit, broken=broken, broken_pending=pending
         )
 
     def _find_run(self, ref: RunRef) -> Run:
