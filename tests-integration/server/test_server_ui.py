@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 from molexp.assets import LogHandle
 from molexp.workspace import OwnerInfo, ProfileConfig, Run, RunStatus, Workspace
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 RUN_COUNT = 1000
@@ -635,3 +635,27 @@ def test_the_run_page_shows_each_attempts_environment(page: Page, served: Served
     expect(distributions).to_contain_text("numpy")
     expect(distributions).to_contain_text("2.1.0")
     environment.screenshot(path=str(served.shots / "17-environment.png"))
+
+
+def test_a_pending_first_check_of_the_records_is_said(page: Page, served: Served) -> None:
+    # The server's first check of every record ends within moments on this small workspace:
+    # its answers are rewritten as a large workspace's are while that check runs.
+    def still_checking(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        assert body["broken_pending"] is False  # the real answer, once the check has ended
+        route.fulfill(response=answer, json={**body, "broken_pending": True})
+
+    page.goto(served.url + "#/p/qm9/e/sweep")
+    expect(page.get_by_test_id("runs-table")).to_be_visible()
+    expect(page.get_by_test_id("broken-pending")).to_have_count(0)
+
+    page.route("**/api/v1/workspace", still_checking)
+    page.route("**/api/v1/projects/qm9/experiments/sweep/runs?*", still_checking)
+    page.goto(served.url)
+    expect(page.get_by_test_id("broken-pending")).to_be_visible()
+    page.goto(served.url + "#/p/qm9/e/sweep")
+    page.reload()
+    expect(page.get_by_test_id("runs-table")).to_be_visible()
+    expect(page.get_by_test_id("broken-pending")).to_contain_text("first check")
+    page.screenshot(path=str(served.shots / "9-broken-check-pending.png"))

@@ -14,6 +14,8 @@ export interface WorkspaceInfo {
   root: string;
   counts: { projects: number; experiments: number; runs: number; by_status: Record<string, number> };
   broken: BrokenRecord[];
+  /** The server's first check of every record is still running: `broken` is empty until it ends. */
+  broken_pending: boolean;
 }
 
 export interface ProjectInfo {
@@ -96,6 +98,8 @@ export interface RunPage {
   offset: number;
   limit: number;
   broken: BrokenRecord[];
+  /** The server's first check of every record is still running: `broken` is empty until it ends. */
+  broken_pending: boolean;
 }
 
 export interface AttemptInfo {

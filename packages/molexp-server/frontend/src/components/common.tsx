@@ -69,6 +69,16 @@ export function ErrorNote({ message }: { message: string }) {
   );
 }
 
+/** Shown while the server's first check of every record runs: broken records appear after it. */
+export function BrokenCheckNote() {
+  return (
+    <div className="small muted broken-check" role="status" data-testid="broken-pending">
+      Checking every record for damage (the server&apos;s first check since it started); unreadable records
+      will be listed here when it ends.
+    </div>
+  );
+}
+
 export function Loading() {
   return <div className="muted">Loading…</div>;
 }

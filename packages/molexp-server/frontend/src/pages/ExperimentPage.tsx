@@ -1,7 +1,7 @@
 // Experiment page: a server-sorted, filterable, paged runs table with params and results as columns.
 import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from "react";
 import { api, runKeyOf, durationBetween, formatDuration, formatTime, formatValue, pick, type RunSummary } from "../api";
-import { ErrorNote, Loading, StatusBadge, StatusChips } from "../components/common";
+import { BrokenCheckNote, ErrorNote, Loading, StatusBadge, StatusChips } from "../components/common";
 import { href, links, replaceHash } from "../router";
 import { useAsync } from "../useAsync";
 
@@ -214,6 +214,7 @@ export function ExperimentPage({
         )}
       </section>
       {runs.error && <ErrorNote message={runs.error} />}
+      {runs.data?.broken_pending && <BrokenCheckNote />}
       {runs.data && runs.data.broken.length > 0 && (
         <section className="card" data-testid="broken-runs">
           <h2>Unreadable run records</h2>

@@ -1,6 +1,6 @@
 // Workspace overview: identity, status counts, broken records, projects with experiments, recent runs.
 import { api, runKeyOf, formatTime, type ExperimentInfo, type ProjectInfo } from "../api";
-import { ErrorNote, Loading, Section, StatusBadge, StatusCounts } from "../components/common";
+import { BrokenCheckNote, ErrorNote, Loading, Section, StatusBadge, StatusCounts } from "../components/common";
 import { links } from "../router";
 import { useAsync } from "../useAsync";
 
@@ -95,6 +95,7 @@ export function OverviewPage() {
           <StatusCounts counts={info.counts.by_status} />
         </div>
       </section>
+      {info.broken_pending && <BrokenCheckNote />}
       {info.broken.length > 0 && (
         <Section title={`Broken records (${info.broken.length})`} testId="broken-records">
           <ul className="broken">
