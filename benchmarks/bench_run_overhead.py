@@ -8,7 +8,8 @@ Then where the difference goes, each part timed on its own (best of several repe
 run each time) and shown as a ratio against the same no-run execution:
 
 - run lifecycle: ``with run.start(workflow=...)`` (enter with the workflow snapshot, exit:
-  two run.json writes and run-index upserts; the terminal write is fsynced);
+  two run.json writes, their run-index rows queued on the workspace object and written in batches
+  of up to 64 or once a second; the terminal write is fsynced);
 - resume plan: task snapshots, pickling 1,000 journal records, writing and closing the journal;
 - execution state: ``result.to_state()``, then ``record_execution_state`` (state.json, compact
   JSON with one entry per task, plus its asset record and catalog row, both fsynced), and its

@@ -28,6 +28,7 @@ from molexp.assets import DataAsset, load_asset_record
 from molexp.workflow import Caching, FileCacheStore, TaskSnapshot
 from molexp.workflow.cache import CacheStoreError
 from molexp.workspace import Experiment, RunStatus, Workspace
+from molexp.workspace import _workspace as workspace_module
 from molexp.workspace._index import RunIndex
 from reliability_helpers import index_snapshot, temp_files, validate_workspace
 
@@ -167,7 +168,8 @@ def test_a_failed_index_write_never_fails_or_undoes_the_run_record(
     def index_fails(*args: object, **kwargs: object) -> None:
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(RunIndex, "upsert", index_fails)
+    monkeypatch.setattr(RunIndex, "apply_writes", index_fails)
+    monkeypatch.setattr(workspace_module, "_PENDING_MAX", 1)  # each write flushes its index row
     run.cancel()
     kept = exp.Run(id="kept")
     monkeypatch.undo()

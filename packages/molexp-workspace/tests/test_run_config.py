@@ -135,6 +135,7 @@ def test_to_pandas_has_config_columns(sweep: Workspace) -> None:
 
 def test_an_index_file_of_the_previous_version_is_refilled(sweep: Workspace) -> None:
     """A host's index written before config was indexed has no config column: it is refilled."""
+    assert len(sweep.runs()) == 3  # the host's index has its runs table
     path = sweep.catalog.db_path
     with sqlite3.connect(path) as connection:
         connection.execute("DROP TABLE runs")

@@ -280,6 +280,7 @@ def test_to_pandas(exp: Experiment) -> None:
 
 def test_index_row_count_matches_runs(ws: Workspace) -> None:
     populate(ws)
+    assert len(ws.runs()) == 7
     assert index_rows(ws) == 7
 
 
@@ -299,6 +300,7 @@ def test_a_deleted_index_file_is_rebuilt_by_a_live_workspace(ws: Workspace) -> N
         Path(f"{ws.catalog.db_path}{suffix}").unlink(missing_ok=True)
     assert records(ws) == before
     ws.project("qm9").experiment("baseline").Run(id="after-delete")
+    assert len(ws.runs()) == len(before) + 1
     assert index_rows(ws) == len(before) + 1
 
 
@@ -310,6 +312,7 @@ def test_an_index_file_replaced_by_another_process_is_followed(ws: Workspace) ->
         Path(f"{ws.catalog.db_path}{suffix}").unlink(missing_ok=True)
     assert records(Workspace(ws.root)) == before  # another workspace object recreates it
     ws.project("qm9").experiment("baseline").Run(id="after-replace")
+    assert len(ws.runs()) == len(before) + 1
     assert index_rows(ws) == len(before) + 1
     assert "after-replace" in Workspace(ws.root).runs().ids
 

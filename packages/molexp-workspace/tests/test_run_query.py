@@ -18,7 +18,7 @@ from molexp.workspace import (
     UnknownFieldError,
     Workspace,
 )
-from molexp.workspace._index import RunIndex, format_time
+from molexp.workspace._index import RunIndex, format_time, row_for, upsert_rows
 from molexp.workspace._query import (
     And,
     Comparison,
@@ -406,8 +406,7 @@ def test_sql_matches_the_reference_semantics(
 ) -> None:
     connection = memory_index.connection()
     connection.execute("DELETE FROM runs")
-    for metadata in rows:
-        memory_index.upsert(metadata)
+    upsert_rows(connection, [row_for(metadata) for metadata in rows])
     selected = memory_index.select([compile_where(node)], None, None)
     assert sorted(row[2] for row in selected) == sorted(
         metadata.id for metadata in rows if evaluate(node, metadata)

@@ -17,6 +17,7 @@ from molexp.workspace import (
     reap_stale_runs,
     stale_reason,
 )
+from molexp.workspace._index import row_for, upsert_rows
 from molexp.workspace._records import OwnerInfo, utc_now
 from workspace_helpers import on_disk
 
@@ -95,7 +96,7 @@ def test_other_hosts_are_judged_by_their_heartbeat(exp: Experiment) -> None:
 def _start_without_indexing_and_die(root: Path, run_id: str) -> None:
     ws = Workspace(root)
     run = ws.project("qm9").experiment("baseline").get_run(run_id)
-    ws._index_run = lambda metadata, span=None: None  # type: ignore[method-assign]  # killed
+    ws._index_run = lambda metadata, record, span: None  # type: ignore[method-assign]  # killed
     run.start().__enter__()
     os._exit(0)
 
@@ -123,7 +124,9 @@ def test_reaping_brings_a_lagging_index_row_back_in_step(exp: Experiment) -> Non
     run = exp.Run(id="finished")
     with run.start():
         pass
-    exp.workspace._run_index.upsert(on_disk(run).model_copy(update={"status": RunStatus.running}))
+    assert [r.status for r in exp.workspace.runs()] == ["succeeded"]
+    lagging = on_disk(run).model_copy(update={"status": RunStatus.running})
+    upsert_rows(exp.workspace._run_index.connection(), [row_for(lagging)])
     assert [r.status for r in exp.workspace.runs()] == ["running"]
     assert reap_stale_runs(exp.workspace) == []
     assert [r.status for r in exp.workspace.runs()] == ["succeeded"]

@@ -1,9 +1,9 @@
 """The run index: one row per run in the ``runs`` table of the catalog's per-host index file.
 
-Owns the table layout, the upsert done after every run write, deletion of a project's
-rows, the full fill from ``run.json`` files and the SELECT behind ``ws.runs()``; and the
-``run_values`` table (kept in step by triggers) where a query finds the runs with a given
-parameter, result or config value without reading every row.
+Owns the table layout, the batched upserts of the run records this process wrote, deletion
+of a project's rows, the full fill from ``run.json`` files and the SELECT behind
+``ws.runs()``; and the ``run_values`` table (kept in step by triggers) where a query finds
+the runs with a given parameter, result or config value without reading every row.
 The JSON records stay the source of truth; these tables are a rebuildable cache of them
 (a missing or outdated table is recreated and refilled from disk on first use, and a
 damaged index file is discarded and rebuilt).
@@ -20,6 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,7 @@ __all__ = [
     "VALUES_TABLE",
     "VALUE_COLUMNS",
     "IndexRow",
+    "RecordWrite",
     "RunIndex",
     "delete_rows",
     "format_time",
@@ -129,6 +131,29 @@ _SCHEMA = (
 )
 
 IndexRow = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """A ``run.json`` this process wrote whose index row is not written yet.
+
+    ``row`` is the run's index row made when the record was written (the run's metadata
+    object changes in place afterwards); ``data`` the exact bytes written to ``path``;
+    ``span`` the feed lines announcing the write (None: the feed could not be written).
+    """
+
+    key: tuple[str, str, str]
+    row: IndexRow
+    span: FeedSpan | None
+    path: Path
+    data: bytes
+
+    def on_disk(self) -> bool:
+        """Whether ``path`` still holds exactly ``data``."""
+        try:
+            return self.path.read_bytes() == self.data
+        except OSError:
+            return False
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -305,16 +330,27 @@ class RunIndex:
             self._discard()
         return operation(self.connection())
 
-    def upsert(self, metadata: RunMetadata, span: FeedSpan | None = None) -> None:
-        """Write the run's row; ``span`` (this process's feed lines of the write) is consumed."""
+    def apply_writes(self, writes: Sequence[RecordWrite]) -> None:
+        """Upsert the rows of run records this process wrote, in one transaction.
 
-        def write(connection: sqlite3.Connection) -> None:
+        Only each run's latest write counts, and only if ``run.json`` still holds its exact
+        bytes, compared after the write lock is taken (every index writer on this host holds
+        that lock): a record another writer changed or deleted since is left to catch-up,
+        so an older row never overwrites a newer one. The feed spans of the runs written
+        are consumed in order; a skipped run's span stops that, and catch-up re-reads the
+        records its journal's remaining lines name.
+        """
+        latest = {write.key: write for write in writes}
+
+        def apply(connection: sqlite3.Connection) -> None:
             with self._transaction(connection):
-                connection.execute(_UPSERT, row_for(metadata))
-                if span is not None:
-                    consume_span(connection, span)
+                written = {key: write for key, write in latest.items() if write.on_disk()}
+                upsert_rows(connection, [write.row for write in written.values()])
+                for write in writes:
+                    if write.key in written:
+                        consume_span(connection, write.span)
 
-        self._healing(write)
+        self._healing(apply)
 
     def row_count(self) -> int:
         return int(self._healing(lambda c: c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]))

@@ -1,7 +1,7 @@
 """The ``Run``: one concrete execution record under ``runs/run-<run_id>/run.json``.
 
 Owns run creation and loading, every change to ``run.json`` (each one a locked
-read-modify-write followed by an upsert of the run's index row) and the status
+read-modify-write, its index row then queued for the workspace's next flush) and the status
 transitions that are not part of executing it: cancel, queue for a scheduler,
 attach a workflow snapshot, reap.
 
@@ -328,12 +328,14 @@ class Run:
     # -- persistence -----------------------------------------------------------------
 
     def _persist(self, *, durable: bool, create: bool = False) -> bool:
-        """Write the in-memory record, then index it (caller holds the lock or owns the run).
+        """Write the in-memory record, then queue its index row (caller holds the lock or owns
+        the run).
 
         The write is announced on the change feed before and after it, so every host's
         index catches up. When the write fails after its rename (the directory fsync), the
-        file is put back to what it held before (for a new run: removed). The index upsert
-        is best effort: a failing index never fails or undoes the record write. With
+        file is put back to what it held before (for a new run: removed). The row reaches
+        this host's index at the workspace object's next flush (``Workspace._index_run``),
+        best effort: a failing index never fails or undoes the record write. With
         ``create`` the file is only written if absent (exclusive across hosts); returns
         whether this call wrote it.
         """
@@ -346,11 +348,11 @@ class Run:
                     return False
             else:
                 self._record.write(self._metadata, durable=durable)
-        workspace._index_run(self._metadata, change.span)
+        workspace._index_run(self._metadata, self._record, change.span)
         return True
 
     def _update(self, mutate: Mutation, action: str, *, owner_write: bool = False) -> None:
-        """Read-modify-write of ``run.json`` as one claimed transition, plus the index upsert.
+        """Read-modify-write of ``run.json`` as one claimed transition, plus its index row.
 
         ``mutate`` receives the current on-disk record (re-read only if another writer
         changed the file) and changes it in place; it raises before changing anything
@@ -477,10 +479,10 @@ class Run:
             self._record.forget()
 
     def _sync_index(self) -> None:
-        """Upsert the index row from ``run.json`` as it is now (under the run's lock)."""
+        """Queue the index row of ``run.json`` as it is now (under the run's lock)."""
         with self._lock, locked(self._record.path):
             self._metadata = self._check(self._record.refresh(self._metadata))
-            self.workspace._index_run(self._metadata)
+            self.workspace._index_run(self._metadata, self._record, None)
 
     def refresh(self) -> Run:
         """Adopt the on-disk record if another writer changed it (cheap when unchanged)."""

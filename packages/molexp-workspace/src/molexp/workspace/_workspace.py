@@ -9,13 +9,16 @@ use of the asset catalog) creates the record. Run queries go through the run ind
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import shutil
 import sqlite3
 import threading
+import time
 import uuid
 import warnings
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -43,7 +46,15 @@ from molexp.assets.storage import (
 )
 
 from ._errors import AmbiguousRunIdError, BrokenRecordWarning
-from ._index import IndexRow, RunIndex, delete_rows, has_runs_table, row_for, upsert_rows
+from ._index import (
+    IndexRow,
+    RecordWrite,
+    RunIndex,
+    delete_rows,
+    has_runs_table,
+    row_for,
+    upsert_rows,
+)
 from ._layout import (
     EXPERIMENT_FILE,
     EXPERIMENTS_DIR,
@@ -90,6 +101,34 @@ RUN_CHANGE = "run"
 PROJECT_CHANGE = "project"
 """Feed lines naming a project directory that was deleted."""
 
+_PENDING_MAX = 64
+"""Queued index rows that make a workspace object flush them (see ``Workspace._index_run``)."""
+_PENDING_SECONDS = 1.0
+"""Age of the oldest queued index row that makes the next run write flush them."""
+
+# Every workspace object: the ones with queued index rows flush them at interpreter exit.
+_workspaces: weakref.WeakSet[Workspace] = weakref.WeakSet()
+
+
+def _flush_at_exit() -> None:
+    for workspace in list(_workspaces):
+        if workspace._pending and workspace._record.exists():  # not a deleted workspace
+            workspace._flush_index()
+
+
+def _forget_pending_in_child() -> None:
+    # The rows queued in the parent are the parent's to write (their feed spans are in its
+    # journal); a thread of the parent may have held a lock of any workspace when it forked.
+    for workspace in list(_workspaces):
+        workspace._pending = []
+        workspace._pending_lock = threading.Lock()
+        workspace._flush_lock = threading.Lock()
+
+
+atexit.register(_flush_at_exit)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pending_in_child)
+
 
 @dataclass(frozen=True)
 class IndexRebuildReport:
@@ -123,6 +162,12 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         )
         self._catalog: Catalog | None = None
         self._index: RunIndex | None = None
+        # Index rows of this object's run writes not written yet (see ``_index_run``).
+        self._pending: list[RecordWrite] = []
+        self._pending_since = 0.0
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        _workspaces.add(self)
         self._scan_broken: list[BrokenRecord] = []
         if self._record.exists():
             self._metadata = self._record.load()
@@ -281,6 +326,8 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         project_dir = self._root / PROJECTS_DIR / project_id
         if not project_dir.is_dir():
             raise KeyError(f"no project {project_id!r} in workspace {self._root}")
+        # First: after the delete, its runs' queued rows would be skipped and their lines re-read.
+        self._flush_index()
         with self._lock:
             with changing(self._root, PROJECT_CHANGE, f"{PROJECTS_DIR}/{project_id}"):
                 shutil.rmtree(project_dir)
@@ -326,12 +373,68 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
                 )
             return self._index
 
-    def _index_run(self, metadata: RunMetadata, span: FeedSpan | None = None) -> None:
-        """Best-effort upsert of a run's row after its record was written (never raises)."""
+    def _index_run(
+        self, metadata: RunMetadata, record: RecordFile[RunMetadata], span: FeedSpan | None
+    ) -> None:
+        """Queue the index row of a run whose ``record`` was just written (never raises).
+
+        The row reaches the index at the next flush: before this object's next read of the
+        index, once ``_PENDING_MAX`` writes are queued or the oldest is ``_PENDING_SECONDS``
+        old (looked at here), or at interpreter exit. Meanwhile every other reader catches
+        up from the change feed, whose lines the write already appended.
+        """
+        data = record.seen
+        if data is None:
+            return
+        key = (metadata.project_id, metadata.experiment_id, metadata.id)
         try:
-            self._run_index.upsert(metadata, span)
+            write = RecordWrite(key, row_for(metadata), span, record.path, data)
         except Exception as exc:  # the record is written; catch-up repairs the index
             logger.warning("run index not updated for run %s: %s", metadata.id, exc)
+            return
+        now = time.monotonic()
+        with self._pending_lock:
+            if not self._pending:
+                self._pending_since = now
+            self._pending.append(write)
+            due = (
+                len(self._pending) >= _PENDING_MAX or now - self._pending_since >= _PENDING_SECONDS
+            )
+        if due:
+            self._flush_index()
+
+    def _flush_index(self) -> None:
+        """Write the queued index rows in one transaction (see ``RunIndex.apply_writes``).
+
+        Never raises: on failure the rows are dropped with a warning; their feed lines were
+        not consumed, so the next catch-up re-reads those records.
+        """
+        if not self._pending:
+            with self._flush_lock:  # another thread's flush under way may hold our writes
+                return
+        try:
+            # Taken before the flush lock, so that lock is never held waiting for another.
+            index = self._run_index
+        except Exception as exc:
+            self._warn_dropped(self._take_pending(), exc)
+            return
+        with self._flush_lock:
+            writes = self._take_pending()
+            if writes:
+                try:
+                    index.apply_writes(writes)
+                except Exception as exc:  # the records are written; catch-up repairs the index
+                    self._warn_dropped(writes, exc)
+
+    @staticmethod
+    def _warn_dropped(writes: list[RecordWrite], error: Exception) -> None:
+        if writes:
+            logger.warning("run index not updated for %d run writes: %s", len(writes), error)
+
+    def _take_pending(self) -> list[RecordWrite]:
+        with self._pending_lock:
+            writes, self._pending = self._pending, []
+        return writes
 
     def _select_runs(
         self,
@@ -344,6 +447,8 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
         return self._caught_up_index().select(conditions, order, limit, offset)
 
     def _caught_up_index(self) -> RunIndex:
+        """The run index after this object's queued rows and every host's feed reached it."""
+        self._flush_index()
         index = self._run_index
         index.connection()  # the runs table exists before catch-up applies run lines
         try:
@@ -433,6 +538,8 @@ class Workspace(StoredRecord[WorkspaceMetadata]):
     def rebuild_index(self) -> IndexRebuildReport:
         """Discard this host's index file and recreate it from every record, whatever state
         the old file is in (missing, outdated, corrupt, truncated)."""
+        # Queued rows are of records written before the rebuild reads every record: dropped.
+        self._take_pending()
         with self._lock:
             self._scan_broken = []
             assets = self.catalog.rebuild()
