@@ -20,7 +20,7 @@ from molexp.assets.storage import changing
 from molexp.server import _broken, create_app
 from molexp.server._broken import BrokenFile, BrokenRecordScanner
 from molexp.workspace import Workspace
-from molexp.workspace._workspace import PROJECT_CHANGE, RUN_CHANGE
+from molexp.workspace.layout import RUN_CHANGE
 from server_helpers import Lab, make_client
 
 pytestmark = pytest.mark.filterwarnings("ignore::molexp.workspace.BrokenRecordWarning")
@@ -79,10 +79,6 @@ def _wait_until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, what
         time.sleep(0.01)
-
-
-def test_the_feed_kinds_are_the_workspace_ones() -> None:
-    assert (_broken.RUN_CHANGE, _broken.PROJECT_CHANGE) == (RUN_CHANGE, PROJECT_CHANGE)
 
 
 def test_a_check_after_a_change_reads_only_the_records_the_feed_names(lab: Lab) -> None:

@@ -16,8 +16,8 @@ from molexp.workspace import (
     RunQueryResult,
     RunStatus,
     Workspace,
-    run_record_ids,
 )
+from molexp.workspace.layout import run_record_ids
 
 
 def populate(ws: Workspace) -> None:

@@ -55,23 +55,23 @@ from pathlib import Path
 from molexp.assets import RecordError, VersionedRecord, load_record
 from molexp.assets.storage import FeedLine, feed_dir, journal_states, on_local_filesystem
 from molexp.assets.storage import read_journal as _read_journal
-from molexp.workspace import ExperimentMetadata, ProjectMetadata, RunMetadata, run_record_ids
+from molexp.workspace import ExperimentMetadata, ProjectMetadata, RunMetadata
+from molexp.workspace.layout import (
+    EXPERIMENT_FILE,
+    EXPERIMENTS_DIR,
+    PROJECT_CHANGE,
+    PROJECT_FILE,
+    PROJECTS_DIR,
+    RUN_CHANGE,
+    RUN_DIR_PREFIX,
+    RUN_FILE,
+    RUNS_DIR,
+    run_record_ids,
+)
 
 __all__ = ["BrokenFile", "BrokenRecordScanner", "BrokenReport"]
 
 logger = logging.getLogger("molexp.server")
-
-PROJECTS_DIR = "projects"
-EXPERIMENTS_DIR = "experiments"
-RUNS_DIR = "runs"
-RUN_DIR_PREFIX = "run-"
-PROJECT_FILE = "project.json"
-EXPERIMENT_FILE = "experiment.json"
-RUN_FILE = "run.json"
-RUN_CHANGE = "run"
-"""Feed lines naming a ``run.json`` relative to the root (the workspace's ``RUN_CHANGE``)."""
-PROJECT_CHANGE = "project"
-"""Feed lines naming a deleted project's directory (the workspace's ``PROJECT_CHANGE``)."""
 
 SMALL_WORKSPACE_RECORDS = 1000
 """Below this many records (about 5 ms of stats) every check is a full scan."""

@@ -33,7 +33,6 @@ from molexp.workspace._errors import (
 )
 from molexp.workspace._experiment import Experiment
 from molexp.workspace._hashing import ProfileConfig, config_hash, derive_run_id
-from molexp.workspace._layout import run_record_ids
 from molexp.workspace._metrics import MetricSeries, MetricWriter, clear_series_cache
 from molexp.workspace._params import GridSpace, ParamSpace, UniformSpace
 from molexp.workspace._project import Project
@@ -117,7 +116,6 @@ __all__ = [
     "reap_stale_runs",
     "registered_workspaces",
     "run_facts",
-    "run_record_ids",
     "stale_reason",
     "task_code_hashes",
 ]

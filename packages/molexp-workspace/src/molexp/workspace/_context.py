@@ -77,6 +77,7 @@ from ._data_dirs import data_dir
 from ._environment import capture_environment
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
+from ._layout import RUN_FILE
 from ._metrics import METRICS_DIR, MetricWriter
 from ._records import (
     ErrorInfo,
@@ -236,7 +237,7 @@ class RunContext:
         from ._workspace import Workspace
 
         directory = checked_path(run_dir, "run directory").expanduser().resolve()
-        record = directory / "run.json"
+        record = directory / RUN_FILE
         try:
             is_run = record.is_file()
         except OSError as exc:  # e.g. a name too long for the filesystem

@@ -23,8 +23,10 @@ __all__ = [
     "EXPERIMENTS_DIR",
     "EXPERIMENT_FILE",
     "PROJECTS_DIR",
+    "PROJECT_CHANGE",
     "PROJECT_FILE",
     "RUNS_DIR",
+    "RUN_CHANGE",
     "RUN_DIR_PREFIX",
     "RUN_FILE",
     "WORKSPACE_FILE",
@@ -47,6 +49,10 @@ EXPERIMENT_FILE = "experiment.json"
 RUNS_DIR = "runs"
 RUN_FILE = "run.json"
 RUN_DIR_PREFIX = "run-"
+RUN_CHANGE = "run"
+"""Change-feed lines naming a ``run.json`` (relative to the root) that changed."""
+PROJECT_CHANGE = "project"
+"""Change-feed lines naming a project directory that was deleted."""
 
 M = TypeVar("M", bound=VersionedRecord)
 Child = TypeVar("Child")

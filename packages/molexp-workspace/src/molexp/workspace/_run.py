@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from ._claims import claim_exists, claim_path, prune_claims, read_claim, try_claim
 from ._errors import RunStateError
 from ._hashing import ProfileConfig, plain_json
-from ._layout import RUN_FILE, check_run, run_dir_name
+from ._layout import RUN_CHANGE, RUN_FILE, check_run, run_dir_name
 from ._metrics import MetricSeries, attempt_summaries, check_metric_name, read_series
 from ._records import (
     TERMINAL_STATUSES,
@@ -53,8 +53,6 @@ from ._stale import (
     stale_reason,
     this_host,
 )
-
-RUN_CHANGE = "run"  # the feed kind the workspace's index applies (see _workspace.RUN_CHANGE)
 
 if TYPE_CHECKING:
     from ._attempts import Attempt

@@ -58,8 +58,10 @@ from ._index import (
 from ._layout import (
     EXPERIMENT_FILE,
     EXPERIMENTS_DIR,
+    PROJECT_CHANGE,
     PROJECT_FILE,
     PROJECTS_DIR,
+    RUN_CHANGE,
     RUN_DIR_PREFIX,
     RUN_FILE,
     RUNS_DIR,
@@ -92,14 +94,10 @@ if TYPE_CHECKING:
 
 _Project = Project  # the factory method below shadows the class name
 
-__all__ = ["PROJECT_CHANGE", "RUN_CHANGE", "IndexRebuildReport", "Workspace"]
+__all__ = ["IndexRebuildReport", "Workspace"]
 
 logger = logging.getLogger("molexp.workspace")
 
-RUN_CHANGE = "run"
-"""Feed lines naming a ``run.json`` (relative to the root) that changed."""
-PROJECT_CHANGE = "project"
-"""Feed lines naming a project directory that was deleted."""
 
 _PENDING_MAX = 64
 """Queued index rows that make a workspace object flush them (see ``Workspace._index_run``)."""
