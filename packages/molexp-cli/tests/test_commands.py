@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import platform
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -192,6 +194,60 @@ def test_logs_tail_and_named(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert all(len(lines) <= 1 for lines in payload["logs"].values())
     code, _, err = invoke(capsys, "logs", "r", "train", "--json", "-f", "-w", str(ws.root))
     assert code == 2 and "--json" in err
+
+
+def test_logs_follow_waits_for_a_queued_run_to_write_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Right after a submission the run is queued and its log does not exist yet: --follow
+    # waits for it (as `tail -F` does) instead of failing; without --follow it is an error
+    # that says so.
+    ws = Workspace(tmp_path / "lab")
+    run = ws.Project("p").Experiment("e").Run(id="r")
+    run.mark_queued({"kind": "slurm", "job_id": "7"})
+    code, _, err = invoke(capsys, "logs", "r", "train", "-w", str(ws.root))
+    assert code == 1 and "queued" in err and "--follow" in err
+
+    def job() -> None:
+        time.sleep(0.5)
+        with run.start() as ctx:
+            log = ctx.log("train")
+            log.append("epoch 1")
+            log.flush()
+            time.sleep(0.5)
+            log.append("epoch 2")
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    try:
+        code, out, err = invoke(capsys, "logs", "r", "train", "--follow", "-w", str(ws.root))
+    finally:
+        worker.join()
+    assert code == 0
+    assert out == "epoch 1\nepoch 2\n"
+    assert "waiting for run r (queued)" in err
+
+
+def test_logs_follow_of_a_run_that_ends_without_the_log_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws = Workspace(tmp_path / "lab")
+    run = ws.Project("p").Experiment("e").Run(id="r")
+    run.mark_queued({"kind": "slurm", "job_id": "7"})
+
+    def job() -> None:
+        time.sleep(0.3)
+        with run.start() as ctx:
+            ctx.log("other").append("not the one")
+
+    worker = threading.Thread(target=job)
+    worker.start()
+    try:
+        code, _, err = invoke(capsys, "logs", "r", "train", "--follow", "-w", str(ws.root))
+    finally:
+        worker.join()
+    assert code == 1
+    assert "has no log 'train'; available: other" in err
 
 
 def test_logs_of_a_run_with_one_log_print_it_without_a_header(

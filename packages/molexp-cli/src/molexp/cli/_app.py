@@ -568,7 +568,12 @@ def logs(
     ] = None,
     follow: Annotated[
         bool,
-        typer.Option("--follow", "-f", help="Keep printing new lines while the run is running."),
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Keep printing new lines while the run is running; for a queued run, wait "
+            "for it to start writing the log.",
+        ),
     ] = False,
     tail: Annotated[
         int | None,

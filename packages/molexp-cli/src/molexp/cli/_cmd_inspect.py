@@ -590,10 +590,17 @@ def logs_command(
         raise CliUsageError("--follow prints lines as they come; it cannot be combined with --json")
     run = resolve_run(reference, workspace, selection)
     which, logs, number = _log_files(run, attempt)
+    if name is not None and name not in logs and follow and _unfinished(run):
+        which, logs, number = _wait_for_log(run, attempt, name)
     if name is not None:
         if name not in logs:
             available = ", ".join(logs) or "none"
-            raise CliError(f"{which} has no log {name!r}; available: {available}")
+            hint = (
+                f" (the run is {run.status}: --follow waits for the log)"
+                if _unfinished(run)
+                else ""
+            )
+            raise CliError(f"{which} has no log {name!r}; available: {available}{hint}")
         selected = {name: logs[name]}
     else:
         selected = logs
@@ -624,6 +631,28 @@ def logs_command(
     sys.stdout.flush()
     if follow:
         _follow(run, next(iter(selected.values())))
+
+
+_UNFINISHED = frozenset({"pending", "queued", "running"})
+
+
+def _unfinished(run: Run) -> bool:
+    return str(run.status) in _UNFINISHED
+
+
+def _wait_for_log(
+    run: Run, attempt: int | None, name: str
+) -> tuple[str, dict[str, Path], int | None]:
+    """``_log_files`` once the run has a log ``name`` or has ended (``--follow`` of a log a
+    queued or starting run has not written yet, e.g. right after a submission)."""
+    sys.stderr.write(f"waiting for run {run.id} ({run.status}) to write its log {name!r}\n")
+    sys.stderr.flush()
+    while True:
+        time.sleep(_FOLLOW_INTERVAL)
+        run.reload()
+        found = _log_files(run, attempt)
+        if name in found[1] or not _unfinished(run):
+            return found
 
 
 def _follow(run: Run, path: Path) -> None:
