@@ -272,6 +272,41 @@ def test_cancel_scancels_a_queued_run(tmp_path: Path, held_jobs: list[str]) -> N
     assert ok_json("sync", cwd=tmp_path)["changes"] == []
 
 
+def test_following_the_log_of_a_run_whose_job_ended_unstarted_stops(
+    tmp_path: Path, held_jobs: list[str]
+) -> None:
+    # `molexp logs --follow` waits for a queued run to write its log; a job cancelled behind
+    # molexp's back never will, and the run stays queued until `molexp sync`: the wait asks
+    # Slurm and stops with the job's end instead of waiting for ever.
+    script = write_script(
+        tmp_path,
+        """
+        wf = workflow(name="orphan")
+
+
+        @wf.task
+        def noop(ctx: TaskContext) -> None:
+            return None
+
+
+        wf.build().bind_to(project.Experiment("orphan"))
+        """,
+    )
+    report = ok_json("run", script, "--executor", "slurm", "--hold", cwd=tmp_path)
+    job_id = job_of(report)
+    held_jobs.append(job_id)
+    target = report["runs"][0]["run_id"]
+    slurm("scancel", job_id)
+    wait_until(f"{job_id} to leave squeue", lambda: squeue_keys(job_id) == [], 30)
+    completed = molexp("logs", target, "train", "--follow", cwd=tmp_path)
+    assert completed.returncode == 1, (completed.stdout, completed.stderr)
+    assert f"waiting for run {target} (queued)" in completed.stderr
+    assert f"Slurm job {job_id}_0" in completed.stderr
+    assert "molexp sync" in completed.stderr
+    [shown] = ok_json("status", target, cwd=tmp_path)
+    assert shown["status"] == "queued"  # read only: settling it is sync's job
+
+
 def test_a_remote_task_runs_as_its_own_job_between_local_tasks(tmp_path: Path) -> None:
     script = write_script(
         tmp_path,

@@ -204,7 +204,7 @@ def test_logs_follow_waits_for_a_queued_run_to_write_the_log(
     # that says so.
     ws = Workspace(tmp_path / "lab")
     run = ws.Project("p").Experiment("e").Run(id="r")
-    run.mark_queued({"kind": "slurm", "job_id": "7"})
+    run.mark_queued({"name": "a-queue", "job": "7"})
     code, _, err = invoke(capsys, "logs", "r", "train", "-w", str(ws.root))
     assert code == 1 and "queued" in err and "--follow" in err
 
@@ -233,7 +233,7 @@ def test_logs_follow_of_a_run_that_ends_without_the_log_fails(
 ) -> None:
     ws = Workspace(tmp_path / "lab")
     run = ws.Project("p").Experiment("e").Run(id="r")
-    run.mark_queued({"kind": "slurm", "job_id": "7"})
+    run.mark_queued({"name": "a-queue", "job": "7"})
 
     def job() -> None:
         time.sleep(0.3)

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 _FOLLOW_INTERVAL = 0.2
+_SCHEDULER_CHECK_SECONDS = 10.0
+"""How often a wait for a queued run's log asks Slurm whether its job still lives."""
 
 
 def status_text(status: Any, stale: str | None) -> str:
@@ -644,15 +646,51 @@ def _wait_for_log(
     run: Run, attempt: int | None, name: str
 ) -> tuple[str, dict[str, Path], int | None]:
     """``_log_files`` once the run has a log ``name`` or has ended (``--follow`` of a log a
-    queued or starting run has not written yet, e.g. right after a submission)."""
+    queued or starting run has not written yet, e.g. right after a submission).
+
+    A run whose Slurm job ended without starting it stays queued until ``molexp sync``: Slurm
+    is asked at once and every ``_SCHEDULER_CHECK_SECONDS``, and such a job ends the wait
+    with an error (read only, like ``molexp status``).
+    """
     sys.stderr.write(f"waiting for run {run.id} ({run.status}) to write its log {name!r}\n")
     sys.stderr.flush()
+    asked = time.monotonic() - _SCHEDULER_CHECK_SECONDS
     while True:
         time.sleep(_FOLLOW_INTERVAL)
         run.reload()
         found = _log_files(run, attempt)
         if name in found[1] or not _unfinished(run):
             return found
+        if time.monotonic() - asked < _SCHEDULER_CHECK_SECONDS:
+            continue
+        asked = time.monotonic()
+        ended = _ended_job(run)
+        if ended is None:
+            continue
+        run.reload()  # a job that ended after writing the run's last record is no orphan
+        found = _log_files(run, attempt)
+        if name in found[1] or not _unfinished(run):
+            return found
+        raise CliError(
+            f"run {run.id} is still {run.status} but {ended}: it will not write its log "
+            f"{name!r} (`molexp sync` settles the run)"
+        )
+
+
+def _ended_job(run: Run) -> str | None:
+    """How the run's Slurm job ended, if Slurm says it has (None: live, unknown, not a job)."""
+    from ._cmd_cluster import _job_reports
+    from ._slurm_text import JobPhase
+
+    reports, problem = _job_reports([run], apply=False)
+    if problem is not None or not reports:
+        return None
+    report = reports[0]
+    if report.state is None:
+        return f"its Slurm job {report.info.job} is known to neither squeue nor sacct"
+    if report.state.phase in (JobPhase.live, JobPhase.unknown):
+        return None
+    return f"its Slurm job {report.info.job} ended {report.state.describe()}"
 
 
 def _follow(run: Run, path: Path) -> None:
