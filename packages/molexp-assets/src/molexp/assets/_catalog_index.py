@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from molexp.assets._feed import (
+    ACTIVE_JOURNAL_SECONDS,
     RETENTION_SECONDS,
     feed_dir,
     journal_states,
@@ -40,15 +41,13 @@ from molexp.assets._index_file import (
 )
 from molexp.assets._locks import on_local_filesystem
 
-__all__ = ["ACTIVE_JOURNAL_SECONDS", "CatalogIndex", "FeedHandler"]
+__all__ = ["CatalogIndex", "FeedHandler"]
 
 logger = logging.getLogger("molexp.assets")
 
 LOCKED_RETRIES = 8
 # How often catch-up records that it ran (an index silent for RETENTION_SECONDS / 2 is rebuilt).
 _MARK_INTERVAL = 60.0
-ACTIVE_JOURNAL_SECONDS = 300.0
-"""On a network filesystem, journals written this recently are re-read whatever size is seen."""
 FEED_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS feed_offsets (journal TEXT PRIMARY KEY, offset INTEGER NOT NULL)",
     "CREATE TABLE IF NOT EXISTS index_meta (key TEXT PRIMARY KEY, value)",

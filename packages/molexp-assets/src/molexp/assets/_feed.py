@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ACTIVE_JOURNAL_SECONDS",
     "FEED_DIR",
     "RETENTION_SECONDS",
     "Change",
@@ -45,6 +46,9 @@ __all__ = [
 
 FEED_DIR = Path(".molexp") / "changes"
 RETENTION_SECONDS = 86400.0
+ACTIVE_JOURNAL_SECONDS = 300.0
+"""On a network filesystem, journals written this recently are re-read whatever size is listed
+(a client may hold a stale size); every follower of the feed applies it."""
 _SUFFIX = ".jsonl"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 

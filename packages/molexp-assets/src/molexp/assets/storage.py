@@ -17,6 +17,7 @@ from molexp.assets._attempt_files import (
 )
 from molexp.assets._catalog import RECORD_DIR_NAME, consume_span
 from molexp.assets._feed import (
+    ACTIVE_JOURNAL_SECONDS,
     RETENTION_SECONDS,
     Change,
     FeedLine,
@@ -50,6 +51,7 @@ from molexp.assets._io import (
 from molexp.assets._locks import on_local_filesystem
 
 __all__ = [
+    "ACTIVE_JOURNAL_SECONDS",
     "ATTEMPT_DIR_NAME",
     "INDEX_DIR_ENV",
     "RECORD_DIR_NAME",

@@ -53,7 +53,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from molexp.assets import RecordError, VersionedRecord, load_record
-from molexp.assets.storage import FeedLine, feed_dir, journal_states, on_local_filesystem
+from molexp.assets.storage import (
+    ACTIVE_JOURNAL_SECONDS,
+    FeedLine,
+    feed_dir,
+    journal_states,
+    on_local_filesystem,
+)
 from molexp.assets.storage import read_journal as _read_journal
 from molexp.workspace import ExperimentMetadata, ProjectMetadata, RunMetadata
 from molexp.workspace.layout import (
@@ -83,9 +89,6 @@ FIRST_SCAN_WAIT_SECONDS = 0.25
 """Checks wait for the first full scan until it has run this long and seen a large workspace."""
 YIELD_AFTER_SECONDS = 0.005
 """While a request is busy, a full scan pauses this long after each stretch of this long..."""
-ACTIVE_JOURNAL_SECONDS = 300.0
-"""On a network filesystem, journals written this recently are re-read whatever size is listed
-(a client may hold a stale size), as the workspace index does."""
 
 Signature = tuple[int, int, int]
 Key = tuple[str, str, str]
