@@ -6,7 +6,11 @@ Creates N runs (3 parameters, 1 result each) through the full
 naive reference measured in the same process on the same disk:
 
 - lifecycle: one durable JSON file per run (fresh directory, temp file + fsync +
-  rename + directory fsync), the floor for recording a run's outcome durably;
+  rename + directory fsync), the floor for recording a run's outcome durably; and, as a second
+  reference, the floor of the run record's contract: the same directory with ``run.json``
+  written three times, atomically each time (``created`` before the run can start, ``running``
+  before its work runs, the outcome at the end) and only the last write durable, as the
+  workspace does, with no other work (no locks, index, change feed or attempt directories);
 - listing and queries: scanning one JSON file per run (``glob`` + ``json.loads``) and
   filtering in Python.
 
@@ -68,6 +72,22 @@ def create_runs(exp: Experiment, indices: range) -> tuple[float, float]:
     return time.perf_counter() - start, creating
 
 
+def _write_record(run_dir: Path, record: dict[str, Any], *, durable: bool) -> None:
+    temp = run_dir / ".run.json.tmp"
+    with temp.open("w") as handle:
+        json.dump(record, handle, indent=2)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    temp.replace(run_dir / "run.json")
+    if durable:
+        directory = os.open(run_dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
 def write_naive_runs(root: Path, indices: range) -> float:
     """One durable JSON record per run in its own directory (the reference floor)."""
     start = time.perf_counter()
@@ -80,17 +100,28 @@ def write_naive_runs(root: Path, indices: range) -> float:
             "parameters": parameters(index),
             "results": {"loss": 1.0 / (index + 1)},
         }
-        temp = run_dir / ".run.json.tmp"
-        with temp.open("w") as handle:
-            json.dump(record, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temp.replace(run_dir / "run.json")
-        directory = os.open(run_dir, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _write_record(run_dir, record, durable=True)
+    return time.perf_counter() - start
+
+
+def write_contract_floor_runs(root: Path, indices: range) -> float:
+    """Each run's three atomic ``run.json`` states, the last one durable, and nothing else."""
+    start = time.perf_counter()
+    for index in indices:
+        run_dir = root / f"run-{index:06d}"
+        run_dir.mkdir(parents=True)
+        record: dict[str, Any] = {
+            "id": f"{index:06d}",
+            "status": "created",
+            "parameters": parameters(index),
+            "results": {},
+        }
+        _write_record(run_dir, record, durable=False)
+        record["status"] = "running"
+        _write_record(run_dir, record, durable=False)
+        record["status"] = "succeeded"
+        record["results"] = {"loss": 1.0 / (index + 1)}
+        _write_record(run_dir, record, durable=True)
     return time.perf_counter() - start
 
 
@@ -134,11 +165,12 @@ def run_benchmark(scratch: Path, count: int) -> None:
 
     # Interleave the two in chunks so both see the same load on a shared machine.
     exp = Workspace(root).Project("bench").Experiment("grid")
-    naive_write = created = creating = 0.0
+    naive_write = floor_write = created = creating = 0.0
     chunk = max(1, count // CHUNKS)
     for first in range(0, count, chunk):
         indices = range(first, min(first + chunk, count))
         naive_write += write_naive_runs(scratch / "naive", indices)
+        floor_write += write_contract_floor_runs(scratch / "floor", indices)
         total, in_run = create_runs(exp, indices)
         created += total
         creating += in_run
@@ -147,6 +179,7 @@ def run_benchmark(scratch: Path, count: int) -> None:
         f"  of which exp.Run() {creating * 1000 / count:.3f} ms, "
         f"start + set_result + exit {(created - creating) * 1000 / count:.3f} ms"
     )
+    report("  record contract floor (per run)", floor_write, naive_write, None, per=count)
 
     ws = Workspace(root)
     target_lr = LEARNING_RATES[3]
