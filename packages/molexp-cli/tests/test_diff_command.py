@@ -4,6 +4,7 @@ projects — and only those (``--all`` lists the same ones too); ``--json`` for 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,8 +95,6 @@ entry(ws)
 
 
 def _git(directory: Path, *args: str) -> None:
-    import subprocess
-
     identity = ["-c", "user.name=t", "-c", "user.email=t@example.org"]
     subprocess.run(["git", *identity, *args], cwd=directory, check=True, capture_output=True)
 
@@ -141,3 +140,36 @@ def test_diff_shows_the_task_code_and_git_state_that_changed(
 
     assert shown_git(first["run_id"]) == [commit[:12]]
     assert shown_git(second["run_id"]) == [commit[:12], "(uncommitted", "changes)"]
+
+
+def test_a_script_in_no_commit_is_recorded_dirty_a_committed_one_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.setenv("MOLEXP_WORKSPACE", str(tmp_path / "lab"))
+    (tmp_path / "s.py").write_text(SCRIPT.format(value="1.0"))
+    (tmp_path / "README").write_text("a repository with a commit that lacks the script\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "README")
+    _git(tmp_path, "commit", "-q", "-m", "first")
+
+    def recorded_git(*options: str) -> dict[str, object]:
+        code, out, _ = invoke(capsys, "run", "s.py", *options, "--json")
+        assert code == 0
+        [run] = json.loads(out)["runs"]
+        code, out, _ = invoke(capsys, "show", run["run_id"], "--json")
+        assert code == 0
+        git = json.loads(out)["workflow_snapshot"]["git"]
+        assert isinstance(git, dict)
+        return git
+
+    assert recorded_git()["dirty"] is True  # the commit does not hold the script at all
+    _git(tmp_path, "add", "s.py")
+    _git(tmp_path, "commit", "-q", "-m", "the script")
+    assert recorded_git("--set", "tag=committed") == {
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True
+        ).stdout.strip(),
+        "dirty": False,  # the workspace the runs wrote (untracked) does not count
+    }

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from molexp.workflow.snapshot_ref import WorkflowSnapshotRef
+from molexp.workflow.snapshot_ref import WorkflowSnapshotRef, git_checkout
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -61,6 +61,30 @@ def test_uncommitted_edit_is_flagged_and_changes_the_hash(repo: Path) -> None:
     assert dirty.git_commit == clean.git_commit
     assert dirty.git_dirty is True
     assert dirty.source_hash != clean.source_hash
+
+
+@needs_git
+def test_an_edited_module_beside_the_script_makes_the_checkout_dirty(repo: Path) -> None:
+    helper = repo / "flows" / "helpers.py"
+    helper.write_text("SCALE = 1\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "helper")
+    script = repo / "flows" / "wf.py"
+    assert WorkflowSnapshotRef.capture(script).git_dirty is False
+    helper.write_text("SCALE = 2\n")  # the script imports it: the commit no longer reproduces
+    assert WorkflowSnapshotRef.capture(script).git_dirty is True
+
+
+@needs_git
+def test_a_script_git_does_not_track_is_dirty_other_untracked_files_are_not(repo: Path) -> None:
+    (repo / "flows" / "outputs.csv").write_text("1,2\n")  # untracked, not the script
+    assert WorkflowSnapshotRef.capture(repo / "flows" / "wf.py").git_dirty is False
+    new_script = repo / "flows" / "new.py"
+    new_script.write_text("wf = 3\n")  # in no commit at all
+    ref = WorkflowSnapshotRef.capture(new_script)
+    assert ref.git_commit == git(repo, "rev-parse", "HEAD")
+    assert ref.git_dirty is True
+    assert git_checkout(repo) == (ref.git_commit, False)  # a directory: tracked files only
 
 
 def test_outside_a_repository_commit_is_none(tmp_path: Path) -> None:

@@ -158,40 +158,25 @@ def script_payload(run: Run, spec: Workflow, script: Path) -> dict[str, Any]:
         "workflow_id": spec.workflow_id,
         "name": spec.name,
     }
-    git = git_state(script.parent)
+    git = git_state(script)
     if git is not None:
         payload["git"] = dict(git)
     return payload
 
 
-GIT_TIMEOUT_SECONDS = 10.0
-
-
 @functools.lru_cache(maxsize=16)
-def git_state(directory: Path) -> dict[str, Any] | None:
-    """The commit checked out in ``directory`` and whether tracked files differ from it.
+def git_state(script: Path) -> dict[str, Any] | None:
+    """The commit checked out where ``script`` lives and whether that commit alone may not
+    reproduce it (``{"commit", "dirty"}``: the workflow layer's ``git_checkout``), None
+    outside git.
 
-    Asked once per directory and invocation: ``molexp run`` and ``molexp execute`` clear the
+    Asked once per script and invocation: ``molexp run`` and ``molexp execute`` clear the
     cache when they start, so the runs of one invocation record the checkout as it was when
     their script was imported."""
-    commands = (["rev-parse", "HEAD"], ["status", "--porcelain", "--untracked-files=no"])
-    outputs = []
-    for command in commands:
-        try:
-            completed = subprocess.run(
-                ["git", "-C", str(directory), *command],
-                capture_output=True,
-                text=True,
-                timeout=GIT_TIMEOUT_SECONDS,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if completed.returncode != 0:
-            return None
-        outputs.append(completed.stdout.strip())
-    commit, changes = outputs
-    return {"commit": commit, "dirty": bool(changes)} if commit else None
+    from molexp.workflow.snapshot_ref import git_checkout
+
+    commit, dirty = git_checkout(script)
+    return None if commit is None or dirty is None else {"commit": commit, "dirty": dirty}
 
 
 def record_script(run: Run, spec: Workflow, script: Path) -> None:

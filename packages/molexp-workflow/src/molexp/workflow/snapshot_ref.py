@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["WorkflowSnapshotRef"]
+__all__ = ["WorkflowSnapshotRef", "git_checkout"]
 
 _GIT_TIMEOUT_SECONDS = 10.0
 
@@ -47,12 +47,34 @@ def _file_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+def git_checkout(source: Path) -> tuple[str | None, bool | None]:
+    """The ``HEAD`` commit of the repository holding ``source`` (a file or directory) and
+    whether that commit alone may not reproduce it (see :class:`WorkflowSnapshotRef`);
+    ``(None, None)`` outside a repository or without git, ``dirty`` None if git could not say.
+    """
+    directory = source if source.is_dir() else source.parent
+    commit = _git(directory, "rev-parse", "HEAD") if directory.is_dir() else None
+    if not commit:
+        return None, None
+    changed = _git(directory, "status", "--porcelain", "--untracked-files=no")
+    if changed is None:
+        return commit, None
+    if changed:
+        return commit, True
+    if source.is_file():
+        tracked = _git(directory, "ls-files", "--", source.name)
+        return commit, None if tracked is None else tracked == ""
+    return commit, False
+
+
 class WorkflowSnapshotRef(BaseModel):
     """Reference to the source a workflow was defined in, at the time it ran.
 
     ``source`` is the absolute path of the script; ``source_hash`` the sha256 of its bytes;
     ``git_commit`` the ``HEAD`` commit of the repository containing it and ``git_dirty`` whether
-    that file has uncommitted changes (so the commit alone does not reproduce it).
+    that commit alone may not reproduce it: some tracked file of the repository differs from
+    it (the script, or a module it imports), or the script itself is not in git. Untracked
+    files other than the script (outputs, a workspace inside the checkout) do not count.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -78,12 +100,7 @@ class WorkflowSnapshotRef(BaseModel):
         if source is None:
             return cls(workflow_id=workflow_id, workflow_name=workflow_name)
         path = Path(source).expanduser().resolve()
-        directory = path if path.is_dir() else path.parent
-        commit = _git(directory, "rev-parse", "HEAD") if directory.is_dir() else None
-        dirty: bool | None = None
-        if commit is not None and path.is_file():
-            status = _git(directory, "status", "--porcelain", "--", path.name)
-            dirty = None if status is None else status != ""
+        commit, dirty = git_checkout(path)
         return cls(
             source=str(path),
             git_commit=commit or None,

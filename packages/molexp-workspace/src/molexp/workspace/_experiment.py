@@ -49,7 +49,11 @@ GIT_TIMEOUT_SECONDS = 10.0
 
 
 def git_commit_of(source: Path) -> str | None:
-    """The commit checked out where ``source`` lives (``git rev-parse HEAD``), else None."""
+    """The commit checked out where ``source`` lives (``git rev-parse HEAD``), else None.
+
+    The workflow layer's ``git_checkout`` also says whether the checkout is dirty (runs record
+    that); the workspace depends on no workflow code, so an experiment's commit is asked here.
+    """
     directory = source if source.is_dir() else source.parent
     if not directory.is_dir():
         return None
