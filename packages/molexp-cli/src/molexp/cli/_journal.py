@@ -108,16 +108,14 @@ class FilesystemJournal:
     # recording -------------------------------------------------------------------------------
 
     def _before_create(self, path: Path | None) -> None:
-        if path is None:
-            return
-        with self._lock:
-            if path in self._created_set or path in self._saved:
-                return
-            if not os.path.lexists(path):
-                self._created.append(path)
-                self._created_set.add(path)
+        self._note(path, keep_existing=False)  # creating what exists fails: nothing to keep
 
     def _before_write(self, path: Path | None) -> None:
+        self._note(path, keep_existing=True)
+
+    def _note(self, path: Path | None, *, keep_existing: bool) -> None:
+        """Remember ``path`` as created by the run if it does not exist yet, else (when
+        ``keep_existing``) its contents as they were before the run first changed it."""
         if path is None:
             return
         with self._lock:
@@ -126,9 +124,7 @@ class FilesystemJournal:
             if not os.path.lexists(path):
                 self._created.append(path)
                 self._created_set.add(path)
-                return
-            saved = _snapshot(path)
-            if saved is not None:
+            elif keep_existing and (saved := _snapshot(path)) is not None:
                 self._saved[path] = saved
 
     def _before_remove(self, path: Path | None) -> None:
