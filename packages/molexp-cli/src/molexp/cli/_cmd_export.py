@@ -13,9 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from molexp.workspace.layout import RUN_FILE
+
 from ._errors import CliError, CliUsageError
 from ._output import print_json, stdout_console
-from ._resolve import RUN_FILE, Selection, open_workspace, resolve_run
+from ._resolve import Selection, open_workspace, resolve_run
 
 if TYPE_CHECKING:
     from molexp.workspace import Experiment, Project, Run, Workspace

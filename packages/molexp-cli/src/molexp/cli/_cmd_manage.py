@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from molexp.workspace.layout import WORKSPACE_FILE
+
 from ._errors import CliError, CliUsageError
 from ._output import format_value, make_table, print_json, stdout_console
-from ._resolve import WORKSPACE_FILE, find_workspace_root, open_workspace, resolve_run
+from ._resolve import find_workspace_root, open_workspace, resolve_run
 from .profiles import ProfileFile, find_profile_file
 
 __all__ = ["cancel_command", "init_command", "profiles_command", "reap_command"]

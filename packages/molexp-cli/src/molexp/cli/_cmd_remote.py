@@ -339,6 +339,8 @@ def pull_command(
     as_json: bool,
 ) -> None:
     """``molexp pull``: mirror a remote workspace incrementally (see ``_pull``)."""
+    from molexp.workspace.layout import WORKSPACE_FILE
+
     from ._output import print_json
     from ._pull import PullState, plan_pull, state_path
 
@@ -356,12 +358,12 @@ def pull_command(
         ssh.check(ssh.run(_agent(remote, "manifest", *args)), "listing the workspace")
     )
     if not manifest:
-        raise CliError(f"{url} is not a MolExp workspace (no workspace.json)")
+        raise CliError(f"{url} is not a MolExp workspace (no {WORKSPACE_FILE})")
     state_file = state_path(root, url)
     state = PullState.load(state_file, url)
-    local_ws = root / "workspace.json"
-    if local_ws.is_file() and "workspace.json" not in state.files:
-        remote_ws = next(e for e in manifest if e["path"] == "workspace.json")
+    local_ws = root / WORKSPACE_FILE
+    if local_ws.is_file() and WORKSPACE_FILE not in state.files:
+        remote_ws = next(e for e in manifest if e["path"] == WORKSPACE_FILE)
         from ._agent import file_sha256
 
         if file_sha256(local_ws) != remote_ws["sha256"]:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace.layout import RUN_FILE, WORKSPACE_FILE
+
 from ._cmd_remote import remote_run, remote_settings_for
 from ._errors import CliError, CliUsageError, one_line
 from ._execute import (
@@ -47,7 +49,7 @@ from ._plan import (
 )
 from ._progress import RunProgress
 from ._python import ChosenPython, choose_python, run_in
-from ._resolve import RUN_FILE, open_run_dir
+from ._resolve import open_run_dir
 from ._script import LoadedScript, load_script, resolve_script_path
 from .profiles import (
     ExecutionSettings,
@@ -581,7 +583,7 @@ def _where_records_went(outcomes: Sequence[RunOutcome]) -> list[str]:
             parent
             for runs_dir in runs_dirs
             for parent in runs_dir.parents
-            if (parent / "workspace.json").is_file()
+            if (parent / WORKSPACE_FILE).is_file()
         }
     )
     if roots:

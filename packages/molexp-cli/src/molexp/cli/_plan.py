@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from molexp.workspace import owner_is_alive
+from molexp.workspace.layout import RUN_FILE, RUNS_DIR, run_dir_name
 
 from ._errors import CliUsageError
 from ._resolve import Selection
@@ -352,11 +353,11 @@ def changed_tasks(run: Run, spec: Workflow, profile: ProfileConfig) -> dict[str,
 
 def run_dir_of(experiment: Experiment, run_id: str) -> Path:
     """Where the run ``run_id`` of ``experiment`` lives (whether or not it exists yet)."""
-    return Path(experiment.experiment_dir) / "runs" / f"run-{run_id}"
+    return Path(experiment.experiment_dir) / RUNS_DIR / run_dir_name(run_id)
 
 
 def existing_run(experiment: Experiment, run_id: str) -> Run | None:
     """The run ``run_id`` when its record exists on disk, else None (never creates it)."""
-    if not (run_dir_of(experiment, run_id) / "run.json").is_file():
+    if not (run_dir_of(experiment, run_id) / RUN_FILE).is_file():
         return None
     return experiment.get_run(run_id)

@@ -17,6 +17,8 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from molexp.workspace.layout import RUN_FILE, WORKSPACE_FILE
+
 from ._errors import CliError
 
 if TYPE_CHECKING:
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WORKSPACE_ENV",
-    "WORKSPACE_FILE",
     "Selection",
     "find_workspace_root",
     "open_workspace",
@@ -32,9 +33,7 @@ __all__ = [
     "resolve_workspace_root",
 ]
 
-WORKSPACE_FILE = "workspace.json"
 WORKSPACE_ENV = "MOLEXP_WORKSPACE"
-RUN_FILE = "run.json"
 
 
 def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:

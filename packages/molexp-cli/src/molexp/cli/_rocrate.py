@@ -43,6 +43,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from molexp.workspace.layout import EXPERIMENT_FILE
+
 from ._errors import CliError
 
 if TYPE_CHECKING:
@@ -378,7 +380,7 @@ class _Builder:
             name=f"run record {key}",
             encodingFormat="application/json",
         )
-        experiment_file = run.experiment.experiment_dir / "experiment.json"
+        experiment_file = run.experiment.experiment_dir / EXPERIMENT_FILE
         if experiment_file.is_file():
             self.copy_file(
                 experiment_file,
