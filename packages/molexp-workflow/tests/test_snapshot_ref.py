@@ -85,6 +85,17 @@ def test_a_script_git_does_not_track_is_dirty_other_untracked_files_are_not(repo
     assert ref.git_commit == git(repo, "rev-parse", "HEAD")
     assert ref.git_dirty is True
     assert git_checkout(repo) == (ref.git_commit, False)  # a directory: tracked files only
+    assert git_checkout(repo / "flows" / "gone.py") == (ref.git_commit, None)
+
+
+@needs_git
+def test_a_script_name_is_never_read_as_a_pattern(repo: Path) -> None:
+    (repo / "flows" / "wf[1].py").write_text("wf = 4\n")  # untracked; as a glob it names wf1.py
+    (repo / "flows" / "wf1.py").write_text("wf = 1\n")
+    git(repo, "add", "flows/wf1.py")
+    git(repo, "commit", "-q", "-m", "wf1")
+    assert WorkflowSnapshotRef.capture(repo / "flows" / "wf[1].py").git_dirty is True
+    assert WorkflowSnapshotRef.capture(repo / "flows" / "wf1.py").git_dirty is False
 
 
 def test_outside_a_repository_commit_is_none(tmp_path: Path) -> None:

@@ -61,10 +61,12 @@ def git_checkout(source: Path) -> tuple[str | None, bool | None]:
         return commit, None
     if changed:
         return commit, True
-    if source.is_file():
-        tracked = _git(directory, "ls-files", "--", source.name)
-        return commit, None if tracked is None else tracked == ""
-    return commit, False
+    if source.is_dir():
+        return commit, False
+    if not source.is_file():
+        return commit, None  # nothing there: git cannot say whether the commit holds it
+    tracked = _git(directory, "ls-files", "--", f":(literal){source.name}")
+    return commit, None if tracked is None else tracked == ""
 
 
 class WorkflowSnapshotRef(BaseModel):
