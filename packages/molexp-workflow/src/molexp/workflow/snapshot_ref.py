@@ -65,7 +65,7 @@ def git_checkout(source: Path) -> tuple[str | None, bool | None]:
         return commit, False
     if not source.is_file():
         return commit, None  # nothing there: git cannot say whether the commit holds it
-    tracked = _git(directory, "ls-files", "--", f":(literal){source.name}")
+    tracked = _git(directory, "--literal-pathspecs", "ls-files", "--", source.name)
     return commit, None if tracked is None else tracked == ""
 
 
