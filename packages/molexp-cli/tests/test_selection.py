@@ -71,7 +71,63 @@ def test_selection_matches_ids_names_and_globs() -> None:
     )
     assert Selection.of("demo").projects == ("demo",)
     assert not Selection() and Selection.of(None, ["e"])
-    assert Selection.matching(["a*", "b"], "abc") == ["a*"]
+    assert Selection.of(["a*", "b"]).projects_matching("abc") == ["a*"]
+
+
+@pytest.fixture
+def bracketed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """Projects named ``proj[1]`` (id ``proj-1``) and ``proj1``; experiments ``e[1]`` and
+    ``e1`` in each; one succeeded run per experiment, its parameter naming where it is."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MOLEXP_WORKSPACE", raising=False)
+    ws = Workspace(tmp_path / "lab")
+    for project in ("proj[1]", "proj1"):
+        for experiment in ("e[1]", "e1"):
+            run = (
+                ws.Project(project)
+                .Experiment(experiment)
+                .Run(parameters={"at": f"{project}/{experiment}"})
+            )
+            with run.start() as ctx:
+                ctx.set_result("done", 1)
+    return ws
+
+
+def test_a_value_naming_a_project_or_experiment_exactly_is_never_a_glob(
+    bracketed: Workspace,
+) -> None:
+    selection = Selection.of(["proj[1]"], ["e[1]"]).in_workspace(bracketed)
+    assert selection.project("proj-1", "proj[1]") and not selection.project("proj1", "proj1")
+    assert selection.experiment("e-1", "e[1]") and not selection.experiment("e1", "e1")
+    globbing = Selection.of(["proj?"], ["e[1]x"]).in_workspace(bracketed)  # names nothing
+    assert globbing.project("proj1", "proj1") and not globbing.project("proj-1", "proj[1]")
+    assert globbing.literal_experiments == frozenset()
+
+
+def test_ls_and_show_take_an_exact_bracketed_name_as_that_name(
+    bracketed: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = invoke(
+        capsys, "ls", "runs", "-w", "lab", "-p", "proj[1]", "-e", "e[1]", "--json"
+    )
+    assert code == 0, err
+    [row] = json.loads(out)
+    assert row["params"] == {"at": "proj[1]/e[1]"}
+    code, out, _ = invoke(capsys, "ls", "runs", "-w", "lab", "-p", "proj?", "--json")
+    assert sorted(row["params"]["at"] for row in json.loads(out)) == ["proj1/e1", "proj1/e[1]"]
+    code, out, err = invoke(
+        capsys, "show", row["id"], "-w", "lab", "-p", "proj[1]", "-e", "e[1]", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["parameters"] == {"at": "proj[1]/e[1]"}
+
+
+def test_run_plans_the_experiment_a_bracketed_value_names(
+    script: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script.write_text(SCRIPT.replace('("cu-a3.8", 3.8)', '("cu[1]", 3.8), ("cu1", 3.9)'))
+    assert planned(capsys, script, "-e", "cu[1]") == {"metals/cu-1"}  # not metals/cu1
+    assert planned(capsys, script, "-e", "cu?") == {"metals/cu1"}
 
 
 def test_repeated_experiment_options_accumulate(

@@ -421,6 +421,19 @@ def test_manifest_selects_projects_and_experiments_by_id_or_name(tmp_path: Path)
     assert {e["path"] for e in manifest(tmp_path, projects=["nope"])} == {"workspace.json"}
 
 
+def test_manifest_takes_a_value_naming_a_project_exactly_as_that_name(tmp_path: Path) -> None:
+    for project, name in (("proj-1", "proj[1]"), ("proj1", "proj1")):
+        (tmp_path / "projects" / project).mkdir(parents=True)
+        (tmp_path / "projects" / project / "project.json").write_text(json.dumps({"name": name}))
+    (tmp_path / "workspace.json").write_text("{}")
+
+    def mirrored(*projects: str) -> set[str]:
+        return {e["path"] for e in manifest(tmp_path, projects=list(projects))} - {"workspace.json"}
+
+    assert mirrored("proj[1]") == {"projects/proj-1/project.json"}  # not proj1, its glob
+    assert mirrored("proj?") == {"projects/proj1/project.json"}
+
+
 # -- the pull plan and state ----------------------------------------------------------------
 
 

@@ -278,14 +278,19 @@ def _record_name(path: Path) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _selected(patterns: Sequence[str], directory: Path, record: str) -> bool:
+def _names(directory: Path, record: str) -> list[str]:
+    """The id (directory name) and the recorded name of a project or experiment."""
+    name = _record_name(directory / record)
+    return [directory.name] + ([name] if name is not None else [])
+
+
+def _selected(patterns: Sequence[str], names: Sequence[str], literal: set[str]) -> bool:
+    """Whether ``-p``/``-e`` values select an item with these names: as ``molexp`` selects
+    (``Selection`` in ``_resolve``), a value that names an item of the workspace exactly
+    (``literal``) is that name only, any other value a glob."""
     if not patterns:
         return True
-    names = [directory.name]
-    name = _record_name(directory / record)
-    if name is not None:
-        names.append(name)
-    return any(fnmatchcase(n, p) for p in patterns for n in names)
+    return any(n == p or (p not in literal and fnmatchcase(n, p)) for p in patterns for n in names)
 
 
 def wanted(rel_in_run: PurePosixPath, artifacts: Sequence[str]) -> bool:
@@ -315,12 +320,23 @@ def manifest(
     feed = root / ".molexp" / "changes"
     if feed.is_dir():
         files += sorted(p for p in feed.glob("*.jsonl") if p.is_file())
-    for project in sorted((root / "projects").glob("*/")):
-        if not _selected(projects, project, "project.json"):
+    every_project = {
+        project: _names(project, "project.json")
+        for project in sorted((root / "projects").glob("*/"))
+    }
+    every_experiment = {
+        experiment: _names(experiment, "experiment.json")
+        for project in every_project
+        for experiment in sorted((project / "experiments").glob("*/"))
+    }
+    literal_projects = {n for names in every_project.values() for n in names}
+    literal_experiments = {n for names in every_experiment.values() for n in names}
+    for project, project_names in every_project.items():
+        if not _selected(projects, project_names, literal_projects):
             continue
         files.append(project / "project.json")
         for experiment in sorted((project / "experiments").glob("*/")):
-            if not _selected(experiments, experiment, "experiment.json"):
+            if not _selected(experiments, every_experiment[experiment], literal_experiments):
                 continue
             files.append(experiment / "experiment.json")
             for run_dir in sorted((experiment / "runs").glob("*/")):

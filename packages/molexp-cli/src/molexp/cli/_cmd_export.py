@@ -112,6 +112,7 @@ def _resolve_target(
     if rows:
         run = resolve_run(target, workspace_option, selection)
         return "run", _run_label(run), [run]
+    selection = selection.in_workspace(ws)
     experiments = _matching_experiments(ws, target, selection)
     if len(experiments) > 1:
         listing = ", ".join(f"{e.project.id}/{e.id}" for e in experiments)

@@ -225,8 +225,8 @@ def ls_command(
         raise CliUsageError("--ids lists run ids: use it with `molexp ls runs`")
     _check_output(as_json=as_json, ids=ids)
     wanted_status = _check_status(status)
-    selection = Selection.of(project, experiment)
     ws = open_workspace(workspace)
+    selection = Selection.of(project, experiment).in_workspace(ws)
     if what == "runs":
         rows = _query_runs(ws, where)
         if selection:

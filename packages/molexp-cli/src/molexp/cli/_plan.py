@@ -238,19 +238,18 @@ def plan_runs(
     used_experiments: set[str] = set()
     for workspace in workspaces:
         profile = profile_for(workspace)
+        chosen = selection.in_workspace(workspace)
         for proj in sorted(workspace.list_projects(), key=lambda p: str(p.id)):
             seen_projects.append(str(proj.id))
-            if not selection.project(proj.id, getattr(proj, "name", None)):
+            if not chosen.project(proj.id, getattr(proj, "name", None)):
                 continue
-            used_projects.update(
-                Selection.matching(selection.projects, proj.id, getattr(proj, "name", None))
-            )
+            used_projects.update(chosen.projects_matching(proj.id, getattr(proj, "name", None)))
             for exp in sorted(proj.list_experiments(), key=lambda e: str(e.id)):
                 seen_experiments.append(f"{proj.id}/{exp.id}")
-                if not selection.experiment(exp.id, getattr(exp, "name", None)):
+                if not chosen.experiment(exp.id, getattr(exp, "name", None)):
                     continue
                 used_experiments.update(
-                    Selection.matching(selection.experiments, exp.id, getattr(exp, "name", None))
+                    chosen.experiments_matching(exp.id, getattr(exp, "name", None))
                 )
                 spec = workflow_for(exp)
                 if spec is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,10 +48,18 @@ def _patterns(value: str | Iterable[str] | None) -> tuple[str, ...]:
 class Selection:
     """What ``-p/--project`` and ``-e/--experiment`` select: each option repeatable, each value
     an id, a name or a glob (``'cu-*'``, ``'run?'``, ``'[ab]*'``) matched against both; an empty
-    option selects everything."""
+    option selects everything.
+
+    A value that is exactly the id or name of a project (an experiment) of the workspace is
+    that one only, never a glob: names may hold ``*``, ``?`` and ``[``, and ``-p 'proj[1]'``
+    must not select ``proj1`` instead of the project named ``proj[1]``. Which values those are
+    is known once the workspace is: :meth:`in_workspace`.
+    """
 
     projects: tuple[str, ...] = ()
     experiments: tuple[str, ...] = ()
+    literal_projects: frozenset[str] = frozenset()
+    literal_experiments: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -64,22 +72,61 @@ class Selection:
     def __bool__(self) -> bool:
         return bool(self.projects or self.experiments)
 
-    @staticmethod
-    def matching(patterns: Iterable[str], id_: object, name: object = None) -> list[str]:
-        """The patterns among ``patterns`` that select an item with this id and name."""
-        names = [str(id_)] + ([str(name)] if name is not None else [])
-        return [p for p in patterns if any(fnmatchcase(n, p) for n in names)]
+    def in_workspace(self, workspace: Workspace) -> Selection:
+        """This selection with each value that names a project (an experiment) of
+        ``workspace`` exactly, by id or name, taken as that name only."""
+        if not self:
+            return self
+        projects: set[str] = set()
+        experiments: set[str] = set()
+        for project in workspace.list_projects():
+            projects.update(_id_and_name(project))
+            if self.experiments:
+                for experiment in project.list_experiments():
+                    experiments.update(_id_and_name(experiment))
+        return replace(
+            self,
+            literal_projects=frozenset(projects.intersection(self.projects)),
+            literal_experiments=frozenset(experiments.intersection(self.experiments)),
+        )
+
+    def projects_matching(self, id_: object, name: object = None) -> list[str]:
+        """The ``-p`` values that select a project with this id and name."""
+        return _matching(self.projects, self.literal_projects, id_, name)
+
+    def experiments_matching(self, id_: object, name: object = None) -> list[str]:
+        """The ``-e`` values that select an experiment with this id and name."""
+        return _matching(self.experiments, self.literal_experiments, id_, name)
 
     def project(self, id_: object, name: object = None) -> bool:
-        return not self.projects or bool(self.matching(self.projects, id_, name))
+        return not self.projects or bool(self.projects_matching(id_, name))
 
     def experiment(self, id_: object, name: object = None) -> bool:
-        return not self.experiments or bool(self.matching(self.experiments, id_, name))
+        return not self.experiments or bool(self.experiments_matching(id_, name))
 
     def describe(self) -> str:
         """The options as typed, e.g. ``-p demo -e 'cu-*'``."""
         parts = [f"-p {p!r}" for p in self.projects] + [f"-e {e!r}" for e in self.experiments]
         return " ".join(parts)
+
+
+def _names(id_: object, name: object) -> list[str]:
+    return [str(id_)] + ([str(name)] if name is not None else [])
+
+
+def _id_and_name(item: Any) -> list[str]:
+    return _names(item.id, getattr(item, "name", None))
+
+
+def _matching(
+    patterns: Iterable[str], literal: frozenset[str], id_: object, name: object
+) -> list[str]:
+    names = _names(id_, name)
+    return [
+        pattern
+        for pattern in patterns
+        if any(n == pattern or (pattern not in literal and fnmatchcase(n, pattern)) for n in names)
+    ]
 
 
 def find_workspace_root(start: Path) -> Path | None:
@@ -161,6 +208,7 @@ def resolve_run(
     candidate = Path(reference).expanduser()
     if (candidate / RUN_FILE).is_file():
         run = open_run_dir(candidate)
+        selection = selection.in_workspace(run.workspace)
         if not _selected(selection, run.project, run.experiment):
             raise CliError(
                 f"run directory {candidate} belongs to {run.project.id}/{run.experiment.id}, "
@@ -168,6 +216,7 @@ def resolve_run(
             )
         return run
     workspace = open_workspace(workspace_option)
+    selection = selection.in_workspace(workspace)
     found = list(workspace.runs(where={"id": reference})) if _is_text(reference) else []
     matches = [
         row
