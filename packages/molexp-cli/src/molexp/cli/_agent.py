@@ -324,19 +324,23 @@ def manifest(
         project: _names(project, "project.json")
         for project in sorted((root / "projects").glob("*/"))
     }
-    every_experiment = {
-        experiment: _names(experiment, "experiment.json")
+    experiments_of = {
+        project: {
+            experiment: _names(experiment, "experiment.json")
+            for experiment in sorted((project / "experiments").glob("*/"))
+        }
         for project in every_project
-        for experiment in sorted((project / "experiments").glob("*/"))
     }
     literal_projects = {n for names in every_project.values() for n in names}
-    literal_experiments = {n for names in every_experiment.values() for n in names}
+    literal_experiments = {
+        n for found in experiments_of.values() for names in found.values() for n in names
+    }
     for project, project_names in every_project.items():
         if not _selected(projects, project_names, literal_projects):
             continue
         files.append(project / "project.json")
-        for experiment in sorted((project / "experiments").glob("*/")):
-            if not _selected(experiments, every_experiment[experiment], literal_experiments):
+        for experiment, experiment_names in experiments_of[project].items():
+            if not _selected(experiments, experiment_names, literal_experiments):
                 continue
             files.append(experiment / "experiment.json")
             for run_dir in sorted((experiment / "runs").glob("*/")):
